@@ -89,10 +89,10 @@ class MuxStream:
     async def read(self, max_bytes: int = 256 * 1024) -> bytes:
         """Up to ``max_bytes`` (at least one byte), or ``b""`` once the peer closed."""
         while not self._chunks:
-            if self._error is not None:
-                raise self._error
             if self._eof:
                 return b""
+            if self._error is not None:
+                raise self._error
             self._read_waiter = asyncio.get_running_loop().create_future()
             try:
                 await self._read_waiter
@@ -221,11 +221,13 @@ class MuxStream:
             self._open_timer = None
         _settle(self._ack_waiter)
 
-    def _fail(self, error: MuxError) -> None:
+    def _fail(self, error: MuxError, *, keep_data: bool = False) -> None:
+        """Fail pending and later calls; ``keep_data`` lets readers take what arrived."""
         if self._error is not None:
             return
         self._error = error
-        self._chunks.clear()
+        if not keep_data:
+            self._chunks.clear()
         if self._open_timer is not None:
             self._open_timer.cancel()
             self._open_timer = None
@@ -461,7 +463,7 @@ class MuxSession:
         error = SessionClosedError(f"session closed: {event.reason}")
         self._closed_error = error
         for stream in list(self._streams.values()):
-            stream._fail(error)
+            stream._fail(error, keep_data=True)
         self._streams.clear()
         self._backlog.clear()
         _settle(self._accept_waiter)

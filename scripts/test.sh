@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine: installs what it needs, builds the interop
+# peers, checks lint and types, then runs pytest. Extra arguments go to pytest.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+# Toolchains installed by rustup and the Go tarball live here on a new machine.
+export PATH="$HOME/.cargo/bin:/usr/local/go/bin:$PATH"
+
+bash scripts/setup.sh
+bash tests/interop/build.sh
+
+echo "== ruff" >&2
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+echo "== mypy --strict" >&2
+.venv/bin/mypy
+echo "== pytest" >&2
+.venv/bin/pytest "$@"
