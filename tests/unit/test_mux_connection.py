@@ -313,7 +313,7 @@ def hdr(kind: int, flags: int, sid: int, length: int) -> bytes:
         (hdr(0, 0, 1, 3) + b"abc", "never opened"),
         (hdr(1, 0, 9, 5), "never opened"),
         (hdr(1, Flag.SYN, 2, 0), "our parity"),
-        (hdr(1, Flag.SYN, 3, 0) + hdr(1, Flag.SYN, 1, 0), "reused"),
+        (hdr(1, Flag.SYN, 3, 0) + hdr(1, Flag.SYN, 1, 0) + hdr(1, Flag.SYN, 1, 0), "reused"),
         (hdr(1, Flag.SYN, 1, 0) + hdr(1, Flag.SYN, 1, 0), "reused"),
         (hdr(0, Flag.SYN, 1, INITIAL_WINDOW + 1), "exceeds the window"),
         (hdr(1, Flag.SYN | Flag.FIN, 1, 0) + hdr(0, 0, 1, 1) + b"x", "data after FIN"),
@@ -323,6 +323,12 @@ def hdr(kind: int, flags: int, sid: int, length: int) -> bytes:
 )
 def test_protocol_violations_end_in_go_away(wire: bytes, reason: str) -> None:
     assert reason in violation(Connection(client=False), wire)
+
+
+def test_syns_may_arrive_out_of_order() -> None:
+    server = Connection(client=False)
+    events = server.receive_data(b"".join(hdr(1, Flag.SYN, i, 0) for i in (5, 1, 3, 7)))
+    assert events == [StreamOpened(5), StreamOpened(1), StreamOpened(3), StreamOpened(7)]
 
 
 def test_data_on_a_closed_stream_is_a_violation() -> None:

@@ -46,6 +46,10 @@ from .frame import (
     encode_header,
 )
 
+# Peers open streams from several threads, so SYNs may arrive out of id order: ids the
+# peer skipped over are remembered (this many at most) and may still be opened later.
+_SKIPPED_MEMORY: Final = 1024
+
 # How many streams we reset are remembered, so that frames the peer sent before it saw
 # our RST are dropped quietly instead of being taken for a protocol violation.
 _RESET_MEMORY: Final = 1024
@@ -97,6 +101,7 @@ class Connection:
         self.config = config or MuxConfig()
         self._next_id = 1 if client else 2
         self._last_remote_id = 0
+        self._skipped_remote_ids: set[int] = set()
         self._streams: dict[int, _StreamState] = {}
         self._reset_by_us: dict[int, None] = {}  # insertion-ordered, bounded
         self._unaccepted = 0
@@ -307,9 +312,19 @@ class Connection:
     def _on_syn(self, stream_id: int) -> _StreamState | None:
         if (stream_id & 1) == (1 if self.client else 0):
             raise _ProtocolViolation(f"peer opened stream {stream_id} of our parity")
-        if stream_id <= self._last_remote_id:
+        last = self._last_remote_id
+        if stream_id > last:
+            skipped = self._skipped_remote_ids
+            first = last + 2 if last else (2 if self.client else 1)
+            skipped.update(range(max(first, stream_id - 2 * _SKIPPED_MEMORY), stream_id, 2))
+            if len(skipped) > _SKIPPED_MEMORY:
+                for old in sorted(skipped)[: len(skipped) - _SKIPPED_MEMORY]:
+                    skipped.discard(old)
+            self._last_remote_id = stream_id
+        elif stream_id in self._skipped_remote_ids:
+            self._skipped_remote_ids.discard(stream_id)
+        else:
             raise _ProtocolViolation(f"peer reused stream id {stream_id}")
-        self._last_remote_id = stream_id
         cfg = self.config
         if (
             self.local_go_away

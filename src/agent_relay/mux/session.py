@@ -80,6 +80,7 @@ class MuxStream:
         self._write_lock = asyncio.Lock()
         self._write_closed = False
         self._open_timer: asyncio.TimerHandle | None = None
+        self._max_send_window = 0
 
     def __repr__(self) -> str:
         return f"<MuxStream {self.stream_id}>"
@@ -197,7 +198,8 @@ class MuxStream:
 
     @property
     def max_send_window(self) -> int:
-        return self._conn.max_send_window(self.stream_id)
+        """Largest send window the peer granted, also after the stream has ended."""
+        return max(self._max_send_window, self._conn.max_send_window(self.stream_id))
 
     # ----------------------------------------------------------------- events
 
@@ -212,6 +214,9 @@ class MuxStream:
         _settle(self._read_waiter)
 
     def _on_window(self) -> None:
+        self._max_send_window = max(
+            self._max_send_window, self._conn.max_send_window(self.stream_id)
+        )
         _settle(self._window_waiter)
 
     def _on_ack(self) -> None:
@@ -257,7 +262,7 @@ class MuxSession:
         self._pings: dict[int, asyncio.Future[None]] = {}
         self._ping_ids = itertools.count(1)
         self._writer_wake = asyncio.Event()
-        self._drain_waiters: list[asyncio.Future[None]] = []
+        self._drain_waiters: deque[asyncio.Future[None]] = deque()
         self._idle_waiter: asyncio.Future[None] | None = None
         self._closed_error: SessionClosedError | None = None
         self.close_reason = ""
@@ -375,15 +380,32 @@ class MuxSession:
         self._writer_wake.set()
 
     async def _wait_drained(self) -> None:
-        while self._conn.pending_output > self.config.write_high_water:
-            if self._closed_error is not None:
-                return
+        """Wait while the queued output is above the high-water mark.
+
+        Waiters queue in order and are woken one at a time, each passing the turn on once
+        it has queued its data, so a flush does not wake every blocked writer at once.
+        """
+        if self._closed_error is not None:
+            return
+        if self._conn.pending_output > self.config.write_high_water or self._drain_waiters:
             waiter = self._loop.create_future()
             self._drain_waiters.append(waiter)
-            await waiter
+            try:
+                await waiter
+            except asyncio.CancelledError:
+                with contextlib.suppress(ValueError):
+                    self._drain_waiters.remove(waiter)
+                self._pass_drain_turn()
+                raise
+        self._pass_drain_turn()
+
+    def _pass_drain_turn(self) -> None:
+        if self._drain_waiters and self._conn.pending_output <= self.config.write_high_water:
+            _settle(self._drain_waiters.popleft())
 
     def _release_drain_waiters(self) -> None:
-        waiters, self._drain_waiters = self._drain_waiters, []
+        """Wake every blocked writer: the session is over and they must see it."""
+        waiters, self._drain_waiters = self._drain_waiters, deque()
         for waiter in waiters:
             _settle(waiter)
 
@@ -502,10 +524,9 @@ class MuxSession:
                 while data := conn.data_to_send():
                     # Writers may queue the next batch while this one is in flight; at most
                     # about twice the high-water mark is held.
-                    self._release_drain_waiters()
+                    self._pass_drain_turn()
                     async with asyncio.timeout(self.config.write_timeout):
                         await self._transport.write(data)
-                self._release_drain_waiters()
                 if conn.terminated:
                     break
         except TimeoutError:

@@ -1,8 +1,8 @@
 module agentrelay/interop
 
-go 1.26.8
+go 1.26
 
 require (
-	github.com/coder/websocket v1.8.15 // indirect
-	github.com/hashicorp/yamux v0.1.2 // indirect
+	github.com/coder/websocket v1.8.15
+	github.com/hashicorp/yamux v0.1.2
 )

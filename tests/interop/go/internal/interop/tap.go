@@ -88,8 +88,9 @@ func (t *Tap) Read(b []byte) (int, error) {
 	return n, err
 }
 
+// Write reports the frames before writing them, so the report is never later
+// than the other side's reaction to them.
 func (t *Tap) Write(b []byte) (int, error) {
-	n, err := t.ReadWriteCloser.Write(b)
-	t.out.feed(b[:n])
-	return n, err
+	t.out.feed(b)
+	return t.ReadWriteCloser.Write(b)
 }
