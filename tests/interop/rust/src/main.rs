@@ -2,13 +2,17 @@
 //!
 //! It implements the peer side of `tests/interop/PROTOCOL.md`: dial the driver over TCP or a
 //! WebSocket, run a yamux session with the library's defaults (except the maximum stream
-//! window, from `--max-window`), and answer the driver's streams by their first byte.
+//! window, from `--max-window`, and a short keepalive interval, see below), and answer the
+//! driver's streams by their first byte.
 //!
 //! Things tokio-yamux 0.3.20 cannot do, and what this peer does instead:
-//! - `P` (ping): the crate has no public way to send a ping or to learn its answer
-//!   (`Session::send_ping` is private; only the automatic keepalive pings are sent). The peer
-//!   writes `ERR ...` and does not count that as a failure of its own (the limitation is the
-//!   library's, and it is reported in-band).
+//! - `P` (ping): the crate has no public way to send a ping on request (`Session::send_ping` is
+//!   private; `Control` only opens streams and closes). It does send keepalive pings by itself,
+//!   and with its `metrics` feature it records the `yamux.ping_latency` histogram each time one
+//!   of its pings is acknowledged. So the peer runs keepalive every [`KEEPALIVE_INTERVAL`]
+//!   (100 ms instead of the default 30 s), installs [`PingRecorder`] to count those records,
+//!   and `P` waits for [`PINGS_FOR_P`] acknowledgements that arrive after the `P` stream
+//!   (at most [`PING_WAIT`]); that is a real ping round trip with the driver, 3 times.
 //! - Go Away without closing *is* possible: `Session::send_go_away(&mut self, cx)` is public,
 //!   so the task that drives the session calls it when an `X` stream asks for it.
 //! - Reset: there is no explicit reset call; dropping a `StreamHandle` that has not been closed
@@ -20,6 +24,12 @@
 //! never learn of the window update that unblocks it. [`Driven`] wraps the handle and, whenever
 //! a write is pending, peeks (`StreamHandle::poll_peek`), which drains the channel and registers
 //! the task's waker. Readers and writers of one stream always run in the same task.
+//!
+//! Library bug this peer can only report: once a stream has received the remote's FIN, its
+//! handle stops taking frames off its channel, so window updates are never applied and it can
+//! send at most the send window it had at that moment (256 KiB by default). A responder `G`
+//! whose opener FINs after the header (as PROTOCOL.md allows) therefore cannot send more than
+//! that; [`Driven`] detects the condition (remote closed, send window 0) and fails the write.
 
 use std::{
     future::poll_fn,
@@ -28,18 +38,21 @@ use std::{
     process::ExitCode,
     sync::{
         Arc,
-        atomic::{AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
     },
     task::{Context, Poll, ready},
     time::{Duration, Instant},
 };
 
 use futures::{Sink, Stream};
+use metrics::{
+    Counter, Gauge, Histogram, HistogramFn, Key, KeyName, Metadata, Recorder, SharedString, Unit,
+};
 use sha2::{Digest, Sha256};
 use tokio::{
     io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf},
     net::TcpStream,
-    sync::{mpsc, oneshot},
+    sync::{mpsc, oneshot, watch},
     task::JoinSet,
 };
 use tokio_tungstenite::{
@@ -54,6 +67,14 @@ const RESPONDER_CHUNK: usize = 64 * 1024;
 const OPENER_CHUNK: usize = 16 * 1024;
 /// How long to wait for running operations once the session has ended (must exit within 5 s).
 const DRAIN_GRACE: Duration = Duration::from_secs(3);
+/// tokio-yamux's keepalive interval: short, because its keepalive pings are what `P` waits for.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_millis(100);
+/// Acknowledged pings `P` waits for (PROTOCOL.md: "pings the session 3 times").
+const PINGS_FOR_P: u64 = 3;
+/// How long `P` waits for them.
+const PING_WAIT: Duration = Duration::from_secs(5);
+/// The histogram tokio-yamux (feature `metrics`) records once per acknowledged ping it sent.
+const PING_LATENCY_METRIC: &str = "yamux.ping_latency";
 
 macro_rules! log {
     ($($arg:tt)*) => {
@@ -283,6 +304,56 @@ async fn dial(args: &Args) -> Result<Box<dyn Io>, String> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Ping observation (see the module docs: tokio-yamux has no ping API, only keepalive)
+
+/// Counts `yamux.ping_latency` records, i.e. acknowledged keepalive pings, in a watch channel.
+struct AckedPings(watch::Sender<u64>);
+
+impl HistogramFn for AckedPings {
+    fn record(&self, _latency_ms: f64) {
+        self.0.send_modify(|n| *n += 1);
+    }
+
+    fn record_many(&self, _latency_ms: f64, count: usize) {
+        self.0.send_modify(|n| *n += count as u64);
+    }
+}
+
+/// The process's global `metrics` recorder: it keeps the ping-latency histogram (as a count)
+/// and drops every other metric.
+struct PingRecorder(Arc<AckedPings>);
+
+impl Recorder for PingRecorder {
+    fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+    fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+    fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+
+    fn register_counter(&self, _: &Key, _: &Metadata<'_>) -> Counter {
+        Counter::noop()
+    }
+
+    fn register_gauge(&self, _: &Key, _: &Metadata<'_>) -> Gauge {
+        Gauge::noop()
+    }
+
+    fn register_histogram(&self, key: &Key, _: &Metadata<'_>) -> Histogram {
+        if key.name() == PING_LATENCY_METRIC {
+            Histogram::from_arc(self.0.clone())
+        } else {
+            Histogram::noop()
+        }
+    }
+}
+
+/// Installs [`PingRecorder`] and returns the sender side of its count of acknowledged pings.
+fn install_ping_counter() -> Result<watch::Sender<u64>, String> {
+    let acked = watch::Sender::new(0u64);
+    metrics::set_global_recorder(PingRecorder(Arc::new(AckedPings(acked.clone()))))
+        .map_err(|e| format!("installing the metrics recorder: {e}"))?;
+    Ok(acked)
+}
+
+// ---------------------------------------------------------------------------------------------
 // Stream wrapper
 
 /// A `StreamHandle` whose pending writes keep the read path alive (see the module docs).
@@ -311,6 +382,19 @@ impl AsyncWrite for Driven {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let r = Pin::new(&mut self.0).poll_write(cx, buf);
+        if r.is_pending()
+            && self.0.state() == StreamState::RemoteClosing
+            && self.0.send_window() == 0
+        {
+            // Once the remote has sent FIN, tokio-yamux 0.3.20 never takes another frame off the
+            // stream's channel (recv_frames/try_recv_frames return early in RemoteClosing), so
+            // window updates are never applied and the send window stays 0 for good. Fail now
+            // with a clear message instead of hanging.
+            return Poll::Ready(Err(io::Error::other(
+                "write stalled for good: send window is 0 after the remote's FIN, and \
+                 tokio-yamux 0.3.20 ignores window updates on a remotely half-closed stream",
+            )));
+        }
         if r.is_pending() {
             // Take queued frames (window updates) off the stream's channel and register this
             // task for the next one; the result is irrelevant (data stays buffered).
@@ -340,6 +424,10 @@ struct Shared {
     control: Control,
     cmds: mpsc::UnboundedSender<SessionCmd>,
     failures: AtomicUsize,
+    /// Count of acknowledged keepalive pings (see [`PingRecorder`]).
+    acked_pings: watch::Sender<u64>,
+    /// Set once the session has ended (before it is dropped).
+    ended: AtomicBool,
 }
 
 impl Shared {
@@ -350,6 +438,13 @@ impl Shared {
 }
 
 async fn run(args: Args) -> ExitCode {
+    let acked_pings = match install_ping_counter() {
+        Ok(a) => a,
+        Err(e) => {
+            log!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let io = match dial(&args).await {
         Ok(io) => io,
         Err(e) => {
@@ -357,7 +452,12 @@ async fn run(args: Args) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let mut config = Config::default();
+    // Short keepalive: these pings are the only ones tokio-yamux sends, and `P` waits for them.
+    let mut config = Config {
+        enable_keepalive: true,
+        keepalive_interval: KEEPALIVE_INTERVAL,
+        ..Config::default()
+    };
     if let Some(w) = args.max_window {
         config.max_stream_window_size = w;
     }
@@ -371,12 +471,15 @@ async fn run(args: Args) -> ExitCode {
         control: session.control(),
         cmds: cmd_tx,
         failures: AtomicUsize::new(0),
+        acked_pings,
+        ended: AtomicBool::new(false),
     });
     log!(
-        "session up: role={} transport={} max_window={}",
+        "session up: role={} transport={} max_window={} keepalive={:?}",
         if args.client { "client" } else { "server" },
         if args.ws { "ws" } else { "tcp" },
-        config.max_stream_window_size
+        config.max_stream_window_size,
+        config.keepalive_interval
     );
 
     let mut tasks = JoinSet::new();
@@ -422,6 +525,7 @@ async fn run(args: Args) -> ExitCode {
         while tasks.try_join_next().is_some() {}
     }
     // Dropping the session closes the connection and makes every open stream end.
+    shared.ended.store(true, Ordering::SeqCst);
     drop(session);
 
     let deadline = Instant::now() + DRAIN_GRACE;
@@ -482,10 +586,25 @@ async fn respond(stream: StreamHandle, sh: &Shared) -> OpResult {
             drop(s);
             return Ok(());
         }
-        b'P' => ping(&mut s).await,
+        b'P' => ping(&mut s, sh).await,
         b'O' => open(&mut s, sh).await,
         b'X' => go_away(&mut s, sh).await,
         other => Err(format!("unknown operation byte {other:#04x}")),
+    };
+    let r = match r {
+        // The operation wrote all it had to: close our side (FIN).
+        Ok(()) => match s.shutdown().await {
+            Ok(()) => Ok(()),
+            // tokio-yamux's close() sends the FIN and then a bookkeeping event to the session;
+            // either fails only once the session is gone (dropped after the connection ended).
+            // If the FIN was lost the driver sees it; it is not this peer's failure.
+            Err(e) if sh.ended.load(Ordering::SeqCst) => {
+                log!("stream {}: close after the session ended: {e}", s.0.id());
+                Ok(())
+            }
+            Err(e) => Err(format!("close: {e}")),
+        },
+        Err(e) => Err(e),
     };
     match r {
         Err(e) if s.state() == StreamState::Reset => {
@@ -510,7 +629,7 @@ async fn echo(s: &mut Driven) -> OpResult {
         }
         s.write_all(&buf[..n]).await.map_err(io_ctx("write"))?;
     }
-    s.shutdown().await.map_err(io_ctx("close"))
+    Ok(())
 }
 
 async fn sink(s: &mut Driven) -> OpResult {
@@ -529,7 +648,7 @@ async fn sink(s: &mut Driven) -> OpResult {
     reply.extend_from_slice(&count.to_be_bytes());
     reply.extend_from_slice(&hash.finalize());
     s.write_all(&reply).await.map_err(io_ctx("write"))?;
-    s.shutdown().await.map_err(io_ctx("close"))
+    Ok(())
 }
 
 async fn generate(s: &mut Driven) -> OpResult {
@@ -540,7 +659,7 @@ async fn generate(s: &mut Driven) -> OpResult {
     let n = u64::from_be_bytes(hdr[..8].try_into().unwrap());
     let seed = u32::from_be_bytes(hdr[8..].try_into().unwrap());
     write_generated(s, n, seed, RESPONDER_CHUNK, None).await?;
-    s.shutdown().await.map_err(io_ctx("close"))
+    Ok(())
 }
 
 /// Writes `n` generated bytes from `seed` in chunks of `chunk`, hashing them if asked.
@@ -566,15 +685,29 @@ async fn write_generated<W: AsyncWrite + Unpin>(
     Ok(())
 }
 
-async fn ping(s: &mut Driven) -> OpResult {
+async fn ping(s: &mut Driven, sh: &Shared) -> OpResult {
     // tokio-yamux 0.3.20 cannot send a ping on request nor report its answer: Session::send_ping
-    // is private and Control only opens streams or shuts down. Reported in-band, not counted as
-    // a failure of this peer.
-    log!("P: tokio-yamux has no public ping API; answering ERR");
-    s.write_all(b"ERR tokio-yamux 0.3.20 has no API to send a ping (only automatic keepalive)\n")
-        .await
-        .map_err(io_ctx("write"))?;
-    s.shutdown().await.map_err(io_ctx("close"))
+    // is private and Control only opens streams or shuts down. What it does do is send keepalive
+    // pings (every KEEPALIVE_INTERVAL here) and, with its `metrics` feature, record
+    // `yamux.ping_latency` when the driver acknowledges one. So "ping the driver 3 times" is
+    // checked as: 3 of the session's pings acknowledged after this stream arrived.
+    let started = Instant::now();
+    let mut acked = sh.acked_pings.subscribe();
+    let base = *acked.borrow_and_update();
+    let _ = tokio::time::timeout(PING_WAIT, acked.wait_for(|&n| n >= base + PINGS_FOR_P)).await;
+    let n = *acked.borrow() - base;
+    if n >= PINGS_FOR_P {
+        log!(
+            "P: {n} keepalive pings acknowledged in {:?}",
+            started.elapsed()
+        );
+        s.write_all(b"OK\n").await.map_err(io_ctx("write"))?;
+        return Ok(());
+    }
+    let e = format!("{n} of {PINGS_FOR_P} keepalive pings acknowledged");
+    let _ = s.write_all(format!("ERR {e}\n").as_bytes()).await;
+    let _ = s.shutdown().await;
+    Err(format!("{e} within {PING_WAIT:?}"))
 }
 
 async fn go_away(s: &mut Driven, sh: &Shared) -> OpResult {
@@ -584,13 +717,15 @@ async fn go_away(s: &mut Driven, sh: &Shared) -> OpResult {
         .map_err(|_| "session is gone".to_string())?;
     let sent = rx.await.map_err(|_| "session is gone".to_string())?;
     if let Err(e) = sent {
-        let _ = s.write_all(format!("ERR send_go_away: {e}\n").as_bytes()).await;
+        let _ = s
+            .write_all(format!("ERR send_go_away: {e}\n").as_bytes())
+            .await;
         let _ = s.shutdown().await;
         return Err(format!("send_go_away: {e}"));
     }
     log!("X: Go Away sent");
     s.write_all(b"OK\n").await.map_err(io_ctx("write"))?;
-    s.shutdown().await.map_err(io_ctx("close"))
+    Ok(())
 }
 
 async fn open(s: &mut Driven, sh: &Shared) -> OpResult {
@@ -631,7 +766,7 @@ async fn open(s: &mut Driven, sh: &Shared) -> OpResult {
     match outcome {
         Ok(()) => {
             s.write_all(b"OK\n").await.map_err(io_ctx("write"))?;
-            s.shutdown().await.map_err(io_ctx("close"))
+            Ok(())
         }
         Err(e) => {
             let line = format!("ERR {}\n", e.replace('\n', " "));
