@@ -1,0 +1,128 @@
+"""One side of an HTTP/1.1 connection over a :class:`ByteChannel`, driven by h11."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import h11
+
+from .channel import READ_SIZE, ByteChannel
+
+DEFAULT_MAX_HEAD = 64 * 1024
+
+
+class HttpProtocolError(Exception):
+    """The peer broke HTTP/1.1; ``status`` is the answer a server should give."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class HttpConnection:
+    """Reads and writes HTTP/1.1 messages; bodies are streamed, never buffered whole."""
+
+    def __init__(
+        self,
+        channel: ByteChannel,
+        *,
+        client: bool,
+        max_head_size: int = DEFAULT_MAX_HEAD,
+        read_size: int = READ_SIZE,
+    ) -> None:
+        self.channel = channel
+        self._h11 = h11.Connection(
+            h11.CLIENT if client else h11.SERVER, max_incomplete_event_size=max_head_size
+        )
+        self._read_size = read_size
+
+    # ----------------------------------------------------------------- reading
+
+    async def _next_event(self) -> h11.Event | type[h11.PAUSED]:
+        conn = self._h11
+        while True:
+            try:
+                event = conn.next_event()
+            except h11.RemoteProtocolError as exc:
+                raise HttpProtocolError(str(exc), exc.error_status_hint) from None
+            if event is not h11.NEED_DATA:
+                return event  # type: ignore[return-value]
+            data = await self.channel.read(self._read_size)
+            try:
+                conn.receive_data(data)
+            except h11.RemoteProtocolError as exc:
+                raise HttpProtocolError(str(exc), exc.error_status_hint) from None
+
+    async def receive_request(self) -> h11.Request | None:
+        """The next request head, or None if the peer closed between requests."""
+        event = await self._next_event()
+        if isinstance(event, h11.Request):
+            return event
+        if isinstance(event, h11.ConnectionClosed):
+            return None
+        raise HttpProtocolError(f"expected a request, got {type(event).__name__}")
+
+    async def receive_response(self) -> h11.Response | h11.InformationalResponse:
+        """The final response head, or a ``101`` that switches protocols."""
+        while True:
+            event = await self._next_event()
+            if isinstance(event, h11.Response):
+                return event
+            if isinstance(event, h11.InformationalResponse):
+                if event.status_code == 101:
+                    return event
+                continue  # 100 Continue and friends are not forwarded
+            if isinstance(event, h11.ConnectionClosed):
+                raise HttpProtocolError("connection closed before a response", 502)
+            raise HttpProtocolError(f"expected a response, got {type(event).__name__}", 502)
+
+    async def receive_body(self) -> AsyncIterator[bytes]:
+        """The body of the message just received, chunk by chunk as it arrives."""
+        while True:
+            event = await self._next_event()
+            if isinstance(event, h11.Data):
+                if event.data:
+                    yield bytes(event.data)
+            elif isinstance(event, h11.EndOfMessage):
+                return
+            elif isinstance(event, h11.ConnectionClosed):
+                raise HttpProtocolError("connection closed in the middle of a body", 502)
+            else:
+                raise HttpProtocolError(f"unexpected {type(event).__name__} in a body", 502)
+
+    # ----------------------------------------------------------------- writing
+
+    async def send(self, event: h11.Event) -> None:
+        data = self._h11.send(event)
+        if data:
+            await self.channel.write(data)
+
+    async def send_data(self, data: bytes) -> None:
+        if data:
+            await self.send(h11.Data(data=data))
+
+    async def end_message(self) -> None:
+        await self.send(h11.EndOfMessage())
+
+    # ----------------------------------------------------------------- state
+
+    @property
+    def switched_protocol(self) -> bool:
+        return self._h11.our_state is h11.SWITCHED_PROTOCOL
+
+    @property
+    def can_reuse(self) -> bool:
+        """Both sides finished their message and nobody asked to close."""
+        return self._h11.our_state is h11.DONE and self._h11.their_state is h11.DONE
+
+    @property
+    def request_done(self) -> bool:
+        """The peer's message (for a server: the request body) was read to its end."""
+        return self._h11.their_state in (h11.DONE, h11.MUST_CLOSE, h11.CLOSED)
+
+    def start_next_cycle(self) -> None:
+        self._h11.start_next_cycle()
+
+    def trailing_data(self) -> bytes:
+        """Bytes that arrived after the message head that switched protocols."""
+        return bytes(self._h11.trailing_data[0])

@@ -1,0 +1,137 @@
+"""HTTP/1.1 over a yamux stream and over sockets: streaming bodies, limits, 101 splice."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import h11
+import pytest
+
+from agent_relay.httpwire import HttpConnection, HttpProtocolError, SocketChannel, splice
+from tests.conftest import tcp_pair
+
+
+async def test_request_and_streamed_response_over_a_mux_stream() -> None:
+    body = random.randbytes(3 * 1024 * 1024)
+    async with tcp_pair() as (client, server):
+        up = await client.open_stream()
+        requester = HttpConnection(up, client=True)
+        await requester.send(
+            h11.Request(
+                method="POST",
+                target="/api/upload?x=1",
+                headers=[("host", "agent"), ("transfer-encoding", "chunked")],
+            )
+        )
+
+        async def upload() -> None:
+            for start in range(0, len(body), 100_000):
+                await requester.send_data(body[start : start + 100_000])
+            await requester.end_message()
+
+        uploading = asyncio.create_task(upload())
+
+        down = await server.accept_stream()
+        responder = HttpConnection(down, client=False)
+        request = await responder.receive_request()
+        assert request is not None
+        assert (request.method, request.target) == (b"POST", b"/api/upload?x=1")
+        received = b"".join([chunk async for chunk in responder.receive_body()])
+        assert received == body
+        await uploading
+        await responder.send(h11.Response(status_code=200, headers=[("content-length", "5")]))
+        await responder.send_data(b"hello")
+        await responder.end_message()
+
+        response = await requester.receive_response()
+        assert response.status_code == 200
+        assert b"".join([c async for c in requester.receive_body()]) == b"hello"
+        assert requester.can_reuse
+        assert responder.can_reuse
+
+
+async def test_oversized_head_is_431() -> None:
+    async with tcp_pair() as (client, server):
+        up = await client.open_stream()
+        await up.write(b"GET / HTTP/1.1\r\nhost: x\r\nx-big: " + b"a" * 70_000 + b"\r\n\r\n")
+        conn = HttpConnection(await server.accept_stream(), client=False, max_head_size=8192)
+        with pytest.raises(HttpProtocolError) as caught:
+            await conn.receive_request()
+        assert caught.value.status == 431
+
+
+async def test_garbage_is_400() -> None:
+    async with tcp_pair() as (client, server):
+        up = await client.open_stream()
+        await up.write(b"\x16\x03\x01 not http at all\r\n\r\n")
+        conn = HttpConnection(await server.accept_stream(), client=False)
+        with pytest.raises(HttpProtocolError) as caught:
+            await conn.receive_request()
+        assert caught.value.status == 400
+
+
+async def test_truncated_response_body_is_an_error() -> None:
+    async with tcp_pair() as (client, server):
+        up = await client.open_stream()
+        conn = HttpConnection(up, client=True)
+        await conn.send(h11.Request(method="GET", target="/", headers=[("host", "x")]))
+        await conn.end_message()
+        down = await server.accept_stream()
+        await down.write(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc")
+        await down.close()
+        response = await conn.receive_response()
+        assert response.status_code == 200
+        with pytest.raises(HttpProtocolError, match="without sending complete message body"):
+            async for _ in conn.receive_body():
+                pass
+
+
+async def test_switching_protocols_then_raw_splice() -> None:
+    """A client socket ↔ mux stream ↔ upstream socket, spliced after a 101."""
+
+    async def upstream(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        conn = HttpConnection(SocketChannel(reader, writer), client=False)
+        request = await conn.receive_request()
+        assert request is not None
+        await conn.send(
+            h11.InformationalResponse(
+                status_code=101, headers=[("upgrade", "echo"), ("connection", "upgrade")]
+            )
+        )
+        leftover = conn.trailing_data()
+        writer.write(leftover.upper())
+        while data := await reader.read(1024):
+            writer.write(data.upper())
+        writer.close()
+
+    server = await asyncio.start_server(upstream, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with tcp_pair() as (client, session):
+        stream = await client.open_stream()
+        conn = HttpConnection(stream, client=True)
+        await conn.send(
+            h11.Request(
+                method="GET",
+                target="/echo",
+                headers=[("host", "x"), ("upgrade", "echo"), ("connection", "upgrade")],
+            )
+        )
+        await conn.end_message()
+
+        async def relay_side() -> None:
+            down = await session.accept_stream()
+            socket = SocketChannel(*await asyncio.open_connection("127.0.0.1", port))
+            await splice(down, socket)
+
+        relaying = asyncio.create_task(relay_side())
+        response = await conn.receive_response()
+        assert response.status_code == 101
+        assert conn.trailing_data() == b""
+        await stream.write(b"hello ")
+        await stream.write(b"world")
+        await stream.close()
+        got = await stream.read_all(limit=100)
+        assert got == b"HELLO WORLD"
+        await asyncio.wait_for(relaying, 5)
+    server.close()
