@@ -16,4 +16,5 @@ echo "== ruff" >&2
 echo "== mypy --strict" >&2
 .venv/bin/mypy
 echo "== pytest" >&2
+AGENT_RELAY_PG_BINDIR=$(bash scripts/postgres.sh); export AGENT_RELAY_PG_BINDIR  # for tests/integration
 .venv/bin/pytest "$@"

@@ -1,13 +1,394 @@
-"""The ``agent-relay`` command line."""
+"""The ``agent-relay`` command line, and the reference-compatible ``relay-server``."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import os
+import re
+import sys
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from functools import wraps
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
 import click
+import platformdirs
 
 from . import __version__
+from .keyfile import read_secret_file, write_secret_file
+from .relay.auth import (
+    SECRET_ENV,
+    AuthError,
+    JwtSecret,
+    SecretError,
+    issue_token,
+    session_id_of_token,
+)
+from .relay.config import ConfigError, RelayConfig, parse_listen_addr
+from .relay.service import RelayService, run_until_signalled
+from .store import Store, StoreError, StoreMode
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+DATABASE_ENV = ["SERVER_DATABASE_URL", "DATABASE_URL"]
+SECRET_FILE_NAME = "jwt-secret"  # noqa: S105 - a file name, not a secret
+
+
+def _fail_cleanly(func: Callable[P, R]) -> Callable[P, R]:
+    """Known errors become a one-line message and exit status 1, never a traceback."""
+
+    @wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except (ConfigError, SecretError, StoreError, AuthError, PermissionError) as exc:
+            raise click.ClickException(str(exc)) from None
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from None
+
+    return wrapper
+
+
+def _run(coro: Awaitable[R]) -> R:
+    async def main() -> R:
+        return await coro
+
+    return asyncio.run(main())
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("websockets", "aiosqlite", "asyncio"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get("AGENT_RELAY_DATA_DIR") or platformdirs.user_data_dir("agent-relay"))
+
+
+def resolve_secret(secret_file: Path | None, data_dir: Path, *, create: bool) -> JwtSecret:
+    """The JWT secret: the environment, else a file, else (stand-alone) one kept in the
+    data dir, made on first start."""
+    if os.environ.get(SECRET_ENV):
+        return JwtSecret.from_environment()
+    if secret_file is not None:
+        return JwtSecret.from_base64(
+            read_secret_file(secret_file).decode("ascii", "replace"), name=str(secret_file)
+        )
+    kept = data_dir / SECRET_FILE_NAME
+    if kept.exists():
+        return JwtSecret.from_base64(
+            read_secret_file(kept).decode("ascii", "replace"), name=str(kept)
+        )
+    if not create:
+        raise SecretError(
+            f"no JWT secret: set {SECRET_ENV}, pass --jwt-secret-file, or start the relay once "
+            f"to create {kept}"
+        )
+    secret = JwtSecret.generate()
+    write_secret_file(kept, (secret.to_base64() + "\n").encode())
+    return secret
+
+
+def parse_ttl(value: str) -> timedelta:
+    match = re.fullmatch(r"\s*(\d+)\s*([smhd]?)\s*", value)
+    if not match:
+        raise click.BadParameter("use a number with s, m, h or d, for example 30d or 12h")
+    unit = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
+    return timedelta(seconds=int(match.group(1)) * unit)
+
+
+# ------------------------------------------------------------------------- commands
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="agent-relay")
 def main() -> None:
     """agent-relay: reach a local agent server through a relay it dials out to."""
+
+
+def _server_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option(
+            "--listen",
+            envvar="RELAY_LISTEN_ADDR",
+            default="0.0.0.0:8082",
+            show_default=True,
+            help="host:port to listen on [env: RELAY_LISTEN_ADDR]",
+        ),
+        click.option(
+            "--database-url",
+            envvar=DATABASE_ENV,
+            default=None,
+            help="postgresql://… or a SQLite path [env: SERVER_DATABASE_URL, "
+            "DATABASE_URL]; default: SQLite in the data dir",
+        ),
+        click.option(
+            "--data-dir",
+            type=click.Path(path_type=Path),
+            default=None,
+            help="where stand-alone state lives [env: AGENT_RELAY_DATA_DIR]",
+        ),
+        click.option(
+            "--jwt-secret-file",
+            type=click.Path(path_type=Path, exists=True),
+            default=None,
+            help=f"file holding the base64 secret [else env: {SECRET_ENV}]",
+        ),
+        click.option(
+            "--max-streams-per-host",
+            type=click.IntRange(1, 100_000),
+            default=256,
+            show_default=True,
+            help="concurrent proxied requests per host (then 503)",
+        ),
+        click.option(
+            "--max-head-size",
+            type=click.IntRange(1024, 1024 * 1024),
+            default=16 * 1024,
+            show_default=True,
+            help="largest request head, bytes",
+        ),
+        click.option(
+            "--response-timeout",
+            type=click.FloatRange(0.1),
+            default=60.0,
+            show_default=True,
+            help="seconds for a host to start answering (then 504)",
+        ),
+        click.option(
+            "--idle-timeout",
+            type=click.FloatRange(0.1),
+            default=300.0,
+            show_default=True,
+            help="longest pause inside a body, seconds",
+        ),
+        click.option(
+            "--total-timeout",
+            type=click.FloatRange(0.1),
+            default=None,
+            help="longest proxied exchange, seconds (default: none)",
+        ),
+        click.option(
+            "--shutdown-timeout",
+            type=click.FloatRange(0),
+            default=25.0,
+            show_default=True,
+            help="seconds in-flight requests get on SIGTERM",
+        ),
+        click.option("-v", "--verbose", is_flag=True, help="debug logging"),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _serve(
+    *,
+    shared: bool,
+    require_secret: bool,
+    listen: str,
+    database_url: str | None,
+    data_dir: Path | None,
+    jwt_secret_file: Path | None,
+    max_streams_per_host: int,
+    max_head_size: int,
+    response_timeout: float,
+    idle_timeout: float,
+    total_timeout: float | None,
+    shutdown_timeout: float,
+    verbose: bool,
+) -> None:
+    _setup_logging(verbose)
+    host, port = parse_listen_addr(listen)
+    data_dir = data_dir or default_data_dir()
+    if require_secret and not os.environ.get(SECRET_ENV) and jwt_secret_file is None:
+        raise SecretError(f"{SECRET_ENV} must be set (standard base64, at least 32 bytes)")
+    secret = resolve_secret(jwt_secret_file, data_dir, create=not shared)
+    config = RelayConfig(
+        listen_host=host,
+        listen_port=port,
+        database_url=database_url,
+        shared_database=shared,
+        jwt_secret=secret,
+        max_head_size=max_head_size,
+        max_streams_per_host=max_streams_per_host,
+        response_timeout=response_timeout,
+        idle_timeout=idle_timeout,
+        total_timeout=total_timeout,
+        shutdown_timeout=shutdown_timeout,
+    )
+
+    async def serve() -> None:
+        mode = StoreMode.SHARED if shared else StoreMode.STANDALONE
+        store = await Store.open(database_url, mode=mode, data_dir=data_dir)
+        await run_until_signalled(RelayService(config, store))
+
+    _run(serve())
+
+
+@main.command()
+@_server_options
+@click.option(
+    "--shared",
+    is_flag=True,
+    help="use a database the remote API owns: read its users, never change its schema",
+)
+@_fail_cleanly
+def server(shared: bool, **options: Any) -> None:
+    """Run the relay (stand-alone on SQLite unless given a database URL)."""
+    _serve(shared=shared, require_secret=False, **options)
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@_server_options
+@click.option(
+    "--standalone",
+    is_flag=True,
+    help="own the database (create and migrate the tables) instead of sharing it",
+)
+@_fail_cleanly
+def relay_server(standalone: bool, **options: Any) -> None:
+    """The relay as a drop-in for the reference relay-server sidecar: configured by
+    RELAY_LISTEN_ADDR, SERVER_DATABASE_URL (or DATABASE_URL) and
+    VIBEKANBAN_REMOTE_JWT_SECRET, on the remote API's database."""
+    if not options.get("database_url") and not standalone:
+        raise ConfigError("SERVER_DATABASE_URL (or DATABASE_URL) must be set")
+    _serve(shared=not standalone, require_secret=True, **options)
+
+
+def _admin_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    func = click.option(
+        "--jwt-secret-file", type=click.Path(path_type=Path, exists=True), default=None
+    )(func)
+    func = click.option("--data-dir", type=click.Path(path_type=Path), default=None)(func)
+    func = click.option("--database-url", envvar=DATABASE_ENV, default=None)(func)
+    return func
+
+
+@main.group()
+def users() -> None:
+    """Stand-alone user accounts."""
+
+
+@users.command("add")
+@click.argument("name")
+@_admin_options
+@_fail_cleanly
+def users_add(
+    name: str, database_url: str | None, data_dir: Path | None, jwt_secret_file: Path | None
+) -> None:
+    """Create the user NAME."""
+
+    async def add() -> None:
+        async with await Store.open(database_url, data_dir=data_dir or default_data_dir()) as store:
+            user = await store.add_user(name)
+            click.echo(f"added user {user.username} ({user.id})", err=True)
+
+    _run(add())
+
+
+@users.command("list")
+@_admin_options
+@_fail_cleanly
+def users_list(
+    database_url: str | None, data_dir: Path | None, jwt_secret_file: Path | None
+) -> None:
+    """List the users."""
+
+    async def show() -> None:
+        async with await Store.open(database_url, data_dir=data_dir or default_data_dir()) as store:
+            for user in await store.list_users():
+                click.echo(f"{user.username}\t{user.id}\t{user.created_at.isoformat()}")
+
+    _run(show())
+
+
+@main.group()
+def tokens() -> None:
+    """Tokens that hosts and clients present to the relay."""
+
+
+@tokens.command("issue")
+@click.argument("user")
+@click.option("--ttl", default="30d", show_default=True, help="lifetime: 3600, 15m, 12h, 30d")
+@_admin_options
+@_fail_cleanly
+def tokens_issue(
+    user: str,
+    ttl: str,
+    database_url: str | None,
+    data_dir: Path | None,
+    jwt_secret_file: Path | None,
+) -> None:
+    """Print a new token for USER (a name or id) on stdout."""
+    lifetime = parse_ttl(ttl)
+    data_dir = data_dir or default_data_dir()
+    secret = resolve_secret(jwt_secret_file, data_dir, create=True)
+
+    async def issue() -> None:
+        async with await Store.open(database_url, data_dir=data_dir) as store:
+            record = await store.get_user(user)
+            if record is None:
+                raise click.ClickException(
+                    f"no user {user!r} (add one: agent-relay users add NAME)"
+                )
+            issued = await issue_token(store, secret, record.id, lifetime)
+            click.echo(issued.token)
+            click.echo(
+                f"expires {issued.expires_at.isoformat()}; session {issued.auth_session_id}",
+                err=True,
+            )
+
+    _run(issue())
+
+
+@tokens.command("revoke")
+@click.argument("token", required=False)
+@click.option("--user", default=None, help="revoke every token of this user")
+@click.option("--session", "session_id", default=None, help="revoke one auth session by id")
+@_admin_options
+@_fail_cleanly
+def tokens_revoke(
+    token: str | None,
+    user: str | None,
+    session_id: str | None,
+    database_url: str | None,
+    data_dir: Path | None,
+    jwt_secret_file: Path | None,
+) -> None:
+    """Revoke TOKEN, or --session ID, or every token of --user NAME."""
+    if sum(x is not None for x in (token, user, session_id)) != 1:
+        raise click.UsageError("give exactly one of TOKEN, --user or --session")
+    data_dir = data_dir or default_data_dir()
+
+    async def revoke() -> None:
+        async with await Store.open(database_url, data_dir=data_dir) as store:
+            if user is not None:
+                record = await store.get_user(user)
+                if record is None:
+                    raise click.ClickException(f"no user {user!r}")
+                revoked = await store.revoke_user_auth_sessions(record.id)
+                click.echo(f"revoked {len(revoked)} session(s) of {record.username}", err=True)
+                return
+            if token is not None:
+                secret = resolve_secret(jwt_secret_file, data_dir, create=False)
+                target = session_id_of_token(secret, token)
+            else:
+                try:
+                    target = uuid.UUID(str(session_id))
+                except ValueError:
+                    raise click.BadParameter("not a session id", param_hint="--session") from None
+            if not await store.revoke_auth_session(target):
+                raise click.ClickException(f"no active session {target}")
+            click.echo(f"revoked session {target}", err=True)
+
+    _run(revoke())

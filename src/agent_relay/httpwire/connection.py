@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import h11
 
@@ -35,6 +35,7 @@ class HttpConnection:
             h11.CLIENT if client else h11.SERVER, max_incomplete_event_size=max_head_size
         )
         self._read_size = read_size
+        self._max_head = max_head_size
 
     # ----------------------------------------------------------------- reading
 
@@ -57,6 +58,8 @@ class HttpConnection:
         """The next request head, or None if the peer closed between requests."""
         event = await self._next_event()
         if isinstance(event, h11.Request):
+            if _head_size(event.target, event.headers) > self._max_head:
+                raise HttpProtocolError("request head too large", 431)
             return event
         if isinstance(event, h11.ConnectionClosed):
             return None
@@ -66,6 +69,12 @@ class HttpConnection:
         """The final response head, or a ``101`` that switches protocols."""
         while True:
             event = await self._next_event()
+            # h11 bounds heads that arrive in pieces; one that came whole is checked here.
+            if (
+                isinstance(event, (h11.Response, h11.InformationalResponse))
+                and _head_size(event.reason, event.headers) > self._max_head
+            ):
+                raise HttpProtocolError("response head too large", 502)
             if isinstance(event, h11.Response):
                 return event
             if isinstance(event, h11.InformationalResponse):
@@ -126,3 +135,7 @@ class HttpConnection:
     def trailing_data(self) -> bytes:
         """Bytes that arrived after the message head that switched protocols."""
         return bytes(self._h11.trailing_data[0])
+
+
+def _head_size(first_line: bytes, headers: Sequence[tuple[bytes, bytes]]) -> int:
+    return len(first_line) + sum(len(name) + len(value) + 4 for name, value in headers)

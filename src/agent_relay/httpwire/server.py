@@ -1,0 +1,205 @@
+"""A small asyncio HTTP/1.1 server on h11: keep-alive, head-size and idle limits, and
+handlers that may take the socket over (WebSocket, ``101`` splice)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import h11
+
+from .channel import SocketChannel
+from .connection import HttpConnection, HttpProtocolError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ServerLimits:
+    max_head_size: int = 16 * 1024
+    # Idle keep-alive connection, and the wait for a request head once it started.
+    keepalive_timeout: float = 75.0
+    head_timeout: float = 30.0
+    max_body_size: int = 1024 * 1024  # for bodies a handler reads whole (JSON)
+
+
+@dataclass(eq=False)
+class Exchange:
+    """One request on a connection, and what a handler needs to answer it."""
+
+    http: HttpConnection
+    request: h11.Request
+    channel: SocketChannel
+    peer: str
+    limits: ServerLimits
+    # Headers every response gets (CORS), set by the router before the handler runs.
+    extra_headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    responded: bool = False
+    taken_over: bool = False  # the handler owns the socket now
+
+    @property
+    def method(self) -> str:
+        return self.request.method.decode("ascii")
+
+    @property
+    def target(self) -> str:
+        return self.request.target.decode("latin-1")
+
+    def header(self, name: bytes) -> bytes | None:
+        for key, value in self.request.headers:
+            if key == name:
+                return bytes(value)
+        return None
+
+    async def read_body(self) -> bytes:
+        parts: list[bytes] = []
+        size = 0
+        async for chunk in self.http.receive_body():
+            size += len(chunk)
+            if size > self.limits.max_body_size:
+                raise HttpProtocolError("request body too large", 413)
+            parts.append(chunk)
+        return b"".join(parts)
+
+    async def respond(
+        self,
+        status: int,
+        body: bytes = b"",
+        *,
+        content_type: bytes | None = None,
+        headers: list[tuple[bytes, bytes]] | None = None,
+    ) -> None:
+        all_headers = [(b"content-length", str(len(body)).encode())]
+        if content_type:
+            all_headers.append((b"content-type", content_type))
+        all_headers += headers or []
+        all_headers += self.extra_headers
+        self.responded = True
+        await self.http.send(h11.Response(status_code=status, headers=all_headers))
+        if body and self.request.method != b"HEAD":
+            await self.http.send_data(body)
+        await self.http.end_message()
+
+    async def respond_json(
+        self, status: int, payload: object, *, headers: list[tuple[bytes, bytes]] | None = None
+    ) -> None:
+        body = json.dumps(payload, separators=(",", ":")).encode()
+        await self.respond(status, body, content_type=b"application/json", headers=headers)
+
+
+Handler = Callable[[Exchange], Awaitable[None]]
+ErrorHandler = Callable[[Exchange, BaseException], Awaitable[None]]
+
+
+class HttpServer:
+    """Serves ``handler`` on each request; ``on_error`` answers what it raised."""
+
+    def __init__(self, handler: Handler, on_error: ErrorHandler, limits: ServerLimits) -> None:
+        self._handler = handler
+        self._on_error = on_error
+        self.limits = limits
+        self._server: asyncio.Server | None = None
+        self._connections: set[asyncio.Task[None]] = set()
+        self._idle: set[asyncio.Task[None]] = set()  # waiting for a next request
+        self.closing = False
+
+    async def start(self, host: str, port: int) -> tuple[str, int]:
+        self._server = await asyncio.start_server(self._serve_connection, host, port)
+        sockname = self._server.sockets[0].getsockname()
+        return str(sockname[0]), int(sockname[1])
+
+    async def stop_accepting(self) -> None:
+        self.closing = True
+        if self._server is not None:
+            self._server.close()
+        for task in list(self._idle):
+            task.cancel()
+
+    async def wait_connections(self, timeout: float) -> None:
+        """Let in-flight requests finish for up to ``timeout`` seconds, then cut them."""
+        pending = set(self._connections)
+        if pending:
+            _, pending = await asyncio.wait(pending, timeout=timeout)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=5)
+
+    async def _serve_connection(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._connections.add(task)
+        peername = writer.get_extra_info("peername")
+        peer = str(peername[0]) if isinstance(peername, tuple) else "unix"
+        channel = SocketChannel(reader, writer)
+        http = HttpConnection(channel, client=False, max_head_size=self.limits.max_head_size)
+        try:
+            await self._request_loop(http, channel, peer)
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        except Exception:
+            log.exception("unexpected error on a connection from %s", peer)
+        finally:
+            self._connections.discard(task)
+            self._idle.discard(task)
+            writer.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(writer.wait_closed(), 1)
+
+    async def _request_loop(self, http: HttpConnection, channel: SocketChannel, peer: str) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        first = True
+        while not self.closing:
+            self._idle.add(task)
+            try:
+                async with asyncio.timeout(
+                    self.limits.head_timeout if first else self.limits.keepalive_timeout
+                ):
+                    request = await http.receive_request()
+            except TimeoutError:
+                return
+            except HttpProtocolError as exc:
+                await _answer_protocol_error(http, exc)
+                return
+            finally:
+                self._idle.discard(task)
+            if request is None:
+                return
+            first = False
+            exchange = Exchange(http, request, channel, peer, self.limits)
+            try:
+                await self._handler(exchange)
+            except (ConnectionError, ConnectionAbortedError):
+                return
+            except Exception as exc:
+                if exchange.responded or exchange.taken_over:
+                    log.debug("error after the response started: %r", exc)
+                    return
+                await self._on_error(exchange, exc)
+            if exchange.taken_over or not http.can_reuse:
+                return
+            http.start_next_cycle()
+
+
+async def _answer_protocol_error(http: HttpConnection, exc: HttpProtocolError) -> None:
+    body = json.dumps({"error": str(exc) or "bad request"}).encode()
+    with contextlib.suppress(Exception):
+        await http.send(
+            h11.Response(
+                status_code=exc.status,
+                headers=[
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ],
+            )
+        )
+        await http.send_data(body)
+        await http.end_message()

@@ -1,0 +1,398 @@
+"""The relay's routes: health, metrics, hosts, the control channel, sessions, and the proxy."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qs
+
+from ..httpwire import HttpProtocolError
+from ..httpwire.server import Exchange
+from ..mux import MuxConfig, MuxSession
+from ..store import Store
+from ..store.errors import StoreError, StoreUnavailable
+from ..store.records import HostStatus, ProxyContext
+from ..transport.wsserver import (
+    WebSocketServerStream,
+    handshake,
+    open_protocol,
+    response_bytes,
+)
+from .auth import Authenticator, AuthError, auth_session_failure
+from .config import RelayConfig
+from .errors import RelayError, bad_request, forbidden, not_found, unauthorized, unavailable
+from .metrics import RelayMetrics
+from .proxy import ProxyLimits, proxy_request
+from .registry import Tunnel, TunnelRegistry
+
+log = logging.getLogger(__name__)
+
+_EXPOSED = b"x-vk-resp-ts, x-vk-resp-nonce, x-vk-resp-signature"
+_PROXY_PREFIX = "/v1/relay/h/"
+LAST_SEEN_EVERY = 30.0  # seconds between last_seen_at refreshes of connected hosts
+_SESSION_TOUCH_EVERY = 60.0  # seconds between last_used_at writes of a browser session
+
+
+@dataclass(slots=True)
+class _CachedContext:
+    context: ProxyContext
+    loaded_at: float
+    touched_at: float
+
+
+class RelayApp:
+    def __init__(
+        self,
+        config: RelayConfig,
+        store: Store,
+        authenticator: Authenticator,
+        registry: TunnelRegistry | None = None,
+        metrics: RelayMetrics | None = None,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.auth = authenticator
+        self.registry = registry or TunnelRegistry()
+        self.metrics = metrics or RelayMetrics()
+        self.proxy_limits = ProxyLimits(
+            response_timeout=config.response_timeout,
+            idle_timeout=config.idle_timeout,
+            total_timeout=config.total_timeout,
+            max_response_head=config.max_head_size,
+        )
+        self._contexts: dict[uuid.UUID, _CachedContext] = {}
+        self._background: set[asyncio.Task[None]] = set()
+        self.draining = False
+
+    # ----------------------------------------------------------------- dispatch
+
+    async def handle(self, ex: Exchange) -> None:
+        ex.extra_headers = _cors_headers(ex)
+        path, _, query = ex.target.partition("?")
+        if ex.method == "OPTIONS" and ex.header(b"access-control-request-method"):
+            await self._preflight(ex)
+        elif path == "/health":
+            await self._health(ex)
+        elif path == "/metrics":
+            await ex.respond(200, self.metrics.render(), content_type=b"text/plain; version=0.0.4")
+        elif path == "/v1/hosts":
+            _require_method(ex, "GET")
+            await self._list_hosts(ex)
+        elif path == "/v1/relay/connect":
+            _require_method(ex, "GET")
+            await self._connect(ex, query)
+        elif path.startswith("/v1/relay/create/"):
+            _require_method(ex, "POST")
+            await self._create_session(ex, path.removeprefix("/v1/relay/create/"))
+        elif path.startswith(_PROXY_PREFIX):
+            await self._proxy(ex, path, query)
+        else:
+            raise not_found("no such route")
+
+    async def on_error(self, ex: Exchange, exc: BaseException) -> None:
+        """The one place where errors become an HTTP status and a JSON body."""
+        headers: list[tuple[bytes, bytes]] = []
+        if isinstance(exc, RelayError):
+            status, message = exc.status, exc.message
+            headers = [(k.encode(), v.encode()) for k, v in exc.headers]
+        elif isinstance(exc, AuthError):
+            status, message = 401, str(exc)
+        elif isinstance(exc, HttpProtocolError):
+            status, message = exc.status, str(exc)
+        elif isinstance(exc, StoreUnavailable):
+            status, message = 503, "database unavailable"
+            headers = [(b"retry-after", b"5")]
+        elif isinstance(exc, StoreError):
+            status, message = 400, str(exc)
+        else:
+            log.exception("unexpected error on %s %s", ex.method, ex.target)
+            status, message = 500, "internal error"
+        if status >= 500 or status == 401:
+            log.info("%s %s -> %d %s", ex.method, _redact(ex.target), status, message)
+        if status in (401, 403, 404) and ex.target.startswith(_PROXY_PREFIX):
+            self.metrics.requests.labels(str(status)).inc()
+        with contextlib.suppress(Exception):
+            await ex.respond_json(status, {"error": message}, headers=headers)
+
+    # ----------------------------------------------------------------- small routes
+
+    async def _preflight(self, ex: Exchange) -> None:
+        headers = [
+            (b"access-control-allow-methods", ex.header(b"access-control-request-method") or b""),
+            (b"access-control-max-age", b"600"),
+        ]
+        requested = ex.header(b"access-control-request-headers")
+        if requested:
+            headers.append((b"access-control-allow-headers", requested))
+        await ex.respond(200, headers=headers)
+
+    async def _health(self, ex: Exchange) -> None:
+        database_ok = await self.store.health()
+        payload = {"status": "ok" if database_ok else "degraded"}
+        payload["database"] = "ok" if database_ok else "unreachable"
+        await ex.respond_json(200 if database_ok else 503, payload)
+
+    async def _list_hosts(self, ex: Exchange) -> None:
+        identity = await self.auth.authenticate(ex.header(b"authorization"))
+        hosts = await self.store.list_hosts_for_user(identity.user_id)
+        await ex.respond_json(
+            200,
+            {
+                "hosts": [
+                    {
+                        "id": str(host.id),
+                        "name": host.name,
+                        "machine_id": host.machine_id,
+                        "online": self.registry.is_online(host.id),
+                        "status": "online" if self.registry.is_online(host.id) else "offline",
+                        "last_seen_at": _iso(host.last_seen_at),
+                        "agent_version": host.agent_version,
+                        "owned": host.owned,
+                    }
+                    for host in hosts
+                ]
+            },
+        )
+
+    async def _create_session(self, ex: Exchange, raw_host_id: str) -> None:
+        host_id = _parse_uuid(raw_host_id.rstrip("/"), "host id")
+        identity = await self.auth.authenticate(ex.header(b"authorization"))
+        if not await self.store.can_access_host(identity.user_id, host_id):
+            raise forbidden("no access to this host")
+        session_id = await self.store.create_browser_session(
+            host_id, identity.user_id, identity.auth_session_id
+        )
+        self._spawn(self._touch_login(identity.auth_session_id))
+        await ex.respond_json(200, {"session_id": str(session_id)})
+
+    # ----------------------------------------------------------------- control channel
+
+    async def _connect(self, ex: Exchange, query: str) -> None:
+        if self.draining:
+            raise unavailable("relay is shutting down", retry_after=5)
+        identity = await self.auth.authenticate(ex.header(b"authorization"))
+        params = parse_qs(query)
+        machine_id = _single(params, "machine_id")
+        if not machine_id:
+            raise bad_request("machine_id is required")
+        name = _single(params, "name") or machine_id
+        agent_version = _single(params, "agent_version")
+        protocol, response = handshake(ex.method, ex.target, ex.request.headers)
+        if response.status_code != 101:
+            raise bad_request("expected a WebSocket upgrade")
+        host_id = await self.store.upsert_host(identity.user_id, machine_id, name, agent_version)
+        self._spawn(self._touch_login(identity.auth_session_id))
+        ex.taken_over = True
+        ex.responded = True
+        channel = ex.channel
+        channel.writer.write(response_bytes(protocol))
+        await channel.writer.drain()
+        frames = open_protocol()
+        leftover = ex.http.trailing_data()
+        if leftover:
+            frames.receive_data(leftover)
+        stream = WebSocketServerStream(frames, channel.reader, channel.writer)
+        session = MuxSession(
+            stream, client=False, config=self._mux_config(), name=f"host-{host_id}"
+        )
+        tunnel = Tunnel(host_id, session, max_streams=self.config.max_streams_per_host)
+        replaced = self.registry.register(tunnel)
+        if replaced is not None:
+            log.info("host %s reconnected; closing its previous control channel", host_id)
+            self._spawn(replaced.session.close())
+        self.metrics.tunnels.set(len(self.registry))
+        log.info("host %s (%s) connected from %s", host_id, name, ex.peer)
+        try:
+            await self.store.set_host_status(host_id, HostStatus.ONLINE)
+            await session.wait_closed()
+        finally:
+            await session.close()
+            if self.registry.unregister(tunnel):
+                with contextlib.suppress(StoreError):
+                    await self.store.set_host_status(host_id, HostStatus.OFFLINE)
+            self.metrics.tunnels.set(len(self.registry))
+            log.info("host %s disconnected: %s", host_id, session.close_reason or "closed")
+
+    def _mux_config(self) -> MuxConfig:
+        return MuxConfig(
+            accept_backlog=0,  # only the relay opens streams
+            max_streams=self.config.max_streams_per_host + 16,
+            keepalive_interval=self.config.keepalive_interval,
+            max_stream_window=self.config.max_stream_window,
+        )
+
+    # ----------------------------------------------------------------- proxy
+
+    async def _proxy(self, ex: Exchange, path: str, query: str) -> None:
+        rest = path[len(_PROXY_PREFIX) :]
+        raw_host, sep, rest = rest.partition("/s/")
+        if not sep:
+            raise not_found("no such route")
+        raw_session, _, tail = rest.partition("/")
+        host_id = _parse_uuid(raw_host, "host id")
+        session_id = _parse_uuid(raw_session, "session id")
+        target = "/" + tail + ("?" + query if query else "")
+        tunnel = await self._authorize_proxy(host_id, session_id)
+        if not tunnel.try_acquire():
+            raise unavailable("too many concurrent requests for this host", retry_after=1)
+        self.metrics.streams.inc()
+        started = time.perf_counter()
+        try:
+            result = await proxy_request(
+                ex.http,
+                ex.request,
+                target.encode("latin-1"),
+                tunnel,
+                self.proxy_limits,
+                response_headers=ex.extra_headers,
+            )
+        except RelayError as exc:
+            self.metrics.requests.labels(str(exc.status)).inc()
+            raise
+        finally:
+            tunnel.release()
+            self.metrics.streams.dec()
+        ex.responded = True
+        ex.taken_over = result.upgraded
+        self.metrics.latency.observe(time.perf_counter() - started)
+        self.metrics.requests.labels(str(result.status)).inc()
+        self.metrics.bytes.labels("up").inc(result.bytes_up)
+        self.metrics.bytes.labels("down").inc(result.bytes_down)
+
+    async def _authorize_proxy(self, host_id: uuid.UUID, session_id: uuid.UUID) -> Tunnel:
+        """The spec's checks, in its order, on at most one database round trip."""
+        context = await self._proxy_context(session_id)
+        if context is None or context.revoked_at is not None:
+            raise unauthorized("invalid or revoked relay session")
+        if context.host_id != host_id:
+            raise forbidden("relay session belongs to another host")
+        failure = auth_session_failure(context.auth_session, context.user_id, datetime.now(UTC))
+        if failure is not None:
+            self.forget_session(session_id)
+            with contextlib.suppress(StoreError):
+                await self.store.revoke_browser_session(session_id)
+            raise unauthorized("the login behind this relay session has ended")
+        if not context.user_has_access:
+            raise forbidden("no access to this host")
+        tunnel = self.registry.get(host_id)
+        if tunnel is None:
+            raise not_found("No active relay")
+        return tunnel
+
+    async def _proxy_context(self, session_id: uuid.UUID) -> ProxyContext | None:
+        now = time.monotonic()
+        cached = self._contexts.get(session_id)
+        if cached is not None and now - cached.loaded_at < self.config.session_cache_ttl:
+            if now - cached.touched_at > _SESSION_TOUCH_EVERY:
+                cached.touched_at = now
+                self._spawn(self._touch_session(session_id))
+            return cached.context
+        context = await self.store.load_proxy_context(session_id)
+        if context is None:
+            self._contexts.pop(session_id, None)
+            return None
+        if len(self._contexts) >= self.config.session_cache_size:
+            self._contexts.clear()  # rare; cheaper than tracking recency
+        touched = cached.touched_at if cached is not None else now
+        self._contexts[session_id] = _CachedContext(context, now, touched)
+        if cached is None:
+            self._spawn(self._touch_session(session_id))
+        return context
+
+    async def _touch_session(self, session_id: uuid.UUID) -> None:
+        with contextlib.suppress(StoreError):
+            await self.store.touch_browser_session(session_id)
+
+    async def _touch_login(self, auth_session_id: uuid.UUID) -> None:
+        """Use keeps a login from going idle (stand-alone; the remote API does it when
+        it owns the database)."""
+        with contextlib.suppress(StoreError):
+            await self.store.touch_auth_session(auth_session_id)
+
+    def forget_session(self, session_id: uuid.UUID) -> None:
+        """Drop a cached browser session at once (it was revoked)."""
+        self._contexts.pop(session_id, None)
+
+    def forget_all_sessions(self) -> None:
+        self._contexts.clear()
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def refresh_last_seen(self) -> None:
+        """Keep ``last_seen_at`` of every connected host fresh, in one statement a round."""
+        while True:
+            await asyncio.sleep(LAST_SEEN_EVERY)
+            host_ids = [t.host_id for t in self.registry.tunnels()]
+            if host_ids:
+                with contextlib.suppress(StoreError):
+                    await self.store.touch_hosts(host_ids)
+
+    async def close(self, timeout: float) -> None:
+        """Go Away to every host, give their in-flight streams ``timeout`` to finish."""
+        self.draining = True
+        tunnels = self.registry.tunnels()
+        await asyncio.gather(
+            *(t.session.close(drain_timeout=timeout) for t in tunnels), return_exceptions=True
+        )
+        for task in list(self._background):
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(task, 5)
+
+
+# --------------------------------------------------------------------- helpers
+
+
+def _require_method(ex: Exchange, method: str) -> None:
+    if ex.method != method:
+        raise RelayError(405, f"use {method}", headers=[("allow", method)])
+
+
+def _parse_uuid(value: str, what: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise bad_request(f"invalid {what}") from None
+
+
+def _single(params: dict[str, list[str]], name: str) -> str | None:
+    values = params.get(name)
+    if not values:
+        return None
+    value = values[0].strip()
+    if len(value) > 255 or any(ord(c) < 32 for c in value):
+        raise bad_request(f"invalid {name}")
+    return value or None
+
+
+def _cors_headers(ex: Exchange) -> list[tuple[bytes, bytes]]:
+    origin = ex.header(b"origin")
+    if origin is None:
+        return []
+    return [
+        (b"access-control-allow-origin", origin),
+        (b"access-control-allow-credentials", b"true"),
+        (b"access-control-expose-headers", _EXPOSED),
+        (b"vary", b"origin, access-control-request-method, access-control-request-headers"),
+    ]
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
+def _redact(target: str) -> str:
+    """Paths carry session ids, which grant access: keep them out of logs."""
+    if target.startswith(_PROXY_PREFIX):
+        host, _, _ = target[len(_PROXY_PREFIX) :].partition("/")
+        return f"{_PROXY_PREFIX}{host}/s/…"
+    return target.partition("?")[0]

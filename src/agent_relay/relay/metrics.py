@@ -1,0 +1,41 @@
+"""Prometheus metrics of one relay process."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+
+class RelayMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.tunnels = Gauge(
+            "agent_relay_tunnels",
+            "Hosts connected over a live control channel",
+            registry=self.registry,
+        )
+        self.streams = Gauge(
+            "agent_relay_streams_in_flight",
+            "Proxied requests in progress",
+            registry=self.registry,
+        )
+        self.requests = Counter(
+            "agent_relay_proxied_requests",
+            "Proxied requests by response status",
+            ["status"],
+            registry=self.registry,
+        )
+        self.bytes = Counter(
+            "agent_relay_proxied_bytes",
+            "Body bytes proxied, by direction (up: to the host)",
+            ["direction"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "agent_relay_response_seconds",
+            "Time from request head to the host's response head",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=self.registry,
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,180 @@
+"""Forward one client request to a host over a new yamux stream, streaming both ways.
+
+Bodies flow chunk by chunk with backpressure in both directions (a slow client slows the
+host's stream through the yamux window); a ``101`` turns both hops into a raw byte pipe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+
+import h11
+
+from ..httpwire import HttpConnection, HttpProtocolError, splice
+from ..mux import GoAwayError, MuxError, MuxStream, SessionClosedError, TooManyStreamsError
+from .errors import bad_gateway, gateway_timeout, unavailable
+from .registry import Tunnel
+
+# Headers that describe one hop, not the message; h11 frames the client side itself.
+_HOP_BY_HOP = frozenset(
+    {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyLimits:
+    # Time for the host to start its response head.
+    response_timeout: float = 60.0
+    # Longest pause in a body, either direction, before the exchange is cut.
+    idle_timeout: float = 300.0
+    # Whole exchange; None lets server-sent events and long downloads run on.
+    total_timeout: float | None = None
+    max_response_head: int = 64 * 1024
+
+
+@dataclass(slots=True)
+class ProxyResult:
+    status: int
+    bytes_up: int = 0
+    bytes_down: int = 0
+    upgraded: bool = False
+
+
+async def _open(tunnel: Tunnel) -> MuxStream:
+    try:
+        return await tunnel.session.open_stream()
+    except (GoAwayError, SessionClosedError):
+        raise unavailable("host is reconnecting", retry_after=1) from None
+    except TooManyStreamsError:
+        raise unavailable("too many concurrent requests for this host", retry_after=1) from None
+    except MuxError as exc:
+        raise bad_gateway(f"cannot open a stream to the host: {exc}") from None
+
+
+async def proxy_request(
+    front: HttpConnection,
+    request: h11.Request,
+    target: bytes,
+    tunnel: Tunnel,
+    limits: ProxyLimits,
+    *,
+    response_headers: list[tuple[bytes, bytes]],
+) -> ProxyResult:
+    """Relay ``request`` (path rewritten to ``target``) and the host's answer.
+
+    ``response_headers`` (CORS) are added to the host's response. Raises RelayError when no
+    response has been sent yet; after that, failures abort the client connection.
+    """
+    stream = await _open(tunnel)
+    upstream = HttpConnection(stream, client=True, max_head_size=limits.max_response_head)
+    result = ProxyResult(status=0)
+    uploading: asyncio.Task[None] | None = None
+    try:
+        async with asyncio.timeout(limits.total_timeout):
+            await upstream.send(
+                h11.Request(method=request.method, target=target, headers=request.headers)
+            )
+            uploading = asyncio.create_task(_upload(front, upstream, limits, result))
+            try:
+                async with asyncio.timeout(limits.response_timeout):
+                    response = await upstream.receive_response()
+            except TimeoutError:
+                raise gateway_timeout("host did not answer in time") from None
+            except HttpProtocolError as exc:
+                raise bad_gateway(f"bad response from host: {exc}") from None
+            except MuxError:
+                if uploading.done() and uploading.exception() is not None:
+                    raise bad_gateway("request body could not be forwarded") from None
+                raise bad_gateway("host closed the stream without a response") from None
+            result.status = response.status_code
+            headers = [
+                (k, v)
+                for k, v in response.headers
+                if k not in _HOP_BY_HOP
+                # The relay answers CORS itself; the host's own would be duplicates.
+                and not (response_headers and k.startswith(b"access-control-"))
+            ]
+            if response.status_code == 101:
+                upgrade = [(k, v) for k, v in response.headers if k in (b"upgrade", b"connection")]
+                await _splice_upgrade(front, upstream, stream, headers + upgrade, result)
+                return result
+            await front.send(
+                h11.Response(
+                    status_code=response.status_code,
+                    headers=headers + response_headers,
+                    reason=response.reason,
+                )
+            )
+            await _download(front, upstream, limits, result)
+            if not front.request_done:
+                # The host answered without reading the whole body; the upload is moot.
+                uploading.cancel()
+            else:
+                await uploading
+        if stream.at_eof:
+            await stream.close()  # both sides done: a clean FIN
+        else:
+            # The exchange is complete; a host that keeps its side open must not hold a
+            # stream slot (and its window) until it gets round to closing.
+            stream.reset()
+        return result
+    except BaseException:
+        stream.reset()
+        raise
+    finally:
+        if uploading is not None and not uploading.done():
+            uploading.cancel()
+            with contextlib.suppress(BaseException):
+                await uploading
+
+
+async def _upload(
+    front: HttpConnection, upstream: HttpConnection, limits: ProxyLimits, result: ProxyResult
+) -> None:
+    body = front.receive_body()
+    while True:
+        async with asyncio.timeout(limits.idle_timeout):
+            chunk = await anext(body, None)
+        if chunk is None:
+            break
+        result.bytes_up += len(chunk)
+        await upstream.send_data(chunk)
+    await upstream.end_message()
+
+
+async def _download(
+    front: HttpConnection, upstream: HttpConnection, limits: ProxyLimits, result: ProxyResult
+) -> None:
+    body = upstream.receive_body()
+    while True:
+        try:
+            async with asyncio.timeout(limits.idle_timeout):
+                chunk = await anext(body, None)
+        except (HttpProtocolError, MuxError, TimeoutError) as exc:
+            # Headers are out: all we can do is cut the client connection.
+            raise ConnectionAbortedError(f"host response broke off: {exc!r}") from None
+        if chunk is None:
+            break
+        result.bytes_down += len(chunk)
+        await front.send_data(chunk)
+    await front.end_message()
+
+
+async def _splice_upgrade(
+    front: HttpConnection,
+    upstream: HttpConnection,
+    stream: MuxStream,
+    headers: list[tuple[bytes, bytes]],
+    result: ProxyResult,
+) -> None:
+    result.upgraded = True
+    await front.send(h11.InformationalResponse(status_code=101, headers=headers))
+    early_from_client = front.trailing_data()
+    early_from_host = upstream.trailing_data()
+    if early_from_client:
+        await stream.write(early_from_client)
+    if early_from_host:
+        await front.channel.write(early_from_host)
+    await splice(front.channel, stream)

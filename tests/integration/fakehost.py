@@ -1,0 +1,146 @@
+"""A host for relay tests: a real yamux client over a real WebSocket to the relay, serving
+a few HTTP routes on each stream it accepts."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+
+import h11
+from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import connect as ws_connect
+
+from agent_relay.httpwire import HttpConnection
+from agent_relay.mux import MuxSession, MuxStream, SessionClosedError, StreamResetError
+from agent_relay.transport import WebSocketByteStream
+
+CHUNK = 64 * 1024
+
+
+def pattern(size: int) -> bytes:
+    block = bytes(range(256)) * (CHUNK // 256)
+    return (block * (size // CHUNK + 1))[:size]
+
+
+class FakeHost:
+    def __init__(self, relay_url: str, token: str, machine_id: str, name: str = "fake") -> None:
+        self.url = (
+            relay_url.replace("http://", "ws://", 1)
+            + f"/v1/relay/connect?machine_id={machine_id}&name={name}&agent_version=test"
+        )
+        self.token = token
+        self.websocket: ClientConnection | None = None
+        self.session: MuxSession | None = None
+        self._serving: asyncio.Task[None] | None = None
+        self.requests: list[h11.Request] = []
+        self.in_flight = 0
+
+    async def connect(self) -> None:
+        self.websocket = await ws_connect(
+            self.url,
+            additional_headers={"Authorization": f"Bearer {self.token}"},
+            max_size=None,
+            compression=None,
+        )
+        self.session = MuxSession(WebSocketByteStream(self.websocket), client=True)
+        self._serving = asyncio.create_task(self._serve(self.session))
+
+    async def close(self) -> None:
+        if self.session is not None:
+            await self.session.close()
+        if self._serving is not None:
+            self._serving.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._serving
+
+    async def _serve(self, session: MuxSession) -> None:
+        async with asyncio.TaskGroup() as tg:
+            while True:
+                try:
+                    stream = await session.accept_stream()
+                except SessionClosedError:
+                    return
+                tg.create_task(self._handle(stream))
+
+    async def _handle(self, stream: MuxStream) -> None:
+        self.in_flight += 1
+        try:
+            http = HttpConnection(stream, client=False)
+            request = await http.receive_request()
+            if request is None:
+                return
+            self.requests.append(request)
+            await self._route(http, stream, request)
+            await stream.close()
+        except (StreamResetError, SessionClosedError, ConnectionError):
+            pass
+        finally:
+            self.in_flight -= 1
+
+    async def _route(self, http: HttpConnection, stream: MuxStream, request: h11.Request) -> None:
+        target = request.target.decode()
+        path = target.partition("?")[0]
+        if path == "/echo":
+            body = b"".join([c async for c in http.receive_body()])
+            await respond(http, 200, body, [("x-target", target)])
+        elif path == "/headers":
+            await drain(http)
+            headers = {k.decode(): v.decode() for k, v in request.headers}
+            await respond(http, 200, json.dumps({"target": target, "headers": headers}).encode())
+        elif path == "/upload":
+            digest = hashlib.sha256()
+            size = 0
+            async for chunk in http.receive_body():
+                digest.update(chunk)
+                size += len(chunk)
+            await respond(http, 200, f"{size} {digest.hexdigest()}".encode())
+        elif path.startswith("/bytes/"):
+            await drain(http)
+            size = int(path.removeprefix("/bytes/"))
+            await http.send(h11.Response(status_code=200, headers=[("content-length", str(size))]))
+            data = pattern(size)
+            for start in range(0, size, CHUNK):
+                await http.send_data(data[start : start + CHUNK])
+            await http.end_message()
+        elif path.startswith("/sleep/"):
+            await drain(http)
+            await asyncio.sleep(float(path.removeprefix("/sleep/")))
+            await respond(http, 200, b"slept")
+        elif path.startswith("/status/"):
+            await drain(http)
+            await respond(http, int(path.removeprefix("/status/")), b"")
+        elif path == "/reset":
+            stream.reset()
+        elif path == "/upgrade":
+            await drain(http)
+            await http.send(
+                h11.InformationalResponse(
+                    status_code=101, headers=[("upgrade", "echo"), ("connection", "upgrade")]
+                )
+            )
+            # Raw bytes from here: echo them back upper-cased.
+            early = http.trailing_data()
+            if early:
+                await stream.write(early.upper())
+            while data := await stream.read():
+                await stream.write(data.upper())
+            await stream.close()
+        else:
+            await drain(http)
+            await respond(http, 404, b"not here")
+
+
+async def drain(http: HttpConnection) -> None:
+    async for _ in http.receive_body():
+        pass
+
+
+async def respond(
+    http: HttpConnection, status: int, body: bytes, headers: list[tuple[str, str]] | None = None
+) -> None:
+    all_headers = [("content-length", str(len(body))), *(headers or [])]
+    await http.send(h11.Response(status_code=status, headers=all_headers))
+    await http.send_data(body)
+    await http.end_message()

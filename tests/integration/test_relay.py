@@ -1,0 +1,365 @@
+"""The relay service end to end on loopback, on SQLite and on PostgreSQL: real HTTP
+clients, and a host that is a real yamux client over a real WebSocket."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import hashlib
+import random
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+
+import httpx
+import pytest
+from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import InvalidStatus
+
+from agent_relay.relay.auth import JwtSecret, issue_token
+from agent_relay.relay.config import RelayConfig
+from agent_relay.relay.service import RelayService
+from agent_relay.store import Store
+from agent_relay.store.records import HostStatus
+
+from .fakehost import FakeHost, pattern
+
+MIB = 1024 * 1024
+
+
+@dataclass
+class Relay:
+    service: RelayService
+    store: Store
+    secret: JwtSecret
+    url: str
+    token: str
+    user_id: uuid.UUID
+    client: httpx.AsyncClient
+
+    def auth(self, token: str | None = None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token or self.token}"}
+
+    async def host(self, machine_id: str = "machine-1", token: str | None = None) -> FakeHost:
+        host = FakeHost(self.url, token or self.token, machine_id)
+        await host.connect()
+        return host
+
+    async def host_id(self, machine_id: str = "machine-1") -> uuid.UUID:
+        for _ in range(100):
+            hosts = (await self.client.get("/v1/hosts", headers=self.auth())).json()["hosts"]
+            for host in hosts:
+                if host["machine_id"] == machine_id and host["online"]:
+                    return uuid.UUID(host["id"])
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"host {machine_id} never came online")
+
+    async def browser_session(self, host_id: uuid.UUID) -> str:
+        response = await self.client.post(f"/v1/relay/create/{host_id}", headers=self.auth())
+        assert response.status_code == 200, response.text
+        return str(response.json()["session_id"])
+
+    async def path(self, machine_id: str = "machine-1") -> str:
+        host_id = await self.host_id(machine_id)
+        return f"/v1/relay/h/{host_id}/s/{await self.browser_session(host_id)}"
+
+
+@contextlib.asynccontextmanager
+async def running_relay(database_url: str, **options: object) -> AsyncIterator[Relay]:
+    secret = JwtSecret.generate()
+    config = RelayConfig(listen_host="127.0.0.1", listen_port=0, jwt_secret=secret)
+    config = dataclasses.replace(config, **options)  # type: ignore[arg-type]
+    store = await Store.open(database_url)
+    service = RelayService(config, store)
+    await service.start()
+    user = await store.add_user("alice")
+    issued = await issue_token(store, secret, user.id, timedelta(hours=1))
+    async with httpx.AsyncClient(base_url=service.url, timeout=30) as client:
+        try:
+            yield Relay(service, store, secret, service.url, issued.token, user.id, client)
+        finally:
+            await service.stop()
+
+
+@pytest.fixture
+async def relay(database_url: str) -> AsyncIterator[Relay]:
+    async with running_relay(database_url) as running:
+        yield running
+
+
+@pytest.fixture
+async def host(relay: Relay) -> AsyncIterator[FakeHost]:
+    connected = await relay.host()
+    yield connected
+    await connected.close()
+
+
+async def test_health_reports_the_database(relay: Relay) -> None:
+    response = await relay.client.get("/health")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "database": "ok"}
+
+
+async def test_unknown_route_is_json_404(relay: Relay) -> None:
+    response = await relay.client.get("/nope")
+    assert response.status_code == 404
+    assert "error" in response.json()
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [None, "Bearer", "Bearer not-a-jwt", "Basic dXNlcjpwYXNz", "Bearer a.b.c"],
+)
+async def test_connect_and_create_need_a_valid_token(
+    relay: Relay, authorization: str | None
+) -> None:
+    headers = {"Authorization": authorization} if authorization else {}
+    response = await relay.client.get("/v1/relay/connect?machine_id=m", headers=headers)
+    assert response.status_code == 401
+    assert response.json()["error"]
+    response = await relay.client.post(f"/v1/relay/create/{uuid.uuid4()}", headers=headers)
+    assert response.status_code == 401
+
+
+async def test_websocket_connect_with_a_bad_token_is_refused(relay: Relay) -> None:
+    with pytest.raises(InvalidStatus) as refused:
+        await ws_connect(
+            relay.url.replace("http", "ws") + "/v1/relay/connect?machine_id=m",
+            additional_headers={"Authorization": "Bearer nope"},
+        )
+    assert refused.value.response.status_code == 401
+
+
+async def test_request_through_the_relay(relay: Relay, host: FakeHost) -> None:
+    base = await relay.path()
+    response = await relay.client.post(f"{base}/echo?x=1&y=%20", content=b"ping")
+    assert response.status_code == 200
+    assert response.content == b"ping"
+    assert response.headers["x-target"] == "/echo?x=1&y=%20"
+    hosts = (await relay.client.get("/v1/hosts", headers=relay.auth())).json()["hosts"]
+    assert [(h["machine_id"], h["online"], h["status"]) for h in hosts] == [
+        ("machine-1", True, "online")
+    ]
+    record = await relay.store.get_host(uuid.UUID(hosts[0]["id"]))
+    assert record is not None
+    assert record.status is HostStatus.ONLINE
+    assert record.agent_version == "test"
+
+
+async def test_empty_tail_becomes_root_and_uuids_in_any_case(relay: Relay, host: FakeHost) -> None:
+    host_id = await relay.host_id()
+    session = await relay.browser_session(host_id)
+    response = await relay.client.get(f"/v1/relay/h/{str(host_id).upper()}/s/{session.upper()}")
+    assert response.status_code == 404  # the fake host has no "/"
+    assert host.requests[-1].target == b"/"
+
+
+@pytest.mark.parametrize("path", ["/v1/relay/h/not-a-uuid/s/{s}/x", "/v1/relay/h/{h}/s/zzz/x"])
+async def test_malformed_ids_are_400(relay: Relay, host: FakeHost, path: str) -> None:
+    host_id = await relay.host_id()
+    response = await relay.client.get(path.format(h=host_id, s=uuid.uuid4()))
+    assert response.status_code == 400
+    assert response.json()["error"].startswith("invalid")
+
+
+async def test_proxy_checks_in_order(relay: Relay, host: FakeHost) -> None:
+    host_id = await relay.host_id()
+    session = await relay.browser_session(host_id)
+    unknown = await relay.client.get(f"/v1/relay/h/{host_id}/s/{uuid.uuid4()}/echo")
+    assert unknown.status_code == 401
+    other = await relay.client.get(f"/v1/relay/h/{uuid.uuid4()}/s/{session}/echo")
+    assert other.status_code == 403
+    await host.close()
+    for _ in range(100):
+        gone = await relay.client.get(f"/v1/relay/h/{host_id}/s/{session}/echo")
+        if gone.status_code == 404:
+            break
+        await asyncio.sleep(0.02)
+    assert gone.status_code == 404
+    assert gone.json() == {"error": "No active relay"}
+
+
+async def test_create_for_someone_elses_host_is_403(relay: Relay, host: FakeHost) -> None:
+    host_id = await relay.host_id()
+    bob = await relay.store.add_user("bob")
+    token = (await issue_token(relay.store, relay.secret, bob.id, timedelta(hours=1))).token
+    response = await relay.client.post(f"/v1/relay/create/{host_id}", headers=relay.auth(token))
+    assert response.status_code == 403
+
+
+async def test_revoked_login_ends_its_relay_sessions(relay: Relay, host: FakeHost) -> None:
+    base = await relay.path()
+    assert (await relay.client.get(f"{base}/echo")).status_code == 200
+    [auth_session_id] = await relay.store.revoke_user_auth_sessions(relay.user_id)
+    assert auth_session_id
+    relay.service.app.forget_all_sessions()
+    response = await relay.client.get(f"{base}/echo")
+    assert response.status_code == 401
+    session_id = uuid.UUID(base.rsplit("/", 1)[1])
+    context = await relay.store.load_proxy_context(session_id)
+    assert context is not None
+    assert context.revoked_at is not None
+
+
+async def test_large_upload_and_download_stream(relay: Relay, host: FakeHost) -> None:
+    base = await relay.path()
+    body = random.randbytes(24 * MIB)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for start in range(0, len(body), MIB):
+            yield body[start : start + MIB]
+
+    upload = await relay.client.post(f"{base}/upload", content=chunks())
+    assert upload.text == f"{len(body)} {hashlib.sha256(body).hexdigest()}"
+    size = 64 * MIB
+    digest = hashlib.sha256()
+    received = 0
+    async with relay.client.stream("GET", f"{base}/bytes/{size}") as response:
+        assert response.status_code == 200
+        async for chunk in response.aiter_raw():
+            digest.update(chunk)
+            received += len(chunk)
+    assert received == size
+    assert digest.digest() == hashlib.sha256(pattern(size)).digest()
+
+
+async def test_host_reset_is_502(relay: Relay, host: FakeHost) -> None:
+    base = await relay.path()
+    response = await relay.client.get(f"{base}/reset")
+    assert response.status_code == 502
+    assert response.json()["error"]
+    assert (await relay.client.get(f"{base}/echo")).status_code == 200
+
+
+async def test_upgrade_is_spliced_as_raw_bytes(relay: Relay, host: FakeHost) -> None:
+    base = await relay.path()
+    port = relay.service.address[1] if relay.service.address else 0
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(
+        f"GET {base}/upgrade HTTP/1.1\r\nhost: relay\r\nconnection: upgrade\r\n"
+        "upgrade: echo\r\n\r\nearly bytes ".encode()
+    )
+    head = await reader.readuntil(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 101 ")
+    writer.write(b"and more")
+    got = b""
+    while len(got) < len(b"EARLY BYTES AND MORE"):
+        got += await reader.read(100)
+    assert got == b"EARLY BYTES AND MORE"
+    writer.write_eof()
+    assert await reader.read() == b""
+    writer.close()
+
+
+async def test_per_host_stream_limit_gives_503(database_url: str) -> None:
+    async with running_relay(database_url, max_streams_per_host=2) as relay:
+        host = await relay.host()
+        base = await relay.path()
+        responses = await asyncio.gather(*(relay.client.get(f"{base}/sleep/0.5") for _ in range(3)))
+        statuses = sorted(r.status_code for r in responses)
+        assert statuses == [200, 200, 503]
+        refused = next(r for r in responses if r.status_code == 503)
+        assert refused.headers["retry-after"] == "1"
+        await host.close()
+
+
+async def test_host_that_never_answers_gives_504(database_url: str) -> None:
+    async with running_relay(database_url, response_timeout=0.3) as relay:
+        host = await relay.host()
+        base = await relay.path()
+        response = await relay.client.get(f"{base}/sleep/3")
+        assert response.status_code == 504
+        await host.close()
+
+
+async def test_new_connection_replaces_and_closes_the_old(relay: Relay) -> None:
+    first = await relay.host()
+    base = await relay.path()
+    second = await relay.host()
+    assert first.session is not None
+    await asyncio.wait_for(first.session.wait_closed(), 5)
+    assert (await relay.client.get(f"{base}/echo")).status_code == 200
+    assert len(second.requests) == 1
+    assert len(first.requests) == 0
+    await second.close()
+
+
+async def test_host_goes_offline_when_it_disconnects(relay: Relay) -> None:
+    host = await relay.host()
+    host_id = await relay.host_id()
+    await host.close()
+    for _ in range(100):
+        record = await relay.store.get_host(host_id)
+        if record is not None and record.status is HostStatus.OFFLINE:
+            break
+        await asyncio.sleep(0.02)
+    assert record is not None
+    assert record.status is HostStatus.OFFLINE
+
+
+async def test_client_disconnect_resets_the_stream(relay: Relay, host: FakeHost) -> None:
+    base = await relay.path()
+    async with relay.client.stream("GET", f"{base}/bytes/{512 * MIB}") as response:
+        assert response.status_code == 200
+        await anext(response.aiter_raw())
+    for _ in range(200):
+        if host.in_flight == 0:
+            break
+        await asyncio.sleep(0.02)
+    assert host.in_flight == 0
+
+
+async def test_cors_mirrors_the_origin(relay: Relay, host: FakeHost) -> None:
+    base = await relay.path()
+    preflight = await relay.client.options(
+        f"{base}/echo",
+        headers={
+            "Origin": "https://ui.example",
+            "Access-Control-Request-Method": "PUT",
+            "Access-Control-Request-Headers": "x-vk-sig-ts, content-type",
+        },
+    )
+    assert preflight.status_code == 200
+    assert preflight.headers["access-control-allow-origin"] == "https://ui.example"
+    assert preflight.headers["access-control-allow-methods"] == "PUT"
+    assert preflight.headers["access-control-allow-headers"] == "x-vk-sig-ts, content-type"
+    assert preflight.headers["access-control-allow-credentials"] == "true"
+    response = await relay.client.get(f"{base}/echo", headers={"Origin": "https://ui.example"})
+    assert response.headers["access-control-allow-origin"] == "https://ui.example"
+    assert "x-vk-resp-signature" in response.headers["access-control-expose-headers"]
+
+
+async def test_oversized_request_head_is_431(relay: Relay) -> None:
+    response = await relay.client.get("/health", headers={"x-big": "a" * 40_000})
+    assert response.status_code == 431
+    assert response.json()["error"]
+
+
+async def test_metrics(relay: Relay, host: FakeHost) -> None:
+    base = await relay.path()
+    await relay.client.get(f"{base}/echo")
+    text = (await relay.client.get("/metrics")).text
+    assert "agent_relay_tunnels 1.0" in text
+    assert 'agent_relay_proxied_requests_total{status="200"} 1.0' in text
+    assert "agent_relay_response_seconds_count 1.0" in text
+
+
+async def test_graceful_shutdown_finishes_in_flight_requests(database_url: str) -> None:
+    async with running_relay(database_url) as relay:
+        host = await relay.host()
+        base = await relay.path()
+        pending = asyncio.create_task(relay.client.get(f"{base}/sleep/0.5"))
+        await asyncio.sleep(0.2)
+        stopping = asyncio.create_task(relay.service.stop())
+        response = await pending
+        assert response.status_code == 200
+        await stopping
+        assert host.session is not None
+        await asyncio.wait_for(host.session.wait_closed(), 5)
+        relay.service.stop = _noop  # type: ignore[method-assign]
+
+
+async def _noop() -> None:
+    return None
