@@ -319,7 +319,7 @@ async def run_scenario(peer: str, peer_role: str, transport: str, name: str) -> 
             async with asyncio.timeout(20):
                 session = await session_future
             responder = asyncio.create_task(serve_peer_streams(session))
-            async with asyncio.timeout(120):
+            async with asyncio.timeout(60):
                 await SCENARIOS[name](Run(session, peer))
             await session.close()
             responder.cancel()
