@@ -99,12 +99,33 @@ class HttpConnection:
             else:
                 raise HttpProtocolError(f"unexpected {type(event).__name__} in a body", 502)
 
+    async def discard_body(self, limit: int) -> bool:
+        """Read and drop what is left of the peer's message, so the connection can serve
+        the next one; False (do not reuse) if more than ``limit`` bytes are left."""
+        if self._h11.their_state is not h11.SEND_BODY:
+            return True
+        seen = 0
+        async for chunk in self.receive_body():
+            seen += len(chunk)
+            if seen > limit:
+                return False
+        return True
+
     # ----------------------------------------------------------------- writing
 
     async def send(self, event: h11.Event) -> None:
         data = self._h11.send(event)
         if data:
             await self.channel.write(data)
+
+    async def send_message(self, head: h11.Response | h11.Request, body: bytes) -> None:
+        """A whole small message in one write: head, body and end."""
+        conn = self._h11
+        data = conn.send(head) or b""
+        if body:
+            data += conn.send(h11.Data(data=body)) or b""
+        data += conn.send(h11.EndOfMessage()) or b""
+        await self.channel.write(data)
 
     async def send_data(self, data: bytes) -> None:
         if data:

@@ -79,10 +79,9 @@ class Exchange:
         all_headers += headers or []
         all_headers += self.extra_headers
         self.responded = True
-        await self.http.send(h11.Response(status_code=status, headers=all_headers))
-        if body and self.request.method != b"HEAD":
-            await self.http.send_data(body)
-        await self.http.end_message()
+        if self.request.method == b"HEAD":
+            body = b""
+        await self.http.send_message(h11.Response(status_code=status, headers=all_headers), body)
 
     async def respond_json(
         self, status: int, payload: object, *, headers: list[tuple[bytes, bytes]] | None = None
@@ -183,7 +182,16 @@ class HttpServer:
                     log.debug("error after the response started: %r", exc)
                     return
                 await self._on_error(exchange, exc)
-            if exchange.taken_over or not http.can_reuse:
+            if exchange.taken_over:
+                return
+            # A handler that answered without reading a (small) body leaves it unread.
+            try:
+                async with asyncio.timeout(self.limits.head_timeout):
+                    if not await http.discard_body(self.limits.max_body_size):
+                        return
+            except (HttpProtocolError, TimeoutError):
+                return
+            if not http.can_reuse:
                 return
             http.start_next_cycle()
 
