@@ -40,8 +40,8 @@ async def websocket_pair(handler: Handler) -> AsyncIterator[ClientConnection]:
             yield websocket
 
 
-async def raw_round(total: int) -> float:
-    """Seconds to move ``total`` bytes as 256 KiB binary messages, acknowledged at the end."""
+async def raw_round(total: int, message: int = CHUNK) -> float:
+    """Seconds to move ``total`` bytes as binary messages, acknowledged at the end."""
 
     async def sink(websocket: ServerConnection) -> None:
         received = 0
@@ -49,10 +49,10 @@ async def raw_round(total: int) -> float:
             received += len(await websocket.recv(decode=False))
         await websocket.send(b"done")
 
-    block = bytes(CHUNK)
+    block = bytes(message)
     async with websocket_pair(sink) as websocket:
         started = time.perf_counter()
-        for _ in range(total // CHUNK):
+        for _ in range(total // message):
             await websocket.send(block)
         await websocket.recv()
         return time.perf_counter() - started
@@ -165,15 +165,29 @@ async def main() -> None:
     args = parser.parse_args()
     total = args.mib * MIB
 
-    raw, single, hundred = [], [], []
-    for _ in range(args.rounds):  # interleaved, so drift hits all three alike
+    # One unmeasured round of each case first: a relay runs for days, and the allocator's
+    # steady state (large buffers reused, not freshly mapped and faulted in) is what
+    # counts; a cold process measures page faults instead of the protocol.
+    for warm_up in (raw_round(total), raw_round(total, MIB), mux_round(total, 1)):
+        await warm_up
+    await mux_round(total, 100)
+    raw, raw_big, single, hundred = [], [], [], []
+    for _ in range(args.rounds):  # interleaved, so drift hits all cases alike
         raw.append(await raw_round(total))
+        raw_big.append(await raw_round(total, MIB))
         single.append(await mux_round(total, 1))
         hundred.append(await mux_round(total, 100))
-    raw_best, raw_median = best_rate(total, raw)
+    # The baseline is the faster raw variant: 256 KiB messages (the application's write
+    # size) or 1 MiB messages (what the mux's coalesced writes become on the wire).
+    raw_median = max(best_rate(total, raw)[1], best_rate(total, raw_big)[1])
     print(f"bench/mux.py: {args.mib} MiB per round, {args.rounds} rounds, loopback WebSocket")
     print(f"{'case':<34}{'best MB/s':>10}{'median':>10}{'ratio to raw':>14}")
-    print(f"{'raw WebSocket (baseline)':<34}{raw_best:>10.0f}{raw_median:>10.0f}{1.0:>14.2f}")
+    for name, seconds in (
+        ("raw WebSocket, 256 KiB messages", raw),
+        ("raw WebSocket, 1 MiB", raw_big),
+    ):
+        best, median = best_rate(total, seconds)
+        print(f"{name:<34}{best:>10.0f}{median:>10.0f}{median / raw_median:>14.2f}")
     for name, seconds in (("yamux, 1 stream", single), ("yamux, 100 streams", hundred)):
         best, median = best_rate(total, seconds)
         print(f"{name:<34}{best:>10.0f}{median:>10.0f}{median / raw_median:>14.2f}")
