@@ -79,8 +79,23 @@ async def running_relay(database_url: str, **options: object) -> AsyncIterator[R
     async with httpx.AsyncClient(base_url=service.url, timeout=30) as client:
         try:
             yield Relay(service, store, secret, service.url, issued.token, user.id, client)
+            await assert_nothing_leaked(service)
         finally:
             await service.stop()
+
+
+async def assert_nothing_leaked(service: RelayService) -> None:
+    """Every exchange, good or bad, leaves no stream, request slot or task behind."""
+    for _ in range(200):
+        tunnels = service.app.registry.tunnels()
+        busy = [t for t in tunnels if t.in_flight or t.session.num_streams]
+        if not busy and not service.app._background:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(
+        f"leaked: {[(t.host_id, t.in_flight, t.session.num_streams) for t in busy]}, "
+        f"{len(service.app._background)} background tasks"
+    )
 
 
 @pytest.fixture

@@ -114,8 +114,10 @@ class RelayApp:
         else:
             log.exception("unexpected error on %s %s", ex.method, ex.target)
             status, message = 500, "internal error"
-        if status >= 500 or status == 401:
-            log.info("%s %s -> %d %s", ex.method, _redact(ex.target), status, message)
+        level = logging.WARNING if status >= 500 else logging.INFO
+        log.log(
+            level, "%s %s from %s -> %d %s", ex.method, _redact(ex.target), ex.peer, status, message
+        )
         if status in (401, 403, 404) and ex.target.startswith(_PROXY_PREFIX):
             self.metrics.requests.labels(str(status)).inc()
         with contextlib.suppress(Exception):
