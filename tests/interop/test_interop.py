@@ -22,3 +22,10 @@ def peers_are_built() -> None:
 @pytest.mark.parametrize("peer", list(PEERS))
 async def test_interop(peer: str, peer_role: str, transport: str, scenario: str) -> None:
     await run_scenario(peer, peer_role, transport, scenario)
+
+
+@pytest.mark.parametrize("transport", ["tcp", "ws"])
+@pytest.mark.parametrize("peer_role", ["client", "server"])
+async def test_unrepaired_yamux_js(peer_role: str, transport: str) -> None:
+    """yamux-js exactly as published: pings both ways (what needs no FIN or RST)."""
+    await run_scenario("js", peer_role, transport, "ping", patched=False)

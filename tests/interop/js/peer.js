@@ -53,9 +53,10 @@ const { Duplex, Transform } = require('stream');
 const WebSocket = require('ws');
 const { Client, Server } = require('yamux-js');
 const { Header } = require('yamux-js/lib/header');
-const { VERSION, TYPES, FLAGS } = require('yamux-js/lib/constants');
+const { VERSION, TYPES, FLAGS, ERRORS } = require('yamux-js/lib/constants');
 
 const PATCHED = process.env.YAMUX_JS_PATCHES === '1';
+const TRACE = process.env.JS_PEER_TRACE === '1'; // log every incoming frame header
 const CHUNK = 16 * 1024; // protocol: O writes chunks of at most 16 KiB
 const HDR = 12;
 
@@ -152,13 +153,48 @@ class XorShift32 {
 
 // ---------------------------------------------------------------- stream helpers
 
-class ResetError extends Error {}
+// The remote reset this stream: yamux-js's own signal (emitted only when writing to a
+// stream in Reset state, stream.js:32-34), or the patched one (patches.js).
+function isRemoteReset(stream, e) {
+  return e === ERRORS.errConnectionReset || (e && e.code === 'ERR_YAMUX_RESET') || stream.peerRemoteReset === true;
+}
 
-// Pull-style reader over a yamux-js stream (via the Readable async iterator).
+// Pull-style reader over a yamux-js stream. (Not the Readable async iterator: that one
+// destroys the stream, writable side included, once it has read to EOF.)
 class Reader {
   constructor(stream) {
-    this.it = stream[Symbol.asyncIterator]();
+    this.stream = stream;
+    this.queue = [];
+    this.queued = 0;
+    this.ended = false;
+    this.err = null;
+    this.wake = null;
     this.buf = null;
+    const poke = () => {
+      if (this.wake) {
+        const w = this.wake;
+        this.wake = null;
+        w();
+      }
+    };
+    stream.on('data', (c) => {
+      this.queue.push(c);
+      this.queued += c.length;
+      if (this.queued > 1 << 20) stream.pause();
+      poke();
+    });
+    stream.on('end', () => {
+      this.ended = true;
+      poke();
+    });
+    stream.on('error', (e) => {
+      if (!this.err) this.err = e;
+      poke();
+    });
+    stream.on('close', () => {
+      if (!this.ended && !this.err) this.err = new Error('stream closed before EOF');
+      poke();
+    });
   }
 
   // Next chunk, or null at EOF.
@@ -168,8 +204,17 @@ class Reader {
       this.buf = null;
       return b;
     }
-    const r = await this.it.next();
-    return r.done ? null : r.value;
+    for (;;) {
+      if (this.queue.length) {
+        const c = this.queue.shift();
+        this.queued -= c.length;
+        if (this.queued <= 1 << 19 && this.stream.isPaused()) this.stream.resume();
+        return c;
+      }
+      if (this.err) throw this.err;
+      if (this.ended) return null;
+      await new Promise((resolve) => (this.wake = resolve));
+    }
   }
 
   // Exactly n bytes; throws at an early EOF.
@@ -279,6 +324,7 @@ class FrameAligner extends Transform {
       const h = this.peekHeader();
       const body = h[1] === TYPES.Data ? h.readUInt32BE(8) : 0;
       if (this.len < HDR + body) break;
+      if (TRACE) log(`recv frame type=${h[1]} flags=${h.readUInt16BE(2)} stream=${h.readUInt32BE(4)} len=${h.readUInt32BE(8)}`);
       this.push(this.take(HDR + body));
     }
     cb();
@@ -462,7 +508,7 @@ class Peer {
             throw new Error(`unknown command byte 0x${cmd.charCodeAt(0).toString(16)}`);
         }
       } catch (e) {
-        if (e instanceof ResetError || stream.peerRemoteReset) log(`${name}: reset by the driver (${e.message})`);
+        if (isRemoteReset(stream, e)) log(`${name}: reset by the driver (${e.message})`);
         else if (this.ended) this.fail(`${name}: ${e.message} (session ended)`);
         else this.fail(`${name}: ${e.message}`);
       }
@@ -664,13 +710,16 @@ async function main() {
   }
 }
 
-process.on('uncaughtException', (e) => {
-  log(`uncaught exception: ${e.stack || e}`);
-  process.exit(1);
-});
-process.on('unhandledRejection', (e) => {
-  log(`unhandled rejection: ${(e && e.stack) || e}`);
-  process.exit(1);
-});
+if (require.main === module) {
+  process.on('uncaughtException', (e) => {
+    log(`uncaught exception: ${e.stack || e}`);
+    process.exit(1);
+  });
+  process.on('unhandledRejection', (e) => {
+    log(`unhandled rejection: ${(e && e.stack) || e}`);
+    process.exit(1);
+  });
+  main();
+}
 
-main();
+module.exports = { XorShift32, FrameAligner };
