@@ -111,6 +111,11 @@ class FakeHost:
         elif path.startswith("/status/"):
             await drain(http)
             await respond(http, int(path.removeprefix("/status/")), b"")
+        elif path == "/stall":
+            await drain(http)
+            await http.send(h11.Response(status_code=200, headers=[("content-length", "100")]))
+            await http.send_data(b"x" * 10)
+            await asyncio.sleep(30)
         elif path == "/reset":
             stream.reset()
         elif path == "/upgrade":

@@ -289,6 +289,27 @@ async def test_host_that_never_answers_gives_504(database_url: str) -> None:
         await host.close()
 
 
+async def test_total_timeout_before_the_answer_is_504(database_url: str) -> None:
+    async with running_relay(database_url, total_timeout=0.3) as relay:
+        host = await relay.host()
+        base = await relay.path()
+        response = await relay.client.get(f"{base}/sleep/3")
+        assert response.status_code == 504
+        assert "total timeout" in response.json()["error"]
+        await host.close()
+
+
+async def test_a_body_that_stalls_is_cut_after_the_idle_timeout(database_url: str) -> None:
+    async with running_relay(database_url, idle_timeout=0.3) as relay:
+        host = await relay.host()
+        base = await relay.path()
+        async with relay.client.stream("GET", f"{base}/stall") as response:
+            assert response.status_code == 200
+            with pytest.raises(httpx.RemoteProtocolError):
+                await response.aread()  # 10 of 100 bytes, then the relay cuts it
+        await host.close()
+
+
 async def test_new_connection_replaces_and_closes_the_old(relay: Relay) -> None:
     first = await relay.host()
     base = await relay.path()
@@ -378,3 +399,48 @@ async def test_graceful_shutdown_finishes_in_flight_requests(database_url: str) 
 
 async def _noop() -> None:
     return None
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+async def test_slow_client_on_a_huge_download_holds_memory_bounded(sqlite_url: str) -> None:
+    """A 1 GiB download read slowly at first: the host is held back by the yamux window,
+    nothing piles up in the relay, and the whole GiB arrives intact. (Not a database
+    matter, so SQLite only.)"""
+    size = 1024 * MIB
+    received = 0
+    digest = hashlib.sha256()
+    async with running_relay(sqlite_url) as relay:
+        host = await relay.host()
+        base = await relay.path()
+        async with relay.client.stream("GET", f"{base}/bytes/{size}") as response:
+            chunks = response.aiter_raw()
+            while received < 4 * MIB:
+                chunk = await anext(chunks)
+                received += len(chunk)
+                digest.update(chunk)
+            baseline = rss_bytes()
+            await asyncio.sleep(1.0)  # the client stalls; the host must stall too
+            stalled = rss_bytes()
+            peak = stalled
+            async for chunk in chunks:
+                received += len(chunk)
+                digest.update(chunk)
+                if received % (64 * MIB) < len(chunk):
+                    peak = max(peak, rss_bytes())
+        await host.close()
+    assert received == size
+    expected = hashlib.sha256()
+    block = pattern(64 * 1024)
+    for _ in range(size // len(block)):
+        expected.update(block)
+    assert digest.digest() == expected.digest()
+    # Host, relay and client share this process: together they stay far below the body.
+    assert stalled - baseline < 32 * MIB, f"stalled: +{(stalled - baseline) / MIB:.0f} MiB"
+    assert peak - baseline < 64 * MIB, f"peak: +{(peak - baseline) / MIB:.0f} MiB"

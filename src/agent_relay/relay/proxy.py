@@ -120,6 +120,12 @@ async def proxy_request(
             # stream slot (and its window) until it gets round to closing.
             stream.reset()
         return result
+    except TimeoutError:
+        # The total timeout (the others are handled where they fire).
+        stream.reset()
+        if result.status:
+            raise ConnectionAbortedError("exchange exceeded the total timeout") from None
+        raise gateway_timeout("exchange exceeded the total timeout") from None
     except BaseException:
         stream.reset()
         raise
