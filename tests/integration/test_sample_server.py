@@ -1,0 +1,66 @@
+"""The demo's sample agent server on uvicorn, over real sockets."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from websockets.asyncio.client import connect as ws_connect
+
+from agent_relay.demo.sample_server import RunningServer, create_app
+
+
+@pytest.fixture
+async def base_url(tmp_path: Path) -> AsyncIterator[str]:
+    server = RunningServer(create_app(tmp_path / "sample.sqlite3", tick_seconds=0.2))
+    port = await server.start()
+    yield f"http://127.0.0.1:{port}"
+    await server.stop()
+
+
+async def test_workspaces_and_repos(base_url: str) -> None:
+    async with httpx.AsyncClient(base_url=base_url) as client:
+        workspaces = (await client.get("/api/workspaces")).json()["workspaces"]
+        assert [w["name"] for w in workspaces] == ["agent-relay", "homelab"]
+        repos = (await client.get(f"/api/workspaces/{workspaces[0]['id']}/repos")).json()
+        assert [r["name"] for r in repos["repos"]] == ["agent-relay", "vibe-kanban"]
+        created = await client.post("/api/workspaces", json={"name": "new one"})
+        assert created.status_code == 201
+        assert (await client.get("/api/workspaces/nope/repos")).status_code == 404
+        bad = await client.post("/api/workspaces", content=b"{not json")
+        assert bad.status_code == 400
+        assert bad.json()["error"]
+        assert (await client.post("/api/workspaces", json={"name": ""})).status_code == 400
+        assert (await client.get("/api/whoami", headers={"x-vk-relayed": "1"})).json()["relayed"]
+
+
+async def test_events_stream_while_open(base_url: str) -> None:
+    async with (
+        httpx.AsyncClient(base_url=base_url, timeout=10) as client,
+        client.stream("GET", "/api/events") as response,
+    ):
+        assert response.headers["content-type"].startswith("text/event-stream")
+        lines = response.aiter_lines()
+        assert await anext(lines) == "retry: 2000"
+        seen: list[str] = []
+        await client.post("/api/workspaces", json={"name": "watched"})
+        async for line in lines:
+            if line.startswith("event: "):
+                seen.append(line.removeprefix("event: "))
+            if line.startswith("data: ") and "watched" in line:
+                assert json.loads(line.removeprefix("data: "))["type"] == "workspace_created"
+                break
+        assert "hello" in seen
+        assert "workspace_created" in seen
+
+
+async def test_terminal_websocket_echoes(base_url: str) -> None:
+    async with ws_connect(base_url.replace("http", "ws") + "/api/terminal") as websocket:
+        assert "$ " in str(await websocket.recv())
+        await websocket.send("ls -la")
+        assert await websocket.recv() == "ls -la\r\n$ "
+        await websocket.send(b"\x00\x01raw")
+        assert await websocket.recv() == b"\x00\x01raw"
