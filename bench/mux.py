@@ -40,8 +40,9 @@ async def websocket_pair(handler: Handler) -> AsyncIterator[ClientConnection]:
             yield websocket
 
 
-async def raw_round(total: int, message: int = CHUNK) -> float:
-    """Seconds to move ``total`` bytes as binary messages, acknowledged at the end."""
+async def raw_round(total: int, message: int = CHUNK, senders: int = 1) -> float:
+    """Seconds to move ``total`` bytes as binary messages from ``senders`` concurrent
+    tasks (the same concurrency as the streams, minus the mux), acknowledged at the end."""
 
     async def sink(websocket: ServerConnection) -> None:
         received = 0
@@ -50,10 +51,15 @@ async def raw_round(total: int, message: int = CHUNK) -> float:
         await websocket.send(b"done")
 
     block = bytes(message)
+
+    async def send(count: int) -> None:
+        for _ in range(count):
+            await websocket.send(block)
+
     async with websocket_pair(sink) as websocket:
         started = time.perf_counter()
-        for _ in range(total // message):
-            await websocket.send(block)
+        share, extra = divmod(total // message, senders)
+        await asyncio.gather(*(send(share + (i < extra)) for i in range(senders)))
         await websocket.recv()
         return time.perf_counter() - started
 
@@ -170,27 +176,32 @@ async def main() -> None:
     # counts; a cold process measures page faults instead of the protocol.
     for warm_up in (raw_round(total), raw_round(total, MIB), mux_round(total, 1)):
         await warm_up
+    await raw_round(total, senders=100)
     await mux_round(total, 100)
-    raw, raw_big, single, hundred = [], [], [], []
+    raw, raw_big, raw_hundred, single, hundred = [], [], [], [], []
     for _ in range(args.rounds):  # interleaved, so drift hits all cases alike
         raw.append(await raw_round(total))
         raw_big.append(await raw_round(total, MIB))
+        raw_hundred.append(await raw_round(total, senders=100))
         single.append(await mux_round(total, 1))
         hundred.append(await mux_round(total, 100))
     # The baseline is the faster raw variant: 256 KiB messages (the application's write
     # size) or 1 MiB messages (what the mux's coalesced writes become on the wire).
     raw_median = max(best_rate(total, raw)[1], best_rate(total, raw_big)[1])
+    raw_hundred_median = best_rate(total, raw_hundred)[1]
+    rows = (
+        ("raw WebSocket, 256 KiB messages", raw, None),
+        ("raw WebSocket, 1 MiB messages", raw_big, None),
+        ("raw WebSocket, 100 senders", raw_hundred, None),
+        ("yamux, 1 stream", single, None),
+        ("yamux, 100 streams", hundred, raw_hundred_median),
+    )
     print(f"bench/mux.py: {args.mib} MiB per round, {args.rounds} rounds, loopback WebSocket")
-    print(f"{'case':<34}{'best MB/s':>10}{'median':>10}{'ratio to raw':>14}")
-    for name, seconds in (
-        ("raw WebSocket, 256 KiB messages", raw),
-        ("raw WebSocket, 1 MiB", raw_big),
-    ):
+    print(f"{'case':<34}{'best MB/s':>10}{'median':>10}{'ratio to raw':>14}{'to 100 senders':>16}")
+    for name, seconds, same_concurrency in rows:
         best, median = best_rate(total, seconds)
-        print(f"{name:<34}{best:>10.0f}{median:>10.0f}{median / raw_median:>14.2f}")
-    for name, seconds in (("yamux, 1 stream", single), ("yamux, 100 streams", hundred)):
-        best, median = best_rate(total, seconds)
-        print(f"{name:<34}{best:>10.0f}{median:>10.0f}{median / raw_median:>14.2f}")
+        other = f"{median / same_concurrency:.2f}" if same_concurrency else ""
+        print(f"{name:<34}{best:>10.0f}{median:>10.0f}{median / raw_median:>14.2f}{other:>16}")
 
     per_ws, per_session, per_stream = await idle_memory(sessions=200, streams=4000)
     print("idle memory (tracemalloc, Python heap):")
