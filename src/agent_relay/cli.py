@@ -18,6 +18,13 @@ import click
 import platformdirs
 
 from . import __version__
+from .host.connector import Connector, ConnectorConfig
+from .host.forward import ForwardLimits
+from .host.identity import default_name, load_machine_id
+from .host.service import parse_host_port
+from .host.service import run_until_signalled as run_host_until_signalled
+from .host.tokens import CommandToken, FileToken, StaticToken, TokenSource
+from .host.upstream import PoolLimits, UpstreamPool, UpstreamTarget
 from .keyfile import read_secret_file, write_secret_file
 from .relay.auth import (
     SECRET_ENV,
@@ -392,3 +399,135 @@ def tokens_revoke(
             click.echo(f"revoked session {target}", err=True)
 
     _run(revoke())
+
+
+@main.command("host")
+@click.option(
+    "--relay",
+    "relay_url",
+    envvar="VK_SHARED_RELAY_API_BASE",
+    required=True,
+    metavar="URL",
+    help="the relay's base URL, e.g. https://relay.example [env: VK_SHARED_RELAY_API_BASE]",
+)
+@click.option(
+    "--upstream",
+    envvar="AGENT_RELAY_UPSTREAM",
+    required=True,
+    metavar="URL",
+    help="the local agent server: http://HOST:PORT or unix:/path/to.sock "
+    "[env: AGENT_RELAY_UPSTREAM]",
+)
+@click.option("--name", default=None, help="this host's name at the relay [default: hostname]")
+@click.option(
+    "--token",
+    envvar="AGENT_RELAY_TOKEN",
+    default=None,
+    help="the token to connect with [env: AGENT_RELAY_TOKEN]",
+)
+@click.option(
+    "--token-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="a file holding the token, read again before every connection attempt",
+)
+@click.option(
+    "--token-command",
+    default=None,
+    metavar="CMD",
+    help="a shell command that prints the token, run before every connection attempt",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="where the machine id is kept [env: AGENT_RELAY_DATA_DIR]",
+)
+@click.option(
+    "--status-listen",
+    default=None,
+    metavar="HOST:PORT",
+    help="serve GET /_relay/status (JSON, no auth) there, e.g. 127.0.0.1:8083; keep it on "
+    "loopback (default: off)",
+)
+@click.option(
+    "--max-upstream-connections",
+    type=click.IntRange(1, 100_000),
+    default=64,
+    show_default=True,
+    help="connections to the local server carrying requests at once (more wait)",
+)
+@click.option(
+    "--upstream-idle-timeout",
+    type=click.FloatRange(0.1),
+    default=4.0,
+    show_default=True,
+    help="seconds an idle keep-alive connection to the local server is kept",
+)
+@click.option(
+    "--response-timeout",
+    type=click.FloatRange(0.1),
+    default=55.0,
+    show_default=True,
+    help="seconds for the local server to start answering (then 502)",
+)
+@click.option(
+    "--shutdown-timeout",
+    type=click.FloatRange(0),
+    default=25.0,
+    show_default=True,
+    help="seconds in-flight requests get on SIGTERM",
+)
+@click.option("-v", "--verbose", is_flag=True, help="debug logging")
+@_fail_cleanly
+def host_command(
+    relay_url: str,
+    upstream: str,
+    name: str | None,
+    token: str | None,
+    token_file: Path | None,
+    token_command: str | None,
+    data_dir: Path | None,
+    status_listen: str | None,
+    max_upstream_connections: int,
+    upstream_idle_timeout: float,
+    response_timeout: float,
+    shutdown_timeout: float,
+    verbose: bool,
+) -> None:
+    """Connect the local agent server to a relay: dial out, serve what the relay sends."""
+    source = click.get_current_context().get_parameter_source("token")
+    from_environment = source is click.core.ParameterSource.ENVIRONMENT
+    if from_environment and (token_file is not None or token_command is not None):
+        token = None  # an explicit option wins over the environment
+    if sum(x is not None for x in (token, token_file, token_command)) != 1:
+        raise click.UsageError("give exactly one of --token, --token-file or --token-command")
+    tokens: TokenSource
+    if token_file is not None:
+        tokens = FileToken(token_file)
+    elif token_command is not None:
+        tokens = CommandToken(token_command)
+    else:
+        tokens = StaticToken(str(token))
+    target = UpstreamTarget.parse(upstream)
+    listen = parse_host_port(status_listen, "--status-listen") if status_listen else None
+    config = ConnectorConfig(
+        relay_url=relay_url,
+        machine_id=load_machine_id(data_dir or default_data_dir()),
+        name=name or default_name(),
+        shutdown_timeout=shutdown_timeout,
+        forward=ForwardLimits(response_timeout=response_timeout),
+    )
+    limits = PoolLimits(
+        max_connections=max_upstream_connections,
+        max_idle=min(16, max_upstream_connections),
+        idle_timeout=upstream_idle_timeout,
+    )
+    _setup_logging(verbose)
+
+    async def serve() -> None:
+        pool = UpstreamPool(target, limits)
+        connector = Connector(config, tokens, pool)
+        await run_host_until_signalled(connector, pool, status_listen=listen)
+
+    _run(serve())

@@ -1,0 +1,286 @@
+"""The connector's loop: dial the relay, serve the yamux streams it opens, and after any
+failure wait (jittered backoff) and dial again, with a fresh token each time, until
+stopped. Stopping is graceful: Go Away, in-flight requests finish, then close."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from websockets.asyncio.client import ClientConnection
+
+from .. import __version__
+from ..mux import GoAwayCode, MuxConfig, MuxSession, MuxStream, SessionClosedError
+from ..transport import WebSocketByteStream
+from .backoff import Backoff, BackoffPolicy
+from .dial import DialError, connect_url, dial
+from .forward import ForwardLimits, serve_stream
+from .hostid import look_up_host_id
+from .status import ConnectorState, Phase
+from .tokens import TokenError, TokenSource
+from .upstream import UpstreamPool
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectorConfig:
+    relay_url: str  # the relay's base URL, e.g. https://relay.example
+    machine_id: str
+    name: str
+    agent_version: str = __version__
+    backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
+    open_timeout: float = 15.0  # WebSocket handshake
+    shutdown_timeout: float = 25.0  # for in-flight requests when stopping
+    mux: MuxConfig = field(default_factory=MuxConfig)
+    forward: ForwardLimits = field(default_factory=ForwardLimits)
+    look_up_host_id: bool = True  # ask the relay's GET /v1/hosts for our id (status only)
+
+
+class Connector:
+    """Keeps one control channel to the relay up and serves it from ``pool``."""
+
+    def __init__(
+        self,
+        config: ConnectorConfig,
+        tokens: TokenSource,
+        pool: UpstreamPool,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        random: Callable[[], float] = random.random,
+    ) -> None:
+        self.config = config
+        self.url = connect_url(
+            config.relay_url,
+            machine_id=config.machine_id,
+            name=config.name,
+            agent_version=config.agent_version,
+        )
+        self.state = ConnectorState(
+            relay_url=self.url.partition("?")[0],
+            machine_id=config.machine_id,
+            name=config.name,
+            upstream=pool.target.url,
+        )
+        self._tokens = tokens
+        self.pool = pool
+        self._clock = clock
+        self._backoff = Backoff(config.backoff, clock=clock, random=random)
+        self._stop = asyncio.Event()
+        self._stopping = False
+        self._running = False
+        self._finished = asyncio.Event()
+        self._session: MuxSession | None = None
+        self._streams: set[asyncio.Task[None]] = set()
+        self._background: set[asyncio.Task[None]] = set()
+
+    def snapshot(self) -> dict[str, Any]:
+        """The status endpoint's JSON."""
+        return self.state.snapshot(self.pool.stats())
+
+    # ----------------------------------------------------------------- the loop
+
+    async def run(self) -> None:
+        """Stay connected until :meth:`stop`."""
+        self._running = True
+        log.info(
+            "host connector: relay %s, local server %s, name %r, machine id %s",
+            self.state.relay_url,
+            self.pool.target.url,
+            self.config.name,
+            self.config.machine_id,
+        )
+        try:
+            while not self._stopping:
+                attempt = await self._attempt()
+                if attempt is None:
+                    continue
+                websocket, token = attempt
+                if self._stopping:
+                    await websocket.close()
+                    break
+                ended = await self._serve(websocket, token)
+                if self._stopping:
+                    break
+                delay = self._backoff.disconnected()
+                log.warning("retrying in %.1f s: %s", delay, ended)
+                await self._wait(delay)
+        finally:
+            for task in self._background:
+                task.cancel()
+            self.state.phase = Phase.STOPPED
+            self._finished.set()
+
+    async def _attempt(self) -> tuple[ClientConnection, str] | None:
+        """One dial; on failure, log it, wait the backoff and return None."""
+        self.state.phase = Phase.CONNECTING
+        if self.state.failed_attempts == 0:
+            log.info("connecting to %s", self.state.relay_url)
+        try:
+            token = await self._unless_stopped(self._tokens.get())
+            if token is None:
+                return None
+            websocket = await self._unless_stopped(
+                dial(self.url, token, open_timeout=self.config.open_timeout)
+            )
+        except (TokenError, DialError) as exc:
+            refused = isinstance(exc, DialError) and exc.refused
+            delay = self._backoff.failed(refused=refused)
+            self.state.failed_attempts += 1
+            self.state.error(str(exc))
+            if refused:
+                detail = f"{exc} (the relay refused the token from {self._tokens.description})"
+            elif isinstance(exc, TokenError):
+                detail = f"no token: {exc}"
+            else:
+                detail = f"cannot connect to {self.state.relay_url}: {exc}"
+            log.warning("retrying in %.1f s: %s", delay, detail)
+            await self._wait(delay)
+            return None
+        if websocket is None:
+            return None
+        return websocket, token
+
+    async def _wait(self, delay: float) -> None:
+        self.state.phase = Phase.RETRYING
+        self.state.retry_at = self.state.clock() + delay
+        await self._unless_stopped(asyncio.sleep(delay))
+        self.state.retry_at = None
+
+    async def _unless_stopped(self, coro: Coroutine[Any, Any, T]) -> T | None:
+        """``coro``'s result, or None when :meth:`stop` comes first (it is cancelled)."""
+        if self._stopping:
+            coro.close()
+            return None
+        task = asyncio.create_task(coro)
+        stopped = asyncio.create_task(self._stop.wait())
+        try:
+            await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+            if not task.done():
+                task.cancel()
+                await asyncio.wait({task})
+        if task.cancelled():
+            return None
+        return task.result()
+
+    # ----------------------------------------------------------------- serving
+
+    async def _serve(self, websocket: ClientConnection, token: str) -> str:
+        """Serve the relay's streams until the session ends; what ended it."""
+        session = MuxSession(
+            WebSocketByteStream(websocket), client=True, config=self.config.mux, name="relay"
+        )
+        self._session = session
+        self._backoff.connected()
+        connected_at = self._clock()
+        state = self.state
+        state.phase = Phase.CONNECTED
+        state.connected_since = state.clock()
+        state.connections += 1
+        state.failed_attempts = 0
+        log.info("%s (name %r)", state.describe(), self.config.name)
+        if self.config.look_up_host_id:
+            self._spawn(self._find_host_id(token))
+        try:
+            while True:
+                try:
+                    stream = await session.accept_stream()
+                except SessionClosedError:
+                    break
+                task = asyncio.create_task(self._handle(stream), name=f"stream-{stream.stream_id}")
+                self._streams.add(task)
+                task.add_done_callback(self._streams.discard)
+        finally:
+            self._session = None
+            # Streams of a dead session cannot be answered any more.
+            leftovers = set(self._streams)
+            for task in leftovers:
+                task.cancel()
+            if leftovers:
+                await asyncio.wait(leftovers)
+            await session.close()
+        if session.remote_go_away is not None:
+            reason = f"the relay ended the session (Go Away: {_go_away(session.remote_go_away)})"
+        else:
+            reason = session.close_reason or "the relay closed the connection"
+        state.error(f"disconnected: {reason}")
+        return f"disconnected after {_duration(self._clock() - connected_at)}: {reason}"
+
+    async def _handle(self, stream: MuxStream) -> None:
+        state = self.state
+        state.active_streams += 1
+        state.streams_served += 1
+        try:
+            await serve_stream(stream, self.pool, self.config.forward)
+        except Exception:
+            log.exception("unexpected error while serving a relayed request")
+            stream.reset()
+        finally:
+            state.active_streams -= 1
+
+    async def _find_host_id(self, token: str) -> None:
+        host_id = await look_up_host_id(self.config.relay_url, token, self.config.machine_id)
+        if host_id is not None:
+            if host_id != self.state.host_id:
+                log.info("host id at the relay: %s", host_id)
+            self.state.host_id = host_id
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # ----------------------------------------------------------------- stopping
+
+    async def stop(self, timeout: float | None = None) -> None:
+        """Refuse new requests (Go Away), let the ones in flight finish for up to
+        ``timeout`` seconds (default: the config's), close, and wait for :meth:`run`."""
+        timeout = self.config.shutdown_timeout if timeout is None else timeout
+        if not self._stopping:
+            self._stopping = True
+            self.state.phase = Phase.STOPPING
+            self._stop.set()
+            session = self._session
+            if session is not None and not session.closed:
+                session.go_away()
+                pending = set(self._streams)
+                if pending:
+                    log.info(
+                        "stopping: %d request(s) in flight, waiting up to %g s",
+                        len(pending),
+                        timeout,
+                    )
+                    _, pending = await asyncio.wait(pending, timeout=timeout)
+                    if pending:
+                        log.warning("stopping: cutting %d request(s) still running", len(pending))
+                await session.close()
+            log.info("stopped")
+        if self._running:
+            await self._finished.wait()
+
+
+def _go_away(code: int) -> str:
+    try:
+        return GoAwayCode(code).name.lower().replace("_", " ")
+    except ValueError:
+        return f"code {code}"
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min"

@@ -1,0 +1,103 @@
+"""One attempt to open the control channel: the relay's connect URL, the WebSocket
+handshake with the bearer token, and a plain account of why an attempt failed."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import quote, urlencode, urlsplit, urlunsplit
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import InvalidHandshake, InvalidStatus, WebSocketException
+
+from .. import __version__
+
+CONNECT_PATH = "/v1/relay/connect"
+_SCHEMES = {"https": "wss", "http": "ws", "wss": "wss", "ws": "ws"}
+# Largest WebSocket message we accept from the relay: a yamux frame of the biggest
+# window (16 MiB) and its header, as the relay's own limit.
+MAX_MESSAGE = 16 * 1024 * 1024 + 4096
+
+
+def control_channel_url(relay_base: str) -> str:
+    """The relay base URL (``https://relay.example[/prefix]``) as its connect URL:
+    https→wss, http→ws, trailing slashes stripped, ``/v1/relay/connect`` appended."""
+    parts = urlsplit(relay_base.strip())
+    scheme = _SCHEMES.get(parts.scheme.lower())
+    if scheme is None or not parts.hostname:
+        raise ValueError(f"the relay URL must be http(s)://HOST[:PORT][/PATH], got {relay_base!r}")
+    if parts.query or parts.fragment:
+        raise ValueError(f"the relay URL must not have a query or fragment: {relay_base!r}")
+    if parts.username or parts.password:
+        raise ValueError("the relay URL must not carry credentials; use a token option")
+    path = parts.path.rstrip("/") + CONNECT_PATH
+    return urlunsplit((scheme, parts.netloc, path, "", ""))
+
+
+def connect_url(relay_base: str, *, machine_id: str, name: str, agent_version: str) -> str:
+    query = urlencode(
+        {"machine_id": machine_id, "name": name, "agent_version": agent_version},
+        quote_via=quote,
+    )
+    return f"{control_channel_url(relay_base)}?{query}"
+
+
+class DialError(Exception):
+    """An attempt failed. ``status`` is the relay's HTTP answer when it gave one;
+    ``refused`` means it rejected our credentials (401 or 403)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+    @property
+    def refused(self) -> bool:
+        return self.status in (401, 403)
+
+
+async def dial(url: str, token: str, *, open_timeout: float) -> ClientConnection:
+    """Open the control channel's WebSocket; raise :class:`DialError` when it fails."""
+    try:
+        return await connect(
+            url,
+            additional_headers={"Authorization": f"Bearer {token}"},
+            open_timeout=open_timeout,
+            # yamux pings the session itself; two keepalives would only add traffic.
+            ping_interval=None,
+            compression=None,
+            max_size=MAX_MESSAGE,
+            user_agent_header=f"agent-relay/{__version__}",
+        )
+    except InvalidStatus as exc:
+        response = exc.response
+        raise DialError(
+            _describe_refusal(response.status_code, bytes(response.body)), response.status_code
+        ) from None
+    except InvalidHandshake as exc:
+        raise DialError(f"bad WebSocket handshake: {exc}") from None
+    except TimeoutError:
+        raise DialError(f"no answer within {open_timeout:g} s") from None
+    except OSError as exc:
+        raise DialError(_describe_os_error(exc)) from None
+    except WebSocketException as exc:
+        raise DialError(str(exc) or type(exc).__name__) from None
+
+
+def _describe_refusal(status: int, body: bytes) -> str:
+    """``401 invalid token``: the status and the relay's JSON ``error`` when it sent one."""
+    message = ""
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        payload = None
+    if isinstance(payload, dict) and isinstance(payload.get("error"), str):
+        message = payload["error"]
+    elif body and len(body) <= 200 and body.isascii():
+        message = body.decode("ascii").strip()
+    return f"{status} {message}".strip() if message else f"{status} (no explanation from relay)"
+
+
+def _describe_os_error(exc: OSError) -> str:
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    return exc.strerror or str(exc) or type(exc).__name__

@@ -1,0 +1,63 @@
+"""The relay does not tell a host its id when it connects. Our relay lists the caller's
+hosts at ``GET /v1/hosts``; this finds ours there by machine id, best effort (a relay
+without that route, or behind a login page, just leaves the id unknown)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import urllib.request
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from .. import __version__
+
+log = logging.getLogger(__name__)
+
+_HTTP_SCHEMES = {"https": "https", "wss": "https", "http": "http", "ws": "http"}
+MAX_BODY = 1024 * 1024
+
+
+def hosts_url(relay_base: str) -> str:
+    parts = urlsplit(relay_base.strip())
+    scheme = _HTTP_SCHEMES.get(parts.scheme.lower())
+    if scheme is None:
+        raise ValueError(f"not an http(s) URL: {relay_base!r}")
+    return urlunsplit((scheme, parts.netloc, parts.path.rstrip("/") + "/v1/hosts", "", ""))
+
+
+async def look_up_host_id(
+    relay_base: str, token: str, machine_id: str, *, timeout: float = 5.0
+) -> str | None:
+    """Our host's id at the relay, or None when it cannot be found out."""
+    url = hosts_url(relay_base)
+
+    def fetch() -> bytes:
+        request = urllib.request.Request(  # noqa: S310 - the scheme is http(s), checked above
+            url,
+            headers={
+                "Authorization": f"Bearer {token}",
+                "Accept": "application/json",
+                "User-Agent": f"agent-relay/{__version__}",
+            },
+        )
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+            return bytes(response.read(MAX_BODY))
+
+    try:
+        body = await asyncio.to_thread(fetch)
+        payload: Any = json.loads(body)
+    except (OSError, ValueError) as exc:
+        log.debug("host id lookup at %s failed: %s", url, exc)
+        return None
+    hosts = payload.get("hosts") if isinstance(payload, dict) else None
+    for host in hosts if isinstance(hosts, list) else []:
+        if (
+            isinstance(host, dict)
+            and host.get("machine_id") == machine_id
+            and host.get("owned", True) is not False
+            and isinstance(host.get("id"), str)
+        ):
+            return str(host["id"])
+    return None

@@ -1,0 +1,294 @@
+"""The local agent server as seen from the connector: where it listens (TCP or a Unix
+socket) and a bounded pool of keep-alive HTTP/1.1 connections to it.
+
+A connection goes back to the pool only if h11 says both sides finished their message
+and nobody asked to close. While idle, a watcher reads from it: the server closing it,
+or sending anything at all, retires it at once, and so does ``idle_timeout``. A
+connection that carried a ``101`` is detached: it belongs to the spliced stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from ..httpwire import HttpConnection, SocketChannel
+from ..httpwire.channel import READ_SIZE
+from .errors import bad_gateway, busy
+
+DEFAULT_MAX_RESPONSE_HEAD = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamTarget:
+    """``http://HOST:PORT`` or ``unix:/path/to.sock``."""
+
+    url: str
+    host: str | None = None
+    port: int | None = None
+    unix_path: str | None = None
+
+    @classmethod
+    def parse(cls, value: str) -> UpstreamTarget:
+        usage = "the upstream must be http://HOST:PORT or unix:/path/to.sock"
+        value = value.strip()
+        if value.startswith("unix:"):
+            path = value.removeprefix("unix:")
+            if path.startswith("//"):  # unix:///run/agent.sock
+                path = path[2:]
+            if not path:
+                raise ValueError(f"{usage}, got {value!r}")
+            return cls(url=f"unix:{path}", unix_path=path)
+        parts = urlsplit(value)
+        try:
+            port = parts.port or 80
+        except ValueError:
+            raise ValueError(f"{usage}, got {value!r}") from None
+        if parts.scheme != "http" or not parts.hostname:
+            raise ValueError(f"{usage}, got {value!r}")
+        if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
+            raise ValueError(f"{usage} (no path, query or credentials), got {value!r}")
+        return cls(url=f"http://{parts.netloc}", host=parts.hostname, port=port)
+
+    @property
+    def host_header(self) -> bytes:
+        """The ``Host`` the local server is sent: its own address, as if called directly."""
+        if self.host is None:
+            return b"localhost"
+        host = f"[{self.host}]" if ":" in self.host else self.host.encode("idna").decode()
+        return (host if self.port == 80 else f"{host}:{self.port}").encode("ascii")
+
+    async def open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        if self.unix_path is not None:
+            return await asyncio.open_unix_connection(self.unix_path)
+        return await asyncio.open_connection(self.host, self.port)
+
+
+@dataclass(frozen=True, slots=True)
+class PoolLimits:
+    max_connections: int = 64  # connections carrying a request at once; more requests wait
+    max_idle: int = 16  # connections kept open between requests
+    idle_timeout: float = 4.0  # seconds an idle connection is kept (below common servers' 5 s)
+    connect_timeout: float = 5.0
+    wait_timeout: float = 30.0  # for a free connection when all are busy (then 503)
+
+    def __post_init__(self) -> None:
+        if self.max_connections < 1 or not 0 <= self.max_idle <= self.max_connections:
+            raise ValueError("the pool needs max_connections >= 1 and 0 <= max_idle <= it")
+
+
+class _CountingChannel(SocketChannel):
+    """A socket channel that counts what it read: a reused connection that failed before
+    a single response byte is safe to retry."""
+
+    bytes_read = 0
+
+    async def read(self, max_bytes: int = READ_SIZE) -> bytes:
+        data = await super().read(max_bytes)
+        self.bytes_read += len(data)
+        return data
+
+
+class UpstreamConnection:
+    """One connection to the local server and its HTTP/1.1 state."""
+
+    def __init__(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, max_head_size: int
+    ) -> None:
+        self.channel = _CountingChannel(reader, writer)
+        self.http = HttpConnection(self.channel, client=True, max_head_size=max_head_size)
+        self.reused = False  # it served an earlier request
+        self.leased = False  # it holds a pool slot
+        self._watcher: asyncio.Task[None] | None = None
+
+    @property
+    def closed(self) -> bool:
+        return self.channel.writer.is_closing()
+
+    @property
+    def received_nothing(self) -> bool:
+        return self.channel.bytes_read == 0
+
+    def park(self, idle_timeout: float, gone: Callable[[UpstreamConnection], None]) -> None:
+        """Idle from now on: retire it (``gone``) when the server closes or writes, or when
+        ``idle_timeout`` passes."""
+        self.channel.bytes_read = 0
+        self._watcher = asyncio.create_task(self._watch(idle_timeout, gone))
+
+    async def _watch(self, idle_timeout: float, gone: Callable[[UpstreamConnection], None]) -> None:
+        with contextlib.suppress(TimeoutError, ConnectionError):
+            async with asyncio.timeout(idle_timeout):
+                await self.channel.reader.read(1)
+        gone(self)
+
+    async def unpark(self) -> bool:
+        """Take it out of the idle state; False if it must not be used any more."""
+        watcher, self._watcher = self._watcher, None
+        if watcher is None:
+            return not self.closed
+        if watcher.done():
+            return False
+        watcher.cancel()
+        await asyncio.wait({watcher})
+        return watcher.cancelled() and not self.closed
+
+    def close(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+            self._watcher = None
+        self.channel.writer.close()
+
+    def abort(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+            self._watcher = None
+        self.channel.reset()
+
+
+class UpstreamPool:
+    """Keep-alive connections to the local server, at most ``max_connections`` in use."""
+
+    def __init__(
+        self,
+        target: UpstreamTarget,
+        limits: PoolLimits | None = None,
+        *,
+        max_head_size: int = DEFAULT_MAX_RESPONSE_HEAD,
+    ) -> None:
+        self.target = target
+        self.limits = limits or PoolLimits()
+        self._max_head = max_head_size
+        self._slots = asyncio.Semaphore(self.limits.max_connections)
+        self._idle: list[UpstreamConnection] = []  # most recently used last
+        self._closed = False
+        self.in_use = 0
+        self.opened = 0  # connections opened since start
+        self.reuses = 0  # requests that went out on a kept-alive connection
+
+    @property
+    def idle(self) -> int:
+        return len(self._idle)
+
+    def stats(self) -> dict[str, int]:
+        return {
+            "in_use": self.in_use,
+            "idle": self.idle,
+            "opened": self.opened,
+            "reuses": self.reuses,
+            "max_connections": self.limits.max_connections,
+        }
+
+    async def acquire(self, *, fresh: bool = False) -> UpstreamConnection:
+        """A connection ready for a request: the most recently used idle one, or a new one
+        (always new with ``fresh``). Raises ForwardError (502 or 503)."""
+        if self._closed:
+            raise busy("the connector is stopping")
+        try:
+            async with asyncio.timeout(self.limits.wait_timeout):
+                await self._slots.acquire()
+        except TimeoutError:
+            raise busy(
+                f"all {self.limits.max_connections} connections to the local server are busy"
+            ) from None
+        try:
+            connection = await self._take_idle() if not fresh else None
+            if connection is None:
+                connection = await self._open()
+        except BaseException:
+            self._slots.release()
+            raise
+        connection.leased = True
+        self.in_use += 1
+        return connection
+
+    async def _take_idle(self) -> UpstreamConnection | None:
+        while self._idle:
+            connection = self._idle.pop()
+            try:
+                alive = await connection.unpark()
+            except BaseException:
+                connection.close()
+                raise
+            if alive:
+                connection.reused = True
+                self.reuses += 1
+                return connection
+            connection.close()
+        return None
+
+    async def _open(self) -> UpstreamConnection:
+        where = self.target.url
+        try:
+            async with asyncio.timeout(self.limits.connect_timeout):
+                reader, writer = await self.target.open()
+        except TimeoutError:
+            raise bad_gateway(
+                f"cannot connect to the local server at {where}: "
+                f"no answer within {self.limits.connect_timeout:g} s"
+            ) from None
+        except OSError as exc:
+            raise bad_gateway(
+                f"cannot connect to the local server at {where}: {describe_os_error(exc)}"
+            ) from None
+        self.opened += 1
+        return UpstreamConnection(reader, writer, self._max_head)
+
+    def _return_slot(self, connection: UpstreamConnection) -> bool:
+        if not connection.leased:
+            return False
+        connection.leased = False
+        self.in_use -= 1
+        self._slots.release()
+        return True
+
+    def release(self, connection: UpstreamConnection) -> None:
+        """The exchange is over: keep the connection if HTTP allows it, else close it."""
+        if not self._return_slot(connection):
+            return
+        if (
+            self._closed
+            or self.limits.max_idle == 0
+            or connection.closed
+            or not connection.http.can_reuse
+            or connection.http.trailing_data()  # bytes nobody asked for: not to be trusted
+        ):
+            connection.close()
+            return
+        connection.http.start_next_cycle()
+        if len(self._idle) >= self.limits.max_idle:
+            self._idle.pop(0).close()  # the least recently used
+        connection.park(self.limits.idle_timeout, self._gone)
+        self._idle.append(connection)
+
+    def discard(self, connection: UpstreamConnection) -> None:
+        """The exchange broke: drop the connection at once."""
+        self._return_slot(connection)
+        connection.abort()
+
+    def detach(self, connection: UpstreamConnection) -> None:
+        """The connection switched protocols: the caller owns (and closes) it now."""
+        self._return_slot(connection)
+
+    def _gone(self, connection: UpstreamConnection) -> None:
+        with contextlib.suppress(ValueError):
+            self._idle.remove(connection)
+        connection.close()
+
+    async def close(self) -> None:
+        """Close the idle connections; ones in use close when they come back."""
+        self._closed = True
+        idle, self._idle = self._idle, []
+        for connection in idle:
+            connection.close()
+        await asyncio.sleep(0)  # let the cancelled watchers finish
+
+
+def describe_os_error(exc: OSError) -> str:
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, FileNotFoundError):
+        return "no such socket"
+    return exc.strerror or str(exc) or type(exc).__name__
