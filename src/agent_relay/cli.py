@@ -531,3 +531,36 @@ def host_command(
         await run_host_until_signalled(connector, pool, status_listen=listen)
 
     _run(serve())
+
+
+@main.command()
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8082,
+    show_default=True,
+    help="the relay's port on 127.0.0.1 (0: any free port)",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="where the demo keeps its state [default: <data dir>/demo]",
+)
+@click.option("-v", "--verbose", is_flag=True, help="debug logging")
+@_fail_cleanly
+def demo(port: int, data_dir: Path | None, verbose: bool) -> None:
+    """Run the relay, a sample agent server and a connected host, all on this machine."""
+    from .demo.run import run_demo
+
+    _setup_logging(verbose)
+    try:
+        _run(run_demo(data_dir or default_data_dir() / "demo", port=port))
+    except OSError as exc:
+        raise click.ClickException(
+            f"cannot start the demo: {exc} (is port {port} in use? try --port 0)"
+        ) from None
+
+
+if __name__ == "__main__":
+    main()
