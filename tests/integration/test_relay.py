@@ -444,3 +444,11 @@ async def test_slow_client_on_a_huge_download_holds_memory_bounded(sqlite_url: s
     # Host, relay and client share this process: together they stay far below the body.
     assert stalled - baseline < 32 * MIB, f"stalled: +{(stalled - baseline) / MIB:.0f} MiB"
     assert peak - baseline < 64 * MIB, f"peak: +{(peak - baseline) / MIB:.0f} MiB"
+
+
+async def test_refusing_a_big_body_unread_says_connection_close(relay: Relay) -> None:
+    """A client must learn that the connection ends when its body is left unread."""
+    response = await relay.client.post(f"/v1/relay/create/{uuid.uuid4()}", content=b"x" * (3 * MIB))
+    assert response.status_code == 401
+    assert response.headers["connection"] == "close"
+    assert (await relay.client.get("/health")).status_code == 200

@@ -78,10 +78,22 @@ class Exchange:
             all_headers.append((b"content-type", content_type))
         all_headers += headers or []
         all_headers += self.extra_headers
+        if self._body_too_big_to_skip():
+            # The unread body will not be drained for keep-alive: say so, so that the
+            # client does not send its next request on a connection we are closing.
+            all_headers.append((b"connection", b"close"))
         self.responded = True
         if self.request.method == b"HEAD":
             body = b""
         await self.http.send_message(h11.Response(status_code=status, headers=all_headers), body)
+
+    def _body_too_big_to_skip(self) -> bool:
+        if self.http.request_done:
+            return False
+        length = self.header(b"content-length")
+        if length is not None and length.isdigit():
+            return int(length) > self.limits.max_body_size
+        return self.header(b"transfer-encoding") is not None
 
     async def respond_json(
         self, status: int, payload: object, *, headers: list[tuple[bytes, bytes]] | None = None
