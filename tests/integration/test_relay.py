@@ -452,3 +452,37 @@ async def test_refusing_a_big_body_unread_says_connection_close(relay: Relay) ->
     assert response.status_code == 401
     assert response.headers["connection"] == "close"
     assert (await relay.client.get("/health")).status_code == 200
+
+
+async def test_last_seen_is_refreshed_while_connected(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("agent_relay.relay.app.LAST_SEEN_EVERY", 0.1)
+    async with running_relay(database_url) as relay:
+        host = await relay.host()
+        host_id = await relay.host_id()
+        first = await relay.store.get_host(host_id)
+        assert first is not None
+        assert first.last_seen_at is not None
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            later = await relay.store.get_host(host_id)
+            assert later is not None
+            assert later.last_seen_at is not None
+            if later.last_seen_at > first.last_seen_at:
+                break
+        assert later.last_seen_at > first.last_seen_at
+        await host.close()
+
+
+async def test_statuses_are_reset_at_start(database_url: str) -> None:
+    """A relay that died with hosts marked online must not believe them at its next start."""
+    store = await Store.open(database_url)
+    user = await store.add_user("crashed")
+    host_id = await store.upsert_host(user.id, "machine-9", "left online", None)
+    await store.set_host_status(host_id, HostStatus.ONLINE)
+    await store.close()
+    async with running_relay(database_url) as relay:
+        record = await relay.store.get_host(host_id)
+        assert record is not None
+        assert record.status is HostStatus.OFFLINE
