@@ -1,0 +1,135 @@
+"""Byte formats of the trust layer (wire.md sections 6 and 7, plus our streamed-body
+signing). Pure functions: both the host side and the client SDK build and check exactly
+these strings, so one definition keeps them byte for byte the same.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import struct
+import uuid
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+# Header names (requests: client → host; responses: host → client).
+SIG_SESSION = "x-vk-sig-session"
+SIG_TS = "x-vk-sig-ts"
+SIG_NONCE = "x-vk-sig-nonce"
+SIG_SIGNATURE = "x-vk-sig-signature"
+REQUEST_SIGNATURE_FIELDS = (SIG_SESSION, SIG_TS, SIG_NONCE, SIG_SIGNATURE)
+RESP_TS = "x-vk-resp-ts"
+RESP_NONCE = "x-vk-resp-nonce"
+RESP_SIGNATURE = "x-vk-resp-signature"
+# Ours: a client that can verify a streamed body asks for it with this request header;
+# the host then answers with RESP_BODY_SIGNING = STREAM_SIGNING_V1 and a framed body.
+ACCEPT_STREAM_SIGNING = "x-vk-accept-signed-stream"
+RESP_BODY_SIGNING = "x-vk-resp-body-signing"
+STREAM_SIGNING_V1 = "chunked-v1"
+# Ours: the host's clock (unix seconds) on every 401, so a client can correct skew.
+HOST_TIME = "x-vk-host-time"
+
+SPAKE2_CLIENT_IDENTITY = b"vibe-kanban-browser"
+SPAKE2_SERVER_IDENTITY = b"vibe-kanban-server"
+_CLIENT_PROOF_LABEL = b"vk-spake2-client-proof-v2"
+_SERVER_PROOF_LABEL = b"vk-spake2-server-proof-v2"
+
+EMPTY_BODY_HASH = base64.b64encode(hashlib.sha256(b"").digest()).decode("ascii")
+
+# A streamed, signed body is a sequence of records: u32 big-endian payload length,
+# payload, 64-byte Ed25519 signature over stream_chunk_message(...). A record with an
+# empty payload ends the body; a body that stops before it was truncated.
+CHUNK_HEADER = struct.Struct(">I")
+SIGNATURE_SIZE = 64
+MAX_CHUNK_PAYLOAD = 64 * 1024
+
+
+def body_hash(body: bytes) -> str:
+    """``H(body)``: base64 of the SHA-256 digest."""
+    return base64.b64encode(hashlib.sha256(body).digest()).decode("ascii")
+
+
+def request_message(
+    ts: int | str, method: str, path_and_query: str, session_id: str, nonce: str, h_body: str
+) -> bytes:
+    return f"v1|{ts}|{method}|{path_and_query}|{session_id}|{nonce}|{h_body}".encode()
+
+
+def response_message(
+    resp_ts: int | str,
+    status: int,
+    path_and_query: str,
+    session_id: str,
+    request_nonce: str,
+    response_nonce: str,
+    h_body: str,
+) -> bytes:
+    """For a streamed body ``h_body`` is the literal STREAM_SIGNING_V1: the records carry
+    their own signatures, and the header signature binds status and path to them."""
+    return (
+        f"v1|{resp_ts}|{status}|{path_and_query}|{session_id}|{request_nonce}"
+        f"|{response_nonce}|{h_body}"
+    ).encode()
+
+
+def stream_chunk_message(
+    session_id: str, request_nonce: str, response_nonce: str, seq: int, payload: bytes
+) -> bytes:
+    """Signed by the host for record ``seq`` (from 1) of a streamed body."""
+    return (
+        f"v1|chunk|{session_id}|{request_nonce}|{response_nonce}|{seq}|{body_hash(payload)}"
+    ).encode()
+
+
+def frame_message(
+    session_id: str, upgrade_nonce: str, seq: int, msg_type: str, payload: bytes
+) -> bytes:
+    return f"v1|{session_id}|{upgrade_nonce}|{seq}|{msg_type}|{body_hash(payload)}".encode()
+
+
+def refresh_message(timestamp: int | str, nonce: str, client_id: str) -> bytes:
+    return f"v1|refresh|{timestamp}|{nonce}|{client_id}".encode()
+
+
+def confirmation_key(shared_key: bytes) -> bytes:
+    """``ck`` = HKDF-SHA256(shared key, empty salt, info "key-confirmation", 32 bytes)."""
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"key-confirmation").derive(
+        shared_key
+    )
+
+
+def client_proof(ck: bytes, enrollment_id: str, client_public_key: bytes) -> bytes:
+    data = _CLIENT_PROOF_LABEL + uuid.UUID(enrollment_id).bytes + client_public_key
+    return hmac.new(ck, data, hashlib.sha256).digest()
+
+
+def server_proof(
+    ck: bytes, enrollment_id: str, client_public_key: bytes, server_public_key: bytes
+) -> bytes:
+    data = (
+        _SERVER_PROOF_LABEL + uuid.UUID(enrollment_id).bytes + client_public_key + server_public_key
+    )
+    return hmac.new(ck, data, hashlib.sha256).digest()
+
+
+def normalize_code(code: str) -> str:
+    """Clients trim and uppercase what the user typed."""
+    return code.strip().upper()
+
+
+def b64encode(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def b64decode(text: str, *, size: int | None = None) -> bytes:
+    """Strict standard base64 (padding required); ``size`` checks the decoded length.
+    Raises ValueError on anything else."""
+    try:
+        data = base64.b64decode(text.encode("ascii"), validate=True)
+    except (UnicodeEncodeError, ValueError) as exc:
+        raise ValueError("not base64") from exc
+    if size is not None and len(data) != size:
+        raise ValueError(f"expected {size} bytes, got {len(data)}")
+    return data
