@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import random
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -10,7 +14,7 @@ import httpx
 import pytest
 from websockets.asyncio.client import connect as ws_connect
 
-from agent_relay.demo.sample_server import RunningServer, create_app
+from agent_relay.demo.sample_server import BLOB_CHUNK, RunningServer, blob_chunks, create_app
 
 
 @pytest.fixture
@@ -64,3 +68,44 @@ async def test_terminal_websocket_echoes(base_url: str) -> None:
         assert await websocket.recv() == "ls -la\r\n$ "
         await websocket.send(b"\x00\x01raw")
         assert await websocket.recv() == b"\x00\x01raw"
+
+
+async def test_blob_download_is_deterministic_and_upload_is_hashed(base_url: str) -> None:
+    size = 3 * BLOB_CHUNK + 5  # a short last chunk
+    async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
+        first = await client.get(f"/api/blob?size={size}")
+        second = await client.get(f"/api/blob?size={size}")
+        assert first.status_code == 200
+        assert first.headers["content-length"] == str(size)
+        assert first.content == second.content == b"".join(blob_chunks(size))
+        assert len(first.content) == size
+        # Chunks differ from one another (an index leads each), so order matters.
+        chunks = [first.content[i : i + BLOB_CHUNK] for i in range(0, size, BLOB_CHUNK)]
+        assert len(set(chunks)) == len(chunks)
+        assert (await client.get("/api/blob?size=0")).content == b""
+        for bad in ("", "-1", "1e3", "abc", str(1 << 40)):
+            refused = await client.get(f"/api/blob?size={bad}")
+            assert refused.status_code == 400
+            assert "size" in refused.json()["error"]
+
+        body = random.randbytes(5 * 1024 * 1024 + 3)  # above the app's 1 MiB JSON limit
+        uploaded = await client.post("/api/blob", content=body)
+        assert uploaded.status_code == 200
+        assert uploaded.json() == {"sha256": hashlib.sha256(body).hexdigest(), "bytes": len(body)}
+        empty = await client.post("/api/blob")
+        assert empty.json() == {"sha256": hashlib.sha256(b"").hexdigest(), "bytes": 0}
+        # Other routes keep the small limit.
+        big_json = await client.post("/api/workspaces", content=b"x" * (2 * 1024 * 1024))
+        assert big_json.status_code == 413
+
+
+def test_command_line_refuses_bad_options() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "agent_relay.demo.sample_server", "--tick-seconds", "0"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "--tick-seconds must be positive" in done.stderr

@@ -3,18 +3,24 @@ and their repos in SQLite, a server-sent event stream, and a WebSocket terminal.
 
 It is an ordinary Starlette app on uvicorn, as a user's own server would be; the demo
 puts it behind the host connector. It knows nothing of the relay, except that it shows
-the ``x-vk-relayed`` header the connector adds.
+the ``x-vk-relayed`` header the connector adds. ``/api/blob`` streams bulk bytes both ways
+for the end-to-end tests and the benchmark.
+
+Run on its own: ``python -m agent_relay.demo.sample_server --port 8081 --database PATH``.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
+import hashlib
 import json
+import random
 import sqlite3
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +46,19 @@ _SEED = {
 }
 _MAX_NAME = 200
 _EVENT_QUEUE = 64  # per listener; a listener that falls behind loses events, not memory
+
+BLOB_CHUNK = 256 * 1024
+BLOB_MAX = 1 << 34  # 16 GiB, both ways
+# A fixed pseudo-random block (incompressible, the same in every process).
+_BLOB_BLOCK = random.Random(0x5EED).randbytes(BLOB_CHUNK)
+
+
+def blob_chunks(size: int) -> Iterator[bytes]:
+    """The deterministic bytes ``GET /api/blob?size=N`` sends: chunk i is i as 8 bytes
+    then the fixed block, so a lost, doubled or swapped chunk changes the digest."""
+    for index, start in enumerate(range(0, size, BLOB_CHUNK)):
+        chunk = index.to_bytes(8, "big") + _BLOB_BLOCK[8:]
+        yield chunk[: min(BLOB_CHUNK, size - start)]
 
 
 class Events:
@@ -186,6 +205,29 @@ def create_app(database: Path, *, tick_seconds: float = 2.0) -> Starlette:
             headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
         )
 
+    async def blob(request: Request) -> Response:
+        if request.method == "POST":
+            digest = hashlib.sha256()
+            received = 0
+            async for chunk in request.stream():
+                digest.update(chunk)
+                received += len(chunk)
+            return JSONResponse({"sha256": digest.hexdigest(), "bytes": received})
+        raw = request.query_params.get("size", "")
+        if not raw.isdigit() or int(raw) > BLOB_MAX:
+            return _error(400, f"size must be a whole number of bytes up to {BLOB_MAX}")
+        size = int(raw)
+
+        async def stream() -> AsyncIterator[bytes]:
+            for chunk in blob_chunks(size):
+                yield chunk
+
+        return StreamingResponse(
+            stream(),
+            media_type="application/octet-stream",
+            headers={"content-length": str(size)},
+        )
+
     async def terminal(websocket: WebSocket) -> None:
         await websocket.accept()
         await websocket.send_text("sample terminal: every line comes back\r\n$ ")
@@ -215,6 +257,7 @@ def create_app(database: Path, *, tick_seconds: float = 2.0) -> Starlette:
             Route("/api/workspaces", workspaces, methods=["GET", "POST"]),
             Route("/api/workspaces/{workspace_id}/repos", repos, methods=["GET", "POST"]),
             Route("/api/events", event_stream),
+            Route("/api/blob", blob, methods=["GET", "POST"], max_body_size=BLOB_MAX),
             WebSocketRoute("/api/terminal", terminal),
         ],
     )
@@ -254,3 +297,32 @@ class RunningServer:
         self._server.should_exit = True
         if self._task is not None:
             await self._task
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """The sample server as its own process (uvicorn handles SIGTERM and Ctrl-C)."""
+    import uvicorn
+
+    parser = argparse.ArgumentParser(
+        prog="python -m agent_relay.demo.sample_server", description=main.__doc__
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8081)
+    parser.add_argument("--database", type=Path, default=Path("sample-agent.sqlite3"))
+    parser.add_argument("--tick-seconds", type=float, default=2.0, help="SSE tick interval")
+    args = parser.parse_args(argv)
+    if args.tick_seconds <= 0:
+        parser.error("--tick-seconds must be positive")
+    app = create_app(args.database, tick_seconds=args.tick_seconds)
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=5,  # event streams never end on their own
+    )
+
+
+if __name__ == "__main__":
+    main()
