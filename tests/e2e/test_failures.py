@@ -1,0 +1,122 @@
+"""Parts of the system die and come back, as real processes killed with SIGKILL: the
+relay (the connector must reconnect), the local agent server (502, then 200), and the
+connector (404 `No active relay`, then 200). Each test has a stack of its own."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+import pytest
+
+from .stack import Stack, report
+
+pytestmark = pytest.mark.timeout(90)
+
+RECOVERY_BOUND = 30.0  # seconds; the connector's backoff starts at 1 s (full jitter)
+
+
+async def wait_for_status(
+    api: httpx.AsyncClient, path: str, wanted: int, timeout: float
+) -> tuple[httpx.Response, float, list[int]]:
+    """Poll until the answer has the wanted status: (that answer, seconds waited, the
+    statuses seen before it; -1 for a refused connection)."""
+    began = time.monotonic()
+    seen: list[int] = []
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                try:
+                    response = await api.get(path)
+                except httpx.TransportError:
+                    seen.append(-1)
+                else:
+                    if response.status_code == wanted:
+                        return response, time.monotonic() - began, seen
+                    seen.append(response.status_code)
+                await asyncio.sleep(0.05)
+    except TimeoutError:
+        raise AssertionError(
+            f"no {wanted} for {path} within {timeout} s; saw {sorted(set(seen))}"
+        ) from None
+
+
+async def test_relay_restart_the_connector_reconnects(fresh_stack: Stack) -> None:
+    stack = fresh_stack
+    async with httpx.AsyncClient(base_url=stack.base, timeout=10) as api:
+        assert (await api.get("/api/whoami")).status_code == 200
+        before = stack.status()
+        assert before is not None
+        assert before["reconnects"] == 0
+
+        killed_at = time.monotonic()
+        stack.relay.kill()
+        with pytest.raises(httpx.TransportError):
+            await api.get("/api/whoami")
+        # Same port, same data dir: same host id, and the relay session still stands.
+        relay_start = await asyncio.to_thread(stack.relay.start)
+        response, waited, seen = await wait_for_status(api, "/api/whoami", 200, RECOVERY_BOUND)
+        recovery = time.monotonic() - killed_at
+        assert response.json()["relayed"] is True
+        after = stack.status()
+        assert after is not None
+        assert after["connected"] is True
+        assert after["reconnects"] == 1
+        assert after["host_id"] == stack.host_id
+        # While the connector was away, the relay said so.
+        assert set(seen) <= {404}, seen
+        report(
+            f"relay killed and restarted: requests succeed again {recovery:.2f} s after the "
+            f"kill (relay start {relay_start:.2f} s, then {waited:.2f} s for the connector)"
+        )
+        assert waited < RECOVERY_BOUND
+        for _ in range(20):
+            assert (await api.get("/api/workspaces")).status_code == 200
+
+
+async def test_upstream_down_is_502_then_back(fresh_stack: Stack) -> None:
+    stack = fresh_stack
+    async with httpx.AsyncClient(base_url=stack.base, timeout=10) as api:
+        assert (await api.get("/api/workspaces")).status_code == 200  # a pooled connection
+        stack.sample.kill()
+        for _ in range(3):
+            down = await api.get("/api/workspaces")
+            assert down.status_code == 502
+            assert down.headers["content-type"].startswith("application/json")
+            error = down.json()["error"]
+            assert isinstance(error, str)
+            assert error
+        status = stack.status()
+        assert status is not None
+        assert status["connected"] is True  # the tunnel itself is unharmed
+
+        await asyncio.to_thread(stack.sample.start)
+        back = await api.get("/api/workspaces")
+        assert back.status_code == 200
+        assert [w["name"] for w in back.json()["workspaces"]][:2] == ["agent-relay", "homelab"]
+
+
+async def test_connector_killed_is_404_no_active_relay_then_back(fresh_stack: Stack) -> None:
+    stack = fresh_stack
+    async with httpx.AsyncClient(base_url=stack.base, timeout=10) as api:
+        assert (await api.get("/api/whoami")).status_code == 200
+        stack.connector.kill()
+        gone, waited, seen = await wait_for_status(api, "/api/whoami", 404, 10)
+        assert gone.json() == {"error": "No active relay"}
+        assert set(seen) <= {502}, seen
+        hosts = await api.get(
+            f"{stack.relay_url}/v1/hosts", headers={"Authorization": f"Bearer {stack.token}"}
+        )
+        [host] = hosts.json()["hosts"]
+        assert (host["id"], host["online"]) == (stack.host_id, False)
+        # Still gone a moment later: not a blip.
+        await asyncio.sleep(0.3)
+        assert (await api.get("/api/whoami")).status_code == 404
+
+        # The same data dir keeps the machine id, hence the host and the relay session.
+        await asyncio.to_thread(stack.connector.start)
+        back = await api.get("/api/whoami")
+        assert back.status_code == 200
+        assert back.json()["relayed"] is True
+        report(f"connector killed: relay answered 404 after {waited:.2f} s")
