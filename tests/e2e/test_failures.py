@@ -6,15 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import httpx
 import pytest
+from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import ConnectionClosed
 
 from .stack import Stack, report
 
 pytestmark = pytest.mark.timeout(90)
 
 RECOVERY_BOUND = 30.0  # seconds; the connector's backoff starts at 1 s (full jitter)
+OUTAGE = 3.0  # seconds the relay stays down: several attempts, and a grown backoff
 
 
 async def wait_for_status(
@@ -42,6 +46,28 @@ async def wait_for_status(
         ) from None
 
 
+async def stream_ends(stream: httpx.Response, timeout: float = 10.0) -> str:
+    """Read an open response until it ends; how it ended (never a hang)."""
+    try:
+        async with asyncio.timeout(timeout):
+            async for _ in stream.aiter_raw():
+                pass
+    except TimeoutError:
+        raise AssertionError(f"the stream was still open after {timeout} s") from None
+    except httpx.TransportError as exc:
+        return type(exc).__name__
+    return "end of body"
+
+
+async def wait_for_connector(stack: Stack, connected: bool, timeout: float) -> dict[str, Any]:
+    async with asyncio.timeout(timeout):
+        while True:
+            status = await asyncio.to_thread(stack.status)
+            if status is not None and status["connected"] is connected:
+                return status
+            await asyncio.sleep(0.05)
+
+
 async def test_relay_restart_the_connector_reconnects(fresh_stack: Stack) -> None:
     stack = fresh_stack
     async with httpx.AsyncClient(base_url=stack.base, timeout=10) as api:
@@ -50,25 +76,34 @@ async def test_relay_restart_the_connector_reconnects(fresh_stack: Stack) -> Non
         assert before is not None
         assert before["reconnects"] == 0
 
-        killed_at = time.monotonic()
         stack.relay.kill()
         with pytest.raises(httpx.TransportError):
             await api.get("/api/whoami")
+        # The connector notices, says so on its status endpoint, and keeps trying.
+        down = await wait_for_connector(stack, False, 10)
+        assert down["last_error"]
+        await asyncio.sleep(OUTAGE)
+        during = stack.status()
+        assert during is not None
+        assert during["connected"] is False
+        assert during["failed_attempts"] >= 1
+        assert during["state"] in {"retrying", "connecting"}
+
         # Same port, same data dir: same host id, and the relay session still stands.
         relay_start = await asyncio.to_thread(stack.relay.start)
         response, waited, seen = await wait_for_status(api, "/api/whoami", 200, RECOVERY_BOUND)
-        recovery = time.monotonic() - killed_at
         assert response.json()["relayed"] is True
+        # Until the connector was back, the relay said it was not there.
+        assert set(seen) <= {404}, seen
         after = stack.status()
         assert after is not None
         assert after["connected"] is True
         assert after["reconnects"] == 1
         assert after["host_id"] == stack.host_id
-        # While the connector was away, the relay said so.
-        assert set(seen) <= {404}, seen
         report(
-            f"relay killed and restarted: requests succeed again {recovery:.2f} s after the "
-            f"kill (relay start {relay_start:.2f} s, then {waited:.2f} s for the connector)"
+            f"relay killed, down {OUTAGE:.0f} s, restarted in {relay_start:.2f} s: "
+            f"requests succeed again {waited:.2f} s after it is ready "
+            f"({during['failed_attempts']} failed attempts while down)"
         )
         assert waited < RECOVERY_BOUND
         for _ in range(20):
@@ -79,7 +114,11 @@ async def test_upstream_down_is_502_then_back(fresh_stack: Stack) -> None:
     stack = fresh_stack
     async with httpx.AsyncClient(base_url=stack.base, timeout=10) as api:
         assert (await api.get("/api/workspaces")).status_code == 200  # a pooled connection
-        stack.sample.kill()
+        async with api.stream("GET", "/api/events") as events:
+            assert events.status_code == 200
+            stack.sample.kill()
+            # A response in progress ends when its server dies; it does not hang.
+            ended = await stream_ends(events)
         for _ in range(3):
             down = await api.get("/api/workspaces")
             assert down.status_code == 502
@@ -95,13 +134,26 @@ async def test_upstream_down_is_502_then_back(fresh_stack: Stack) -> None:
         back = await api.get("/api/workspaces")
         assert back.status_code == 200
         assert [w["name"] for w in back.json()["workspaces"]][:2] == ["agent-relay", "homelab"]
+        report(f"sample server killed: open event stream ended ({ended}), then 502: {error!r}")
 
 
 async def test_connector_killed_is_404_no_active_relay_then_back(fresh_stack: Stack) -> None:
     stack = fresh_stack
-    async with httpx.AsyncClient(base_url=stack.base, timeout=10) as api:
+    async with (
+        httpx.AsyncClient(base_url=stack.base, timeout=10) as api,
+        ws_connect(stack.ws_base + "/api/terminal") as terminal,
+    ):
         assert (await api.get("/api/whoami")).status_code == 200
-        stack.connector.kill()
+        assert "$ " in str(await terminal.recv())
+        async with api.stream("GET", "/api/events") as events:
+            assert events.status_code == 200
+            stack.connector.kill()
+            # What was in flight through the tunnel ends with it, on both kinds of stream.
+            ended = await stream_ends(events)
+        with pytest.raises(ConnectionClosed):
+            async with asyncio.timeout(10):
+                await terminal.recv()
+
         gone, waited, seen = await wait_for_status(api, "/api/whoami", 404, 10)
         assert gone.json() == {"error": "No active relay"}
         assert set(seen) <= {502}, seen
@@ -119,4 +171,7 @@ async def test_connector_killed_is_404_no_active_relay_then_back(fresh_stack: St
         back = await api.get("/api/whoami")
         assert back.status_code == 200
         assert back.json()["relayed"] is True
-        report(f"connector killed: relay answered 404 after {waited:.2f} s")
+        report(
+            f"connector killed: open event stream ended ({ended}), WebSocket closed, "
+            f"404 No active relay after {waited:.2f} s"
+        )
