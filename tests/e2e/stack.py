@@ -203,6 +203,15 @@ class Process:
                 self._popen.wait(STOP_TIMEOUT)
         return self._popen.returncode
 
+    def signal(self, signum: int) -> None:
+        assert self._popen is not None
+        self._popen.send_signal(signum)
+
+    def wait(self) -> int:
+        """The exit status, once the process ends by itself (within STOP_TIMEOUT)."""
+        assert self._popen is not None
+        return self._popen.wait(STOP_TIMEOUT)
+
     def kill(self) -> None:
         """SIGKILL: the process gets no chance to say goodbye."""
         assert self._popen is not None

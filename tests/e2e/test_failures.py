@@ -5,6 +5,8 @@ connector (404 `No active relay`, then 200). Each test has a stack of its own.""
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import signal
 import time
 from typing import Any
 
@@ -14,6 +16,7 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
 
 from .stack import Stack, report
+from .test_traffic import MIB, expected_blob_digest
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -68,7 +71,17 @@ async def wait_for_connector(stack: Stack, connected: bool, timeout: float) -> d
             await asyncio.sleep(0.05)
 
 
-async def test_relay_restart_the_connector_reconnects(fresh_stack: Stack) -> None:
+async def wait_for_state(stack: Stack, state: str, timeout: float) -> dict[str, Any]:
+    async with asyncio.timeout(timeout):
+        while True:
+            status = await asyncio.to_thread(stack.status)
+            if status is not None and status["state"] == state:
+                return status
+            await asyncio.sleep(0.02)
+
+
+@pytest.mark.parametrize("how", ["SIGKILL", "SIGTERM"])
+async def test_relay_restart_the_connector_reconnects(fresh_stack: Stack, how: str) -> None:
     stack = fresh_stack
     async with httpx.AsyncClient(base_url=stack.base, timeout=10) as api:
         assert (await api.get("/api/whoami")).status_code == 200
@@ -76,7 +89,11 @@ async def test_relay_restart_the_connector_reconnects(fresh_stack: Stack) -> Non
         assert before is not None
         assert before["reconnects"] == 0
 
-        stack.relay.kill()
+        if how == "SIGKILL":
+            stack.relay.kill()
+        else:
+            assert await asyncio.to_thread(stack.relay.stop) == 0
+            assert not stack.relay.killed_after_sigterm
         with pytest.raises(httpx.TransportError):
             await api.get("/api/whoami")
         # The connector notices, says so on its status endpoint, and keeps trying.
@@ -101,7 +118,7 @@ async def test_relay_restart_the_connector_reconnects(fresh_stack: Stack) -> Non
         assert after["reconnects"] == 1
         assert after["host_id"] == stack.host_id
         report(
-            f"relay killed, down {OUTAGE:.0f} s, restarted in {relay_start:.2f} s: "
+            f"relay stopped by {how}, down {OUTAGE:.0f} s, restarted in {relay_start:.2f} s: "
             f"requests succeed again {waited:.2f} s after it is ready "
             f"({during['failed_attempts']} failed attempts while down)"
         )
@@ -175,3 +192,34 @@ async def test_connector_killed_is_404_no_active_relay_then_back(fresh_stack: St
             f"connector killed: open event stream ended ({ended}), WebSocket closed, "
             f"404 No active relay after {waited:.2f} s"
         )
+
+
+async def test_connector_sigterm_lets_a_download_in_flight_finish(fresh_stack: Stack) -> None:
+    stack = fresh_stack
+    size = 64 * MIB
+    async with httpx.AsyncClient(base_url=stack.base, timeout=10) as api:
+        digest = hashlib.sha256()
+        received = 0
+        async with api.stream("GET", f"/api/blob?size={size}") as download:
+            assert download.status_code == 200
+            chunks = download.aiter_raw()
+            while received < MIB:
+                chunk = await anext(chunks)
+                digest.update(chunk)
+                received += len(chunk)
+            stack.connector.signal(signal.SIGTERM)
+            stopping = await wait_for_state(stack, "stopping", 5)
+            assert stopping["active_streams"] == 1
+            async for chunk in chunks:  # at a pace that makes it last most of a second
+                digest.update(chunk)
+                received += len(chunk)
+                await asyncio.sleep(0.01 * len(chunk) / MIB)
+        assert received == size
+        assert digest.hexdigest() == expected_blob_digest(size)
+        async with asyncio.timeout(10):
+            exit_code = await asyncio.to_thread(stack.connector.wait)
+        assert exit_code == 0
+        assert not stack.connector.killed_after_sigterm
+        gone = await api.get("/api/whoami")
+        assert gone.status_code == 404
+        assert gone.json() == {"error": "No active relay"}
