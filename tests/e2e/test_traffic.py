@@ -188,6 +188,60 @@ async def test_200_concurrent_requests(stack: Stack) -> None:
         assert {len(r.json()["workspaces"]) for r in reads} == {len(listed)}
 
 
+def relay_streams_in_flight(stack: Stack) -> float:
+    metrics = httpx.get(f"{stack.relay_url}/metrics", timeout=5).text
+    for line in metrics.splitlines():
+        if line.startswith("agent_relay_streams_in_flight "):
+            return float(line.split()[1])
+    raise AssertionError("no agent_relay_streams_in_flight in /metrics")
+
+
+def busy(stack: Stack) -> tuple[float, int, int]:
+    """(relay streams in flight, connector streams, upstream connections in use)."""
+    status = stack.status()
+    assert status is not None
+    return (
+        relay_streams_in_flight(stack),
+        status["active_streams"],
+        status["upstream_pool"]["in_use"],
+    )
+
+
+async def test_clients_walking_away_leave_nothing_behind(stack: Stack) -> None:
+    """Downloads, event streams and WebSockets dropped by the client mid-way: the relay,
+    the connector and its upstream pool all let go of them."""
+    assert busy(stack) == (0, 0, 0)
+    abandoned: list[tuple[httpx.AsyncClient, AsyncIterator[bytes]]] = []
+    for path in ["/api/blob?size=4294967296"] * 3 + ["/api/events"] * 3:
+        api = client(stack)
+        response = await api.send(api.build_request("GET", path), stream=True)
+        assert response.status_code == 200
+        body = response.aiter_raw()
+        await anext(body)
+        # Kept: a dropped body iterator would close its response when collected.
+        abandoned.append((api, body))
+    terminals = [await ws_connect(stack.ws_base + "/api/terminal") for _ in range(3)]
+    for terminal in terminals:
+        assert "$ " in str(await terminal.recv())
+    # A WebSocket's upstream connection leaves the pool (detached to its splice).
+    assert busy(stack) == (9, 9, 6)
+    for api, _ in abandoned:
+        await api.aclose()  # drops the connections with the responses unread
+    for terminal in terminals:
+        terminal.transport.abort()  # no closing handshake either
+    began = time.monotonic()
+    left = busy(stack)
+    async with asyncio.timeout(10):
+        while left != (0, 0, 0):
+            await asyncio.sleep(0.05)
+            left = busy(stack)
+    report(
+        f"9 exchanges dropped by their clients: all released in {time.monotonic() - began:.2f} s"
+    )
+    async with client(stack) as api:
+        assert (await api.get("/api/whoami")).status_code == 200
+
+
 async def _sample_rss(processes: list[Process], peaks: dict[str, int]) -> None:
     while True:
         for process in processes:
