@@ -112,7 +112,7 @@ class ProcessFailed(AssertionError):
     pass
 
 
-def _get_json(url: str) -> Any:
+def get_json(url: str) -> Any:
     """The JSON body of a 200 answer, else None (refused, timed out, other status)."""
     try:
         response = httpx.get(url, timeout=1.0)
@@ -203,6 +203,13 @@ class Process:
                 self._popen.wait(STOP_TIMEOUT)
         return self._popen.returncode
 
+    def close(self) -> int | None:
+        """Stop it for good: its logs no longer go into failure reports."""
+        code = self.stop()
+        if self in LIVE:
+            LIVE.remove(self)
+        return code
+
     def signal(self, signum: int) -> None:
         assert self._popen is not None
         self._popen.send_signal(signum)
@@ -257,7 +264,7 @@ class Stack:
         return "ws" + self.base.removeprefix("http")
 
     def status(self) -> dict[str, Any] | None:
-        status: dict[str, Any] | None = _get_json(self.status_url)
+        status: dict[str, Any] | None = get_json(self.status_url)
         return status
 
     def connected(self) -> bool:
@@ -268,7 +275,7 @@ class Stack:
         return [self.connector, self.sample, self.relay]
 
 
-def _admin(data_dir: Path, *args: str) -> str:
+def admin(data_dir: Path, *args: str) -> str:
     done = subprocess.run(
         admin_command(data_dir, *args),
         capture_output=True,
@@ -289,8 +296,8 @@ def running_stack(root: Path) -> Iterator[Stack]:
     relay_data, host_data = root / "relay-data", root / "host-data"
     relay_url = f"http://127.0.0.1:{relay_port}"
     sample_url = f"http://127.0.0.1:{sample_port}"
-    _admin(relay_data, "users", "add", USER)
-    token = _admin(relay_data, "tokens", "issue", USER, "--ttl", "2h").strip()
+    admin(relay_data, "users", "add", USER)
+    token = admin(relay_data, "tokens", "issue", USER, "--ttl", "2h").strip()
     token_file = root / "token"
     token_file.write_text(token + "\n")
     token_file.chmod(0o600)
@@ -299,13 +306,13 @@ def running_stack(root: Path) -> Iterator[Stack]:
         "relay",
         relay_command(relay_port, relay_data),
         root,
-        ready=lambda: _get_json(f"{relay_url}/health") is not None,
+        ready=lambda: get_json(f"{relay_url}/health") is not None,
     )
     sample = Process(
         "sample-server",
         sample_server_command(sample_port, root / "sample.sqlite3"),
         root,
-        ready=lambda: _get_json(f"{sample_url}/api/whoami") is not None,
+        ready=lambda: get_json(f"{sample_url}/api/whoami") is not None,
     )
     stack = Stack(
         root=root,
@@ -342,6 +349,4 @@ def running_stack(root: Path) -> Iterator[Stack]:
         yield stack
     finally:
         for process in stack.processes():
-            process.stop()
-            if process in LIVE:
-                LIVE.remove(process)
+            process.close()

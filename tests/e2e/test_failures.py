@@ -15,7 +15,16 @@ import pytest
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
 
-from .stack import Stack, report
+from .stack import (
+    USER,
+    Process,
+    Stack,
+    admin,
+    connector_command,
+    free_port,
+    get_json,
+    report,
+)
 from .test_traffic import MIB, expected_blob_digest
 
 pytestmark = pytest.mark.timeout(90)
@@ -223,3 +232,49 @@ async def test_connector_sigterm_lets_a_download_in_flight_finish(fresh_stack: S
         gone = await api.get("/api/whoami")
         assert gone.status_code == 404
         assert gone.json() == {"error": "No active relay"}
+
+
+async def test_connector_with_a_revoked_token_says_so_and_keeps_trying(
+    fresh_stack: Stack,
+) -> None:
+    stack = fresh_stack
+    relay_data = stack.root / "relay-data"
+    revoked = admin(relay_data, "tokens", "issue", USER, "--ttl", "1h").strip()
+    admin(relay_data, "tokens", "revoke", revoked)
+    token_file = stack.root / "revoked-token"
+    token_file.write_text(revoked + "\n")
+    status_url = f"http://127.0.0.1:{(status_port := free_port())}/_relay/status"
+
+    def refused() -> bool:
+        status = get_json(status_url)
+        return bool(status and status["failed_attempts"] >= 1)
+
+    second = Process(
+        "connector-revoked",
+        connector_command(
+            stack.relay_url, stack.sample_url, token_file, status_port, stack.root / "host-2"
+        ),
+        stack.root,
+        ready=refused,
+    )
+    try:
+        await asyncio.to_thread(second.start)
+        status = get_json(status_url)
+        assert status["connected"] is False
+        assert status["state"] == "retrying"
+        assert "401" in status["last_error"]
+        assert "401" in status["status"]
+        # Retried slowly: a refused token will not get better on its own.
+        assert status["next_retry_in_seconds"] >= 10
+        assert second.running
+        # The relay knows only the first host, and it still works.
+        async with httpx.AsyncClient(base_url=stack.base, timeout=10) as api:
+            hosts = await api.get(
+                f"{stack.relay_url}/v1/hosts", headers={"Authorization": f"Bearer {stack.token}"}
+            )
+            assert [h["id"] for h in hosts.json()["hosts"]] == [stack.host_id]
+            assert (await api.get("/api/whoami")).status_code == 200
+        report(f"revoked token: connector status says {status['status']!r}")
+    finally:
+        assert second.close() == 0
+        assert not second.killed_after_sigterm
