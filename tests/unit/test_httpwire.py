@@ -135,3 +135,60 @@ async def test_switching_protocols_then_raw_splice() -> None:
         assert got == b"HELLO WORLD"
         await asyncio.wait_for(relaying, 5)
     server.close()
+
+
+async def test_a_server_reading_the_body_says_100_continue_first() -> None:
+    """A client that sent ``Expect: 100-continue`` holds its body back (curl does for
+    bodies over 1 MiB, for a second): reading the body must tell it to go on."""
+    async with tcp_pair() as (client, server):
+        up = await client.open_stream()
+        await up.write(
+            b"POST /upload HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\nexpect: 100-continue\r\n\r\n"
+        )
+        conn = HttpConnection(await server.accept_stream(), client=False)
+        request = await conn.receive_request()
+        assert request is not None
+        body = conn.receive_body()
+
+        async def first_chunk() -> bytes:
+            return await anext(body)
+
+        reading = asyncio.create_task(first_chunk())
+        async with asyncio.timeout(5):
+            interim = await up.read(1024)
+        assert interim == b"HTTP/1.1 100 \r\n\r\n"
+        await up.write(b"hello")
+        assert await reading == b"hello"
+        assert await anext(body, None) is None
+        await conn.send(h11.Response(status_code=204, headers=[]))
+        assert (await up.read(1024)).startswith(b"HTTP/1.1 204 ")
+
+
+_EMPTY = [("content-length", "0")]
+
+
+async def test_no_100_continue_unasked_or_once_answered() -> None:
+    async with tcp_pair() as (client, server):
+        up = await client.open_stream()
+        conn = HttpConnection(await server.accept_stream(), client=False)
+        # Not asked for: the body is read without a word.
+        await up.write(b"POST /a HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n\r\nhi")
+        assert await conn.receive_request() is not None
+        assert b"".join([c async for c in conn.receive_body()]) == b"hi"
+        await conn.send_message(h11.Response(status_code=200, headers=_EMPTY), b"")
+        async with asyncio.timeout(5):
+            assert (await up.read(1024)).startswith(b"HTTP/1.1 200 ")
+        conn.start_next_cycle()
+        # Asked for, but answered with a final response first: the body (if the client
+        # sends it anyway) is discarded without a 100 after the answer.
+        await up.write(
+            b"POST /b HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\nexpect: 100-continue\r\n\r\n"
+        )
+        assert await conn.receive_request() is not None
+        await conn.send_message(h11.Response(status_code=401, headers=_EMPTY), b"")
+        await up.write(b"no")
+        assert await conn.discard_body(1024)
+        async with asyncio.timeout(5):
+            answer = await up.read(1024)
+        assert answer.startswith(b"HTTP/1.1 401 ")
+        assert b" 100 " not in answer

@@ -87,6 +87,10 @@ class HttpConnection:
 
     async def receive_body(self) -> AsyncIterator[bytes]:
         """The body of the message just received, chunk by chunk as it arrives."""
+        if self._h11.they_are_waiting_for_100_continue:
+            # The client holds its body back until told to go on (curl does above 1 MiB,
+            # then gives up waiting after a second); reading it is our go-ahead.
+            await self.send(h11.InformationalResponse(status_code=100, headers=[]))
         while True:
             event = await self._next_event()
             if isinstance(event, h11.Data):
