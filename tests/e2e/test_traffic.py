@@ -169,6 +169,38 @@ async def test_100_mib_download_and_upload_with_checksums(stack: Stack) -> None:
     )
 
 
+async def test_upload_with_expect_100_continue(stack: Stack) -> None:
+    """curl sends ``Expect: 100-continue`` with bodies over 1 MiB and holds the body back
+    until told to go on (or a second has passed): the relay must say it."""
+    body = random.randbytes(2 * MIB)
+    url = httpx.URL(stack.base + "/api/blob")
+    reader, writer = await asyncio.open_connection(url.host, url.port)
+    try:
+        writer.write(
+            f"POST {url.raw_path.decode()} HTTP/1.1\r\nhost: {url.netloc.decode()}\r\n"
+            f"content-length: {len(body)}\r\nexpect: 100-continue\r\n\r\n".encode()
+        )
+        await writer.drain()
+        async with asyncio.timeout(5):
+            interim = await reader.readuntil(b"\r\n\r\n")
+        assert interim.startswith(b"HTTP/1.1 100 ")
+        writer.write(body)
+        await writer.drain()
+        async with asyncio.timeout(10):
+            head = await reader.readuntil(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 200 ")
+            length = next(
+                int(line.split(b":")[1])
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"content-length:")
+            )
+            answer = json.loads(await reader.readexactly(length))
+        assert answer == {"sha256": hashlib.sha256(body).hexdigest(), "bytes": len(body)}
+    finally:
+        writer.close()
+        await writer.wait_closed()
+
+
 async def test_200_concurrent_requests(stack: Stack) -> None:
     count = 200
     limits = httpx.Limits(max_connections=count, max_keepalive_connections=count)
