@@ -8,6 +8,7 @@ import asyncio
 import hashlib
 import signal
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -160,6 +161,25 @@ async def test_upstream_down_is_502_then_back(fresh_stack: Stack) -> None:
         back = await api.get("/api/workspaces")
         assert back.status_code == 200
         assert [w["name"] for w in back.json()["workspaces"]][:2] == ["agent-relay", "homelab"]
+
+        # A quick restart between requests leaves the pool holding dead keep-alive
+        # connections: they must be noticed (or retried), not answered as 502.
+        async def slow_body() -> AsyncIterator[bytes]:
+            yield b"x" * 1000
+            await asyncio.sleep(0.5)  # the uploads overlap: one connection each
+            yield b"y" * 1000
+
+        several = await asyncio.gather(
+            *(api.post("/api/blob", content=slow_body()) for _ in range(3))
+        )
+        assert [r.json()["bytes"] for r in several] == [2000] * 3
+        pool = stack.status()
+        assert pool is not None
+        assert pool["upstream_pool"]["idle"] >= 2
+        stack.sample.kill()
+        await asyncio.to_thread(stack.sample.start)
+        after = await asyncio.gather(*(api.get("/api/whoami") for _ in range(4)))
+        assert [r.status_code for r in after] == [200] * 4
         report(f"sample server killed: open event stream ended ({ended}), then 502: {error!r}")
 
 

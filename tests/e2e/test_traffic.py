@@ -132,6 +132,9 @@ async def test_websocket_echo_through_two_hops(stack: Stack) -> None:
         for message in burst:
             await terminal.send(message)
         assert [await terminal.recv() for _ in burst] == burst
+        # The closing handshake goes all the way to the sample server and back.
+        await terminal.close()
+        assert terminal.close_code == 1000  # 1006 if no Close frame came back
 
 
 async def test_100_mib_download_and_upload_with_checksums(stack: Stack) -> None:
