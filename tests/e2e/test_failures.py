@@ -8,7 +8,7 @@ import asyncio
 import hashlib
 import signal
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -102,7 +102,14 @@ async def test_relay_restart_the_connector_reconnects(fresh_stack: Stack, how: s
         if how == "SIGKILL":
             stack.relay.kill()
         else:
-            assert await asyncio.to_thread(stack.relay.stop) == 0
+            # A graceful stop: a download in flight is let finish first.
+            stopped: list[asyncio.Task[int | None]] = []
+
+            async def stop_relay() -> None:
+                stopped.append(asyncio.create_task(asyncio.to_thread(stack.relay.stop)))
+
+            await download_across(api, 64 * MIB, stop_relay)
+            assert await stopped[0] == 0
             assert not stack.relay.killed_after_sigterm
         with pytest.raises(httpx.TransportError):
             await api.get("/api/whoami")
@@ -223,28 +230,39 @@ async def test_connector_killed_is_404_no_active_relay_then_back(fresh_stack: St
         )
 
 
+async def download_across(
+    api: httpx.AsyncClient, size: int, interrupt: Callable[[], Awaitable[None]]
+) -> None:
+    """Download a blob, calling ``interrupt`` after its first MiB, then reading the rest
+    at a pace that makes it last most of a second; it must arrive whole."""
+    digest = hashlib.sha256()
+    received = 0
+    async with api.stream("GET", f"/api/blob?size={size}") as download:
+        assert download.status_code == 200
+        chunks = download.aiter_raw()
+        while received < MIB:
+            chunk = await anext(chunks)
+            digest.update(chunk)
+            received += len(chunk)
+        await interrupt()
+        async for chunk in chunks:
+            digest.update(chunk)
+            received += len(chunk)
+            await asyncio.sleep(0.01 * len(chunk) / MIB)
+    assert received == size
+    assert digest.hexdigest() == expected_blob_digest(size)
+
+
 async def test_connector_sigterm_lets_a_download_in_flight_finish(fresh_stack: Stack) -> None:
     stack = fresh_stack
-    size = 64 * MIB
+
+    async def stop_connector() -> None:
+        stack.connector.signal(signal.SIGTERM)
+        stopping = await wait_for_state(stack, "stopping", 5)
+        assert stopping["active_streams"] == 1
+
     async with httpx.AsyncClient(base_url=stack.base, timeout=10) as api:
-        digest = hashlib.sha256()
-        received = 0
-        async with api.stream("GET", f"/api/blob?size={size}") as download:
-            assert download.status_code == 200
-            chunks = download.aiter_raw()
-            while received < MIB:
-                chunk = await anext(chunks)
-                digest.update(chunk)
-                received += len(chunk)
-            stack.connector.signal(signal.SIGTERM)
-            stopping = await wait_for_state(stack, "stopping", 5)
-            assert stopping["active_streams"] == 1
-            async for chunk in chunks:  # at a pace that makes it last most of a second
-                digest.update(chunk)
-                received += len(chunk)
-                await asyncio.sleep(0.01 * len(chunk) / MIB)
-        assert received == size
-        assert digest.hexdigest() == expected_blob_digest(size)
+        await download_across(api, 64 * MIB, stop_connector)
         async with asyncio.timeout(10):
             exit_code = await asyncio.to_thread(stack.connector.wait)
         assert exit_code == 0
