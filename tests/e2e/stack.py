@@ -23,6 +23,8 @@ from typing import Any
 
 import httpx
 
+from agent_relay.keyfile import write_secret_file
+
 AGENT_RELAY = Path(sys.executable).with_name("agent-relay")
 READY_TIMEOUT = 30.0  # seconds for a process to answer after it is spawned
 STOP_TIMEOUT = 10.0  # seconds between SIGTERM and SIGKILL
@@ -299,8 +301,7 @@ def running_stack(root: Path) -> Iterator[Stack]:
     admin(relay_data, "users", "add", USER)
     token = admin(relay_data, "tokens", "issue", USER, "--ttl", "2h").strip()
     token_file = root / "token"
-    token_file.write_text(token + "\n")
-    token_file.chmod(0o600)
+    write_secret_file(token_file, (token + "\n").encode())
 
     relay = Process(
         "relay",

@@ -16,6 +16,8 @@ import pytest
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
 
+from agent_relay.keyfile import write_secret_file
+
 from .stack import (
     USER,
     Process,
@@ -280,7 +282,7 @@ async def test_connector_with_a_revoked_token_says_so_and_keeps_trying(
     revoked = admin(relay_data, "tokens", "issue", USER, "--ttl", "1h").strip()
     admin(relay_data, "tokens", "revoke", revoked)
     token_file = stack.root / "revoked-token"
-    token_file.write_text(revoked + "\n")
+    write_secret_file(token_file, (revoked + "\n").encode())
     status_url = f"http://127.0.0.1:{(status_port := free_port())}/_relay/status"
 
     def refused() -> bool:
