@@ -444,6 +444,14 @@ def tokens_revoke(
     help="where the machine id is kept [env: AGENT_RELAY_DATA_DIR]",
 )
 @click.option(
+    "--ca-file",
+    envvar="AGENT_RELAY_CA_FILE",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    default=None,
+    help="a PEM CA to trust for wss:// besides the system's (SSL_CERT_FILE also works) "
+    "[env: AGENT_RELAY_CA_FILE]",
+)
+@click.option(
     "--status-listen",
     default=None,
     metavar="HOST:PORT",
@@ -488,6 +496,7 @@ def host_command(
     token_file: Path | None,
     token_command: str | None,
     data_dir: Path | None,
+    ca_file: Path | None,
     status_listen: str | None,
     max_upstream_connections: int,
     upstream_idle_timeout: float,
@@ -517,6 +526,7 @@ def host_command(
         name=name or default_name(),
         shutdown_timeout=shutdown_timeout,
         forward=ForwardLimits(response_timeout=response_timeout),
+        ca_file=ca_file,
     )
     limits = PoolLimits(
         max_connections=max_upstream_connections,

@@ -7,9 +7,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import ssl
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 from websockets.asyncio.client import ClientConnection
@@ -18,7 +20,7 @@ from .. import __version__
 from ..mux import GoAwayCode, MuxConfig, MuxSession, MuxStream, SessionClosedError
 from ..transport import WebSocketByteStream
 from .backoff import Backoff, BackoffPolicy
-from .dial import DialError, connect_url, dial
+from .dial import DialError, connect_url, dial, tls_context
 from .forward import ForwardLimits, serve_stream
 from .hostid import look_up_host_id
 from .status import ConnectorState, Phase
@@ -42,6 +44,7 @@ class ConnectorConfig:
     mux: MuxConfig = field(default_factory=MuxConfig)
     forward: ForwardLimits = field(default_factory=ForwardLimits)
     look_up_host_id: bool = True  # ask the relay's GET /v1/hosts for our id (status only)
+    ca_file: Path | None = None  # a CA to trust beside the system's, for wss:// and https://
 
 
 class Connector:
@@ -70,6 +73,7 @@ class Connector:
             upstream=pool.target.url,
         )
         self._tokens = tokens
+        self._tls: ssl.SSLContext = tls_context(config.ca_file)
         self.pool = pool
         self._clock = clock
         self._backoff = Backoff(config.backoff, clock=clock, random=random)
@@ -128,7 +132,7 @@ class Connector:
             if token is None:
                 return None
             websocket = await self._unless_stopped(
-                dial(self.url, token, open_timeout=self.config.open_timeout)
+                dial(self.url, token, open_timeout=self.config.open_timeout, tls=self._tls)
             )
         except (TokenError, DialError) as exc:
             refused = isinstance(exc, DialError) and exc.refused
@@ -228,7 +232,9 @@ class Connector:
             state.active_streams -= 1
 
     async def _find_host_id(self, token: str) -> None:
-        host_id = await look_up_host_id(self.config.relay_url, token, self.config.machine_id)
+        host_id = await look_up_host_id(
+            self.config.relay_url, token, self.config.machine_id, tls=self._tls
+        )
         if host_id is not None:
             if host_id != self.state.host_id:
                 log.info("host id at the relay: %s", host_id)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import ssl
 import urllib.request
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -28,7 +29,12 @@ def hosts_url(relay_base: str) -> str:
 
 
 async def look_up_host_id(
-    relay_base: str, token: str, machine_id: str, *, timeout: float = 5.0
+    relay_base: str,
+    token: str,
+    machine_id: str,
+    *,
+    timeout: float = 5.0,
+    tls: ssl.SSLContext | None = None,
 ) -> str | None:
     """Our host's id at the relay, or None when it cannot be found out."""
     url = hosts_url(relay_base)
@@ -42,7 +48,9 @@ async def look_up_host_id(
                 "User-Agent": f"agent-relay/{__version__}",
             },
         )
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+        with urllib.request.urlopen(  # noqa: S310
+            request, timeout=timeout, context=tls if url.startswith("https:") else None
+        ) as response:
             return bytes(response.read(MAX_BODY))
 
     try:
