@@ -19,6 +19,7 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
+from agent_relay.doctor import Options, Status, diagnose, format_report
 from agent_relay.host.dial import DialError, connect_url, dial
 from agent_relay.host.identity import MACHINE_ID_FILE
 
@@ -121,6 +122,24 @@ async def test_connector_dials_wss_through_caddy_and_requests_go_through(
                     for message in ("hello", b"\x00binary\xff" * 1000):
                         await websocket.send(message)
                         assert await asyncio.wait_for(websocket.recv(), 10) == message
+
+                # doctor from the outside sees the same: TLS verified with the CA, the
+                # relay's route free of auth proxies, the token good, the host online
+                # (asked through a relay session: /v1/hosts goes to the other server).
+                report = await diagnose(
+                    Options(
+                        caddy.url,
+                        token=relay.token,
+                        host_id=str(host_id),
+                        ca_file=certificates.ca,
+                    )
+                )
+                found = {f.check: f for f in report.findings}
+                assert not report.failed, format_report(report)
+                assert found["tls"].status is Status.OK
+                assert found["health"].status is Status.WARN  # the catch-all's /health
+                assert found["host"].message.startswith(f"host {host_id} is connected")
+                assert found["clock"].status is Status.OK
             finally:
                 if host.process.returncode is None:
                     host.process.terminate()
@@ -128,7 +147,13 @@ async def test_connector_dials_wss_through_caddy_and_requests_go_through(
 
 
 async def test_certificate_verification_is_on(relay: Relay, caddy: Caddy) -> None:
-    """Without the CA the same dial fails, and says why."""
+    """Without the CA the same dial fails, and says why; so does doctor."""
     url = connect_url(caddy.url, machine_id="m", name="n", agent_version="0")
     with pytest.raises(DialError, match="TLS certificate not trusted"):
         await dial(url, relay.token, open_timeout=10)
+    report = await diagnose(Options(caddy.url, token=relay.token))
+    tls = next(f for f in report.findings if f.check == "tls")
+    assert tls.status is Status.FAIL
+    assert tls.message.startswith("the certificate is not trusted")
+    assert tls.hint is not None
+    assert "--ca-file" in tls.hint
