@@ -65,6 +65,8 @@ def test_sidecar_matches_the_reference_story() -> None:
     for probe in ("readinessProbe", "livenessProbe"):
         assert relay[probe]["httpGet"] == {"path": "/health", "port": "relay"}
     assert_locked_down(relay)
+    pod = find(documents, "Deployment", "vk-remote")["spec"]["template"]["spec"]
+    assert "securityContext" not in pod  # the remote API container is left as it was
 
 
 def assert_locked_down(item: Doc, pod: Doc | None = None) -> None:
@@ -74,6 +76,7 @@ def assert_locked_down(item: Doc, pod: Doc | None = None) -> None:
     assert context["readOnlyRootFilesystem"] is True
     assert context["allowPrivilegeEscalation"] is False
     assert context["capabilities"]["drop"] == ["ALL"]
+    assert context["seccompProfile"] == {"type": "RuntimeDefault"}
 
 
 def test_service_carries_8082_beside_8081() -> None:
@@ -128,7 +131,7 @@ def test_connector_sidecar_snippet() -> None:
     identity = next(n for n, p in mounts.items() if p == data_dir)
     config_map = find(documents, "ConfigMap", volumes[identity]["configMap"]["name"])
     assert config_map["data"]["machine-id"].strip()
-    assert spec["securityContext"]["fsGroup"] == final_user()
+    assert "securityContext" not in spec  # the agent container is left as it was
     assert_locked_down(connector)
 
 
