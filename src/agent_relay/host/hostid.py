@@ -28,6 +28,14 @@ def hosts_url(relay_base: str) -> str:
     return urlunsplit((scheme, parts.netloc, parts.path.rstrip("/") + "/v1/hosts", "", ""))
 
 
+class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect here is a login proxy in front of /v1/hosts: following it would hand
+    our bearer token to the login page's host. Stop instead (an HTTPError)."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
 async def look_up_host_id(
     relay_base: str,
     token: str,
@@ -48,9 +56,11 @@ async def look_up_host_id(
                 "User-Agent": f"agent-relay/{__version__}",
             },
         )
-        with urllib.request.urlopen(  # noqa: S310
-            request, timeout=timeout, context=tls if url.startswith("https:") else None
-        ) as response:
+        handlers: list[urllib.request.BaseHandler] = [_RefuseRedirects()]
+        if tls is not None:
+            handlers.append(urllib.request.HTTPSHandler(context=tls))
+        opener = urllib.request.build_opener(*handlers)
+        with opener.open(request, timeout=timeout) as response:
             return bytes(response.read(MAX_BODY))
 
     try:
