@@ -194,3 +194,36 @@ async def test_reordered_websocket_frames_close_the_socket(
         with pytest.raises(ConnectionClosed):
             await asyncio.wait_for(ws.recv(), 5)
         assert ws.close_code == 1008
+
+
+async def test_guessing_the_code_through_the_relay_cannot_succeed(
+    setup: tuple[Relay, Connector, str], tmp_path: Path
+) -> None:
+    """One SPAKE2 run per code: the first guess uses the code up, every later one finds
+    none. Polling costs the attacker nothing, so the owner's next code still pairs."""
+    relay, _, base = setup
+    real = TrustHost(tmp_path / "host").issue_code().code
+    outcomes: dict[str, int] = {}
+    for i in range(60):
+        guess = f"{i:06d}"
+        if guess == real:
+            continue
+        pairing = Pairing(guess)
+        start = await relay.client.post(
+            f"{base}{API_PREFIX}spake2/start", json=pairing.start_body(send_code=i % 2 == 0)
+        )
+        if start.status_code == 200:
+            peer = Peer()
+            body = peer.finish_body(pairing, start.json()["data"])
+            finish = await relay.client.post(f"{base}{API_PREFIX}spake2/finish", json=body)
+            reason = finish.json()["reason"]
+        else:
+            reason = start.json()["reason"]
+        outcomes[reason] = outcomes.get(reason, 0) + 1
+    assert outcomes == {"bad_code": 1, "code_expired": 59} or outcomes == {
+        "bad_proof": 1,
+        "code_expired": 59,
+    }
+    owner = await pair_through_relay(relay, base, tmp_path / "host")
+    headers = owner.sign("GET", "/echo", b"", now())
+    assert (await relay.client.get(f"{base}/echo", headers=headers)).status_code == 200
