@@ -27,6 +27,7 @@ from ..trust.body import BodyBuffer
 from ..trust.errors import TrustError
 from ..trust.host import (
     ENROLLMENT_CODE_PATH,
+    MAX_API_BODY,
     UNSIGNED_PATHS,
     ApiReply,
     TrustHost,
@@ -225,7 +226,7 @@ class _Exchange:
             headers.setdefault(name.decode("latin-1"), value.decode("latin-1"))
         api = is_api_path(path)
         limits = trust.limits
-        self.body = BodyBuffer(limits.body_memory_limit, 70 * 1024 if api else limits.body_limit)
+        self.body = BodyBuffer(limits.body_memory_limit, MAX_API_BODY if api else limits.body_limit)
         try:
             async for chunk in self._request_body():
                 self.body.add(chunk)
