@@ -112,7 +112,7 @@ class Peer:
 
     def signed_query(self, path: str, now: int, **params: str) -> tuple[str, str]:
         """A WebSocket target with the signature in the query; (target, nonce)."""
-        canonical = f"{path}?{urlencode(params)}" if params else path
+        canonical = wire.signed_ws_path(path, list(params.items()))
         headers = self.sign("GET", canonical, b"", now)
         query = urlencode({**params, **headers})
         return f"{path}?{query}", headers[wire.SIG_NONCE]

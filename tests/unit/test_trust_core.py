@@ -414,3 +414,10 @@ def test_signed_frames(host: TrustHost) -> None:
     )
     with pytest.raises(FrameError):
         other_socket.decode(peer.frame(1, nonce, "text", b"x"))
+
+
+def test_query_signature_canonical_form_is_whatwg(host: TrustHost) -> None:
+    peer = pair(host)
+    target, _ = peer.signed_query("/ws", int(NOW), q="a b~*", x="é&")
+    verified = host.verify("GET", target, {}, wire.EMPTY_BODY_HASH, NOW, allow_query=True)
+    assert verified.path_and_query == "/ws?q=a+b%7E*&x=%C3%A9%26"
