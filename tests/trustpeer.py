@@ -156,7 +156,11 @@ class Peer:
         offset = 0
         ended = False
         while offset < len(data):
+            if len(data) - offset < 4:
+                break  # a record cut off in its header
             (size,) = struct.unpack_from(">I", data, offset)
+            if len(data) - offset < 4 + size + 64:
+                break  # cut off in its payload or signature
             payload = data[offset + 4 : offset + 4 + size]
             signature = data[offset + 4 + size : offset + 4 + size + 64]
             offset += 4 + size + 64

@@ -12,6 +12,7 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -227,3 +228,31 @@ async def test_guessing_the_code_through_the_relay_cannot_succeed(
     owner = await pair_through_relay(relay, base, tmp_path / "host")
     headers = owner.sign("GET", "/echo", b"", now())
     assert (await relay.client.get(f"{base}/echo", headers=headers)).status_code == 200
+
+
+async def test_revocation_cuts_a_signed_stream(
+    setup: tuple[Relay, Connector, str], tmp_path: Path
+) -> None:
+    relay, _, base = setup
+    peer = await pair_through_relay(relay, base, tmp_path / "host")
+    headers = {**peer.sign("GET", "/forever", b"", now()), wire.ACCEPT_STREAM_SIGNING: "1"}
+    received = bytearray()
+    nonces: list[str] = []
+
+    async def read_and_revoke() -> None:
+        revoked = False
+        async with relay.client.stream("GET", f"{base}/forever", headers=headers) as response:
+            nonces.append(response.headers[wire.RESP_NONCE])
+            async for chunk in response.aiter_raw():
+                received.extend(chunk)
+                if len(received) > 3 * (4 + 14 + 64) and not revoked:
+                    revoked = TrustHost(tmp_path / "host").revoke(peer.client_id)
+
+    with pytest.raises(httpx.RemoteProtocolError):  # cut off, before any end record
+        await asyncio.wait_for(read_and_revoke(), 10)
+    request_nonce = headers[wire.SIG_NONCE]
+    records = peer.records(bytes(received), request_nonce, nonces[0], require_end=False)
+    assert records
+    assert all(r == b"data: tick\n\n" for r in records)
+    with pytest.raises(SignatureMismatch):
+        peer.records(bytes(received), request_nonce, nonces[0], require_end=True)
