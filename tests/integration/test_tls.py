@@ -102,6 +102,8 @@ async def test_connector_dials_wss_through_caddy_and_requests_go_through(
                 str(data_dir),
                 "--shutdown-timeout",
                 "2",
+                # This test is about the transport; signed calls are tested in test_trust_*.
+                "--allow-unsigned",
                 env={"AGENT_RELAY_TOKEN": relay.token},
             )
             try:
