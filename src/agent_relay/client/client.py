@@ -548,9 +548,9 @@ async def _auth_call(
         raise ClientError(f"cannot reach the relay: {exc}") from None
     body = response.content[:SMALL_ANSWER]
     if response.status_code != 200:
-        if _relay_session_gone(response) or _is_relay_error(response):
-            raise RelayRefusedError(response.status_code, _error_fields(body)[1])
         reason, message = _error_fields(body)
+        if reason == "unknown" and wire.HOST_TIME not in response.headers:
+            raise RelayRefusedError(response.status_code, message)  # the relay's own
         if route.startswith("spake2/"):
             raise PairingError(f"the host refused pairing ({reason}): {message}")
         raise _AuthCallError(

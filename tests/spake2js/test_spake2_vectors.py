@@ -1,7 +1,7 @@
 """Pairing interop: the client's SPAKE2 messages, keys and key-confirmation proofs agree
 with an independent implementation written from the maths (spake2.mjs, on @noble/curves
 under Node), in both roles, and with the `spake2` package's defaults (M, N, encoding).
-Needs tests/spake2/build.sh (scripts/test.sh runs it)."""
+Needs tests/spake2js/build.sh (scripts/test.sh runs it)."""
 
 from __future__ import annotations
 
@@ -15,12 +15,12 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from spake2 import SPAKE2_A, SPAKE2_B
 from spake2.parameters.ed25519 import ParamsEd25519
 
 from agent_relay.client import PairingError
 from agent_relay.client.pairing import ClientPairing
 from agent_relay.trust import wire
-from spake2 import SPAKE2_A, SPAKE2_B
 
 HERE = Path(__file__).parent
 # wire.md section 7 gives the first and last bytes; the full points, as the package
@@ -34,7 +34,7 @@ class NodeSpake2:
 
     def __init__(self) -> None:
         assert (HERE / "node_modules" / "@noble" / "curves").is_dir(), (
-            "run tests/spake2/build.sh first (it installs @noble/curves)"
+            "run tests/spake2js/build.sh first (it installs @noble/curves)"
         )
         self.process = subprocess.Popen(
             ["node", str(HERE / "spake2.mjs")],

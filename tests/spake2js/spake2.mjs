@@ -1,7 +1,7 @@
 // An independent SPAKE2 over the Ed25519 prime-order group, written from the maths of
 // wire.md section 7 (and the key schedule the `spake2` package documents), on
 // @noble/curves point arithmetic and @noble/hashes. It shares no code with the Python
-// side; tests/spake2/test_spake2_vectors.py drives it over JSON lines on stdin/stdout.
+// side; tests/spake2js/test_spake2_vectors.py drives it over JSON lines on stdin/stdout.
 //
 // Group G = <B>, the Ed25519 base point, prime order L. Encoding: RFC 8032 (y little
 // endian, top bit = parity of x). Side bytes 'A' (0x41) and 'B' (0x42) prefix messages.
