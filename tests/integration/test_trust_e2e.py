@@ -208,7 +208,7 @@ async def test_large_download_is_streamed_and_verified(paired: tuple[Stack, Rela
 
 async def test_signed_websocket(paired: tuple[Stack, RelayClient]) -> None:
     _, client = paired
-    async with client.websocket("/terminal?tty=1&name=a%20b") as socket:
+    async with client.websocket("/terminal?tty=1&name=a%20b~c*d&x=%C3%BC") as socket:
         await socket.send_text("hi")
         assert (await socket.recv()).text == "echo:hi"
         await socket.send_text("twice")

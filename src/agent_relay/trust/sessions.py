@@ -12,7 +12,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -138,7 +138,9 @@ def signature_in_query(target: str) -> tuple[str, dict[str, str]]:
     if not fields:
         return target, {}
     rest = [(k, v) for k, v in pairs if k not in wire.REQUEST_SIGNATURE_FIELDS]
-    return (f"{path}?{urlencode(rest)}" if rest else path), fields
+    # The WHATWG serializer, as the reference host and browsers' URLSearchParams: it
+    # differs from urllib's urlencode on '~' and '*'.
+    return wire.signed_ws_path(path, rest), fields
 
 
 class RequestVerifier:
