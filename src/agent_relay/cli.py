@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import re
 import sys
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -37,6 +39,7 @@ from .relay.auth import (
 from .relay.config import ConfigError, RelayConfig, parse_listen_addr
 from .relay.service import RelayService, run_until_signalled
 from .store import Store, StoreError, StoreMode
+from .trust.host import TrustHost
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -401,19 +404,17 @@ def tokens_revoke(
     _run(revoke())
 
 
-@main.command("host")
+@main.group("host", invoke_without_command=True)
 @click.option(
     "--relay",
     "relay_url",
     envvar="VK_SHARED_RELAY_API_BASE",
-    required=True,
     metavar="URL",
     help="the relay's base URL, e.g. https://relay.example [env: VK_SHARED_RELAY_API_BASE]",
 )
 @click.option(
     "--upstream",
     envvar="AGENT_RELAY_UPSTREAM",
-    required=True,
     metavar="URL",
     help="the local agent server: http://HOST:PORT or unix:/path/to.sock "
     "[env: AGENT_RELAY_UPSTREAM]",
@@ -478,11 +479,25 @@ def tokens_revoke(
     show_default=True,
     help="seconds in-flight requests get on SIGTERM",
 )
+@click.option(
+    "--allow-unsigned",
+    is_flag=True,
+    envvar="AGENT_RELAY_ALLOW_UNSIGNED",
+    help="forward relayed requests without checking signatures (the trust layer off; "
+    "for a local server that checks them itself) [env: AGENT_RELAY_ALLOW_UNSIGNED=1]",
+)
+@click.option(
+    "--trusted-keys-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="keep paired clients in this JSON file (the reference's "
+    "trusted_ed25519_public_keys.json format) instead of SQLite in the data dir",
+)
 @click.option("-v", "--verbose", is_flag=True, help="debug logging")
 @_fail_cleanly
 def host_command(
-    relay_url: str,
-    upstream: str,
+    relay_url: str | None,
+    upstream: str | None,
     name: str | None,
     token: str | None,
     token_file: Path | None,
@@ -493,9 +508,20 @@ def host_command(
     upstream_idle_timeout: float,
     response_timeout: float,
     shutdown_timeout: float,
+    allow_unsigned: bool,
+    trusted_keys_file: Path | None,
     verbose: bool,
 ) -> None:
-    """Connect the local agent server to a relay: dial out, serve what the relay sends."""
+    """Connect the local agent server to a relay: dial out, serve what the relay sends.
+
+    Relayed requests must be signed by a paired client (see `host pair-code`), and the
+    answers are signed, unless --allow-unsigned."""
+    if click.get_current_context().invoked_subcommand is not None:
+        return
+    if relay_url is None:
+        raise click.UsageError("--relay (or VK_SHARED_RELAY_API_BASE) is required")
+    if upstream is None:
+        raise click.UsageError("--upstream (or AGENT_RELAY_UPSTREAM) is required")
     source = click.get_current_context().get_parameter_source("token")
     from_environment = source is click.core.ParameterSource.ENVIRONMENT
     if from_environment and (token_file is not None or token_command is not None):
@@ -511,9 +537,11 @@ def host_command(
         tokens = StaticToken(str(token))
     target = UpstreamTarget.parse(upstream)
     listen = parse_host_port(status_listen, "--status-listen") if status_listen else None
+    data_dir = data_dir or default_data_dir()
+    trust = None if allow_unsigned else TrustHost(data_dir, trusted_keys_file=trusted_keys_file)
     config = ConnectorConfig(
         relay_url=relay_url,
-        machine_id=load_machine_id(data_dir or default_data_dir()),
+        machine_id=load_machine_id(data_dir),
         name=name or default_name(),
         shutdown_timeout=shutdown_timeout,
         forward=ForwardLimits(response_timeout=response_timeout),
@@ -527,10 +555,84 @@ def host_command(
 
     async def serve() -> None:
         pool = UpstreamPool(target, limits)
-        connector = Connector(config, tokens, pool)
+        connector = Connector(config, tokens, pool, trust=trust)
         await run_host_until_signalled(connector, pool, status_listen=listen)
 
+    if trust is None:
+        logging.getLogger(__name__).warning(
+            "--allow-unsigned: relayed requests are forwarded without signature checks"
+        )
     _run(serve())
+
+
+_host_data_dir = click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="the connector's data dir [env: AGENT_RELAY_DATA_DIR]",
+)
+_host_keys_file = click.option(
+    "--trusted-keys-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="the JSON file of paired clients, if the connector uses one",
+)
+
+
+@host_command.command("pair-code")
+@_host_data_dir
+@_fail_cleanly
+def host_pair_code(data_dir: Path | None) -> None:
+    """Make a one-time pairing code (10 min) for a client to pair with this host.
+
+    It goes to the data dir, where a running connector reads it when a pairing starts;
+    a new code replaces the previous one."""
+    trust = TrustHost(data_dir or default_data_dir())
+    code = trust.issue_code()
+    minutes = round((code.expires_at - time.time()) / 60)
+    click.echo(code.code)
+    click.echo(f"valid for {minutes} min, for one pairing attempt", err=True)
+
+
+@host_command.group("clients")
+def host_clients() -> None:
+    """The clients paired with this host."""
+
+
+@host_clients.command("list")
+@_host_data_dir
+@_host_keys_file
+@click.option("--json", "as_json", is_flag=True, help="print JSON")
+@_fail_cleanly
+def host_clients_list(data_dir: Path | None, trusted_keys_file: Path | None, as_json: bool) -> None:
+    """List paired clients."""
+    trust = TrustHost(data_dir or default_data_dir(), trusted_keys_file=trusted_keys_file)
+    clients = trust.list_clients()
+    if as_json:
+        click.echo(json.dumps([c.public_info() for c in clients], indent=2))
+        return
+    if not clients:
+        click.echo("no paired clients", err=True)
+    for c in clients:
+        paired = time.strftime("%Y-%m-%d %H:%M", time.gmtime(c.paired_at))
+        what = ", ".join(x for x in (c.client_browser, c.client_os, c.client_device) if x)
+        click.echo(f"{c.client_id}  {c.client_name or '-'}  ({what or '?'})  paired {paired} UTC")
+
+
+@host_clients.command("revoke")
+@click.argument("client_id")
+@_host_data_dir
+@_host_keys_file
+@_fail_cleanly
+def host_clients_revoke(
+    client_id: str, data_dir: Path | None, trusted_keys_file: Path | None
+) -> None:
+    """Revoke a paired client: a running connector ends its sessions and closes its
+    WebSockets within a second."""
+    trust = TrustHost(data_dir or default_data_dir(), trusted_keys_file=trusted_keys_file)
+    if not trust.revoke(client_id):
+        raise click.ClickException(f"no paired client {client_id}")
+    click.echo(f"revoked {client_id}", err=True)
 
 
 # ------------------------------------------------------------------ client verbs

@@ -23,7 +23,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from agent_relay.trust import TrustMiddleware, protect, wire
+from agent_relay.trust import TrustLimits, TrustMiddleware, protect, wire
 from agent_relay.trust.host import API_PREFIX
 
 from ..trustpeer import Pairing, Peer, SignatureMismatch
@@ -271,3 +271,21 @@ async def test_signed_websocket_and_revocation(protected: tuple[str, TrustMiddle
             )
         headers = {**RELAYED, **peer.sign("GET", "/whoami", b"", now())}
         assert (await client.get("/whoami", headers=headers)).json()["reason"] == "client_revoked"
+
+
+async def test_request_bodies_spill_to_disk_and_are_bounded(tmp_path: Path) -> None:
+    limits = TrustLimits(body_memory_limit=1000, body_limit=200_000)
+    app = protect(sample_app(), data_dir=tmp_path / "data", limits=limits)
+    async with serving(app) as address, httpx.AsyncClient(base_url=f"http://{address}") as client:
+        peer = await pair_over_http(client, app)
+        body = bytes(range(256)) * 600  # 153,600 bytes: over the memory limit, under the cap
+        headers = {**RELAYED, **peer.sign("POST", "/echo", body, now())}
+        answer = await client.post("/echo", content=body, headers=headers)
+        nonce = headers[wire.SIG_NONCE]
+        assert (
+            peer.check_response(200, dict(answer.headers), answer.content, "/echo", nonce) == body
+        )
+        too_big = b"x" * 200_001
+        headers = {**RELAYED, **peer.sign("POST", "/echo", too_big, now())}
+        refused = await client.post("/echo", content=too_big, headers=headers)
+        assert (refused.status_code, refused.json()["reason"]) == (413, "too_large")

@@ -17,6 +17,7 @@ from websockets.asyncio.client import ClientConnection
 from .. import __version__
 from ..mux import GoAwayCode, MuxConfig, MuxSession, MuxStream, SessionClosedError
 from ..transport import WebSocketByteStream
+from ..trust.host import TrustHost
 from .backoff import Backoff, BackoffPolicy
 from .dial import DialError, connect_url, dial
 from .forward import ForwardLimits, serve_stream
@@ -55,8 +56,12 @@ class Connector:
         *,
         clock: Callable[[], float] = time.monotonic,
         random: Callable[[], float] = random.random,
+        trust: TrustHost | None = None,
     ) -> None:
+        """``trust``: require signed requests and sign the answers (None: forward as is,
+        ``--allow-unsigned``)."""
         self.config = config
+        self.trust = trust
         self.url = connect_url(
             config.relay_url,
             machine_id=config.machine_id,
@@ -83,13 +88,29 @@ class Connector:
 
     def snapshot(self) -> dict[str, Any]:
         """The status endpoint's JSON."""
-        return self.state.snapshot(self.pool.stats())
+        snapshot = self.state.snapshot(self.pool.stats())
+        trust = self.trust
+        if trust is None:
+            snapshot["trust"] = {"signatures_required": False}
+        else:
+            code = trust.current_code()
+            snapshot["trust"] = {
+                "signatures_required": True,
+                "paired_clients": len(trust.list_clients()),
+                "enrollment_code": code.code if code else None,
+                "enrollment_code_expires_in": (
+                    round(code.expires_at - time.time()) if code else None
+                ),
+            }
+        return snapshot
 
     # ----------------------------------------------------------------- the loop
 
     async def run(self) -> None:
         """Stay connected until :meth:`stop`."""
         self._running = True
+        if self.trust is not None:
+            self._spawn(self._sync_trust(self.trust))
         log.info(
             "host connector: relay %s, local server %s, name %r, machine id %s",
             self.state.relay_url,
@@ -220,12 +241,25 @@ class Connector:
         state.active_streams += 1
         state.streams_served += 1
         try:
-            await serve_stream(stream, self.pool, self.config.forward)
+            await serve_stream(stream, self.pool, self.config.forward, self.trust)
         except Exception:
             log.exception("unexpected error while serving a relayed request")
             stream.reset()
         finally:
             state.active_streams -= 1
+
+    async def _sync_trust(self, trust: TrustHost) -> None:
+        """Pick up clients revoked by another process (``agent-relay host clients
+        revoke``): their sessions end and their WebSockets close within a second."""
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                ended = trust.sync()
+            except Exception:
+                log.exception("cannot read the trusted clients")
+                continue
+            if ended:
+                log.info("trust: %d signing session(s) ended by a revocation", len(ended))
 
     async def _find_host_id(self, token: str) -> None:
         host_id = await look_up_host_id(self.config.relay_url, token, self.config.machine_id)
