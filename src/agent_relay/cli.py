@@ -798,6 +798,13 @@ def request_command(
 @main.command("ws")
 @click.argument("path")
 @_client_command
+@click.option(
+    "--linger",
+    type=click.FloatRange(0),
+    default=1.0,
+    show_default=True,
+    help="seconds to keep reading after the end of standard input, then close",
+)
 def ws_command(
     path: str,
     relay_url: str | None,
@@ -805,6 +812,7 @@ def ws_command(
     token: str | None,
     token_file: Path | None,
     data_dir: Path | None,
+    linger: float,
 ) -> None:
     """Open a signed WebSocket to PATH on a paired host: each line of standard input is
     sent as a text frame, each verified frame from the host is printed as a line."""
@@ -812,7 +820,7 @@ def ws_command(
 
     store = _client_store(data_dir)
     pairing = store.find(relay_url, host_id)
-    code = _run(run_ws(pairing, store, _client_token(token, token_file), path))
+    code = _run(run_ws(pairing, store, _client_token(token, token_file), path, linger))
     if code not in (1000, 1005):
         raise click.ClickException(f"the host closed the WebSocket with code {code}")
 

@@ -59,7 +59,7 @@ async def stack(tmp_path: Path, sqlite_url: str) -> AsyncIterator[Stack]:
 
 
 async def pair(stack: Stack, relay_url: str | None = None) -> Result:
-    code = stack.trust.host.issue_code().code
+    code = stack.host.issue_code().code
     return await cli(
         stack,
         "pair",
@@ -78,7 +78,7 @@ async def test_pair_request_and_ws_from_the_command_line(stack: Stack) -> None:
     paired = await pair(stack)
     assert paired.status == 0, paired.stderr
     assert "paired with host" in paired.stderr
-    [client] = stack.trust.host.list_clients()
+    [client] = stack.host.list_clients()
     assert client.client_name == "test laptop"
     assert client.client_browser == "agent-relay"
     files = list((stack.data_dir / "cli" / "pairings").iterdir())
@@ -102,7 +102,7 @@ async def test_pair_request_and_ws_from_the_command_line(stack: Stack) -> None:
     assert "the host answered 404" in missing.stderr
 
     ws = await cli(stack, "ws", "/terminal", stdin=b"one\ntwo\nbye\n")
-    assert ws.stdout.decode().splitlines() == ["echo:one", "echo:two"]
+    assert ws.stdout.decode().splitlines() == ["echo:one", "echo:two"], ws.stderr
     assert ws.status == 1
     assert "code 4000" in ws.stderr
 
@@ -131,7 +131,7 @@ async def test_clear_errors(stack: Stack) -> None:
     )
     assert wrong.status == 1
     assert "6 characters" in wrong.stderr
-    stack.trust.host.issue_code()
+    stack.host.issue_code()
     guessed = await cli(
         stack, "pair", "--relay", stack.relay.url, "--host", stack.host_id, "--code", "ZZZZZZ"
     )

@@ -35,12 +35,19 @@ from agent_relay.client import (
     VerificationError,
 )
 from agent_relay.client.clock import HostClock
-from agent_relay.trust import TrustMiddleware, protect, wire
+from agent_relay.host import (
+    Connector,
+    ConnectorConfig,
+    StaticToken,
+    UpstreamPool,
+    UpstreamTarget,
+)
+from agent_relay.trust import TrustHost, protect, wire
 from agent_relay.trust.host import API_PREFIX
 from agent_relay.trust.limits import TrustLimits
 
 from .hostile import Answer, HostileRelay, Recorded, hostile_relay, serve_asgi
-from .test_host import running_connector
+from .test_host import FAST, eventually, running_connector
 from .test_relay import Relay, running_relay
 
 MIB = 1024 * 1024
@@ -104,7 +111,7 @@ class Upstream:
 @dataclass
 class Stack:
     relay: Relay
-    trust: TrustMiddleware
+    host: TrustHost
     upstream: Upstream
     host_id: str
     data_dir: Path
@@ -116,7 +123,7 @@ class Stack:
     async def pair(
         self, *, via_hostile: bool = True, name: str = "client", token: str | None = None
     ) -> Pairing:
-        code = self.trust.host.issue_code().code
+        code = self.host.issue_code().code
         return await RelayClient.pair(
             self.hostile.url if via_hostile else self.relay.url,
             self.host_id,
@@ -129,25 +136,56 @@ class Stack:
         return RelayClient(pairing, token=self.relay.token, **options)  # type: ignore[arg-type]
 
 
+MODES = ["connector", "asgi"]
+
+
+@contextlib.asynccontextmanager
+async def connector_with_trust(
+    relay: Relay, upstream_url: str, trust: TrustHost
+) -> AsyncIterator[Connector]:
+    pool = UpstreamPool(UpstreamTarget.parse(upstream_url))
+    settings = ConnectorConfig(
+        relay_url=relay.url, machine_id="machine-1", name="test-host", backoff=FAST
+    )
+    connector = Connector(settings, StaticToken(relay.token), pool, trust=trust)
+    running = asyncio.create_task(connector.run())
+    try:
+        await eventually(lambda: connector.state.connected)
+        yield connector
+    finally:
+        await connector.stop(timeout=5)
+        await running
+        await pool.close()
+
+
 @contextlib.asynccontextmanager
 async def trust_stack(
-    tmp_path: Path, sqlite_url: str, limits: TrustLimits | None = None
+    tmp_path: Path, sqlite_url: str, mode: str = "connector", limits: TrustLimits | None = None
 ) -> AsyncIterator[Stack]:
+    """``connector``: the connector's built-in trust layer in front of a plain local
+    server; ``asgi``: a plain connector in front of a local server under protect()."""
     upstream = Upstream()
-    trust = protect(upstream.app(), data_dir=tmp_path / "host", limits=limits)
-    async with (
-        running_relay(sqlite_url) as relay,
-        serve_asgi(trust) as local_url,
-        running_connector(relay, local_url),
-        hostile_relay(relay.url) as hostile,
-    ):
+    async with contextlib.AsyncExitStack() as stack:
+        relay = await stack.enter_async_context(running_relay(sqlite_url))
+        if mode == "connector":
+            host = TrustHost(tmp_path / "host", limits=limits)
+            local_url = await stack.enter_async_context(serve_asgi(upstream.app()))
+            await stack.enter_async_context(connector_with_trust(relay, local_url, host))
+        else:
+            app = protect(upstream.app(), data_dir=tmp_path / "host", limits=limits)
+            host = app.host
+            local_url = await stack.enter_async_context(serve_asgi(app))
+            await stack.enter_async_context(running_connector(relay, local_url))
+        hostile = await stack.enter_async_context(hostile_relay(relay.url))
         host_id = str(await relay.host_id())
-        yield Stack(relay, trust, upstream, host_id, tmp_path, hostile)
+        yield Stack(relay, host, upstream, host_id, tmp_path, hostile)
 
 
-@pytest.fixture
-async def stack(tmp_path: Path, sqlite_url: str) -> AsyncIterator[Stack]:
-    async with trust_stack(tmp_path, sqlite_url) as running:
+@pytest.fixture(params=MODES)
+async def stack(
+    request: pytest.FixtureRequest, tmp_path: Path, sqlite_url: str
+) -> AsyncIterator[Stack]:
+    async with trust_stack(tmp_path, sqlite_url, request.param) as running:
         yield running
 
 
@@ -163,9 +201,9 @@ async def paired(stack: Stack) -> AsyncIterator[tuple[Stack, RelayClient]]:
 
 async def test_pair_then_signed_calls(stack: Stack) -> None:
     pairing = await stack.pair(via_hostile=False)
-    assert [c.client_id for c in stack.trust.host.list_clients()] == [pairing.client_id]
+    assert [c.client_id for c in stack.host.list_clients()] == [pairing.client_id]
     stored = stack.store().load(stack.relay.url, stack.host_id)
-    assert stored.host_public_key == wire.b64decode(stack.trust.host.public_key_b64)
+    assert stored.host_public_key == wire.b64decode(stack.host.public_key_b64)
     async with stack.client(stored, store=stack.store()) as client:
         response, body = await client.request("POST", "/echo?a=1&b=x%20y", body=b"hello")
         assert response.status == 200
@@ -225,7 +263,7 @@ async def test_revocation_ends_calls_and_live_sockets(paired: tuple[Stack, Relay
     async with client.websocket("/terminal") as socket:
         await socket.send_text("hi")
         assert (await socket.recv()).text == "echo:hi"
-        assert stack.trust.host.revoke(client.pairing.client_id)
+        assert stack.host.revoke(client.pairing.client_id)
         closing = await asyncio.wait_for(socket.recv(), 5)  # closed at once, signed
         assert closing.msg_type == "close"
         assert closing.close_code()[0] == 1008
@@ -406,7 +444,7 @@ async def test_pairing_traffic_cannot_be_reused(stack: Stack) -> None:
     forged["client_id"] = str(uuid.uuid4())
     finish.body = json.dumps(forged).encode()
     assert (await stack.hostile.replay(finish)).status_code in (400, 401, 404)
-    assert [c.client_id for c in stack.trust.host.list_clients()] == [pairing.client_id]
+    assert [c.client_id for c in stack.host.list_clients()] == [pairing.client_id]
 
 
 async def test_relay_swapping_the_host_key_during_pairing_is_caught(stack: Stack) -> None:
@@ -463,8 +501,8 @@ async def test_guessing_the_code_through_the_relay_cannot_succeed(
     owner makes, and the per-address limit (a burst of `pair_burst`, then one per
     `pair_refill` s) caps tries over a code's life even if codes were not single use."""
     limits = TrustLimits()
-    async with trust_stack(tmp_path, sqlite_url, limits) as stack:
-        host = stack.trust.host
+    async with trust_stack(tmp_path, sqlite_url, "connector", limits) as stack:
+        host = stack.host
         host.issue_code()
         relay_session = await stack.relay.browser_session(uuid.UUID(stack.host_id))
         base = f"{stack.relay.url}/v1/relay/h/{stack.host_id}/s/{relay_session}{API_PREFIX}"

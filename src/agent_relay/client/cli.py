@@ -13,7 +13,7 @@ from pathlib import Path
 from .client import RelayClient
 from .keystore import KeyStore, Pairing
 
-WS_CLOSE_WAIT = 5.0
+WS_LINGER = 1.0
 
 
 async def run_request(
@@ -59,8 +59,11 @@ async def _to_file(chunks: AsyncIterator[bytes], output: Path) -> None:
             temporary.unlink()
 
 
-async def run_ws(pairing: Pairing, store: KeyStore, token: str | None, path: str) -> int:
-    """Returns the host's close code."""
+async def run_ws(
+    pairing: Pairing, store: KeyStore, token: str | None, path: str, linger: float = WS_LINGER
+) -> int:
+    """Returns the host's close code. At the end of standard input the answers still on
+    their way get ``linger`` seconds (the host may also close first), then we close."""
     loop = asyncio.get_running_loop()
     async with (
         RelayClient(pairing, token=token, store=store) as client,
@@ -71,6 +74,7 @@ async def run_ws(pairing: Pairing, store: KeyStore, token: str | None, path: str
             while True:
                 line = await loop.run_in_executor(None, sys.stdin.readline)
                 if not line:
+                    await asyncio.sleep(linger)
                     await socket.send("close", (1000).to_bytes(2, "big"))
                     return
                 await socket.send_text(line.rstrip("\n"))
