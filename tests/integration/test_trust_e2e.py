@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import json
 import math
@@ -279,16 +280,25 @@ async def test_session_refresh_and_relay_session_recreation(
     await client.request("GET", "/echo")
     # The host forgets the signing session (as after 15 min idle): a GET is refreshed
     # and retried once.
-    client.pairing = client.pairing.with_signing_session(str(uuid.uuid4()))
+    client.pairing = dataclasses.replace(client.pairing, signing_session_id=str(uuid.uuid4()))
     response, _ = await client.request("GET", "/echo")
     assert response.status == 200
     assert client.refreshes == 1
     # A POST is not retried on an unsigned 401: it says so rather than risk running twice.
-    client.pairing = client.pairing.with_signing_session(str(uuid.uuid4()))
+    client.pairing = dataclasses.replace(client.pairing, signing_session_id=str(uuid.uuid4()))
     with pytest.raises(HostRefusedError, match="not retried") as refused:
         await client.request("POST", "/echo", body=b"x")
     assert refused.value.reason == "unknown_session"
     assert stack.upstream.posts == 0
+    # But a session known to be idle past the host's limit is renewed before sending.
+    client.pairing = dataclasses.replace(
+        client.pairing,
+        signing_session_id=str(uuid.uuid4()),
+        session_used_at=time.time() - 20 * 60,
+    )
+    response, body = await client.request("POST", "/echo", body=b"x")
+    assert json.loads(body)["posts"] == 1
+    assert client.refreshes == 2
     # The relay session is revoked at the relay: a new one is made, the request sent again.
     await client.refresh_signing_session()
     assert client.pairing.relay_session_id is not None
@@ -297,7 +307,7 @@ async def test_session_refresh_and_relay_session_recreation(
     before = client.relay_session_creations
     response, body = await client.request("POST", "/echo", body=b"y")
     assert response.status == 200
-    assert json.loads(body)["posts"] == 1
+    assert json.loads(body)["posts"] == 2
     assert client.relay_session_creations == before + 1
 
 

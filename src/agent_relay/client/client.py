@@ -51,6 +51,7 @@ REFRESHABLE = frozenset({"clock_skew", "unknown_session", "session_expired"})
 # Signing sessions end after 1 h, or 15 min unused: renew a little before.
 SESSION_MAX_AGE = 55 * 60
 SESSION_MAX_IDLE = 13 * 60
+SAVE_USE_EVERY = 30.0
 SMALL_ANSWER = 64 * 1024  # error and JSON answers we read whole before deciding
 
 
@@ -126,8 +127,7 @@ class RelayClient:
         self.limits = limits or ClientLimits()
         self.clock = clock or HostClock()
         self._http = _http_client(self.limits)
-        self._session_started = time.time()
-        self._session_used = time.time()
+        self._saved_use = pairing.session_used_at
         self.relay_session_creations = 0
         self.refreshes = 0
 
@@ -172,6 +172,7 @@ class RelayClient:
             )
             finished = await _auth_call(http, base, "spake2/finish", finish)
         paired = attempt.check_finish(finished)
+        now = time.time()
         pairing = Pairing(
             relay_url=relay_url,
             host_id=host_id,
@@ -180,6 +181,8 @@ class RelayClient:
             host_public_key=paired.server_public_key,
             signing_session_id=paired.signing_session_id,
             relay_session_id=relay_session,
+            session_started_at=now,
+            session_used_at=now,
         )
         if store is not None:
             store.save(pairing)
@@ -265,7 +268,7 @@ class RelayClient:
                 response = await self._http.send(request, stream=True)
             except httpx.HTTPError as exc:
                 raise ClientError(f"cannot reach the relay: {exc}") from None
-            self._session_used = time.time()
+            self._note_use()
             if attempt == 0 and _relay_session_gone(response):
                 await response.aclose()
                 self._set_relay_session(None)
@@ -325,8 +328,7 @@ class RelayClient:
             session = str(uuid.UUID(str(session)))
         except ValueError:
             raise ClientError("the host's refresh answer has no signing_session_id") from None
-        self.pairing = self.pairing.with_signing_session(session)
-        self._session_started = self._session_used = time.time()
+        self.pairing = self.pairing.with_signing_session(session, time.time())
         self.refreshes += 1
         self._save()
         return session
@@ -334,10 +336,17 @@ class RelayClient:
     async def _renew_if_stale(self) -> None:
         now = time.time()
         if (
-            now - self._session_started > SESSION_MAX_AGE
-            or now - self._session_used > SESSION_MAX_IDLE
+            now - self.pairing.session_started_at > SESSION_MAX_AGE
+            or now - self.pairing.session_used_at > SESSION_MAX_IDLE
         ):
             await self.refresh_signing_session()
+
+    def _note_use(self) -> None:
+        now = time.time()
+        self.pairing = self.pairing.used(now)
+        if now - self._saved_use >= SAVE_USE_EVERY:  # a file write at most this often
+            self._saved_use = now
+            self._save()
 
     # --------------------------------------------------------------- relay session
 
@@ -416,6 +425,7 @@ class RelayClient:
             break
         else:
             raise ClientError("the WebSocket upgrade kept being refused")
+        self._note_use()
         socket_ = SignedWebSocket(
             connection,
             FrameSigner(self.pairing.client_key, signed.session_id, signed.nonce),

@@ -42,13 +42,22 @@ class Pairing:
     host_public_key: bytes
     signing_session_id: str
     relay_session_id: str | None = None
+    # When the signing session began and was last used (unix seconds), so a later run
+    # renews it before the host's 1 h / 15 min limits rather than after a refusal.
+    session_started_at: float = 0.0
+    session_used_at: float = 0.0
 
     @property
     def host_key(self) -> Ed25519PublicKey:
         return Ed25519PublicKey.from_public_bytes(self.host_public_key)
 
-    def with_signing_session(self, session_id: str) -> Pairing:
-        return replace(self, signing_session_id=session_id)
+    def with_signing_session(self, session_id: str, now: float) -> Pairing:
+        return replace(
+            self, signing_session_id=session_id, session_started_at=now, session_used_at=now
+        )
+
+    def used(self, now: float) -> Pairing:
+        return replace(self, session_used_at=now)
 
     def with_relay_session(self, session_id: str | None) -> Pairing:
         return replace(self, relay_session_id=session_id)
@@ -63,6 +72,8 @@ class Pairing:
             "host_public_key_b64": wire.b64encode(self.host_public_key),
             "signing_session_id": self.signing_session_id,
             "relay_session_id": self.relay_session_id,
+            "session_started_at": self.session_started_at,
+            "session_used_at": self.session_used_at,
         }
         return (json.dumps(document, indent=2) + "\n").encode()
 
@@ -83,6 +94,8 @@ class Pairing:
                 host_public_key=wire.b64decode(doc["host_public_key_b64"], size=32),
                 signing_session_id=str(doc["signing_session_id"]),
                 relay_session_id=str(relay_session) if relay_session else None,
+                session_started_at=float(doc.get("session_started_at", 0.0)),
+                session_used_at=float(doc.get("session_used_at", 0.0)),
             )
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ClientError(f"{where} is not a valid pairing file: {exc}") from None
