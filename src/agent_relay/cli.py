@@ -679,7 +679,7 @@ def _client_command(func: Callable[..., Any]) -> Callable[..., Any]:
 
         try:
             return func(*args, **kwargs)
-        except (ClientError, TokenError, PermissionError) as exc:
+        except (ClientError, TokenError, PermissionError, ValueError) as exc:
             raise click.ClickException(str(exc)) from None
 
     return wrapper

@@ -6,6 +6,7 @@ must raise VerificationError, and nothing else may escape on arbitrary input."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import stat
@@ -188,6 +189,28 @@ def test_bad_start_answers_are_pairing_errors(answer: dict[str, object]) -> None
     attempt = ClientPairing("AB12CD", CLIENT_KEY, "client-1")
     with pytest.raises(PairingError):
         attempt.finish_request(answer, client_name="x")
+
+
+json_values = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=60)),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner),
+    max_leaves=6,
+)
+pairing_fields = ["enrollment_id", "server_message_b64", "signing_session_id"]
+pairing_fields += ["server_public_key_b64", "server_proof_b64"]
+
+
+@given(
+    st.dictionaries(st.sampled_from(pairing_fields), json_values | st.just(str(uuid.uuid4()))),
+    st.dictionaries(st.sampled_from(pairing_fields), json_values),
+)
+@settings(suppress_health_check=[HealthCheck.too_slow], max_examples=60)
+def test_pairing_raises_only_its_error(start: dict[str, object], finish: dict[str, object]) -> None:
+    attempt = ClientPairing("AB12CD", CLIENT_KEY, "client-1")
+    with contextlib.suppress(PairingError):
+        attempt.finish_request(start, client_name="x")
+    with pytest.raises(PairingError):
+        attempt.check_finish(finish)
 
 
 @pytest.mark.parametrize("code", ["", "ABCDE", "ABCDEFG", "AB-12C", "ÀBCDEF"])

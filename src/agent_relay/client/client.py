@@ -39,7 +39,7 @@ from .errors import (
     RelayRefusedError,
     VerificationError,
 )
-from .frames import Frame, FrameSigner, FrameVerifier, close_payload
+from .frames import MAX_ENVELOPE_SIZE, Frame, FrameSigner, FrameVerifier, close_payload
 from .keystore import KeyStore, Pairing, normalize_relay_url
 from .pairing import ClientPairing
 from .signing import BodyCheck, SignedRequest, check_response, sign_refresh, sign_request
@@ -400,7 +400,7 @@ class RelayClient:
             try:
                 connection = await websockets.connect(
                     url,
-                    max_size=2 * 1024 * 1024 * 4,
+                    max_size=MAX_ENVELOPE_SIZE,
                     open_timeout=self.limits.connect_timeout,
                     additional_headers={wire.ACCEPT_STREAM_SIGNING: "1"},
                 )

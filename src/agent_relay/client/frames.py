@@ -17,7 +17,7 @@ from .errors import VerificationError
 from .signing import verify_signature
 
 MSG_TYPES = frozenset({"text", "binary", "ping", "pong", "close"})
-MAX_ENVELOPE_SIZE = 4 * 1024 * 1024 + 4096
+MAX_ENVELOPE_SIZE = 16 * 1024 * 1024 + 4096  # the host accepts envelopes this large
 _CLOSE_CODE = struct.Struct(">H")
 
 
