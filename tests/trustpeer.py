@@ -112,7 +112,7 @@ class Peer:
 
     def signed_query(self, path: str, now: int, **params: str) -> tuple[str, str]:
         """A WebSocket target with the signature in the query; (target, nonce)."""
-        canonical = f"{path}?{urlencode(params)}" if params else path
+        canonical = wire.signed_ws_path(path, list(params.items()))
         headers = self.sign("GET", canonical, b"", now)
         query = urlencode({**params, **headers})
         return f"{path}?{query}", headers[wire.SIG_NONCE]
@@ -156,7 +156,11 @@ class Peer:
         offset = 0
         ended = False
         while offset < len(data):
+            if len(data) - offset < 4:
+                break  # a record cut off in its header
             (size,) = struct.unpack_from(">I", data, offset)
+            if len(data) - offset < 4 + size + 64:
+                break  # cut off in its payload or signature
             payload = data[offset + 4 : offset + 4 + size]
             signature = data[offset + 4 + size : offset + 4 + size + 64]
             offset += 4 + size + 64

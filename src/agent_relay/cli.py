@@ -40,6 +40,7 @@ from .relay.config import ConfigError, RelayConfig, parse_listen_addr
 from .relay.service import RelayService, run_until_signalled
 from .store import Store, StoreError, StoreMode
 from .trust.host import TrustHost
+from .trust.limits import TrustLimits
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -581,13 +582,21 @@ _host_keys_file = click.option(
 
 @host_command.command("pair-code")
 @_host_data_dir
+@click.option(
+    "--ttl",
+    type=click.FloatRange(0.1, 24 * 60),
+    default=10.0,
+    show_default=True,
+    help="minutes the code stays valid",
+)
 @_fail_cleanly
-def host_pair_code(data_dir: Path | None) -> None:
-    """Make a one-time pairing code (10 min) for a client to pair with this host.
+def host_pair_code(data_dir: Path | None, ttl: float) -> None:
+    """Make a one-time pairing code for a client to pair with this host.
 
     It goes to the data dir, where a running connector reads it when a pairing starts;
     a new code replaces the previous one."""
-    trust = TrustHost(data_dir or default_data_dir())
+    limits = TrustLimits(code_ttl=ttl * 60)
+    trust = TrustHost(data_dir or default_data_dir(), limits=limits)
     code = trust.issue_code()
     minutes = round((code.expires_at - time.time()) / 60)
     click.echo(code.code)

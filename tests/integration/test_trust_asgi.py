@@ -47,6 +47,14 @@ def sample_app() -> Starlette:
 
         return StreamingResponse(generate(), media_type="text/event-stream")
 
+    async def forever(request: Request) -> StreamingResponse:
+        async def generate() -> AsyncIterator[bytes]:
+            while True:
+                yield b"data: tick\n\n"
+                await asyncio.sleep(0.05)
+
+        return StreamingResponse(generate(), media_type="text/event-stream")
+
     async def terminal(websocket: WebSocket) -> None:
         await websocket.accept()
         with contextlib.suppress(WebSocketDisconnect):
@@ -64,6 +72,7 @@ def sample_app() -> Starlette:
             Route("/echo", echo, methods=["GET", "POST"]),
             Route("/big", big),
             Route("/events", events),
+            Route("/forever", forever),
             Route("/whoami", lambda r: JSONResponse({"ok": True})),
             WebSocketRoute("/terminal", terminal),
         ]

@@ -12,6 +12,7 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -194,3 +195,64 @@ async def test_reordered_websocket_frames_close_the_socket(
         with pytest.raises(ConnectionClosed):
             await asyncio.wait_for(ws.recv(), 5)
         assert ws.close_code == 1008
+
+
+async def test_guessing_the_code_through_the_relay_cannot_succeed(
+    setup: tuple[Relay, Connector, str], tmp_path: Path
+) -> None:
+    """One SPAKE2 run per code: the first guess uses the code up, every later one finds
+    none. Polling costs the attacker nothing, so the owner's next code still pairs."""
+    relay, _, base = setup
+    real = TrustHost(tmp_path / "host").issue_code().code
+    outcomes: dict[str, int] = {}
+    for i in range(60):
+        guess = f"{i:06d}"
+        if guess == real:
+            continue
+        pairing = Pairing(guess)
+        start = await relay.client.post(
+            f"{base}{API_PREFIX}spake2/start", json=pairing.start_body(send_code=i % 2 == 0)
+        )
+        if start.status_code == 200:
+            peer = Peer()
+            body = peer.finish_body(pairing, start.json()["data"])
+            finish = await relay.client.post(f"{base}{API_PREFIX}spake2/finish", json=body)
+            reason = finish.json()["reason"]
+        else:
+            reason = start.json()["reason"]
+        outcomes[reason] = outcomes.get(reason, 0) + 1
+    assert outcomes == {"bad_code": 1, "code_expired": 59} or outcomes == {
+        "bad_proof": 1,
+        "code_expired": 59,
+    }
+    owner = await pair_through_relay(relay, base, tmp_path / "host")
+    headers = owner.sign("GET", "/echo", b"", now())
+    assert (await relay.client.get(f"{base}/echo", headers=headers)).status_code == 200
+
+
+async def test_revocation_cuts_a_signed_stream(
+    setup: tuple[Relay, Connector, str], tmp_path: Path
+) -> None:
+    relay, _, base = setup
+    peer = await pair_through_relay(relay, base, tmp_path / "host")
+    headers = {**peer.sign("GET", "/forever", b"", now()), wire.ACCEPT_STREAM_SIGNING: "1"}
+    received = bytearray()
+    nonces: list[str] = []
+
+    async def read_and_revoke() -> None:
+        revoked = False
+        async with relay.client.stream("GET", f"{base}/forever", headers=headers) as response:
+            nonces.append(response.headers[wire.RESP_NONCE])
+            async for chunk in response.aiter_raw():
+                received.extend(chunk)
+                if len(received) > 3 * (4 + 14 + 64) and not revoked:
+                    revoked = TrustHost(tmp_path / "host").revoke(peer.client_id)
+
+    with pytest.raises(httpx.RemoteProtocolError):  # cut off, before any end record
+        await asyncio.wait_for(read_and_revoke(), 10)
+    request_nonce = headers[wire.SIG_NONCE]
+    records = peer.records(bytes(received), request_nonce, nonces[0], require_end=False)
+    assert records
+    assert all(r == b"data: tick\n\n" for r in records)
+    with pytest.raises(SignatureMismatch):
+        peer.records(bytes(received), request_nonce, nonces[0], require_end=True)

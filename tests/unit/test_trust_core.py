@@ -166,22 +166,29 @@ def test_bad_pairing_input_is_a_clean_400(host: TrustHost) -> None:
 
 
 def test_rate_limit_per_address_does_not_lock_out_the_owner(host: TrustHost) -> None:
-    host.issue_code(NOW)
+    attacker = "relay:6.6.6.6"
+    guess = Pairing("AAAAAA").start_body()
     for _ in range(host.limits.pair_burst):
-        call(host, "POST", START_PATH, {"client_message_b64": "x"}, address="relay:6.6.6.6")
-    status, answer, reply = call(
-        host, "POST", START_PATH, {"client_message_b64": "x"}, address="relay:6.6.6.6"
-    )
+        host.issue_code(NOW)
+        status, _, _ = call(host, "POST", START_PATH, guess, address=attacker)
+        assert status == 200  # a start uses the code up; the guess fails at finish
+    host.issue_code(NOW)
+    status, answer, reply = call(host, "POST", START_PATH, guess, address=attacker)
     assert (status, answer["reason"]) == (429, "rate_limited")
     assert dict(reply.headers)[b"retry-after"] == b"60"
+    assert host.current_code(NOW) is not None  # a refused attempt does not burn the code
     # The owner, elsewhere, pairs fine.
     pair(host, address="relay:10.0.0.7")
+    # Polling while no code is active costs nothing; a code to use up is charged.
+    for _ in range(50):
+        status, answer, _ = call(host, "POST", START_PATH, guess, address="relay:10.0.0.8")
+        assert answer["reason"] == "code_expired"
+    pair(host, address="relay:10.0.0.8")
     # The attacker gets one more try per refill period.
+    host.issue_code(NOW)
     later = NOW + host.limits.pair_refill
-    status, _, _ = call(
-        host, "POST", START_PATH, {"client_message_b64": "x"}, address="relay:6.6.6.6", now=later
-    )
-    assert status == 400
+    status, _, _ = call(host, "POST", START_PATH, guess, address=attacker, now=later)
+    assert status == 200
 
 
 def test_rate_limiter_memory_is_bounded() -> None:
@@ -407,3 +414,10 @@ def test_signed_frames(host: TrustHost) -> None:
     )
     with pytest.raises(FrameError):
         other_socket.decode(peer.frame(1, nonce, "text", b"x"))
+
+
+def test_query_signature_canonical_form_is_whatwg(host: TrustHost) -> None:
+    peer = pair(host)
+    target, _ = peer.signed_query("/ws", int(NOW), q="a b~*", x="é&")
+    verified = host.verify("GET", target, {}, wire.EMPTY_BODY_HASH, NOW, allow_query=True)
+    assert verified.path_and_query == "/ws?q=a+b%7E*&x=%C3%A9%26"

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Iterable
 from dataclasses import dataclass
 
 import h11
@@ -27,6 +27,7 @@ from ..trust.body import BodyBuffer
 from ..trust.errors import TrustError
 from ..trust.host import (
     ENROLLMENT_CODE_PATH,
+    MAX_API_BODY,
     UNSIGNED_PATHS,
     ApiReply,
     TrustHost,
@@ -159,6 +160,8 @@ class _Exchange:
         # With trust: the request body, read whole before forwarding (its hash is signed).
         self.body: BodyBuffer | None = None
         self.verified: VerifiedRequest | None = None
+        # Set when the signing client is revoked: a streamed answer is cut off.
+        self.revoked = asyncio.Event()
 
     @property
     def what(self) -> str:
@@ -168,11 +171,16 @@ class _Exchange:
 
     async def run(self) -> None:
         if self.trust is not None:
+            unwatch = None
             try:
                 if await self._admit(self.trust):
                     return
+                if self.verified is not None:
+                    unwatch = self.trust.watch(self.verified.session_id, self.revoked.set)
                 await self._forward()
             finally:
+                if unwatch is not None:
+                    unwatch()
                 if self.body is not None:
                     self.body.close()
             return
@@ -225,7 +233,7 @@ class _Exchange:
             headers.setdefault(name.decode("latin-1"), value.decode("latin-1"))
         api = is_api_path(path)
         limits = trust.limits
-        self.body = BodyBuffer(limits.body_memory_limit, 70 * 1024 if api else limits.body_limit)
+        self.body = BodyBuffer(limits.body_memory_limit, MAX_API_BODY if api else limits.body_limit)
         try:
             async for chunk in self._request_body():
                 self.body.add(chunk)
@@ -384,12 +392,32 @@ class _Exchange:
         while True:
             try:
                 async with asyncio.timeout(self.limits.idle_timeout):
-                    chunk = await anext(body, None)
+                    chunk = await self._unless_revoked(anext(body, None))
             except (HttpProtocolError, TimeoutError) as exc:
                 raise _Abort(f"the local server's response broke off: {exc!r}") from None
             if chunk is None:
                 return
             yield chunk
+
+    async def _unless_revoked(self, next_chunk: Awaitable[bytes | None]) -> bytes | None:
+        """The next chunk of the answer, unless the client is revoked first (then the
+        stream is cut: a revoked client gets nothing more, streamed or not)."""
+        if self.verified is None:
+            return await next_chunk
+        if self.revoked.is_set():
+            raise _Abort("the client was revoked")
+        reading = asyncio.ensure_future(next_chunk)
+        revoked = asyncio.ensure_future(self.revoked.wait())
+        try:
+            await asyncio.wait({reading, revoked}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            revoked.cancel()
+            if not reading.done():
+                reading.cancel()
+                await asyncio.wait({reading})
+        if reading.cancelled():
+            raise _Abort("the client was revoked")
+        return reading.result()
 
     async def _respond(self, upstream: UpstreamConnection, response: h11.Response) -> None:
         front = self.front

@@ -19,6 +19,7 @@ from .errors import TrustError
 from .frames import POLICY_VIOLATION, FrameCodec, FrameError, close_payload, parse_close_payload
 from .host import (
     ENROLLMENT_CODE_PATH,
+    MAX_API_BODY,
     UNSIGNED_PATHS,
     ApiReply,
     TrustHost,
@@ -101,7 +102,7 @@ class TrustMiddleware:
         now = self._now()
         limits = self.host.limits
         api = is_api_path(path)
-        body = BodyBuffer(limits.body_memory_limit, 70 * 1024 if api else limits.body_limit)
+        body = BodyBuffer(limits.body_memory_limit, MAX_API_BODY if api else limits.body_limit)
         try:
             try:
                 await _read_body(receive, body)

@@ -251,6 +251,8 @@ class TrustHost:
                 200, success_body(self._route(method, path, body, relayed, address, now))
             )
         except TrustError as exc:
+            if exc.status == 400 and path in (START_PATH, FINISH_PATH):
+                log.warning("trust: pairing step from %s refused: %s", address, exc.message)
             return error_reply(exc, now)
 
     def _route(
@@ -294,7 +296,6 @@ class TrustHost:
             )
 
     def _start(self, body: dict[str, Any], address: str, now: float) -> dict[str, Any]:
-        self._limit(self._pair_limiter, address, "pairing start", now)
         offered = body.get("enrollment_code")
         message_b64 = body.get("client_message_b64")
         if offered is not None and not isinstance(offered, str):
@@ -311,6 +312,9 @@ class TrustHost:
         if code is None:
             log.warning("trust: pairing start from %s: no current code", address)
             raise unauthorized("code_expired", "no enrollment code is active; make a new one")
+        # Charged only when there is a code to use up: polling while none is active costs
+        # the caller nothing, so it cannot drain a shared bucket ahead of the owner.
+        self._limit(self._pair_limiter, address, "pairing start", now)
         self.codes.burn()  # single use, whatever happens next
         if offered:
             given = wire.normalize_code(offered).encode()
