@@ -55,11 +55,14 @@ class HostileRelay:
     on_request: Callable[[Recorded], Recorded] | None = None
     ws_down: WsHook | None = None  # given the frames so far held, returns those to send
     ws_hold: int = 1  # frames held before ws_down decides
+    ws_up: WsHook | None = None  # the same for frames from the client, ws_up_hold of them
+    ws_up_hold: int = 1
+    ws_targets: list[str] = field(default_factory=list)  # upgrades seen, query included
     _http: httpx.AsyncClient | None = None
 
     def reset(self) -> None:
-        self.on_answer = self.on_request = self.ws_down = None
-        self.ws_hold = 1
+        self.on_answer = self.on_request = self.ws_down = self.ws_up = None
+        self.ws_hold = self.ws_up_hold = 1
 
     async def replay(self, recorded: Recorded) -> httpx.Response:
         """Send a recorded request to the real relay again, byte for byte."""
@@ -137,6 +140,7 @@ class HostileRelay:
         if scope["query_string"]:
             target += "?" + scope["query_string"].decode("latin-1")
         await receive()  # websocket.connect
+        self.ws_targets.append(target)
         url = "ws://" + self.relay_url.removeprefix("http://") + target
         try:
             upstream = await ws_connect(url, open_timeout=10)
@@ -157,13 +161,20 @@ class HostileRelay:
         await send({"type": "websocket.accept"})
 
         async def up() -> None:
+            held: list[str | bytes] = []
             while True:
                 message = await receive()
                 if message["type"] == "websocket.disconnect":
                     await upstream.close()
                     return
                 data = message.get("text")
-                await upstream.send(data if data is not None else message.get("bytes") or b"")
+                held.append(data if data is not None else message.get("bytes") or b"")
+                if self.ws_up is not None and len(held) < self.ws_up_hold:
+                    continue
+                out = self.ws_up(held) if self.ws_up is not None else held
+                held = []
+                for item in out:
+                    await upstream.send(item)
 
         async def down() -> None:
             held: list[str | bytes] = []

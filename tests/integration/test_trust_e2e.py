@@ -20,6 +20,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import websockets
 from spake2 import SPAKE2_A
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -600,3 +601,25 @@ async def test_relay_errors_are_not_data(paired: tuple[Stack, RelayClient]) -> N
     stack.hostile.on_answer = offline
     with pytest.raises(ClientError, match="No active relay"):
         await client.request("GET", "/echo")
+
+
+async def test_client_frames_reordered_or_upgrade_replayed_are_refused(
+    paired: tuple[Stack, RelayClient],
+) -> None:
+    stack, client = paired
+    # Towards the host: two client frames swapped; the host closes the socket (signed).
+    stack.hostile.ws_up_hold = 2
+    stack.hostile.ws_up = lambda held: list(reversed(held))
+    async with client.websocket("/terminal") as socket:
+        await socket.send_text("one")
+        await socket.send_text("two")
+        closing = await asyncio.wait_for(socket.recv(), 5)
+        assert closing.msg_type == "close"
+        assert closing.close_code()[0] == 1008
+    # A recorded upgrade (its signature is in the query) sent again: refused.
+    stack.hostile.reset()
+    replayed_target = stack.hostile.ws_targets[-1]
+    url = "ws://" + stack.relay.url.removeprefix("http://") + replayed_target
+    with pytest.raises(websockets.InvalidStatus) as refused:
+        await websockets.connect(url, open_timeout=5)
+    assert refused.value.response.status_code in (401, 403)
