@@ -354,6 +354,7 @@ async def test_clock_skew_is_corrected(stack: Stack) -> None:
         response, _ = await client.request("GET", "/echo")
         assert response.status == 200
         assert -80 < skewed.offset < -70
+    assert -80 < client.pairing.clock_offset < -70  # kept for the next run
     far = HostClock(lambda: time.time() - 3600)  # an unsigned 401 cannot move it an hour
     async with stack.client(pairing, clock=far) as client:
         with pytest.raises(HostRefusedError) as refused:

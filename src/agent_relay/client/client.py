@@ -14,6 +14,7 @@ Retries are chosen so a lying relay cannot get a request executed twice:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import platform
@@ -125,7 +126,10 @@ class RelayClient:
         self.token = token
         self.store = store
         self.limits = limits or ClientLimits()
-        self.clock = clock or HostClock()
+        if clock is None:
+            clock = HostClock()
+            clock.offset = pairing.clock_offset  # what an earlier run learned
+        self.clock = clock
         self._http = _http_client(self.limits)
         self._saved_use = pairing.session_used_at
         self.relay_session_creations = 0
@@ -300,7 +304,7 @@ class RelayClient:
                 check.feed(body)
                 check.finish()
                 verified = True
-        self.clock.observe(headers.get(wire.HOST_TIME), verified=verified)
+        self._observe_host_time(headers.get(wire.HOST_TIME), verified=verified)
         reason, message = _error_fields(body)
         return _Refusal(reason, message, verified)
 
@@ -315,7 +319,7 @@ class RelayClient:
                 data = await _auth_call(self._http, base, "signing-session/refresh", payload)
                 break
             except _AuthCallError as exc:
-                self.clock.observe(exc.host_time, verified=False)
+                self._observe_host_time(exc.host_time, verified=False)
                 if attempt == 0 and exc.reason == "clock_skew":
                     continue
                 if exc.reason == "client_revoked":
@@ -340,6 +344,11 @@ class RelayClient:
             or now - self.pairing.session_used_at > SESSION_MAX_IDLE
         ):
             await self.refresh_signing_session()
+
+    def _observe_host_time(self, header: str | None, *, verified: bool) -> None:
+        if self.clock.observe(header, verified=verified):
+            self.pairing = dataclasses.replace(self.pairing, clock_offset=self.clock.offset)
+            self._save()
 
     def _note_use(self) -> None:
         now = time.time()
@@ -411,7 +420,7 @@ class RelayClient:
                     self._set_relay_session(None)
                     continue
                 if status == 401 and attempt < 2:
-                    self.clock.observe(headers.get(wire.HOST_TIME), verified=False)
+                    self._observe_host_time(headers.get(wire.HOST_TIME), verified=False)
                     reason, message = _error_fields(bytes(exc.response.body or b""))
                     if reason not in REFRESHABLE:
                         raise HostRefusedError(401, reason, message) from None

@@ -46,6 +46,7 @@ class Pairing:
     # renews it before the host's 1 h / 15 min limits rather than after a refusal.
     session_started_at: float = 0.0
     session_used_at: float = 0.0
+    clock_offset: float = 0.0  # host clock minus ours, as last learned (clock.py)
 
     @property
     def host_key(self) -> Ed25519PublicKey:
@@ -74,6 +75,7 @@ class Pairing:
             "relay_session_id": self.relay_session_id,
             "session_started_at": self.session_started_at,
             "session_used_at": self.session_used_at,
+            "clock_offset": self.clock_offset,
         }
         return (json.dumps(document, indent=2) + "\n").encode()
 
@@ -96,6 +98,7 @@ class Pairing:
                 relay_session_id=str(relay_session) if relay_session else None,
                 session_started_at=float(doc.get("session_started_at", 0.0)),
                 session_used_at=float(doc.get("session_used_at", 0.0)),
+                clock_offset=float(doc.get("clock_offset", 0.0)),
             )
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ClientError(f"{where} is not a valid pairing file: {exc}") from None
