@@ -25,7 +25,7 @@ from .host.forward import ForwardLimits
 from .host.identity import default_name, load_machine_id
 from .host.service import parse_host_port
 from .host.service import run_until_signalled as run_host_until_signalled
-from .host.tokens import CommandToken, FileToken, StaticToken, TokenSource
+from .host.tokens import CommandToken, FileToken, StaticToken, TokenSource, clean_token
 from .host.upstream import PoolLimits, UpstreamPool, UpstreamTarget
 from .keyfile import read_secret_file, write_secret_file
 from .relay.auth import (
@@ -714,6 +714,219 @@ def doctor_command(
     click.echo(format_report(report, color=sys.stdout.isatty()))
     if report.failed:
         sys.exit(1)
+
+
+# ------------------------------------------------------------------ client verbs
+
+
+def _client_command(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Options every client verb shares, and client errors as one-line messages."""
+    options = [
+        click.option(
+            "--relay",
+            "relay_url",
+            envvar="AGENT_RELAY_URL",
+            default=None,
+            metavar="URL",
+            help="the relay's base URL [env: AGENT_RELAY_URL]",
+        ),
+        click.option("--host", "host_id", default=None, metavar="HOST_ID", help="the host's id"),
+        click.option(
+            "--token",
+            envvar="AGENT_RELAY_TOKEN",
+            default=None,
+            help="the relay token [env: AGENT_RELAY_TOKEN]",
+        ),
+        click.option(
+            "--token-file",
+            type=click.Path(path_type=Path, dir_okay=False),
+            default=None,
+            help="a file holding the relay token",
+        ),
+        click.option(
+            "--data-dir",
+            type=click.Path(path_type=Path),
+            default=None,
+            help="where pairings are kept [env: AGENT_RELAY_DATA_DIR]",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from .client import ClientError
+        from .host.tokens import TokenError
+
+        try:
+            return func(*args, **kwargs)
+        except (ClientError, TokenError, PermissionError, ValueError) as exc:
+            raise click.ClickException(str(exc)) from None
+
+    return wrapper
+
+
+def _client_token(token: str | None, token_file: Path | None) -> str | None:
+    """--token-file wins over a token from the environment; none is fine when a relay
+    session is already stored."""
+    source = click.get_current_context().get_parameter_source("token")
+    if token_file is not None:
+        if token is not None and source is not click.core.ParameterSource.ENVIRONMENT:
+            raise click.UsageError("give --token or --token-file, not both")
+        return _run(FileToken(token_file).get())
+    return clean_token(token, "--token") if token is not None else None
+
+
+def _client_store(data_dir: Path | None) -> Any:
+    from .client import KeyStore
+
+    return KeyStore(data_dir or default_data_dir())
+
+
+@main.command("pair")
+@_client_command
+@click.option("--code", required=True, help="the 6-character code the host shows")
+@click.option("--name", default=None, help="this client's name, as the host lists it")
+def pair_command(
+    relay_url: str | None,
+    host_id: str | None,
+    token: str | None,
+    token_file: Path | None,
+    data_dir: Path | None,
+    code: str,
+    name: str | None,
+) -> None:
+    """Pair with a host through a relay, using the code it shows
+    (agent-relay host pair-code). Keys are kept in the data dir."""
+    from .client import RelayClient
+
+    if relay_url is None or host_id is None:
+        raise click.UsageError("pair needs --relay URL and --host HOST_ID")
+    relay_token = _client_token(token, token_file)
+    if relay_token is None:
+        raise click.UsageError(
+            "pair needs a relay token: --token, --token-file or AGENT_RELAY_TOKEN"
+        )
+    store = _client_store(data_dir)
+    pairing = _run(
+        RelayClient.pair(relay_url, host_id, code, token=relay_token, store=store, client_name=name)
+    )
+    click.echo(
+        f"paired with host {pairing.host_id} at {pairing.relay_url} as client "
+        f"{pairing.client_id}; keys in {store.path_for(pairing.relay_url, pairing.host_id)}",
+        err=True,
+    )
+
+
+@main.command("request")
+@click.argument("method_and_path", nargs=-1, required=True, metavar="[METHOD] PATH")
+@_client_command
+@click.option(
+    "--data",
+    "-d",
+    default=None,
+    help="the request body: text, @FILE, or - for standard input (default method: POST)",
+)
+@click.option("--header", "-H", "headers", multiple=True, help="an extra header, 'Name: value'")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="write the body to FILE (only once all of it verified)",
+)
+@click.option("--include", "-i", is_flag=True, help="print the status and headers on stderr")
+def request_command(
+    method_and_path: tuple[str, ...],
+    relay_url: str | None,
+    host_id: str | None,
+    token: str | None,
+    token_file: Path | None,
+    data_dir: Path | None,
+    data: str | None,
+    headers: tuple[str, ...],
+    output: Path | None,
+    include: bool,
+) -> None:
+    """Send a signed request to a paired host through the relay and print the verified
+    answer. Exits non-zero when the answer is 4xx/5xx, refused, or fails verification
+    (then nothing unverified is printed)."""
+    from .client.cli import run_request
+
+    if len(method_and_path) > 2:
+        raise click.UsageError("give at most METHOD and PATH")
+    path = method_and_path[-1]
+    method = method_and_path[0] if len(method_and_path) == 2 else ("POST" if data else "GET")
+    store = _client_store(data_dir)
+    pairing = store.find(relay_url, host_id)
+    status = _run(
+        run_request(
+            pairing,
+            store,
+            _client_token(token, token_file),
+            method,
+            path,
+            body=_read_data(data),
+            headers=_parse_headers(headers),
+            output=output,
+            include=include,
+        )
+    )
+    if status >= 400:
+        raise click.ClickException(f"the host answered {status}")
+
+
+@main.command("ws")
+@click.argument("path")
+@_client_command
+@click.option(
+    "--linger",
+    type=click.FloatRange(0),
+    default=1.0,
+    show_default=True,
+    help="seconds to keep reading after the end of standard input, then close",
+)
+def ws_command(
+    path: str,
+    relay_url: str | None,
+    host_id: str | None,
+    token: str | None,
+    token_file: Path | None,
+    data_dir: Path | None,
+    linger: float,
+) -> None:
+    """Open a signed WebSocket to PATH on a paired host: each line of standard input is
+    sent as a text frame, each verified frame from the host is printed as a line."""
+    from .client.cli import run_ws
+
+    store = _client_store(data_dir)
+    pairing = store.find(relay_url, host_id)
+    code = _run(run_ws(pairing, store, _client_token(token, token_file), path, linger))
+    if code not in (1000, 1005):
+        raise click.ClickException(f"the host closed the WebSocket with code {code}")
+
+
+def _read_data(data: str | None) -> bytes:
+    if data is None:
+        return b""
+    if data == "-":
+        return sys.stdin.buffer.read()
+    if data.startswith("@"):
+        try:
+            return Path(data[1:]).read_bytes()
+        except OSError as exc:
+            raise click.BadParameter(f"cannot read {data[1:]}: {exc.strerror}") from None
+    return data.encode()
+
+
+def _parse_headers(headers: tuple[str, ...]) -> dict[str, str]:
+    parsed: dict[str, str] = {}
+    for header in headers:
+        name, sep, value = header.partition(":")
+        if not sep or not name.strip():
+            raise click.BadParameter(f"not 'Name: value': {header!r}", param_hint="--header")
+        parsed[name.strip().lower()] = value.strip()
+    return parsed
 
 
 @main.command()
