@@ -116,6 +116,18 @@ def _proc_kib(pid: int, path: str, key: str) -> int:
     return 0
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time the processes have used so far."""
+    ticks = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def rss_kib(pid: int) -> int:
     return _proc_kib(pid, "status", "VmRSS")
 
@@ -325,6 +337,7 @@ class WrkResult:
     rate: float
     p50_ms: float
     p99_ms: float
+    requests: int
 
 
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
@@ -334,15 +347,21 @@ def wrk(url: str, connections: int, seconds: int) -> WrkResult:
     argv = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url]
     out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 30).stdout
     rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    count = re.search(r"(\d+) requests in", out)
     percentiles = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+\w+)", out, re.MULTILINE))
-    if not rate or len(percentiles) != 2 or "Non-2xx" in out or "Socket errors" in out:
+    if not rate or not count or len(percentiles) != 2 or "Non-2xx" in out or "Socket errors" in out:
         raise BenchError(f"wrk {url} failed:\n{out}")
 
     def millis(text: str) -> float:
-        number, unit = re.fullmatch(r"([\d.]+)(\w+)", text).groups()  # type: ignore[union-attr]
+        number, unit = re.split(r"(?<=\d)(?=[a-z])", text, maxsplit=1)
         return float(number) * _UNITS[unit]
 
-    return WrkResult(float(rate.group(1)), millis(percentiles["50"]), millis(percentiles["99"]))
+    return WrkResult(
+        float(rate.group(1)),
+        millis(percentiles["50"]),
+        millis(percentiles["99"]),
+        int(count.group(1)),
+    )
 
 
 def download_mb_per_s(url: str, size: int, repeats: int) -> float:
@@ -427,10 +446,12 @@ class Setup:
     def start_relay(self) -> None:
         cli = agent_relay_cli()
         data = self.tmp / "relay"
-        for argv in ([cli, "users", "add", "bench", "--data-dir", str(data)],):
-            done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
-            if done.returncode != 0:
-                raise BenchError(f"{' '.join(argv[1:3])} failed: {done.stderr}")
+        added = subprocess.run(
+            [cli, "users", "add", "bench", "--data-dir", str(data)],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        if added.returncode != 0:
+            raise BenchError(f"users add failed: {added.stderr}")
         issued = subprocess.run(
             [cli, "tokens", "issue", "bench", "--data-dir", str(data)],
             capture_output=True, text=True, timeout=60,
@@ -502,8 +523,8 @@ class Setup:
             )  # fmt: skip
         (keys / "authorized_keys").write_text((keys / "client_key.pub").read_text())
         (keys / "authorized_keys").chmod(0o600)
-        # sshd refuses to start without its privilege separation directory.
-        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+        if os.geteuid() == 0:  # sshd refuses to start without its privsep directory
+            Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
         self.sshd_port = next(self.ports)
         config = keys / "sshd_config"
         config.write_text(
@@ -563,6 +584,18 @@ class Setup:
             return self.tunnel_port in listening_ports()
 
         wait_until("the ssh -R tunnel", listening, 30)
+
+    def middle_processes(self, path: str) -> tuple[list[int], list[int]]:
+        """The processes between client and sample server on ``path``: the public side
+        (relay, sshd) and the host side (connector, ssh)."""
+        if path == "agent-relay":
+            assert self.relay is not None
+            assert self.connector is not None
+            return [self.relay.pid], [self.connector.pid]
+        if path == "ssh -R":
+            assert self.tunnel is not None
+            return self.sshd_processes(), [self.tunnel.pid]
+        return [], []
 
     def sshd_processes(self) -> list[int]:
         assert self.sshd is not None
@@ -746,7 +779,7 @@ def measure_ssh_memory(
 
 
 def ratio(value: float, base: float) -> str:
-    return f"{value / base:.2f}" if base else "n/a"
+    return f"{value / base:.2f}" if base else "—"
 
 
 def run(args: argparse.Namespace) -> str:
@@ -759,6 +792,9 @@ def run(args: argparse.Namespace) -> str:
     except BenchError as exc:
         raise BenchError(f"{exc}\n(logs in {tmp})") from None
     finally:
+        # A second Ctrl-C must not cut the clean-up short.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         procs.stop_all()
         if not args.keep_logs:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -798,8 +834,15 @@ def _run(setup: Setup, args: argparse.Namespace) -> str:
             url = setup.base(path) + SMALL_PATH
             if args.warmup:
                 wrk(url, connections, args.warmup)
+            public, host = setup.middle_processes(path)
+            groups = {"cpu_public": public, "cpu_host": host, "cpu_sample": [setup.sample.pid]}
+            before = {key: cpu_seconds(pids) for key, pids in groups.items()}
             result = wrk(url, connections, args.seconds)
             results[path][f"rate{connections}"] = result.rate
+            if connections == 64:
+                for key, pids in groups.items():
+                    spent = cpu_seconds(pids) - before[key]
+                    results[path][key] = spent / result.requests * 1e6
             if connections == 1:
                 results[path]["p50"] = result.p50_ms
                 results[path]["p99"] = result.p99_ms
@@ -834,7 +877,8 @@ def table(
         f"({os.cpu_count()} CPUs, {took:.0f} s)",
         f"wrk -t1, {args.seconds:g} s per case after {args.warmup:g} s warm-up, GET {SMALL_PATH} "
         f"(small JSON); download: GET /api/blob {args.download_mib} MiB streamed by curl to "
-        f"/dev/null, median of {args.repeats}",
+        f"/dev/null, median of {args.repeats}; CPU: user + system time of the processes during "
+        "the 64-connection run / requests (sshd: all its processes)",
         "",
         "| metric | direct | agent-relay | relay / direct | ssh -R | ssh / direct |",
         "|---|---:|---:|---:|---:|---:|",
@@ -845,11 +889,15 @@ def table(
         ("latency p50, 1 connection (ms)", "p50", "{:.3f}"),
         ("latency p99, 1 connection (ms)", "p99", "{:.3f}"),
         (f"{args.download_mib} MiB download (MB/s)", "download", "{:.0f}"),
+        ("CPU per request at 64 connections (µs): sample server", "cpu_sample", "{:.0f}"),
+        ("CPU per request (µs): public side (relay / sshd)", "cpu_public", "{:.0f}"),
+        ("CPU per request (µs): host side (connector / ssh)", "cpu_host", "{:.0f}"),
     ]
     relay, ssh = results["agent-relay"], results["ssh -R"]
     for label, key, fmt in rows:
+        no_middle = key in ("cpu_public", "cpu_host")  # direct has nothing in between
         cells = [
-            fmt.format(direct[key]),
+            "—" if no_middle else fmt.format(direct[key]),
             fmt.format(relay[key]),
             ratio(relay[key], direct[key]),
             fmt.format(ssh[key]),
@@ -864,7 +912,8 @@ def table(
                 )
     lines += [
         "",
-        "Memory, MiB (RSS = VmRSS; PSS counts pages shared between processes once)",
+        "Memory, MiB (RSS = VmRSS from /proc; PSS counts pages shared between processes "
+        "once). 1 idle host / session: connected and checked once, before the load tests.",
         "",
         "| process | 1 idle host / session | many idle hosts / sessions | what was measured |",
         "|---|---:|---:|---|",
