@@ -782,6 +782,41 @@ def ratio(value: float, base: float) -> str:
     return f"{value / base:.2f}" if base else "—"
 
 
+def measure_requests(
+    setup: Setup, args: argparse.Namespace, progress: Callable[..., None]
+) -> dict[str, dict[str, float]]:
+    """wrk against each path, in ``args.rounds`` rounds that interleave the paths (in a
+    rotating order), so that noise from a busy machine falls on all of them; each figure
+    is the median over the rounds."""
+    assert setup.sample is not None
+    samples: dict[str, dict[str, list[float]]] = {path: {} for path in PATHS}
+    for round_ in range(args.rounds):
+        for connections in (1, 64):
+            order = PATHS[round_ % len(PATHS) :] + PATHS[: round_ % len(PATHS)]
+            for path in order:
+                url = setup.base(path) + SMALL_PATH
+                if args.warmup and round_ == 0:
+                    wrk(url, connections, args.warmup)
+                public, host = setup.middle_processes(path)
+                groups = {"cpu_public": public, "cpu_host": host, "cpu_sample": [setup.sample.pid]}
+                before = {key: cpu_seconds(pids) for key, pids in groups.items()}
+                result = wrk(url, connections, args.seconds)
+                figures = {f"rate{connections}": result.rate}
+                if connections == 64:
+                    for key, pids in groups.items():
+                        spent = cpu_seconds(pids) - before[key]
+                        figures[key] = spent / result.requests * 1e6
+                else:
+                    figures.update(p50=result.p50_ms, p99=result.p99_ms)
+                for key, value in figures.items():
+                    samples[path].setdefault(key, []).append(value)
+                progress(f"round {round_ + 1} {path} c{connections}: {result}", file=sys.stderr)
+    return {
+        path: {key: statistics.median(values) for key, values in per_path.items()}
+        for path, per_path in samples.items()
+    }
+
+
 def run(args: argparse.Namespace) -> str:
     tools = ensure_tools(not args.no_install)
     tmp = Path(tempfile.mkdtemp(prefix="agent-relay-e2e-"))
@@ -828,25 +863,7 @@ def _run(setup: Setup, args: argparse.Namespace) -> str:
         f"ready in {time.monotonic() - started:.1f} s; idle RSS (KiB): {idle}", file=sys.stderr
     )
 
-    results: dict[str, dict[str, float]] = {path: {} for path in PATHS}
-    for connections in (1, 64):
-        for path in PATHS:
-            url = setup.base(path) + SMALL_PATH
-            if args.warmup:
-                wrk(url, connections, args.warmup)
-            public, host = setup.middle_processes(path)
-            groups = {"cpu_public": public, "cpu_host": host, "cpu_sample": [setup.sample.pid]}
-            before = {key: cpu_seconds(pids) for key, pids in groups.items()}
-            result = wrk(url, connections, args.seconds)
-            results[path][f"rate{connections}"] = result.rate
-            if connections == 64:
-                for key, pids in groups.items():
-                    spent = cpu_seconds(pids) - before[key]
-                    results[path][key] = spent / result.requests * 1e6
-            if connections == 1:
-                results[path]["p50"] = result.p50_ms
-                results[path]["p99"] = result.p99_ms
-            progress(f"{path} c{connections}: {result}", file=sys.stderr)
+    results = measure_requests(setup, args, progress)
     size = args.download_mib * MIB
     for path in PATHS:
         results[path]["download"] = download_mb_per_s(
@@ -875,7 +892,8 @@ def table(
         f"bench/e2e.py{' --quick' if args.quick else ''}: the sample agent server direct, through "
         f"agent-relay (relay on SQLite + connector) and through OpenSSH ssh -R, on loopback "
         f"({os.cpu_count()} CPUs, {took:.0f} s)",
-        f"wrk -t1, {args.seconds:g} s per case after {args.warmup:g} s warm-up, GET {SMALL_PATH} "
+        f"wrk -t1, {args.seconds} s per case and round after {args.warmup} s warm-up, median of "
+        f"{args.rounds} rounds with the paths interleaved, GET {SMALL_PATH} "
         f"(small JSON); download: GET /api/blob {args.download_mib} MiB streamed by curl to "
         f"/dev/null, median of {args.repeats}; CPU: user + system time of the processes during "
         "the 64-connection run / requests (sshd: all its processes)",
@@ -968,7 +986,8 @@ def hold_hosts(relay_url: str, token_file: Path, count: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a short smoke run (~30 s)")
-    parser.add_argument("--seconds", type=int, help="wrk seconds per case [5; quick 1]")
+    parser.add_argument("--seconds", type=int, help="wrk seconds per case and round [3; quick 1]")
+    parser.add_argument("--rounds", type=int, help="rounds of wrk runs, median [3; quick 1]")
     parser.add_argument("--warmup", type=int, help="wrk warm-up seconds per case [1; quick 0]")
     parser.add_argument("--download-mib", type=int, help="download size [100; quick 16]")
     parser.add_argument("--repeats", type=int, help="downloads per path, median [3; quick 1]")
@@ -986,14 +1005,16 @@ def main() -> None:
         hold_hosts(args.relay_url, args.token_file, args.hold_hosts)
         return
     defaults = {
-        "seconds": (5, 1), "warmup": (1, 0), "download_mib": (100, 16), "repeats": (3, 1),
-        "hosts": (1000, 20), "connectors": (20, 2), "ssh_sessions": (1000, 10),
+        "seconds": (3, 1), "rounds": (3, 1), "warmup": (1, 0), "download_mib": (100, 16),
+        "repeats": (3, 1), "hosts": (1000, 20), "connectors": (20, 2), "ssh_sessions": (1000, 10),
     }  # fmt: skip
     for name, (full, quick) in defaults.items():
         if getattr(args, name) is None:
             setattr(args, name, quick if args.quick else full)
-    if args.hosts < 2 or args.connectors < 1 or args.ssh_sessions < 1 or args.repeats < 1:
-        parser.error("--hosts must be >= 2, --connectors, --ssh-sessions and --repeats >= 1")
+    if args.hosts < 2 or min(args.connectors, args.ssh_sessions, args.repeats, args.rounds) < 1:
+        parser.error("--hosts must be >= 2; --connectors, --ssh-sessions, --repeats, --rounds >= 1")
+    if args.seconds < 1 or args.warmup < 0 or args.download_mib < 1:
+        parser.error("--seconds and --download-mib must be >= 1, --warmup >= 0")
 
     def interrupted(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
