@@ -891,7 +891,7 @@ def table(
     lines = [
         f"bench/e2e.py{' --quick' if args.quick else ''}: the sample agent server direct, through "
         f"agent-relay (relay on SQLite + connector) and through OpenSSH ssh -R, on loopback "
-        f"({os.cpu_count()} CPUs, {took:.0f} s)",
+        f"({os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end; {took:.0f} s)",
         f"wrk -t1, {args.seconds} s per case and round after {args.warmup} s warm-up, median of "
         f"{args.rounds} rounds with the paths interleaved, GET {SMALL_PATH} "
         f"(small JSON); download: GET /api/blob {args.download_mib} MiB streamed by curl to "
