@@ -64,3 +64,17 @@ async def test_terminal_websocket_echoes(base_url: str) -> None:
         assert await websocket.recv() == "ls -la\r\n$ "
         await websocket.send(b"\x00\x01raw")
         assert await websocket.recv() == b"\x00\x01raw"
+
+
+async def test_blob_streams_deterministic_bytes(base_url: str) -> None:
+    async with httpx.AsyncClient(base_url=base_url) as client:
+        size = 300_000
+        response = await client.get("/api/blob", params={"size": size})
+        assert response.status_code == 200
+        assert response.headers["content-length"] == str(size)
+        assert response.content == bytes(k % 251 for k in range(size))
+        assert (await client.get("/api/blob", params={"size": 0})).content == b""
+        for bad in ("-1", "x", str(2**40)):
+            refused = await client.get("/api/blob", params={"size": bad})
+            assert refused.status_code == 400
+            assert refused.json()["error"]

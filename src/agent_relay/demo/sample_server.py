@@ -40,6 +40,17 @@ _SEED = {
 }
 _MAX_NAME = 200
 _EVENT_QUEUE = 64  # per listener; a listener that falls behind loses events, not memory
+# /api/blob: byte k of a blob is k % 251 (a prime, so chunks never line up with it).
+MAX_BLOB = 16 * 1024**3
+_BLOB_PERIOD = 251
+_BLOB_CHUNK = 64 * 1024
+_BLOB_PATTERN = bytes(range(_BLOB_PERIOD)) * (_BLOB_CHUNK // _BLOB_PERIOD + 2)
+
+
+def blob_bytes(offset: int, length: int) -> bytes:
+    """Bytes ``offset`` to ``offset + length`` of every blob (``length`` <= 64 KiB)."""
+    start = offset % _BLOB_PERIOD
+    return _BLOB_PATTERN[start : start + length]
 
 
 class Events:
@@ -166,6 +177,23 @@ def create_app(database: Path, *, tick_seconds: float = 2.0) -> Starlette:
             return JSONResponse(repo, status_code=201)
         return JSONResponse({"repos": data.list_repos(workspace_id)})
 
+    async def blob(request: Request) -> Response:
+        """``?size=BYTES`` of deterministic bytes, streamed (for download tests)."""
+        raw = request.query_params.get("size", "")
+        if not raw.isdigit() or int(raw) > MAX_BLOB:
+            return _error(400, f"size must be a whole number of bytes up to {MAX_BLOB}")
+        size = int(raw)
+
+        async def chunks() -> AsyncIterator[bytes]:
+            for offset in range(0, size, _BLOB_CHUNK):
+                yield blob_bytes(offset, min(_BLOB_CHUNK, size - offset))
+
+        return StreamingResponse(
+            chunks(),
+            media_type="application/octet-stream",
+            headers={"content-length": str(size)},
+        )
+
     async def event_stream(request: Request) -> Response:
         async def stream() -> AsyncIterator[bytes]:
             with events.listen() as queue:
@@ -214,6 +242,7 @@ def create_app(database: Path, *, tick_seconds: float = 2.0) -> Starlette:
             Route("/api/whoami", whoami),
             Route("/api/workspaces", workspaces, methods=["GET", "POST"]),
             Route("/api/workspaces/{workspace_id}/repos", repos, methods=["GET", "POST"]),
+            Route("/api/blob", blob),
             Route("/api/events", event_stream),
             WebSocketRoute("/api/terminal", terminal),
         ],
@@ -254,3 +283,28 @@ class RunningServer:
         self._server.should_exit = True
         if self._task is not None:
             await self._task
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m agent_relay.demo.sample_server --port N --database PATH``: the sample
+    server on its own (for benchmarks and trying the connector against it)."""
+    import argparse
+
+    import uvicorn
+
+    parser = argparse.ArgumentParser(description="the sample local agent server")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8081)
+    parser.add_argument("--database", type=Path, default=Path("sample-agent.sqlite3"))
+    args = parser.parse_args(argv)
+    uvicorn.run(
+        create_app(args.database),
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        access_log=False,
+    )
+
+
+if __name__ == "__main__":
+    main()
