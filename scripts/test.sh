@@ -9,6 +9,7 @@ export PATH="$HOME/.cargo/bin:/usr/local/go/bin:$PATH"
 
 bash scripts/setup.sh
 bash tests/interop/build.sh
+bash tests/spake2js/build.sh  # @noble/curves for the independent SPAKE2
 
 echo "== ruff" >&2
 .venv/bin/ruff check .
@@ -17,4 +18,7 @@ echo "== mypy --strict" >&2
 .venv/bin/mypy
 echo "== pytest" >&2
 AGENT_RELAY_PG_BINDIR=$(bash scripts/postgres.sh); export AGENT_RELAY_PG_BINDIR  # for tests/integration
+AGENT_RELAY_CADDY=$(bash scripts/caddy.sh); export AGENT_RELAY_CADDY  # for tests/integration/test_tls.py
+bash scripts/bench-tools.sh  # wrk, curl, sshd for tests/integration/test_bench_e2e.py
+bash scripts/deploy-schemas.sh >/dev/null  # Traefik's CRDs, pinned, for tests/deploy
 .venv/bin/pytest "$@"

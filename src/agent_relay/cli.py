@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import re
 import sys
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -23,7 +25,7 @@ from .host.forward import ForwardLimits
 from .host.identity import default_name, load_machine_id
 from .host.service import parse_host_port
 from .host.service import run_until_signalled as run_host_until_signalled
-from .host.tokens import CommandToken, FileToken, StaticToken, TokenSource
+from .host.tokens import CommandToken, FileToken, StaticToken, TokenSource, clean_token
 from .host.upstream import PoolLimits, UpstreamPool, UpstreamTarget
 from .keyfile import read_secret_file, write_secret_file
 from .relay.auth import (
@@ -37,6 +39,8 @@ from .relay.auth import (
 from .relay.config import ConfigError, RelayConfig, parse_listen_addr
 from .relay.service import RelayService, run_until_signalled
 from .store import Store, StoreError, StoreMode
+from .trust.host import TrustHost
+from .trust.limits import TrustLimits
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -401,19 +405,17 @@ def tokens_revoke(
     _run(revoke())
 
 
-@main.command("host")
+@main.group("host", invoke_without_command=True)
 @click.option(
     "--relay",
     "relay_url",
     envvar="VK_SHARED_RELAY_API_BASE",
-    required=True,
     metavar="URL",
     help="the relay's base URL, e.g. https://relay.example [env: VK_SHARED_RELAY_API_BASE]",
 )
 @click.option(
     "--upstream",
     envvar="AGENT_RELAY_UPSTREAM",
-    required=True,
     metavar="URL",
     help="the local agent server: http://HOST:PORT or unix:/path/to.sock "
     "[env: AGENT_RELAY_UPSTREAM]",
@@ -442,6 +444,14 @@ def tokens_revoke(
     type=click.Path(path_type=Path),
     default=None,
     help="where the machine id is kept [env: AGENT_RELAY_DATA_DIR]",
+)
+@click.option(
+    "--ca-file",
+    envvar="AGENT_RELAY_CA_FILE",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    default=None,
+    help="a PEM CA to trust for wss:// besides the system's (SSL_CERT_FILE also works) "
+    "[env: AGENT_RELAY_CA_FILE]",
 )
 @click.option(
     "--status-listen",
@@ -478,24 +488,50 @@ def tokens_revoke(
     show_default=True,
     help="seconds in-flight requests get on SIGTERM",
 )
+@click.option(
+    "--allow-unsigned",
+    is_flag=True,
+    envvar="AGENT_RELAY_ALLOW_UNSIGNED",
+    help="forward relayed requests without checking signatures (the trust layer off; "
+    "for a local server that checks them itself) [env: AGENT_RELAY_ALLOW_UNSIGNED=1]",
+)
+@click.option(
+    "--trusted-keys-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="keep paired clients in this JSON file (the reference's "
+    "trusted_ed25519_public_keys.json format) instead of SQLite in the data dir",
+)
 @click.option("-v", "--verbose", is_flag=True, help="debug logging")
 @_fail_cleanly
 def host_command(
-    relay_url: str,
-    upstream: str,
+    relay_url: str | None,
+    upstream: str | None,
     name: str | None,
     token: str | None,
     token_file: Path | None,
     token_command: str | None,
     data_dir: Path | None,
+    ca_file: Path | None,
     status_listen: str | None,
     max_upstream_connections: int,
     upstream_idle_timeout: float,
     response_timeout: float,
     shutdown_timeout: float,
+    allow_unsigned: bool,
+    trusted_keys_file: Path | None,
     verbose: bool,
 ) -> None:
-    """Connect the local agent server to a relay: dial out, serve what the relay sends."""
+    """Connect the local agent server to a relay: dial out, serve what the relay sends.
+
+    Relayed requests must be signed by a paired client (see `host pair-code`), and the
+    answers are signed, unless --allow-unsigned."""
+    if click.get_current_context().invoked_subcommand is not None:
+        return
+    if relay_url is None:
+        raise click.UsageError("--relay (or VK_SHARED_RELAY_API_BASE) is required")
+    if upstream is None:
+        raise click.UsageError("--upstream (or AGENT_RELAY_UPSTREAM) is required")
     source = click.get_current_context().get_parameter_source("token")
     from_environment = source is click.core.ParameterSource.ENVIRONMENT
     if from_environment and (token_file is not None or token_command is not None):
@@ -511,12 +547,15 @@ def host_command(
         tokens = StaticToken(str(token))
     target = UpstreamTarget.parse(upstream)
     listen = parse_host_port(status_listen, "--status-listen") if status_listen else None
+    data_dir = data_dir or default_data_dir()
+    trust = None if allow_unsigned else TrustHost(data_dir, trusted_keys_file=trusted_keys_file)
     config = ConnectorConfig(
         relay_url=relay_url,
-        machine_id=load_machine_id(data_dir or default_data_dir()),
+        machine_id=load_machine_id(data_dir),
         name=name or default_name(),
         shutdown_timeout=shutdown_timeout,
         forward=ForwardLimits(response_timeout=response_timeout),
+        ca_file=ca_file,
     )
     limits = PoolLimits(
         max_connections=max_upstream_connections,
@@ -527,10 +566,367 @@ def host_command(
 
     async def serve() -> None:
         pool = UpstreamPool(target, limits)
-        connector = Connector(config, tokens, pool)
+        connector = Connector(config, tokens, pool, trust=trust)
         await run_host_until_signalled(connector, pool, status_listen=listen)
 
+    if trust is None:
+        logging.getLogger(__name__).warning(
+            "--allow-unsigned: relayed requests are forwarded without signature checks"
+        )
     _run(serve())
+
+
+_host_data_dir = click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="the connector's data dir [env: AGENT_RELAY_DATA_DIR]",
+)
+_host_keys_file = click.option(
+    "--trusted-keys-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="the JSON file of paired clients, if the connector uses one",
+)
+
+
+@host_command.command("pair-code")
+@_host_data_dir
+@click.option(
+    "--ttl",
+    type=click.FloatRange(0.1, 24 * 60),
+    default=10.0,
+    show_default=True,
+    help="minutes the code stays valid",
+)
+@_fail_cleanly
+def host_pair_code(data_dir: Path | None, ttl: float) -> None:
+    """Make a one-time pairing code for a client to pair with this host.
+
+    It goes to the data dir, where a running connector reads it when a pairing starts;
+    a new code replaces the previous one."""
+    limits = TrustLimits(code_ttl=ttl * 60)
+    trust = TrustHost(data_dir or default_data_dir(), limits=limits)
+    code = trust.issue_code()
+    minutes = round((code.expires_at - time.time()) / 60)
+    click.echo(code.code)
+    click.echo(f"valid for {minutes} min, for one pairing attempt", err=True)
+
+
+@host_command.group("clients")
+def host_clients() -> None:
+    """The clients paired with this host."""
+
+
+@host_clients.command("list")
+@_host_data_dir
+@_host_keys_file
+@click.option("--json", "as_json", is_flag=True, help="print JSON")
+@_fail_cleanly
+def host_clients_list(data_dir: Path | None, trusted_keys_file: Path | None, as_json: bool) -> None:
+    """List paired clients."""
+    trust = TrustHost(data_dir or default_data_dir(), trusted_keys_file=trusted_keys_file)
+    clients = trust.list_clients()
+    if as_json:
+        click.echo(json.dumps([c.public_info() for c in clients], indent=2))
+        return
+    if not clients:
+        click.echo("no paired clients", err=True)
+    for c in clients:
+        paired = time.strftime("%Y-%m-%d %H:%M", time.gmtime(c.paired_at))
+        what = ", ".join(x for x in (c.client_browser, c.client_os, c.client_device) if x)
+        click.echo(f"{c.client_id}  {c.client_name or '-'}  ({what or '?'})  paired {paired} UTC")
+
+
+@host_clients.command("revoke")
+@click.argument("client_id")
+@_host_data_dir
+@_host_keys_file
+@_fail_cleanly
+def host_clients_revoke(
+    client_id: str, data_dir: Path | None, trusted_keys_file: Path | None
+) -> None:
+    """Revoke a paired client: a running connector ends its sessions and closes its
+    WebSockets within a second."""
+    trust = TrustHost(data_dir or default_data_dir(), trusted_keys_file=trusted_keys_file)
+    if not trust.revoke(client_id):
+        raise click.ClickException(f"no paired client {client_id}")
+    click.echo(f"revoked {client_id}", err=True)
+
+
+@main.command("doctor")
+@click.option(
+    "--relay",
+    "relay_url",
+    envvar="VK_SHARED_RELAY_API_BASE",
+    required=True,
+    metavar="URL",
+    help="the relay's public base URL, e.g. https://relay.example [env: VK_SHARED_RELAY_API_BASE]",
+)
+@click.option(
+    "--token",
+    envvar="AGENT_RELAY_TOKEN",
+    default=None,
+    help="a token to check (the host's or a client's) [env: AGENT_RELAY_TOKEN]",
+)
+@click.option(
+    "--token-file",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    default=None,
+    help="a file holding the token",
+)
+@click.option("--host", "host_id", default=None, metavar="HOST_ID", help="a host to check")
+@click.option(
+    "--ca-file",
+    envvar="AGENT_RELAY_CA_FILE",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    default=None,
+    help="a PEM CA to trust besides the system's [env: AGENT_RELAY_CA_FILE]",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(0.1, 120),
+    default=10.0,
+    show_default=True,
+    help="seconds for each check",
+)
+@_fail_cleanly
+def doctor_command(
+    relay_url: str,
+    token: str | None,
+    token_file: Path | None,
+    host_id: str | None,
+    ca_file: Path | None,
+    timeout: float,
+) -> None:
+    """Check a relay from the outside: DNS, TCP, TLS, /health, that /v1/relay is not
+    behind a login proxy, the token, and a host. Exit status 1 when something is wrong."""
+    from .doctor import Options, diagnose, format_report, read_token
+
+    options = Options(
+        relay_url=relay_url,
+        token=read_token(token, token_file),
+        host_id=host_id,
+        ca_file=ca_file,
+        timeout=timeout,
+    )
+    report = _run(diagnose(options))
+    click.echo(format_report(report, color=sys.stdout.isatty()))
+    if report.failed:
+        sys.exit(1)
+
+
+# ------------------------------------------------------------------ client verbs
+
+
+def _client_command(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Options every client verb shares, and client errors as one-line messages."""
+    options = [
+        click.option(
+            "--relay",
+            "relay_url",
+            envvar="AGENT_RELAY_URL",
+            default=None,
+            metavar="URL",
+            help="the relay's base URL [env: AGENT_RELAY_URL]",
+        ),
+        click.option("--host", "host_id", default=None, metavar="HOST_ID", help="the host's id"),
+        click.option(
+            "--token",
+            envvar="AGENT_RELAY_TOKEN",
+            default=None,
+            help="the relay token [env: AGENT_RELAY_TOKEN]",
+        ),
+        click.option(
+            "--token-file",
+            type=click.Path(path_type=Path, dir_okay=False),
+            default=None,
+            help="a file holding the relay token",
+        ),
+        click.option(
+            "--data-dir",
+            type=click.Path(path_type=Path),
+            default=None,
+            help="where pairings are kept [env: AGENT_RELAY_DATA_DIR]",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from .client import ClientError
+        from .host.tokens import TokenError
+
+        try:
+            return func(*args, **kwargs)
+        except (ClientError, TokenError, PermissionError, ValueError) as exc:
+            raise click.ClickException(str(exc)) from None
+
+    return wrapper
+
+
+def _client_token(token: str | None, token_file: Path | None) -> str | None:
+    """--token-file wins over a token from the environment; none is fine when a relay
+    session is already stored."""
+    source = click.get_current_context().get_parameter_source("token")
+    if token_file is not None:
+        if token is not None and source is not click.core.ParameterSource.ENVIRONMENT:
+            raise click.UsageError("give --token or --token-file, not both")
+        return _run(FileToken(token_file).get())
+    return clean_token(token, "--token") if token is not None else None
+
+
+def _client_store(data_dir: Path | None) -> Any:
+    from .client import KeyStore
+
+    return KeyStore(data_dir or default_data_dir())
+
+
+@main.command("pair")
+@_client_command
+@click.option("--code", required=True, help="the 6-character code the host shows")
+@click.option("--name", default=None, help="this client's name, as the host lists it")
+def pair_command(
+    relay_url: str | None,
+    host_id: str | None,
+    token: str | None,
+    token_file: Path | None,
+    data_dir: Path | None,
+    code: str,
+    name: str | None,
+) -> None:
+    """Pair with a host through a relay, using the code it shows
+    (agent-relay host pair-code). Keys are kept in the data dir."""
+    from .client import RelayClient
+
+    if relay_url is None or host_id is None:
+        raise click.UsageError("pair needs --relay URL and --host HOST_ID")
+    relay_token = _client_token(token, token_file)
+    if relay_token is None:
+        raise click.UsageError(
+            "pair needs a relay token: --token, --token-file or AGENT_RELAY_TOKEN"
+        )
+    store = _client_store(data_dir)
+    pairing = _run(
+        RelayClient.pair(relay_url, host_id, code, token=relay_token, store=store, client_name=name)
+    )
+    click.echo(
+        f"paired with host {pairing.host_id} at {pairing.relay_url} as client "
+        f"{pairing.client_id}; keys in {store.path_for(pairing.relay_url, pairing.host_id)}",
+        err=True,
+    )
+
+
+@main.command("request")
+@click.argument("method_and_path", nargs=-1, required=True, metavar="[METHOD] PATH")
+@_client_command
+@click.option(
+    "--data",
+    "-d",
+    default=None,
+    help="the request body: text, @FILE, or - for standard input (default method: POST)",
+)
+@click.option("--header", "-H", "headers", multiple=True, help="an extra header, 'Name: value'")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="write the body to FILE (only once all of it verified)",
+)
+@click.option("--include", "-i", is_flag=True, help="print the status and headers on stderr")
+def request_command(
+    method_and_path: tuple[str, ...],
+    relay_url: str | None,
+    host_id: str | None,
+    token: str | None,
+    token_file: Path | None,
+    data_dir: Path | None,
+    data: str | None,
+    headers: tuple[str, ...],
+    output: Path | None,
+    include: bool,
+) -> None:
+    """Send a signed request to a paired host through the relay and print the verified
+    answer. Exits non-zero when the answer is 4xx/5xx, refused, or fails verification
+    (then nothing unverified is printed)."""
+    from .client.cli import run_request
+
+    if len(method_and_path) > 2:
+        raise click.UsageError("give at most METHOD and PATH")
+    path = method_and_path[-1]
+    method = method_and_path[0] if len(method_and_path) == 2 else ("POST" if data else "GET")
+    store = _client_store(data_dir)
+    pairing = store.find(relay_url, host_id)
+    status = _run(
+        run_request(
+            pairing,
+            store,
+            _client_token(token, token_file),
+            method,
+            path,
+            body=_read_data(data),
+            headers=_parse_headers(headers),
+            output=output,
+            include=include,
+        )
+    )
+    if status >= 400:
+        raise click.ClickException(f"the host answered {status}")
+
+
+@main.command("ws")
+@click.argument("path")
+@_client_command
+@click.option(
+    "--linger",
+    type=click.FloatRange(0),
+    default=1.0,
+    show_default=True,
+    help="seconds to keep reading after the end of standard input, then close",
+)
+def ws_command(
+    path: str,
+    relay_url: str | None,
+    host_id: str | None,
+    token: str | None,
+    token_file: Path | None,
+    data_dir: Path | None,
+    linger: float,
+) -> None:
+    """Open a signed WebSocket to PATH on a paired host: each line of standard input is
+    sent as a text frame, each verified frame from the host is printed as a line."""
+    from .client.cli import run_ws
+
+    store = _client_store(data_dir)
+    pairing = store.find(relay_url, host_id)
+    code = _run(run_ws(pairing, store, _client_token(token, token_file), path, linger))
+    if code not in (1000, 1005):
+        raise click.ClickException(f"the host closed the WebSocket with code {code}")
+
+
+def _read_data(data: str | None) -> bytes:
+    if data is None:
+        return b""
+    if data == "-":
+        return sys.stdin.buffer.read()
+    if data.startswith("@"):
+        try:
+            return Path(data[1:]).read_bytes()
+        except OSError as exc:
+            raise click.BadParameter(f"cannot read {data[1:]}: {exc.strerror}") from None
+    return data.encode()
+
+
+def _parse_headers(headers: tuple[str, ...]) -> dict[str, str]:
+    parsed: dict[str, str] = {}
+    for header in headers:
+        name, sep, value = header.partition(":")
+        if not sep or not name.strip():
+            raise click.BadParameter(f"not 'Name: value': {header!r}", param_hint="--header")
+        parsed[name.strip().lower()] = value.strip()
+    return parsed
 
 
 @main.command()

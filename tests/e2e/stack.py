@@ -27,7 +27,8 @@ from agent_relay.keyfile import write_secret_file
 
 AGENT_RELAY = Path(sys.executable).with_name("agent-relay")
 READY_TIMEOUT = 30.0  # seconds for a process to answer after it is spawned
-STOP_TIMEOUT = 10.0  # seconds between SIGTERM and SIGKILL
+SHUTDOWN_TIMEOUT = 5  # seconds the relay and the connector give requests on SIGTERM
+STOP_TIMEOUT = 15.0  # seconds between SIGTERM and SIGKILL
 ADMIN_TIMEOUT = 60.0  # seconds for `users add` / `tokens issue`
 SSE_TICK = 0.3  # seconds between the sample server's tick events
 USER = "e2e"
@@ -66,7 +67,7 @@ def relay_command(port: int, data_dir: Path) -> list[str]:
         "--data-dir",
         str(data_dir),
         "--shutdown-timeout",
-        "2",
+        str(SHUTDOWN_TIMEOUT),
     ]
 
 
@@ -103,7 +104,9 @@ def connector_command(
         "--name",
         "e2e-host",
         "--shutdown-timeout",
-        "2",
+        str(SHUTDOWN_TIMEOUT),
+        # These tests are about transport; the trust layer has its own suites.
+        "--allow-unsigned",
     ]
 
 

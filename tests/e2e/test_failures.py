@@ -110,7 +110,7 @@ async def test_relay_restart_the_connector_reconnects(fresh_stack: Stack, how: s
             async def stop_relay() -> None:
                 stopped.append(asyncio.create_task(asyncio.to_thread(stack.relay.stop)))
 
-            await download_across(api, 64 * MIB, stop_relay)
+            await download_across(api, 32 * MIB, stop_relay)
             assert await stopped[0] == 0
             assert not stack.relay.killed_after_sigterm
         with pytest.raises(httpx.TransportError):
@@ -264,9 +264,8 @@ async def test_connector_sigterm_lets_a_download_in_flight_finish(fresh_stack: S
         assert stopping["active_streams"] == 1
 
     async with httpx.AsyncClient(base_url=stack.base, timeout=10) as api:
-        await download_across(api, 64 * MIB, stop_connector)
-        async with asyncio.timeout(10):
-            exit_code = await asyncio.to_thread(stack.connector.wait)
+        await download_across(api, 32 * MIB, stop_connector)
+        exit_code = await asyncio.to_thread(stack.connector.wait)  # bounded by STOP_TIMEOUT
         assert exit_code == 0
         assert not stack.connector.killed_after_sigterm
         gone = await api.get("/api/whoami")

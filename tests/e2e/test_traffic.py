@@ -16,7 +16,7 @@ import httpx
 import pytest
 from websockets.asyncio.client import connect as ws_connect
 
-from agent_relay.demo.sample_server import blob_chunks
+from agent_relay.demo.sample_server import blob_bytes
 
 from .stack import Process, Stack, report
 
@@ -32,8 +32,9 @@ def client(stack: Stack, **options: Any) -> httpx.AsyncClient:
 
 def expected_blob_digest(size: int) -> str:
     digest = hashlib.sha256()
-    for chunk in blob_chunks(size):
-        digest.update(chunk)
+    step = 64 * 1024
+    for offset in range(0, size, step):
+        digest.update(blob_bytes(offset, min(step, size - offset)))
     return digest.hexdigest()
 
 

@@ -60,7 +60,12 @@ class Process:
         return code
 
 
-_OURS = {"VK_SHARED_RELAY_API_BASE", "AGENT_RELAY_TOKEN", "AGENT_RELAY_UPSTREAM"}
+_OURS = {
+    "VK_SHARED_RELAY_API_BASE",
+    "AGENT_RELAY_TOKEN",
+    "AGENT_RELAY_UPSTREAM",
+    "AGENT_RELAY_ALLOW_UNSIGNED",
+}
 
 
 async def start_host(*args: str, env: dict[str, str]) -> Process:
@@ -86,6 +91,7 @@ async def test_host_command_serves_and_stops_on_sigterm(
     token_file.chmod(0o600)
     data_dir = tmp_path / "data"
     host = await start_host(
+        "--allow-unsigned",  # plain requests below; signed ones: test_trust_cli.py
         "--upstream",
         local.url,
         "--token-file",

@@ -105,6 +105,7 @@ class Demo:
             ),
             StaticToken(issued.token),
             pool,
+            trust=None,  # unsigned, like --allow-unsigned: the demo's curl lines are plain
         )
         self._connector_task = asyncio.create_task(self._connector.run())
         host_id = await _wait_for_host(store, user.id, machine_id)

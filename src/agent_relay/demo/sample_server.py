@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import hashlib
 import json
-import random
 import sqlite3
 import time
 import uuid
@@ -46,19 +45,17 @@ _SEED = {
 }
 _MAX_NAME = 200
 _EVENT_QUEUE = 64  # per listener; a listener that falls behind loses events, not memory
+# /api/blob: byte k of a blob is k % 251 (a prime, so chunks never line up with it).
+MAX_BLOB = 16 * 1024**3  # both ways
+_BLOB_PERIOD = 251
+_BLOB_CHUNK = 64 * 1024
+_BLOB_PATTERN = bytes(range(_BLOB_PERIOD)) * (_BLOB_CHUNK // _BLOB_PERIOD + 2)
 
-BLOB_CHUNK = 256 * 1024
-BLOB_MAX = 1 << 34  # 16 GiB, both ways
-# A fixed pseudo-random block (incompressible, the same in every process).
-_BLOB_BLOCK = random.Random(0x5EED).randbytes(BLOB_CHUNK)
 
-
-def blob_chunks(size: int) -> Iterator[bytes]:
-    """The deterministic bytes ``GET /api/blob?size=N`` sends: chunk i is i as 8 bytes
-    then the fixed block, so a lost, doubled or swapped chunk changes the digest."""
-    for index, start in enumerate(range(0, size, BLOB_CHUNK)):
-        chunk = index.to_bytes(8, "big") + _BLOB_BLOCK[8:]
-        yield chunk[: min(BLOB_CHUNK, size - start)]
+def blob_bytes(offset: int, length: int) -> bytes:
+    """Bytes ``offset`` to ``offset + length`` of every blob (``length`` <= 64 KiB)."""
+    start = offset % _BLOB_PERIOD
+    return _BLOB_PATTERN[start : start + length]
 
 
 class Events:
@@ -206,6 +203,8 @@ def create_app(database: Path, *, tick_seconds: float = 2.0) -> Starlette:
         )
 
     async def blob(request: Request) -> Response:
+        """GET ``?size=BYTES`` streams that many deterministic bytes; POST hashes the
+        streamed body and answers ``{"sha256": hex, "bytes": n}``."""
         if request.method == "POST":
             digest = hashlib.sha256()
             received = 0
@@ -214,16 +213,16 @@ def create_app(database: Path, *, tick_seconds: float = 2.0) -> Starlette:
                 received += len(chunk)
             return JSONResponse({"sha256": digest.hexdigest(), "bytes": received})
         raw = request.query_params.get("size", "")
-        if not raw.isdigit() or int(raw) > BLOB_MAX:
-            return _error(400, f"size must be a whole number of bytes up to {BLOB_MAX}")
+        if not raw.isdigit() or int(raw) > MAX_BLOB:
+            return _error(400, f"size must be a whole number of bytes up to {MAX_BLOB}")
         size = int(raw)
 
-        async def stream() -> AsyncIterator[bytes]:
-            for chunk in blob_chunks(size):
-                yield chunk
+        async def chunks() -> AsyncIterator[bytes]:
+            for offset in range(0, size, _BLOB_CHUNK):
+                yield blob_bytes(offset, min(_BLOB_CHUNK, size - offset))
 
         return StreamingResponse(
-            stream(),
+            chunks(),
             media_type="application/octet-stream",
             headers={"content-length": str(size)},
         )
@@ -257,7 +256,7 @@ def create_app(database: Path, *, tick_seconds: float = 2.0) -> Starlette:
             Route("/api/workspaces", workspaces, methods=["GET", "POST"]),
             Route("/api/workspaces/{workspace_id}/repos", repos, methods=["GET", "POST"]),
             Route("/api/events", event_stream),
-            Route("/api/blob", blob, methods=["GET", "POST"], max_body_size=BLOB_MAX),
+            Route("/api/blob", blob, methods=["GET", "POST"], max_body_size=MAX_BLOB),
             WebSocketRoute("/api/terminal", terminal),
         ],
     )

@@ -7,9 +7,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import ssl
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 from websockets.asyncio.client import ClientConnection
@@ -17,8 +19,9 @@ from websockets.asyncio.client import ClientConnection
 from .. import __version__
 from ..mux import GoAwayCode, MuxConfig, MuxSession, MuxStream, SessionClosedError
 from ..transport import WebSocketByteStream
+from ..trust.host import TrustHost
 from .backoff import Backoff, BackoffPolicy
-from .dial import DialError, connect_url, dial
+from .dial import DialError, connect_url, dial, tls_context
 from .forward import ForwardLimits, serve_stream
 from .hostid import look_up_host_id
 from .status import ConnectorState, Phase
@@ -42,6 +45,7 @@ class ConnectorConfig:
     mux: MuxConfig = field(default_factory=MuxConfig)
     forward: ForwardLimits = field(default_factory=ForwardLimits)
     look_up_host_id: bool = True  # ask the relay's GET /v1/hosts for our id (status only)
+    ca_file: Path | None = None  # a CA to trust beside the system's, for wss:// and https://
 
 
 class Connector:
@@ -55,8 +59,12 @@ class Connector:
         *,
         clock: Callable[[], float] = time.monotonic,
         random: Callable[[], float] = random.random,
+        trust: TrustHost | None = None,
     ) -> None:
+        """``trust``: require signed requests and sign the answers (None: forward as is,
+        ``--allow-unsigned``)."""
         self.config = config
+        self.trust = trust
         self.url = connect_url(
             config.relay_url,
             machine_id=config.machine_id,
@@ -70,6 +78,7 @@ class Connector:
             upstream=pool.target.url,
         )
         self._tokens = tokens
+        self._tls: ssl.SSLContext = tls_context(config.ca_file)
         self.pool = pool
         self._clock = clock
         self._backoff = Backoff(config.backoff, clock=clock, random=random)
@@ -83,13 +92,29 @@ class Connector:
 
     def snapshot(self) -> dict[str, Any]:
         """The status endpoint's JSON."""
-        return self.state.snapshot(self.pool.stats())
+        snapshot = self.state.snapshot(self.pool.stats())
+        trust = self.trust
+        if trust is None:
+            snapshot["trust"] = {"signatures_required": False}
+        else:
+            code = trust.current_code()
+            snapshot["trust"] = {
+                "signatures_required": True,
+                "paired_clients": len(trust.list_clients()),
+                "enrollment_code": code.code if code else None,
+                "enrollment_code_expires_in": (
+                    round(code.expires_at - time.time()) if code else None
+                ),
+            }
+        return snapshot
 
     # ----------------------------------------------------------------- the loop
 
     async def run(self) -> None:
         """Stay connected until :meth:`stop`."""
         self._running = True
+        if self.trust is not None:
+            self._spawn(self._sync_trust(self.trust))
         log.info(
             "host connector: relay %s, local server %s, name %r, machine id %s",
             self.state.relay_url,
@@ -128,7 +153,7 @@ class Connector:
             if token is None:
                 return None
             websocket = await self._unless_stopped(
-                dial(self.url, token, open_timeout=self.config.open_timeout)
+                dial(self.url, token, open_timeout=self.config.open_timeout, tls=self._tls)
             )
         except (TokenError, DialError) as exc:
             refused = isinstance(exc, DialError) and exc.refused
@@ -220,15 +245,30 @@ class Connector:
         state.active_streams += 1
         state.streams_served += 1
         try:
-            await serve_stream(stream, self.pool, self.config.forward)
+            await serve_stream(stream, self.pool, self.config.forward, self.trust)
         except Exception:
             log.exception("unexpected error while serving a relayed request")
             stream.reset()
         finally:
             state.active_streams -= 1
 
+    async def _sync_trust(self, trust: TrustHost) -> None:
+        """Pick up clients revoked by another process (``agent-relay host clients
+        revoke``): their sessions end and their WebSockets close within a second."""
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                ended = trust.sync()
+            except Exception:
+                log.exception("cannot read the trusted clients")
+                continue
+            if ended:
+                log.info("trust: %d signing session(s) ended by a revocation", len(ended))
+
     async def _find_host_id(self, token: str) -> None:
-        host_id = await look_up_host_id(self.config.relay_url, token, self.config.machine_id)
+        host_id = await look_up_host_id(
+            self.config.relay_url, token, self.config.machine_id, tls=self._tls
+        )
         if host_id is not None:
             if host_id != self.state.host_id:
                 log.info("host id at the relay: %s", host_id)

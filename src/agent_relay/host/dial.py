@@ -4,6 +4,8 @@ handshake with the bearer token, and a plain account of why an attempt failed.""
 from __future__ import annotations
 
 import json
+import ssl
+from pathlib import Path
 from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -41,6 +43,19 @@ def connect_url(relay_base: str, *, machine_id: str, name: str, agent_version: s
     return f"{control_channel_url(relay_base)}?{query}"
 
 
+def tls_context(ca_file: Path | None = None) -> ssl.SSLContext:
+    """Certificate verification on, against the system's roots (OpenSSL also reads
+    ``SSL_CERT_FILE`` and ``SSL_CERT_DIR``) plus ``ca_file`` when given: a private CA in
+    front of a self-hosted relay then needs no change to the system's trust store."""
+    context = ssl.create_default_context()
+    if ca_file is not None:
+        try:
+            context.load_verify_locations(cafile=str(ca_file))
+        except (OSError, ssl.SSLError) as exc:
+            raise ValueError(f"cannot use {ca_file} as a CA file: {exc}") from None
+    return context
+
+
 class DialError(Exception):
     """An attempt failed. ``status`` is the relay's HTTP answer when it gave one;
     ``refused`` means it rejected our credentials (401 or 403)."""
@@ -55,11 +70,17 @@ class DialError(Exception):
         return self.status in (401, 403)
 
 
-async def dial(url: str, token: str, *, open_timeout: float) -> ClientConnection:
-    """Open the control channel's WebSocket; raise :class:`DialError` when it fails."""
+async def dial(
+    url: str, token: str, *, open_timeout: float, tls: ssl.SSLContext | None = None
+) -> ClientConnection:
+    """Open the control channel's WebSocket; raise :class:`DialError` when it fails.
+    ``tls`` (for ``wss://``) defaults to :func:`tls_context` with no extra CA."""
+    if url.startswith("wss:") and tls is None:
+        tls = tls_context()
     try:
         return await connect(
             url,
+            ssl=tls if url.startswith("wss:") else None,
             additional_headers={"Authorization": f"Bearer {token}"},
             open_timeout=open_timeout,
             # yamux pings the session itself; two keepalives would only add traffic.
@@ -77,6 +98,8 @@ async def dial(url: str, token: str, *, open_timeout: float) -> ClientConnection
         raise DialError(f"bad WebSocket handshake: {exc}") from None
     except TimeoutError:
         raise DialError(f"no answer within {open_timeout:g} s") from None
+    except ssl.SSLCertVerificationError as exc:
+        raise DialError(f"TLS certificate not trusted: {exc.verify_message}") from None
     except OSError as exc:
         raise DialError(_describe_os_error(exc)) from None
     except WebSocketException as exc:

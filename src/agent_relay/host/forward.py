@@ -14,13 +14,30 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable
+import time
+from collections.abc import AsyncIterator, Awaitable, Iterable
 from dataclasses import dataclass
 
 import h11
 
 from ..httpwire import HttpConnection, HttpProtocolError, splice
 from ..mux import MuxError, MuxStream
+from ..trust import wire
+from ..trust.body import BodyBuffer
+from ..trust.errors import TrustError
+from ..trust.host import (
+    ENROLLMENT_CODE_PATH,
+    MAX_API_BODY,
+    UNSIGNED_PATHS,
+    ApiReply,
+    TrustHost,
+    error_reply,
+    is_api_path,
+    relay_address,
+)
+from ..trust.sessions import VerifiedRequest
+from ..trust.signing import BodyMode, choose_body_mode
+from ..trust.wsbridge import SignedWebSocketBridge
 from .errors import ForwardError, bad_gateway, bad_request, error_response
 from .upstream import UpstreamConnection, UpstreamPool, UpstreamTarget, describe_os_error
 
@@ -63,11 +80,15 @@ class _Abort(Exception):
     """The exchange can no longer be answered; the stream is reset."""
 
 
-async def serve_stream(stream: MuxStream, pool: UpstreamPool, limits: ForwardLimits) -> None:
-    """Serve the one request carried by ``stream``. A failed exchange never raises."""
+async def serve_stream(
+    stream: MuxStream, pool: UpstreamPool, limits: ForwardLimits, trust: TrustHost | None = None
+) -> None:
+    """Serve the one request carried by ``stream``. A failed exchange never raises.
+    With ``trust``, the request must be signed (or be a pairing step) and the answer is
+    signed (``agent_relay.trust``)."""
     front = HttpConnection(stream, client=False, max_head_size=limits.max_head_size)
     try:
-        await _serve(front, pool, limits)
+        await _serve(front, pool, limits, trust)
     except (_Abort, MuxError, ConnectionError) as exc:
         log.debug("stream %d aborted: %s", stream.stream_id, exc)
         stream.reset()
@@ -82,7 +103,9 @@ async def serve_stream(stream: MuxStream, pool: UpstreamPool, limits: ForwardLim
     await _finish(stream, limits.linger)
 
 
-async def _serve(front: HttpConnection, pool: UpstreamPool, limits: ForwardLimits) -> None:
+async def _serve(
+    front: HttpConnection, pool: UpstreamPool, limits: ForwardLimits, trust: TrustHost | None
+) -> None:
     try:
         async with asyncio.timeout(limits.head_timeout):
             request = await front.receive_request()
@@ -94,7 +117,7 @@ async def _serve(front: HttpConnection, pool: UpstreamPool, limits: ForwardLimit
         return
     if request is None:  # the relay closed the stream without a request
         return
-    await _Exchange(front, request, pool, limits).run()
+    await _Exchange(front, request, pool, limits, trust).run()
 
 
 async def _finish(stream: MuxStream, linger: float) -> None:
@@ -123,15 +146,22 @@ class _Exchange:
         request: h11.Request,
         pool: UpstreamPool,
         limits: ForwardLimits,
+        trust: TrustHost | None = None,
     ) -> None:
         self.front = front
         self.request = request
         self.pool = pool
         self.limits = limits
-        self.head = upstream_request(request, pool.target)
+        self.trust = trust
+        self.head = upstream_request(request, pool.target, signed_frames=trust is not None)
         self.has_body = _has_body(request)
         self.upstream: UpstreamConnection | None = None
         self.uploading: asyncio.Task[None] | None = None
+        # With trust: the request body, read whole before forwarding (its hash is signed).
+        self.body: BodyBuffer | None = None
+        self.verified: VerifiedRequest | None = None
+        # Set when the signing client is revoked: a streamed answer is cut off.
+        self.revoked = asyncio.Event()
 
     @property
     def what(self) -> str:
@@ -140,12 +170,29 @@ class _Exchange:
         return f"{self.request.method.decode('ascii', 'replace')} {path.decode('latin-1')}"
 
     async def run(self) -> None:
+        if self.trust is not None:
+            unwatch = None
+            try:
+                if await self._admit(self.trust):
+                    return
+                if self.verified is not None:
+                    unwatch = self.trust.watch(self.verified.session_id, self.revoked.set)
+                await self._forward()
+            finally:
+                if unwatch is not None:
+                    unwatch()
+                if self.body is not None:
+                    self.body.close()
+            return
         if self.has_body:
             await self._exchange()
             return
         # Reach the request's end now: h11 must see it before a 101 can be sent.
         async for _ in self.front.receive_body():
             pass
+        await self._forward()
+
+    async def _forward(self) -> None:
         if _is_upgrade(self.request):
             await self._exchange()  # what follows on the stream belongs to the pipe
             return
@@ -165,6 +212,80 @@ class _Exchange:
             await asyncio.wait({work, watch})
             if not watch.cancelled():
                 watch.exception()  # seen (a reset after the work was done changes nothing)
+
+    # ----------------------------------------------------------------- trust
+
+    async def _admit(self, trust: TrustHost) -> bool:
+        """Read the body, check the signature, serve the pairing routes. True when the
+        request was answered here (refused, or a ``/api/relay-auth/server/`` route)."""
+        now = time.time()
+        trust.sync()
+        request = self.request
+        method = request.method.decode("ascii", "replace")
+        try:
+            target = request.target.decode()
+        except UnicodeDecodeError:
+            await self._reply(error_reply(TrustError(400, "bad_request", "bad target"), now))
+            return True
+        path = target.partition("?")[0]
+        headers: dict[str, str] = {}
+        for name, value in request.headers:
+            headers.setdefault(name.decode("latin-1"), value.decode("latin-1"))
+        api = is_api_path(path)
+        limits = trust.limits
+        self.body = BodyBuffer(limits.body_memory_limit, MAX_API_BODY if api else limits.body_limit)
+        try:
+            async for chunk in self._request_body():
+                self.body.add(chunk)
+        except TrustError as exc:
+            log.info("%s -> %d: %s", self.what, exc.status, exc.message)
+            await self._reply(error_reply(exc, now))
+            return True
+        if not (api and (path in UNSIGNED_PATHS or path == ENROLLMENT_CODE_PATH)):
+            try:
+                self.verified = trust.verify(
+                    method, target, headers, self.body.h_body, now, allow_query=_is_upgrade(request)
+                )
+            except TrustError as exc:
+                log.info("%s -> %d: %s (%s)", self.what, exc.status, exc.message, exc.reason)
+                await self._reply(error_reply(exc, now))
+                return True
+        if not api:
+            return False
+        reply = trust.handle_api(
+            method,
+            path,
+            self.body.read_all(),
+            relayed=True,
+            address=relay_address(headers),
+            now=now,
+        )
+        if self.verified is not None:
+            signature = trust.signer.sign(
+                self.verified, reply.status, wire.body_hash(reply.body), time.time()
+            )
+            reply = ApiReply(reply.status, reply.body, reply.headers + signature.headers())
+        await self._reply(reply)
+        return True
+
+    async def _request_body(self) -> AsyncIterator[bytes]:
+        body = self.front.receive_body()
+        while True:
+            try:
+                async with asyncio.timeout(self.limits.idle_timeout):
+                    chunk = await anext(body, None)
+            except (HttpProtocolError, MuxError, TimeoutError) as exc:
+                raise _Abort(f"the request body from the relay broke off: {exc!r}") from None
+            if chunk is None:
+                return
+            yield chunk
+
+    async def _reply(self, reply: ApiReply) -> None:
+        await self.front.send_message(
+            h11.Response(status_code=reply.status, headers=reply.headers), reply.body
+        )
+
+    # ----------------------------------------------------------------- exchange
 
     async def _exchange(self) -> None:
         try:
@@ -201,7 +322,7 @@ class _Exchange:
                 await self._stop_upload()
                 self.pool.discard(upstream)
                 stale = attempt == 1 and upstream.reused and upstream.received_nothing
-                if stale and not self.has_body:
+                if stale and (not self.has_body or self.body is not None):
                     log.debug("%s: kept-alive connection was stale; retrying", self.what)
                     continue
                 raise self._failure(upstream, exc) from None
@@ -229,6 +350,11 @@ class _Exchange:
             ) from None
 
     async def _upload(self, http: HttpConnection) -> None:
+        if self.body is not None:  # read already, for its signature
+            for data in self.body.chunks():
+                await http.send_data(data)
+            await http.end_message()
+            return
         body = self.front.receive_body()
         while True:
             try:
@@ -261,25 +387,62 @@ class _Exchange:
 
     # ----------------------------------------------------------------- response
 
-    async def _respond(self, upstream: UpstreamConnection, response: h11.Response) -> None:
-        front = self.front
-        await front.send(
-            h11.Response(
-                status_code=response.status_code,
-                headers=response_headers(response.headers),
-                reason=response.reason,
-            )
-        )
+    async def _response_body(self, upstream: UpstreamConnection) -> AsyncIterator[bytes]:
         body = upstream.http.receive_body()
         while True:
             try:
                 async with asyncio.timeout(self.limits.idle_timeout):
-                    chunk = await anext(body, None)
+                    chunk = await self._unless_revoked(anext(body, None))
             except (HttpProtocolError, TimeoutError) as exc:
                 raise _Abort(f"the local server's response broke off: {exc!r}") from None
             if chunk is None:
-                break
-            await front.send_data(chunk)
+                return
+            yield chunk
+
+    async def _unless_revoked(self, next_chunk: Awaitable[bytes | None]) -> bytes | None:
+        """The next chunk of the answer, unless the client is revoked first (then the
+        stream is cut: a revoked client gets nothing more, streamed or not)."""
+        if self.verified is None:
+            return await next_chunk
+        if self.revoked.is_set():
+            raise _Abort("the client was revoked")
+        reading = asyncio.ensure_future(next_chunk)
+        revoked = asyncio.ensure_future(self.revoked.wait())
+        try:
+            await asyncio.wait({reading, revoked}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            revoked.cancel()
+            if not reading.done():
+                reading.cancel()
+                await asyncio.wait({reading})
+        if reading.cancelled():
+            raise _Abort("the client was revoked")
+        return reading.result()
+
+    async def _respond(self, upstream: UpstreamConnection, response: h11.Response) -> None:
+        front = self.front
+        headers = response_headers(response.headers)
+        mode = BodyMode.UNSIGNED
+        if self.verified is not None and self.trust is not None:
+            mode = choose_body_mode(
+                self.verified,
+                response.status_code,
+                response.headers,
+                self.trust.limits,
+                head=self.request.method == b"HEAD",
+            )
+        if mode is BodyMode.BUFFERED:
+            await self._respond_buffered(upstream, response, headers)
+        elif mode is BodyMode.CHUNKED:
+            await self._respond_chunked(upstream, response, headers)
+        else:
+            await front.send(
+                h11.Response(
+                    status_code=response.status_code, headers=headers, reason=response.reason
+                )
+            )
+            async for chunk in self._response_body(upstream):
+                await front.send_data(chunk)
         await front.end_message()
         await self._settle_upload()
         log.debug("%s -> %d", self.what, response.status_code)
@@ -301,6 +464,64 @@ class _Exchange:
             raise error  # the relay's side broke: nothing more to say on this stream
         # An OSError: the server stopped reading after answering; the answer stands.
 
+    async def _respond_buffered(
+        self,
+        upstream: UpstreamConnection,
+        response: h11.Response,
+        headers: list[tuple[bytes, bytes]],
+    ) -> None:
+        """A small body of known length: read whole, signed in the reference headers."""
+        assert self.trust is not None
+        assert self.verified is not None
+        cap = self.trust.limits.response_buffer_limit
+        parts: list[bytes] = []
+        size = 0
+        async for chunk in self._response_body(upstream):
+            size += len(chunk)
+            if size > cap:
+                raise _Abort("the local server sent more than its content-length")
+            parts.append(chunk)
+        body = b"".join(parts)
+        signature = self.trust.signer.sign(
+            self.verified, response.status_code, wire.body_hash(body), time.time()
+        )
+        await self.front.send(
+            h11.Response(
+                status_code=response.status_code,
+                headers=headers + signature.headers(),
+                reason=response.reason,
+            )
+        )
+        if body:
+            await self.front.send_data(body)
+
+    async def _respond_chunked(
+        self,
+        upstream: UpstreamConnection,
+        response: h11.Response,
+        headers: list[tuple[bytes, bytes]],
+    ) -> None:
+        """A streamed body: signed record by record as it comes (chunked-v1)."""
+        assert self.trust is not None
+        assert self.verified is not None
+        signer = self.trust.signer
+        signature = signer.sign(
+            self.verified, response.status_code, wire.STREAM_SIGNING_V1, time.time()
+        )
+        stream = signer.stream(self.verified, signature)
+        headers = [(k, v) for k, v in headers if k != b"content-length"]
+        headers.append((wire.RESP_BODY_SIGNING.encode(), wire.STREAM_SIGNING_V1.encode()))
+        await self.front.send(
+            h11.Response(
+                status_code=response.status_code,
+                headers=headers + signature.headers(),
+                reason=response.reason,
+            )
+        )
+        async for chunk in self._response_body(upstream):
+            await self.front.send_data(stream.feed(chunk))
+        await self.front.send_data(stream.end())
+
     async def _splice(
         self, upstream: UpstreamConnection, response: h11.InformationalResponse
     ) -> None:
@@ -319,6 +540,9 @@ class _Exchange:
             )
             from_client = self.front.trailing_data()
             from_server = upstream.http.trailing_data()
+            if self.verified is not None and self.trust is not None:
+                await self._bridge(upstream, from_client, from_server)
+                return
             if from_client:
                 await upstream.channel.write(from_client)
             if from_server:
@@ -328,11 +552,32 @@ class _Exchange:
         finally:
             upstream.close()
 
+    async def _bridge(
+        self, upstream: UpstreamConnection, from_client: bytes, from_server: bytes
+    ) -> None:
+        """A signed WebSocket: envelopes to and from the client, plain frames upstream."""
+        assert self.trust is not None
+        assert self.verified is not None
+        bridge = SignedWebSocketBridge(
+            self.front.channel,
+            upstream.channel,
+            self.trust.frame_codec(self.verified),
+            max_message=self.trust.limits.max_ws_message,
+        )
+        unwatch = self.trust.watch(self.verified.session_id, bridge.revoke)
+        log.debug("%s -> 101, signed frames", self.what)
+        try:
+            await bridge.run(from_client, from_server)
+        finally:
+            unwatch()
+
 
 # --------------------------------------------------------------------- headers
 
 
-def upstream_request(request: h11.Request, target: UpstreamTarget) -> h11.Request:
+def upstream_request(
+    request: h11.Request, target: UpstreamTarget, *, signed_frames: bool = False
+) -> h11.Request:
     """The request as the local server gets it: ``Host`` is the server's own address
     (the client's goes in ``x-forwarded-host``), hop-by-hop headers are dropped (an
     upgrade's are kept), and ``x-vk-relayed: 1`` replaces whatever the client sent."""
@@ -345,6 +590,8 @@ def upstream_request(request: h11.Request, target: UpstreamTarget) -> h11.Reques
             continue
         if name == b"content-length" and chunked:
             continue
+        if signed_frames and name == b"sec-websocket-extensions":
+            continue  # the connector re-frames the messages; no compression to carry over
         headers.append((name, value))
     if chunked:
         headers.append((b"transfer-encoding", b"chunked"))

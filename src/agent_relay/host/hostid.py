@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import ssl
 import urllib.request
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -27,8 +28,21 @@ def hosts_url(relay_base: str) -> str:
     return urlunsplit((scheme, parts.netloc, parts.path.rstrip("/") + "/v1/hosts", "", ""))
 
 
+class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect here is a login proxy in front of /v1/hosts: following it would hand
+    our bearer token to the login page's host. Stop instead (an HTTPError)."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
 async def look_up_host_id(
-    relay_base: str, token: str, machine_id: str, *, timeout: float = 5.0
+    relay_base: str,
+    token: str,
+    machine_id: str,
+    *,
+    timeout: float = 5.0,
+    tls: ssl.SSLContext | None = None,
 ) -> str | None:
     """Our host's id at the relay, or None when it cannot be found out."""
     url = hosts_url(relay_base)
@@ -42,7 +56,11 @@ async def look_up_host_id(
                 "User-Agent": f"agent-relay/{__version__}",
             },
         )
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+        handlers: list[urllib.request.BaseHandler] = [_RefuseRedirects()]
+        if tls is not None:
+            handlers.append(urllib.request.HTTPSHandler(context=tls))
+        opener = urllib.request.build_opener(*handlers)
+        with opener.open(request, timeout=timeout) as response:
             return bytes(response.read(MAX_BODY))
 
     try:

@@ -9,7 +9,7 @@ import logging
 import signal
 
 from .connector import Connector
-from .status import STATUS_PATH, StatusServer
+from .status import PAGE_PATH, STATUS_PATH, StatusServer
 from .upstream import UpstreamPool
 
 log = logging.getLogger(__name__)
@@ -35,9 +35,11 @@ async def run_until_signalled(
     running = asyncio.create_task(connector.run())
     try:
         if status_listen is not None:
-            status = StatusServer(connector.snapshot)
+            status = StatusServer(connector.snapshot, trust=connector.trust)
             host, port = await status.start(*status_listen)
             log.info("status: http://%s:%d%s", host, port, STATUS_PATH)
+            if connector.trust is not None:
+                log.info("pairing page: http://%s:%d%s", host, port, PAGE_PATH)
         await _first(running, signalled)
         if signalled.is_set():
             log.info(

@@ -1,8 +1,13 @@
 """What the connector is doing, as one line for the log and as JSON on a local endpoint
-(``GET /_relay/status``, served only when ``--status-listen`` is given)."""
+(``GET /_relay/status``, served only when ``--status-listen`` is given). With the trust
+layer on, the same local listener serves a small page (``GET /_relay/``) showing the
+current pairing code, a button to make one, and the paired clients with a revoke button;
+the same actions as JSON: ``POST /_relay/pair-code``, ``GET /_relay/clients``,
+``POST /_relay/clients/{id}/revoke``."""
 
 from __future__ import annotations
 
+import html
 import logging
 import time
 from collections.abc import Callable
@@ -13,10 +18,14 @@ from typing import Any
 
 from ..httpwire import HttpProtocolError
 from ..httpwire.server import Exchange, HttpServer, ServerLimits
+from ..trust.host import TrustHost
 
 log = logging.getLogger(__name__)
 
 STATUS_PATH = "/_relay/status"
+PAGE_PATH = "/_relay/"
+PAIR_CODE_PATH = "/_relay/pair-code"
+CLIENTS_PATH = "/_relay/clients"
 
 
 class Phase(StrEnum):
@@ -115,8 +124,11 @@ def _iso(moment: float | None) -> str | None:
 class StatusServer:
     """``GET /_relay/status`` on a local address; everything else is a JSON 404."""
 
-    def __init__(self, snapshot: Callable[[], dict[str, Any]]) -> None:
+    def __init__(
+        self, snapshot: Callable[[], dict[str, Any]], trust: TrustHost | None = None
+    ) -> None:
         self._snapshot = snapshot
+        self._trust = trust
         self._server = HttpServer(
             self._handle,
             self._on_error,
@@ -134,6 +146,9 @@ class StatusServer:
 
     async def _handle(self, ex: Exchange) -> None:
         path = ex.target.partition("?")[0]
+        if self._trust is not None and path != STATUS_PATH and path.startswith("/_relay"):
+            await self._handle_trust(ex, path, self._trust)
+            return
         if path != STATUS_PATH:
             await ex.respond_json(404, {"error": f"no such route; try GET {STATUS_PATH}"})
         elif ex.method not in ("GET", "HEAD"):
@@ -141,9 +156,93 @@ class StatusServer:
         else:
             await ex.respond_json(200, self._snapshot(), headers=[(b"cache-control", b"no-store")])
 
+    async def _handle_trust(self, ex: Exchange, path: str, trust: TrustHost) -> None:
+        form = (ex.header(b"content-type") or b"").startswith(b"application/x-www-form-urlencoded")
+        if ex.method == "POST":
+            await ex.read_body()
+            if _cross_site(ex):
+                await ex.respond_json(403, {"error": "cross-site request refused"})
+                return
+        if path in ("/_relay", PAGE_PATH) and ex.method in ("GET", "HEAD"):
+            page = _page(self._snapshot(), trust).encode()
+            await ex.respond(
+                200,
+                page,
+                content_type=b"text/html; charset=utf-8",
+                headers=[(b"cache-control", b"no-store")],
+            )
+        elif path == PAIR_CODE_PATH and ex.method == "POST":
+            code = trust.issue_code()
+            if form:
+                await ex.respond(303, headers=[(b"location", PAGE_PATH.encode())])
+            else:
+                await ex.respond_json(
+                    200, {"enrollment_code": code.code, "expires_at": int(code.expires_at)}
+                )
+        elif path == CLIENTS_PATH and ex.method in ("GET", "HEAD"):
+            clients = [c.public_info() for c in trust.list_clients()]
+            await ex.respond_json(200, {"clients": clients})
+        elif path.startswith(CLIENTS_PATH + "/") and path.endswith("/revoke"):
+            client_id = path.removeprefix(CLIENTS_PATH + "/").removesuffix("/revoke")
+            if ex.method != "POST":
+                await ex.respond_json(405, {"error": "use POST"}, headers=[(b"allow", b"POST")])
+            elif not trust.revoke(client_id):
+                await ex.respond_json(404, {"error": f"no paired client {client_id}"})
+            elif form:
+                await ex.respond(303, headers=[(b"location", PAGE_PATH.encode())])
+            else:
+                await ex.respond_json(200, {"client_id": client_id, "revoked": True})
+        else:
+            await ex.respond_json(404, {"error": f"no such route; try GET {PAGE_PATH}"})
+
     async def _on_error(self, ex: Exchange, exc: BaseException) -> None:
         if isinstance(exc, HttpProtocolError):
             await ex.respond_json(exc.status, {"error": str(exc) or "bad request"})
             return
         log.error("status endpoint failed: %r", exc)
         await ex.respond_json(500, {"error": "internal error"})
+
+
+def _cross_site(ex: Exchange) -> bool:
+    """A POST another web site made the owner's browser send (the page has no login)."""
+    site = ex.header(b"sec-fetch-site")
+    if site is not None and site not in (b"same-origin", b"none"):
+        return True
+    origin = ex.header(b"origin")
+    host = ex.header(b"host")
+    return origin is not None and (host is None or origin != b"http://" + host)
+
+
+def _page(snapshot: dict[str, Any], trust: TrustHost) -> str:
+    code = trust.current_code()
+    esc = html.escape
+    if code is not None:
+        left = max(0, round((code.expires_at - time.time()) / 60))
+        code_html = f"<p class=code>{esc(code.code)}</p><p>valid {left} more min, single use</p>"
+    else:
+        code_html = "<p>No pairing code is active.</p>"
+    rows = "".join(
+        f"<tr><td>{esc(c.client_name or '-')}</td>"
+        f"<td>{esc(' / '.join(x for x in (c.client_browser, c.client_os, c.client_device) if x))}"
+        f"</td><td><code>{esc(c.client_id)}</code></td><td>"
+        f'<form method=post action="{CLIENTS_PATH}/{esc(c.client_id)}/revoke">'
+        "<button>Revoke</button></form></td></tr>"
+        for c in trust.list_clients()
+    )
+    clients_html = (
+        f"<table><tr><th>name</th><th>device</th><th>id</th><th></th></tr>{rows}</table>"
+        if rows
+        else "<p>No paired clients.</p>"
+    )
+    return f"""<!doctype html>
+<html><head><meta charset=utf-8><title>agent-relay host</title>
+<style>body{{font-family:sans-serif;margin:2em}}
+.code{{font:bold 2.5em monospace;letter-spacing:.2em}}
+td,th{{padding:.2em .8em;text-align:left}}</style></head><body>
+<h1>agent-relay host</h1>
+<p>{esc(str(snapshot.get("status", "")))}</p>
+<h2>Pairing code</h2>{code_html}
+<form method=post action="{PAIR_CODE_PATH}"><button>New pairing code</button></form>
+<h2>Paired clients</h2>{clients_html}
+</body></html>
+"""

@@ -7,8 +7,11 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from email.utils import formatdate
+from functools import lru_cache
 
 import h11
 
@@ -73,7 +76,7 @@ class Exchange:
         content_type: bytes | None = None,
         headers: list[tuple[bytes, bytes]] | None = None,
     ) -> None:
-        all_headers = [(b"content-length", str(len(body)).encode())]
+        all_headers = [(b"content-length", str(len(body)).encode()), (b"date", http_date())]
         if content_type:
             all_headers.append((b"content-type", content_type))
         all_headers += headers or []
@@ -223,3 +226,13 @@ async def _answer_protocol_error(http: HttpConnection, exc: HttpProtocolError) -
         )
         await http.send_data(body)
         await http.end_message()
+
+
+def http_date() -> bytes:
+    """The ``Date`` header's value now (clients check their clock against it)."""
+    return _http_date(int(time.time()))
+
+
+@lru_cache(maxsize=1)
+def _http_date(second: int) -> bytes:
+    return formatdate(second, usegmt=True).encode("ascii")

@@ -133,3 +133,32 @@ def b64decode(text: str, *, size: int | None = None) -> bytes:
     if size is not None and len(data) != size:
         raise ValueError(f"expected {size} bytes, got {len(data)}")
     return data
+
+
+# The application/x-www-form-urlencoded byte serializer (WHATWG URL standard, also what
+# the reference's url crate produces): these bytes stay, space becomes '+', all else %XX.
+_FORM_SAFE = frozenset(b"*-._0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+
+
+def _form_escape(text: str) -> str:
+    out = []
+    for byte in text.encode("utf-8"):
+        if byte in _FORM_SAFE:
+            out.append(chr(byte))
+        elif byte == 0x20:
+            out.append("+")
+        else:
+            out.append(f"%{byte:02X}")
+    return "".join(out)
+
+
+def form_urlencode(pairs: list[tuple[str, str]]) -> str:
+    """Pairs re-encoded as the host does before checking a signature sent in the query
+    of a WebSocket upgrade (wire.md section 6)."""
+    return "&".join(f"{_form_escape(name)}={_form_escape(value)}" for name, value in pairs)
+
+
+def signed_ws_path(path: str, pairs: list[tuple[str, str]]) -> str:
+    """``path_and_query`` a client signs for an upgrade whose query holds ``pairs``
+    besides the four signature parameters."""
+    return f"{path}?{form_urlencode(pairs)}" if pairs else path

@@ -1,0 +1,1036 @@
+"""End to end: the sample agent server reached directly, through agent-relay, and through
+an OpenSSH reverse tunnel, all in one run against the same server process.
+
+* direct: ``wrk``/``curl`` -> the sample server (``python -m agent_relay.demo.sample_server``);
+* agent-relay: -> ``agent-relay server`` (SQLite) -> yamux over one WebSocket ->
+  ``agent-relay host`` -> the sample server, each its own process; requests go to
+  ``/v1/relay/h/{host}/s/{session}/...`` after ``POST /v1/relay/create/{host}``;
+* ssh -R: -> a throwaway ``sshd`` on loopback -> SSH channel -> ``ssh -N -R`` -> the sample
+  server (OpenSSH, the reference C implementation of a multiplexed reverse tunnel).
+
+Measured: requests/s for a small JSON answer (``GET /api/whoami``) with 1 and 64
+connections, p50/p99 latency with 1 connection and what each tunnel adds to it, a
+streamed 100 MiB download (``GET /api/blob``), and the memory of the processes in the
+middle with 1 idle host and with many: for agent-relay, the relay with 1,000 control
+channels open (opened by a load process of ours, each its own ``machine_id``, with a real
+token) and connector processes started side by side; for OpenSSH, every ``sshd`` and
+``ssh`` process with 1 and N sessions. Needs ``wrk``, ``curl``, ``sshd`` and ``ssh``;
+installs the Debian packages with apt-get when they are missing (as root).
+
+    .venv/bin/python bench/e2e.py [--quick] [--seconds 5] [--hosts 1000] [--ssh-sessions 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import getpass
+import json
+import os
+import re
+import select
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+SMALL_PATH = "/api/whoami"  # a small JSON answer, no database work
+MIB = 1024 * 1024
+GIB = 1024 * MIB
+BLOB_PERIOD = 251  # /api/blob: byte k is k % 251
+PATHS = ("direct", "agent-relay", "ssh -R")
+SSH_MEMORY_BUDGET = 6 * GIB  # the N of ssh sessions is capped to what fits in this
+MIN_AVAILABLE = 3 * GIB  # and never leaves less than this free
+SSH_BATCH = 50  # sessions opened at once (sshd MaxStartups is set above this)
+TOOLS = {  # command -> the Debian package that has it
+    "wrk": "wrk",
+    "curl": "curl",
+    "sshd": "openssh-server",
+    "ssh": "openssh-client",
+    "ssh-keygen": "openssh-client",
+}
+_PR_SET_PDEATHSIG = 1
+_PR_SET_CHILD_SUBREAPER = 36
+
+
+class BenchError(Exception):
+    """Something the bench needs did not happen; the message says what."""
+
+
+# ------------------------------------------------------------------ processes
+
+
+def _libc() -> Any:
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def _die_with_parent() -> None:
+    """In a child before exec: get SIGTERM if the bench dies, even by SIGKILL."""
+    _libc().prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
+def _children_by_parent() -> dict[int, list[int]]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        parent = int(stat.rpartition(")")[2].split()[1])
+        children.setdefault(parent, []).append(int(entry))
+    return children
+
+
+def descendants(root: int) -> list[int]:
+    children = _children_by_parent()
+    found: list[int] = []
+    todo = [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _proc_kib(pid: int, path: str, key: str) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/{path}").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time the processes have used so far."""
+    ticks = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def rss_kib(pid: int) -> int:
+    return _proc_kib(pid, "status", "VmRSS")
+
+
+def pss_kib(pid: int) -> int:
+    """Proportional set size: shared pages divided among the processes sharing them."""
+    return _proc_kib(pid, "smaps_rollup", "Pss")
+
+
+def mem_available() -> int:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) * 1024
+    raise BenchError("no MemAvailable in /proc/meminfo")
+
+
+class Processes:
+    """Every process the bench starts, stopped in reverse order at the end, whatever
+    happens. The bench is a child subreaper, so what its children fork (sshd's
+    per-connection processes) stays in its tree and is stopped too."""
+
+    def __init__(self, logs: Path) -> None:
+        self.logs = logs
+        self.started: list[tuple[str, subprocess.Popen[bytes]]] = []
+        _libc().prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+    def start(self, name: str, argv: list[str], *, pipe: bool = False) -> subprocess.Popen[bytes]:
+        """Start ``argv``, its output to ``{name}.log``; ``pipe``: stdin and stdout are
+        pipes to the bench."""
+        with open(self.logs / f"{name}.log", "ab") as output:
+            process = subprocess.Popen(
+                argv,
+                stdin=subprocess.PIPE if pipe else subprocess.DEVNULL,
+                stdout=subprocess.PIPE if pipe else output,
+                stderr=output,
+                preexec_fn=_die_with_parent,  # the bench starts no threads
+                cwd=self.logs,
+            )
+        self.started.append((name, process))
+        return process
+
+    def log_tail(self, name: str, lines: int = 15) -> str:
+        path = self.logs / f"{name}.log"
+        if not path.exists():
+            return ""
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+    def check_alive(self, name: str, process: subprocess.Popen[bytes]) -> None:
+        if process.poll() is not None:
+            raise BenchError(
+                f"{name} exited with status {process.returncode}:\n{self.log_tail(name)}"
+            )
+
+    def stop(self, processes: list[subprocess.Popen[bytes]], timeout: float = 10.0) -> None:
+        for process in processes:
+            if process.poll() is None:
+                process.terminate()
+        deadline = time.monotonic() + timeout
+        for process in processes:
+            try:
+                process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(5)
+        ids = {id(p) for p in processes}
+        self.started = [(n, p) for n, p in self.started if id(p) not in ids]
+
+    def stop_all(self) -> None:
+        self.stop([p for _, p in reversed(self.started)])
+        # Whatever is left in our tree (orphans reparented to us): TERM, then KILL.
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            left = descendants(os.getpid())
+            for pid in left:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, sig)
+            deadline = time.monotonic() + 5
+            while left and time.monotonic() < deadline:
+                _reap()
+                left = [pid for pid in left if _alive(pid)]
+                time.sleep(0.05)
+        _reap()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _reap() -> None:
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+# ------------------------------------------------------------------ small helpers
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def low_ports(start: int = 20000) -> Iterator[int]:
+    """Free ports below the ephemeral range, so no client socket takes one meanwhile."""
+    for port in range(start, 32000):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        yield port
+
+
+def wait_until(what: str, check: Callable[[], bool], timeout: float, poll: float = 0.05) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(poll)
+    raise BenchError(f"timed out after {timeout:g} s waiting for {what}")
+
+
+def port_open(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def listening_ports() -> set[int]:
+    """Ports in LISTEN state on this machine (IPv4), from /proc/net/tcp."""
+    ports: set[int] = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[3] == "0A":
+            ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+def http_json(
+    method: str, url: str, token: str | None = None, timeout: float = 10.0
+) -> dict[str, Any]:
+    request = urllib.request.Request(url, method=method)  # noqa: S310 - loopback http
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - loopback
+        payload = json.loads(response.read())
+    if not isinstance(payload, dict):
+        raise BenchError(f"{method} {url}: expected a JSON object")
+    return payload
+
+
+def blob(offset: int, length: int) -> bytes:
+    return bytes((offset + k) % BLOB_PERIOD for k in range(length))
+
+
+def agent_relay_cli() -> str:
+    path = Path(sys.executable).parent / "agent-relay"
+    if not path.exists():
+        raise BenchError(f"no {path}: run scripts/setup.sh first")
+    return str(path)
+
+
+def find_tool(name: str) -> str | None:
+    return shutil.which(name, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
+
+
+def ensure_tools(install: bool) -> dict[str, str]:
+    missing = sorted({TOOLS[name] for name in TOOLS if find_tool(name) is None})
+    if missing:
+        if not install or os.geteuid() != 0 or shutil.which("apt-get") is None:
+            raise BenchError(
+                f"bench/e2e.py needs {', '.join(missing)}: apt-get install -y {' '.join(missing)}"
+            )
+        print(
+            f"bench/e2e.py: installing the missing Debian packages {' '.join(missing)} "
+            "with apt-get (needed for the load generator and the ssh -R comparison)",
+            file=sys.stderr,
+            flush=True,
+        )
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        argv = ["apt-get", "install", "-y", "--no-install-recommends", *missing]
+        done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600)
+        if done.returncode != 0:
+            raise BenchError(f"apt-get install {' '.join(missing)} failed:\n{done.stderr[-2000:]}")
+    found = {name: find_tool(name) for name in TOOLS}
+    absent = [name for name, path in found.items() if path is None]
+    if absent:
+        raise BenchError(f"still missing after install: {', '.join(absent)}")
+    return {name: path for name, path in found.items() if path is not None}
+
+
+# ------------------------------------------------------------------ the load
+
+
+@dataclass
+class WrkResult:
+    rate: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def wrk(url: str, connections: int, seconds: int) -> WrkResult:
+    argv = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 30).stdout
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    count = re.search(r"(\d+) requests in", out)
+    percentiles = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+\w+)", out, re.MULTILINE))
+    if not rate or not count or len(percentiles) != 2 or "Non-2xx" in out or "Socket errors" in out:
+        raise BenchError(f"wrk {url} failed:\n{out}")
+
+    def millis(text: str) -> float:
+        number, unit = re.split(r"(?<=\d)(?=[a-z])", text, maxsplit=1)
+        return float(number) * _UNITS[unit]
+
+    return WrkResult(
+        float(rate.group(1)),
+        millis(percentiles["50"]),
+        millis(percentiles["99"]),
+        int(count.group(1)),
+    )
+
+
+def download_mb_per_s(url: str, size: int, repeats: int) -> float:
+    """Median MB/s (10^6 bytes) of ``repeats`` streamed downloads by curl to /dev/null."""
+    rates = []
+    for _ in range(repeats):
+        out = subprocess.run(
+            ["curl", "-sS", "-o", "/dev/null", "--max-time", "120", "-w",
+             "%{http_code} %{size_download} %{time_total}", f"{url}?size={size}"],
+            capture_output=True, text=True, timeout=130,
+        )  # fmt: skip
+        fields = out.stdout.split()
+        if out.returncode != 0 or len(fields) != 3 or fields[:2] != ["200", str(size)]:
+            raise BenchError(f"download from {url} failed: {out.stdout} {out.stderr}")
+        rates.append(size / float(fields[2]) / 1e6)
+    return statistics.median(rates)
+
+
+def check_content(base: str) -> None:
+    """The JSON answer and a blob arrive intact over this path (before timing it)."""
+    answer = http_json("GET", base + SMALL_PATH)
+    if answer.get("path") != SMALL_PATH:
+        raise BenchError(f"{base}{SMALL_PATH}: unexpected answer {answer}")
+    size = MIB + 7
+    with urllib.request.urlopen(f"{base}/api/blob?size={size}", timeout=30) as response:  # noqa: S310
+        body = response.read()
+    if body != blob(0, size):
+        raise BenchError(f"{base}/api/blob: the bytes differ from the pattern")
+
+
+# ------------------------------------------------------------------ the setups
+
+
+@dataclass
+class Setup:
+    procs: Processes
+    tmp: Path
+    tools: dict[str, str]
+    sample_port: int = 0
+    relay_port: int = 0
+    token: str = ""
+    host_id: str = ""
+    relay_base: str = ""  # .../v1/relay/h/{host}/s/{session}
+    sshd_port: int = 0
+    tunnel_port: int = 0
+    sample: subprocess.Popen[bytes] | None = None
+    relay: subprocess.Popen[bytes] | None = None
+    connector: subprocess.Popen[bytes] | None = None
+    sshd: subprocess.Popen[bytes] | None = None
+    tunnel: subprocess.Popen[bytes] | None = None
+    ports: Iterator[int] = field(default_factory=low_ports)
+
+    def base(self, path: str) -> str:
+        if path == "direct":
+            return f"http://127.0.0.1:{self.sample_port}"
+        if path == "agent-relay":
+            return self.relay_base
+        return f"http://127.0.0.1:{self.tunnel_port}"
+
+    # -- the sample server
+
+    def start_sample(self) -> None:
+        self.sample_port = free_port()
+        self.sample = self.procs.start(
+            "sample-server",
+            [sys.executable, "-m", "agent_relay.demo.sample_server",
+             "--port", str(self.sample_port), "--database", str(self.tmp / "sample.sqlite3")],
+        )  # fmt: skip
+        wait_until(
+            "the sample server",
+            lambda: self._up("sample-server", self.sample, self.sample_port),
+            30,
+        )
+
+    def _up(self, name: str, process: subprocess.Popen[bytes] | None, port: int) -> bool:
+        assert process is not None
+        self.procs.check_alive(name, process)
+        return port_open(port)
+
+    # -- agent-relay
+
+    def start_relay(self) -> None:
+        cli = agent_relay_cli()
+        data = self.tmp / "relay"
+        added = subprocess.run(
+            [cli, "users", "add", "bench", "--data-dir", str(data)],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        if added.returncode != 0:
+            raise BenchError(f"users add failed: {added.stderr}")
+        issued = subprocess.run(
+            [cli, "tokens", "issue", "bench", "--data-dir", str(data)],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        if issued.returncode != 0 or not issued.stdout.strip():
+            raise BenchError(f"tokens issue failed: {issued.stderr}")
+        self.token = issued.stdout.strip()
+        token_file = self.tmp / "token"
+        token_file.write_text(self.token + "\n")
+        token_file.chmod(0o600)
+        self.relay_port = free_port()
+        self.relay = self.procs.start(
+            "relay",
+            [cli, "server", "--listen", f"127.0.0.1:{self.relay_port}", "--data-dir", str(data)],
+        )
+        wait_until("the relay", lambda: self._up("relay", self.relay, self.relay_port), 30)
+
+    def start_connector(self, index: int) -> subprocess.Popen[bytes]:
+        name = f"connector-{index}"
+        return self.procs.start(
+            name,
+            [agent_relay_cli(), "host",
+             "--relay", f"http://127.0.0.1:{self.relay_port}",
+             "--upstream", f"http://127.0.0.1:{self.sample_port}",
+             "--name", f"bench-{index}", "--token-file", str(self.tmp / "token"),
+             "--data-dir", str(self.tmp / name),
+             # wrk and curl cannot sign requests; bench/trust.py measures what signing
+             # adds per request.
+             "--allow-unsigned"],
+        )  # fmt: skip
+
+    def hosts_online(self) -> dict[str, str]:
+        """name -> host id, of this user's hosts the relay has a live tunnel for."""
+        url = f"http://127.0.0.1:{self.relay_port}/v1/hosts"
+        hosts = http_json("GET", url, self.token, timeout=30)["hosts"]
+        return {h["name"]: h["id"] for h in hosts if h["online"]}
+
+    def wait_hosts(self, names: set[str], timeout: float) -> dict[str, str]:
+        online: dict[str, str] = {}
+
+        def check() -> bool:
+            nonlocal online
+            for name, process in self.procs.started:
+                if name.startswith("connector-") or name == "relay":
+                    self.procs.check_alive(name, process)
+            online = self.hosts_online()
+            return names <= online.keys()
+
+        wait_until(f"{len(names)} connector(s) to be online at the relay", check, timeout, 0.2)
+        return online
+
+    def connect_host(self) -> None:
+        self.connector = self.start_connector(0)
+        self.host_id = self.wait_hosts({"bench-0"}, 30)["bench-0"]
+        created = http_json(
+            "POST", f"http://127.0.0.1:{self.relay_port}/v1/relay/create/{self.host_id}", self.token
+        )
+        session = created["session_id"]
+        self.relay_base = (
+            f"http://127.0.0.1:{self.relay_port}/v1/relay/h/{self.host_id}/s/{session}"
+        )
+
+    # -- OpenSSH
+
+    def start_sshd(self) -> None:
+        keys = self.tmp / "ssh"
+        keys.mkdir(mode=0o700)
+        for key in ("host_key", "client_key"):
+            subprocess.run(
+                [self.tools["ssh-keygen"], "-q", "-t", "ed25519", "-N", "", "-f", str(keys / key)],
+                check=True, capture_output=True, timeout=30,
+            )  # fmt: skip
+        (keys / "authorized_keys").write_text((keys / "client_key.pub").read_text())
+        (keys / "authorized_keys").chmod(0o600)
+        if os.geteuid() == 0:  # sshd refuses to start without its privsep directory
+            Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+        self.sshd_port = next(self.ports)
+        config = keys / "sshd_config"
+        config.write_text(
+            "\n".join(
+                [
+                    f"Port {self.sshd_port}",
+                    "ListenAddress 127.0.0.1",
+                    f"HostKey {keys / 'host_key'}",
+                    f"AuthorizedKeysFile {keys / 'authorized_keys'}",
+                    "PidFile none",
+                    "PubkeyAuthentication yes",
+                    "PasswordAuthentication no",
+                    "KbdInteractiveAuthentication no",
+                    "PermitRootLogin prohibit-password",
+                    "UsePAM no",
+                    "StrictModes no",
+                    "AllowTcpForwarding remote",
+                    "AllowAgentForwarding no",
+                    "X11Forwarding no",
+                    "PrintMotd no",
+                    "UseDNS no",
+                    f"MaxStartups {SSH_BATCH * 4}:30:{SSH_BATCH * 8}",
+                    "LoginGraceTime 60",
+                    "LogLevel ERROR",
+                    f"AllowUsers {getpass.getuser()}",
+                    "",
+                ]
+            )
+        )
+        sshd = self.tools["sshd"]
+        checked = subprocess.run([sshd, "-t", "-f", str(config)], capture_output=True, text=True)
+        if checked.returncode != 0:
+            raise BenchError(f"sshd rejects the bench's config: {checked.stderr}")
+        self.sshd = self.procs.start("sshd", [sshd, "-D", "-e", "-f", str(config)])
+        wait_until("sshd", lambda: self._up("sshd", self.sshd, self.sshd_port), 30)
+
+    def ssh_reverse(self, remote_port: int, name: str) -> subprocess.Popen[bytes]:
+        keys = self.tmp / "ssh"
+        return self.procs.start(
+            name,
+            [self.tools["ssh"], "-N", "-F", "/dev/null",
+             "-R", f"127.0.0.1:{remote_port}:127.0.0.1:{self.sample_port}",
+             "-p", str(self.sshd_port), "-i", str(keys / "client_key"),
+             "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
+             "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+             "-o", "ExitOnForwardFailure=yes", "-o", "LogLevel=ERROR",
+             f"{getpass.getuser()}@127.0.0.1"],
+        )  # fmt: skip
+
+    def open_tunnel(self) -> None:
+        self.tunnel_port = next(self.ports)
+        self.tunnel = self.ssh_reverse(self.tunnel_port, "ssh-tunnel")
+        tunnel = self.tunnel
+
+        def listening() -> bool:
+            self.procs.check_alive("ssh-tunnel", tunnel)
+            return self.tunnel_port in listening_ports()
+
+        wait_until("the ssh -R tunnel", listening, 30)
+
+    def middle_processes(self, path: str) -> tuple[list[int], list[int]]:
+        """The processes between client and sample server on ``path``: the public side
+        (relay, sshd) and the host side (connector, ssh)."""
+        if path == "agent-relay":
+            assert self.relay is not None
+            assert self.connector is not None
+            return [self.relay.pid], [self.connector.pid]
+        if path == "ssh -R":
+            assert self.tunnel is not None
+            return self.sshd_processes(), [self.tunnel.pid]
+        return [], []
+
+    def sshd_processes(self) -> list[int]:
+        assert self.sshd is not None
+        return [self.sshd.pid, *descendants(self.sshd.pid)]
+
+
+# ------------------------------------------------------------------ memory phases
+
+
+def mib(kib: float) -> float:
+    return kib / 1024
+
+
+@dataclass
+class Memory:
+    rows: list[tuple[str, str, str, str]] = field(default_factory=list)  # what, one, many, note
+
+    def add(self, what: str, one: str, many: str, note: str) -> None:
+        self.rows.append((what, one, many, note))
+
+
+def hold_hosts_process(setup: Setup, count: int) -> tuple[subprocess.Popen[bytes], int, int]:
+    """A load process of ours holding ``count`` idle host control channels to the relay;
+    returns it once all are open, how many it opened and its RSS (KiB) before opening."""
+    holder = setup.procs.start(
+        "hold-hosts",
+        [sys.executable, __file__, "--hold-hosts", str(count),
+         "--relay-url", f"http://127.0.0.1:{setup.relay_port}",
+         "--token-file", str(setup.tmp / "token")],
+        pipe=True,
+    )  # fmt: skip
+    assert holder.stdout is not None
+    deadline = time.monotonic() + 60 + count * 0.1
+    line = b""
+    while not line.endswith(b"\n"):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise BenchError(f"the load process did not open {count} control channels in time")
+        ready, _, _ = select.select([holder.stdout], [], [], remaining)
+        if ready:
+            chunk = os.read(holder.stdout.fileno(), 1)
+            if not chunk:
+                raise BenchError(f"the load process failed:\n{setup.procs.log_tail('hold-hosts')}")
+            line += chunk
+    words = line.decode().split()
+    if len(words) != 3 or words[0] != "ready":
+        raise BenchError(f"the load process said {line!r}")
+    return holder, int(words[1]), int(words[2])
+
+
+def measure_relay_memory(
+    setup: Setup, args: argparse.Namespace, memory: Memory, idle: dict[str, int]
+) -> None:
+    assert setup.relay is not None
+    assert setup.connector is not None
+    relay_pid, connector_pid = setup.relay.pid, setup.connector.pid
+    after_load = rss_kib(relay_pid), rss_kib(connector_pid)
+
+    # Many hosts at the relay: the connector plus control channels from one load process.
+    holder, held, holder_base = hold_hosts_process(setup, args.hosts - 1)
+    online = len(setup.hosts_online())
+    if online < args.hosts:
+        raise BenchError(f"the relay lists {online} hosts online, expected {args.hosts}")
+    time.sleep(1)  # let the relay settle after the burst of connections
+    relay_many = rss_kib(relay_pid)
+    holder_rss = rss_kib(holder.pid)
+    setup.procs.stop([holder])
+    per_host = (relay_many - after_load[0]) / max(1, held)
+    memory.add(
+        "agent-relay server (relay), RSS",
+        f"{mib(idle['relay']):.1f}",
+        f"{mib(relay_many):.1f}",
+        f"{args.hosts:,} hosts online = the connector + {held:,} control channels (WebSocket + "
+        f"yamux, each its own machine_id, real token) from one load process; "
+        f"{per_host:.0f} KiB per extra host; {mib(after_load[0]):.1f} MiB after the load tests",
+    )
+    memory.add(
+        "load process holding the control channels, RSS",
+        "",
+        f"{mib(holder_rss):.1f}",
+        f"client side of {held:,} idle yamux sessions in one asyncio process "
+        f"(our transport + mux, no upstream pools): {mib(holder_base):.1f} MiB before the "
+        f"first, then {(holder_rss - holder_base) / max(1, held):.0f} KiB per host",
+    )
+
+    # Connector processes side by side, each its own host.
+    extra = [setup.start_connector(i) for i in range(1, args.connectors)]
+    names = {f"bench-{i}" for i in range(args.connectors)}
+    setup.wait_hosts(names, 30 + 3 * args.connectors)
+    time.sleep(1)
+    sizes = [rss_kib(setup.connector.pid)] + [rss_kib(p.pid) for p in extra]
+    setup.procs.stop(extra)
+    memory.add(
+        "agent-relay host (connector), RSS",
+        f"{mib(idle['connector']):.1f}",
+        f"{mib(sum(sizes)):.1f}",
+        f"1 host per process; many = {args.connectors} processes side by side, "
+        f"{mib(statistics.mean(sizes)):.1f} MiB each on average "
+        f"(min {mib(min(sizes)):.1f}, max {mib(max(sizes)):.1f}); one process after the load "
+        f"tests: {mib(after_load[1]):.1f} MiB",
+    )
+
+
+def open_ssh_sessions(setup: Setup, ports: list[int]) -> list[subprocess.Popen[bytes]]:
+    """One ``ssh -N -R`` per port, returned once sshd listens on every one."""
+    started = [setup.ssh_reverse(port, "ssh-many") for port in ports]
+    clients = list(started)  # registered with setup.procs, stopped by it on any error
+
+    def all_listening() -> bool:
+        for process in clients:
+            if process.poll() is not None:
+                log = setup.procs.log_tail("ssh-many")
+                raise BenchError(f"an ssh -R session exited ({process.returncode}):\n{log}")
+        return set(ports) <= listening_ports()
+
+    wait_until(f"{len(ports)} more ssh -R sessions", all_listening, 60, 0.1)
+    return started
+
+
+def measure_ssh_memory(
+    setup: Setup, args: argparse.Namespace, memory: Memory, idle: dict[str, int]
+) -> None:
+    assert setup.tunnel is not None
+    sshd_after_load = sum(rss_kib(pid) for pid in setup.sshd_processes())
+    clients: list[subprocess.Popen[bytes]] = [setup.tunnel]
+    target = args.ssh_sessions
+    cap_reason = ""
+    while len(clients) < target:
+        if mem_available() < MIN_AVAILABLE:
+            cap_reason = f"stopped at {len(clients)}: less than {MIN_AVAILABLE // GIB} GiB free"
+            break
+        batch = [next(setup.ports) for _ in range(min(SSH_BATCH, target - len(clients)))]
+        clients.extend(open_ssh_sessions(setup, batch))
+        # Cap N to what fits the budget, from the proportional size of each session so far.
+        used = sum(pss_kib(p) for p in setup.sshd_processes()) + sum(
+            pss_kib(c.pid) for c in clients
+        )
+        per_session = used * 1024 / len(clients)
+        fits = int(SSH_MEMORY_BUDGET // per_session)
+        if fits < target:
+            target = max(len(clients), fits)
+            cap_reason = f"capped at {target:,} to stay within {SSH_MEMORY_BUDGET // GIB} GiB"
+    time.sleep(1)
+    count = len(clients)
+    sshd_pids = setup.sshd_processes()
+    sshd_rss = sum(rss_kib(pid) for pid in sshd_pids)
+    sshd_pss = sum(pss_kib(pid) for pid in sshd_pids)
+    ssh_rss = sum(rss_kib(c.pid) for c in clients)
+    ssh_pss = sum(pss_kib(c.pid) for c in clients)
+    setup.procs.stop(clients[1:])
+    note_n = f"N = {count:,} sessions" + (f" ({cap_reason})" if cap_reason else "")
+    memory.add(
+        "sshd, all processes, RSS sum",
+        f"{mib(idle['sshd']):.1f}",
+        f"{mib(sshd_rss):.1f}",
+        f"{note_n}; {len(sshd_pids)} sshd processes (the listener + per-session ones); "
+        f"{(sshd_rss - sshd_after_load) / max(1, count - 1):.0f} KiB per extra session; "
+        f"{mib(sshd_after_load):.1f} MiB after the load tests",
+    )
+    memory.add(
+        "sshd, all processes, PSS sum",
+        f"{mib(idle['sshd_pss']):.1f}",
+        f"{mib(sshd_pss):.1f}",
+        "shared pages counted once: the memory they really take",
+    )
+    memory.add(
+        "ssh clients (ssh -N -R), RSS sum",
+        f"{mib(idle['ssh']):.1f}",
+        f"{mib(ssh_rss):.1f}",
+        f"one process per session; {ssh_rss / count:.0f} KiB each",
+    )
+    memory.add(
+        "ssh clients (ssh -N -R), PSS sum",
+        f"{mib(idle['ssh_pss']):.1f}",
+        f"{mib(ssh_pss):.1f}",
+        f"{ssh_pss / count:.0f} KiB each",
+    )
+
+
+# ------------------------------------------------------------------ the run
+
+
+def ratio(value: float, base: float) -> str:
+    return f"{value / base:.2f}" if base else "—"
+
+
+def measure_requests(
+    setup: Setup, args: argparse.Namespace, progress: Callable[..., None]
+) -> dict[str, dict[str, float]]:
+    """wrk against each path, in ``args.rounds`` rounds that interleave the paths (in a
+    rotating order), so that noise from a busy machine falls on all of them; each figure
+    is the median over the rounds."""
+    assert setup.sample is not None
+    samples: dict[str, dict[str, list[float]]] = {path: {} for path in PATHS}
+    for round_ in range(args.rounds):
+        for connections in (1, 64):
+            order = PATHS[round_ % len(PATHS) :] + PATHS[: round_ % len(PATHS)]
+            for path in order:
+                url = setup.base(path) + SMALL_PATH
+                if args.warmup and round_ == 0:
+                    wrk(url, connections, args.warmup)
+                public, host = setup.middle_processes(path)
+                groups = {"cpu_public": public, "cpu_host": host, "cpu_sample": [setup.sample.pid]}
+                before = {key: cpu_seconds(pids) for key, pids in groups.items()}
+                result = wrk(url, connections, args.seconds)
+                figures = {f"rate{connections}": result.rate}
+                if connections == 64:
+                    for key, pids in groups.items():
+                        spent = cpu_seconds(pids) - before[key]
+                        figures[key] = spent / result.requests * 1e6
+                else:
+                    figures.update(p50=result.p50_ms, p99=result.p99_ms)
+                for key, value in figures.items():
+                    samples[path].setdefault(key, []).append(value)
+                progress(f"round {round_ + 1} {path} c{connections}: {result}", file=sys.stderr)
+    return {
+        path: {key: statistics.median(values) for key, values in per_path.items()}
+        for path, per_path in samples.items()
+    }
+
+
+def run(args: argparse.Namespace) -> str:
+    tools = ensure_tools(not args.no_install)
+    tmp = Path(tempfile.mkdtemp(prefix="agent-relay-e2e-"))
+    procs = Processes(tmp)
+    setup = Setup(procs, tmp, tools)
+    try:
+        return _run(setup, args)
+    except BenchError as exc:
+        raise BenchError(f"{exc}\n(logs in {tmp})") from None
+    finally:
+        # A second Ctrl-C must not cut the clean-up short.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        procs.stop_all()
+        if not args.keep_logs:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _run(setup: Setup, args: argparse.Namespace) -> str:
+    started = time.monotonic()
+    progress = print if args.verbose else (lambda *_a, **_k: None)
+    setup.start_sample()
+    setup.start_relay()
+    setup.connect_host()
+    setup.start_sshd()
+    setup.open_tunnel()
+    for path in PATHS:
+        check_content(setup.base(path))
+    time.sleep(0.5)
+    assert setup.relay is not None
+    assert setup.connector is not None
+    assert setup.tunnel is not None
+    assert setup.sample is not None
+    idle = {
+        "relay": rss_kib(setup.relay.pid),
+        "connector": rss_kib(setup.connector.pid),
+        "sshd": sum(rss_kib(pid) for pid in setup.sshd_processes()),
+        "sshd_pss": sum(pss_kib(pid) for pid in setup.sshd_processes()),
+        "ssh": rss_kib(setup.tunnel.pid),
+        "ssh_pss": pss_kib(setup.tunnel.pid),
+        "sample": rss_kib(setup.sample.pid),
+    }
+    progress(
+        f"ready in {time.monotonic() - started:.1f} s; idle RSS (KiB): {idle}", file=sys.stderr
+    )
+
+    results = measure_requests(setup, args, progress)
+    size = args.download_mib * MIB
+    for path in PATHS:
+        results[path]["download"] = download_mb_per_s(
+            setup.base(path) + "/api/blob", size, args.repeats
+        )
+        progress(f"{path} download: {results[path]['download']:.0f} MB/s", file=sys.stderr)
+
+    memory = Memory()
+    memory.add(
+        "sample agent server (reference), RSS",
+        f"{mib(idle['sample']):.1f}",
+        "",
+        "the upstream of all three paths",
+    )
+    measure_relay_memory(setup, args, memory, idle)
+    progress("relay memory done", file=sys.stderr)
+    measure_ssh_memory(setup, args, memory, idle)
+    return table(results, memory, args, time.monotonic() - started)
+
+
+def table(
+    results: dict[str, dict[str, float]], memory: Memory, args: argparse.Namespace, took: float
+) -> str:
+    direct = results["direct"]
+    lines = [
+        f"bench/e2e.py{' --quick' if args.quick else ''}: the sample agent server direct, through "
+        f"agent-relay (relay on SQLite + connector) and through OpenSSH ssh -R, on loopback "
+        f"({os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end; {took:.0f} s)",
+        f"wrk -t1, {args.seconds} s per case and round after {args.warmup} s warm-up, median of "
+        f"{args.rounds} rounds with the paths interleaved, GET {SMALL_PATH} "
+        f"(small JSON); download: GET /api/blob {args.download_mib} MiB streamed by curl to "
+        f"/dev/null, median of {args.repeats}; CPU: user + system time of the processes during "
+        "the 64-connection run / requests (sshd: all its processes)",
+        "",
+        "| metric | direct | agent-relay | relay / direct | ssh -R | ssh / direct |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    rows = [
+        ("requests/s, 1 connection", "rate1", "{:.0f}"),
+        ("requests/s, 64 connections", "rate64", "{:.0f}"),
+        ("latency p50, 1 connection (ms)", "p50", "{:.3f}"),
+        ("latency p99, 1 connection (ms)", "p99", "{:.3f}"),
+        (f"{args.download_mib} MiB download (MB/s)", "download", "{:.0f}"),
+        ("CPU per request at 64 connections (µs): sample server", "cpu_sample", "{:.0f}"),
+        ("CPU per request (µs): public side (relay / sshd)", "cpu_public", "{:.0f}"),
+        ("CPU per request (µs): host side (connector / ssh)", "cpu_host", "{:.0f}"),
+    ]
+    relay, ssh = results["agent-relay"], results["ssh -R"]
+    for label, key, fmt in rows:
+        no_middle = key in ("cpu_public", "cpu_host")  # direct has nothing in between
+        cells = [
+            "—" if no_middle else fmt.format(direct[key]),
+            fmt.format(relay[key]),
+            ratio(relay[key], direct[key]),
+            fmt.format(ssh[key]),
+            ratio(ssh[key], direct[key]),
+        ]
+        lines.append(f"| {label} | {' | '.join(cells)} |")
+        if key == "p99":
+            for added, name in (("p50", "added latency p50"), ("p99", "added latency p99")):
+                lines.append(
+                    f"| {name} vs direct (ms) | 0 | {relay[added] - direct[added]:.3f} | | "
+                    f"{ssh[added] - direct[added]:.3f} | |"
+                )
+    lines += [
+        "",
+        "Memory, MiB (RSS = VmRSS from /proc; PSS counts pages shared between processes "
+        "once). 1 idle host / session: connected and checked once, before the load tests.",
+        "",
+        "| process | 1 idle host / session | many idle hosts / sessions | what was measured |",
+        "|---|---:|---:|---|",
+    ]
+    lines += [f"| {what} | {one} | {many} | {note} |" for what, one, many, note in memory.rows]
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------ the load process
+
+
+def hold_hosts(relay_url: str, token_file: Path, count: int) -> None:
+    """Open ``count`` host control channels (our dial + yamux client), each with its own
+    machine_id, print ``ready N`` and keep them open until stdin closes or a signal."""
+    import asyncio
+
+    from agent_relay.host.dial import connect_url, dial
+    from agent_relay.mux import MuxSession
+    from agent_relay.transport import WebSocketByteStream
+
+    token = token_file.read_text().strip()
+    before = rss_kib(os.getpid())
+
+    async def main() -> None:
+        gate = asyncio.Semaphore(32)
+        sessions: list[MuxSession] = []
+
+        async def one(index: int) -> None:
+            url = connect_url(
+                relay_url,
+                machine_id=f"bench-idle-{index}",
+                name=f"idle-{index}",
+                agent_version="bench",
+            )
+            async with gate:
+                websocket = await dial(url, token, open_timeout=30)
+            sessions.append(
+                MuxSession(WebSocketByteStream(websocket), client=True, name=f"idle-{index}")
+            )
+
+        async with asyncio.timeout(60 + count * 0.1):
+            await asyncio.gather(*(one(i) for i in range(count)))
+        print(f"ready {len(sessions)} {before}", flush=True)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, sys.stdin.buffer.read)  # until the bench closes it
+        for session in sessions:
+            await session.close()
+
+    asyncio.run(main())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a short smoke run (~30 s)")
+    parser.add_argument("--seconds", type=int, help="wrk seconds per case and round [3; quick 1]")
+    parser.add_argument("--rounds", type=int, help="rounds of wrk runs, median [3; quick 1]")
+    parser.add_argument("--warmup", type=int, help="wrk warm-up seconds per case [1; quick 0]")
+    parser.add_argument("--download-mib", type=int, help="download size [100; quick 16]")
+    parser.add_argument("--repeats", type=int, help="downloads per path, median [3; quick 1]")
+    parser.add_argument("--hosts", type=int, help="idle hosts at the relay [1000; quick 20]")
+    parser.add_argument("--connectors", type=int, help="connector processes [20; quick 2]")
+    parser.add_argument("--ssh-sessions", type=int, help="ssh -R sessions [1000; quick 10]")
+    parser.add_argument("--no-install", action="store_true", help="fail instead of apt-get install")
+    parser.add_argument("--keep-logs", action="store_true", help="keep the temp dir and its logs")
+    parser.add_argument("-v", "--verbose", action="store_true", help="progress on stderr")
+    parser.add_argument("--hold-hosts", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--relay-url", help=argparse.SUPPRESS)
+    parser.add_argument("--token-file", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.hold_hosts is not None:
+        hold_hosts(args.relay_url, args.token_file, args.hold_hosts)
+        return
+    defaults = {
+        "seconds": (3, 1), "rounds": (3, 1), "warmup": (1, 0), "download_mib": (100, 16),
+        "repeats": (3, 1), "hosts": (1000, 20), "connectors": (20, 2), "ssh_sessions": (1000, 10),
+    }  # fmt: skip
+    for name, (full, quick) in defaults.items():
+        if getattr(args, name) is None:
+            setattr(args, name, quick if args.quick else full)
+    if args.hosts < 2 or min(args.connectors, args.ssh_sessions, args.repeats, args.rounds) < 1:
+        parser.error("--hosts must be >= 2; --connectors, --ssh-sessions, --repeats, --rounds >= 1")
+    if args.seconds < 1 or args.warmup < 0 or args.download_mib < 1:
+        parser.error("--seconds and --download-mib must be >= 1, --warmup >= 0")
+
+    def interrupted(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupted)
+    try:
+        print(run(args), flush=True)
+    except BenchError as exc:
+        sys.exit(f"bench/e2e.py: {exc}")
+    except KeyboardInterrupt:
+        sys.exit("bench/e2e.py: interrupted; every process it started was stopped")
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    main()

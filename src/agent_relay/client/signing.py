@@ -1,0 +1,243 @@
+"""Signing requests and checking the host's answers (wire.md section 6 and our streamed
+body records), without I/O. The asyncio client feeds these with what it sends and reads.
+
+A response check is bound to the request it answers: same signing session, same request
+nonce, same path. So the relay can neither forge an answer nor hand us an old one or one
+meant for another request or session."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from ..trust import wire
+from .errors import VerificationError
+
+MAX_NONCE_LENGTH = 128
+
+
+@dataclass(frozen=True)
+class SignedRequest:
+    """The four signature values of one request; ``headers()`` for HTTP, ``query()``
+    for a WebSocket upgrade (browsers cannot set headers there)."""
+
+    session_id: str
+    ts: int
+    nonce: str
+    signature_b64: str
+    path_and_query: str
+
+    def headers(self) -> dict[str, str]:
+        return {
+            wire.SIG_SESSION: self.session_id,
+            wire.SIG_TS: str(self.ts),
+            wire.SIG_NONCE: self.nonce,
+            wire.SIG_SIGNATURE: self.signature_b64,
+            wire.ACCEPT_STREAM_SIGNING: "1",
+        }
+
+    def query_pairs(self) -> list[tuple[str, str]]:
+        return [
+            (wire.SIG_SESSION, self.session_id),
+            (wire.SIG_TS, str(self.ts)),
+            (wire.SIG_NONCE, self.nonce),
+            (wire.SIG_SIGNATURE, self.signature_b64),
+        ]
+
+
+def sign_request(
+    key: Ed25519PrivateKey,
+    session_id: str,
+    method: str,
+    path_and_query: str,
+    body: bytes,
+    now: int,
+    nonce: str | None = None,
+) -> SignedRequest:
+    nonce = nonce or str(uuid.uuid4())
+    message = wire.request_message(
+        now, method.upper(), path_and_query, session_id, nonce, wire.body_hash(body)
+    )
+    return SignedRequest(session_id, now, nonce, wire.b64encode(key.sign(message)), path_and_query)
+
+
+def sign_refresh(key: Ed25519PrivateKey, client_id: str, now: int) -> dict[str, str]:
+    nonce = str(uuid.uuid4())
+    signature = key.sign(wire.refresh_message(now, nonce, client_id))
+    return {
+        "client_id": client_id,
+        "timestamp": str(now),
+        "nonce": nonce,
+        "signature_b64": wire.b64encode(signature),
+    }
+
+
+def verify_signature(key: Ed25519PublicKey, signature: bytes, message: bytes, what: str) -> None:
+    try:
+        key.verify(signature, message)
+    except InvalidSignature:
+        raise VerificationError(f"{what}: the host's signature does not verify") from None
+
+
+class BodyCheck:
+    """The check of one answer: made from its head by ``check_response``, then fed the
+    body. For a whole body (``streamed`` False) the header signature covers H(body), so
+    nothing is authentic before ``finish()``: keep the data until then. For a streamed
+    body each record is checked as it completes; ``feed`` returns verified payloads."""
+
+    def __init__(
+        self,
+        host_key: Ed25519PublicKey,
+        request: SignedRequest,
+        status: int,
+        ts: str,
+        response_nonce: str,
+        signature: bytes,
+        streamed: bool,
+    ) -> None:
+        self.status = status
+        self.streamed = streamed
+        self._key = host_key
+        self._request = request
+        self._ts = ts
+        self._response_nonce = response_nonce
+        self._signature = signature
+        self._digest = hashlib.sha256()
+        self._stream: StreamVerifier | None = None
+        self.done = False
+        if streamed:
+            self._verify_head(wire.STREAM_SIGNING_V1)
+            self._stream = StreamVerifier(
+                host_key, request.session_id, request.nonce, response_nonce
+            )
+
+    def _verify_head(self, h_body: str) -> None:
+        message = wire.response_message(
+            self._ts,
+            self.status,
+            self._request.path_and_query,
+            self._request.session_id,
+            self._request.nonce,
+            self._response_nonce,
+            h_body,
+        )
+        verify_signature(self._key, self._signature, message, f"answer ({self.status})")
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """Body bytes as read. Streamed: the payloads of the records completed (all
+        verified). Whole body: always empty (the data is not authentic yet)."""
+        if self.done:
+            if data:
+                raise VerificationError("data after the end of the signed body")
+            return []
+        if self._stream is not None:
+            payloads = self._stream.feed(data)
+            self.done = self._stream.done
+            return payloads
+        self._digest.update(data)
+        return []
+
+    def finish(self) -> None:
+        """At the end of the body: raises unless all of it was authentic and complete."""
+        if self._stream is not None:
+            self._stream.finish()
+        elif not self.done:
+            digest = self._digest.digest()
+            self._verify_head(wire.b64encode(digest))
+        self.done = True
+
+
+def check_response(
+    host_key: Ed25519PublicKey,
+    request: SignedRequest,
+    status: int,
+    headers: Mapping[str, str],
+) -> BodyCheck:
+    """Start checking the answer to ``request`` from its status and headers (names in
+    lower case). Raises VerificationError when it carries no well-formed signature,
+    or (streamed) when the header signature is wrong."""
+    ts = headers.get(wire.RESP_TS)
+    response_nonce = headers.get(wire.RESP_NONCE)
+    signature_b64 = headers.get(wire.RESP_SIGNATURE)
+    if ts is None or response_nonce is None or signature_b64 is None:
+        raise VerificationError(f"the answer ({status}) carries no host signature")
+    if not (ts.isascii() and ts.isdigit() and len(ts) <= 20):
+        raise VerificationError("the answer's signature timestamp is malformed")
+    if not (0 < len(response_nonce) <= MAX_NONCE_LENGTH and response_nonce.isprintable()):
+        raise VerificationError("the answer's nonce is malformed")
+    if "|" in response_nonce:
+        raise VerificationError("the answer's nonce is malformed")
+    try:
+        signature = wire.b64decode(signature_b64, size=wire.SIGNATURE_SIZE)
+    except ValueError:
+        raise VerificationError("the answer's signature is malformed") from None
+    mode = headers.get(wire.RESP_BODY_SIGNING)
+    if mode is not None and mode != wire.STREAM_SIGNING_V1:
+        raise VerificationError(f"unknown response body signing {mode[:40]!r}")
+    return BodyCheck(
+        host_key, request, status, ts, response_nonce, signature, streamed=mode is not None
+    )
+
+
+class StreamVerifier:
+    """Checks a body framed as signed records (u32 BE length, payload, signature) as it
+    arrives. Holds at most one record; records must come in order, each signed for its
+    place (seq from 1) in this answer, and an empty record must end the body."""
+
+    def __init__(
+        self,
+        host_key: Ed25519PublicKey,
+        session_id: str,
+        request_nonce: str,
+        response_nonce: str,
+        *,
+        max_payload: int = wire.MAX_CHUNK_PAYLOAD,
+    ) -> None:
+        self._key = host_key
+        self._session_id = session_id
+        self._request_nonce = request_nonce
+        self._response_nonce = response_nonce
+        self._max_payload = max_payload
+        self._buffer = bytearray()
+        self._seq = 0
+        self.done = False
+
+    def feed(self, data: bytes) -> list[bytes]:
+        if self.done:
+            if data:
+                raise VerificationError("data after the final record of a signed body")
+            return []
+        self._buffer += data
+        payloads: list[bytes] = []
+        header = wire.CHUNK_HEADER.size
+        while len(self._buffer) >= header:
+            (length,) = wire.CHUNK_HEADER.unpack_from(self._buffer)
+            if length > self._max_payload:
+                raise VerificationError(f"a signed body record claims {length} bytes")
+            end = header + length + wire.SIGNATURE_SIZE
+            if len(self._buffer) < end:
+                break
+            payload = bytes(self._buffer[header : header + length])
+            signature = bytes(self._buffer[header + length : end])
+            del self._buffer[:end]
+            self._seq += 1
+            message = wire.stream_chunk_message(
+                self._session_id, self._request_nonce, self._response_nonce, self._seq, payload
+            )
+            verify_signature(self._key, signature, message, f"body record {self._seq}")
+            if not payload:
+                self.done = True
+                if self._buffer:
+                    raise VerificationError("data after the final record of a signed body")
+                break
+            payloads.append(payload)
+        return payloads
+
+    def finish(self) -> None:
+        if not self.done:
+            raise VerificationError("the signed body was cut short (no final record)")

@@ -1,0 +1,97 @@
+"""``bench/e2e.py --quick`` runs end to end (real relay, connector, sshd and ssh processes,
+wrk and curl), prints its table, and leaves no process behind, also when interrupted.
+Needs wrk, curl and openssh-server installed (the bench says so plainly otherwise)."""
+
+from __future__ import annotations
+
+import os
+import re
+import select
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+BENCH = ROOT / "bench" / "e2e.py"
+SSHD = "/usr/sbin/sshd"
+
+
+def leftovers(before: set[int]) -> list[str]:
+    """New processes the bench would have started: its temp dir in their command line,
+    or sshd (whose per-session processes retitle themselves)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) in before:
+            continue
+        try:
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            exe = os.readlink(f"/proc/{entry}/exe")
+        except OSError:
+            continue
+        if "agent-relay-e2e-" in cmdline or exe == SSHD:
+            found.append(f"{entry}: {cmdline}")
+    return found
+
+
+def pids() -> set[int]:
+    return {int(entry) for entry in os.listdir("/proc") if entry.isdigit()}
+
+
+def wait_gone(before: set[int]) -> list[str]:
+    for _ in range(100):
+        left = leftovers(before)
+        if not left:
+            return []
+        time.sleep(0.05)
+    return left
+
+
+def test_quick_run_prints_the_table_and_cleans_up() -> None:
+    before = pids()
+    done = subprocess.run(
+        [sys.executable, str(BENCH), "--quick", "--no-install"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stderr
+    table = done.stdout
+    header = "| metric | direct | agent-relay | relay / direct | ssh -R | ssh / direct |"
+    assert header in table
+    rate = re.search(
+        r"^\| requests/s, 64 connections \| (\d+) \| (\d+) \| [\d.]+ \| (\d+) \|", table, re.M
+    )
+    assert rate is not None, table
+    assert all(int(value) > 0 for value in rate.groups())
+    assert re.search(r"^\| 16 MiB download \(MB/s\) \| \d+ \| \d+ \|", table, re.M), table
+    assert "20 hosts online = the connector + 19 control channels" in table
+    assert "N = 10 sessions" in table
+    assert wait_gone(before) == []
+
+
+def test_interrupted_run_stops_everything_it_started() -> None:
+    before = pids()
+    bench = subprocess.Popen(
+        [sys.executable, str(BENCH), "--quick", "--no-install", "-v"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert bench.stderr is not None
+        # "ready in …" on stderr: every server and tunnel is up.
+        ready, _, _ = select.select([bench.stderr], [], [], 60)
+        assert ready, "the bench did not get ready within 60 s"
+        line = bench.stderr.readline()
+        assert line.startswith("ready in"), line
+        bench.send_signal(signal.SIGINT)
+        _, err = bench.communicate(timeout=60)
+    finally:
+        if bench.poll() is None:
+            bench.kill()
+            bench.wait(10)
+    assert bench.returncode == 1
+    assert "interrupted; every process it started was stopped" in err
+    assert wait_gone(before) == []
