@@ -99,7 +99,7 @@ async def test_relay_restart_the_connector_reconnects(fresh_stack: Stack, how: s
         assert (await api.get("/api/whoami")).status_code == 200
         before = stack.status()
         assert before is not None
-        assert before["reconnects"] == 0
+        assert before["reconnects"] == 0, before
 
         if how == "SIGKILL":
             stack.relay.kill()
@@ -111,19 +111,19 @@ async def test_relay_restart_the_connector_reconnects(fresh_stack: Stack, how: s
                 stopped.append(asyncio.create_task(asyncio.to_thread(stack.relay.stop)))
 
             await download_across(api, 32 * MIB, stop_relay)
-            assert await stopped[0] == 0
+            assert await stopped[0] == 0, stack.relay.logs()
             assert not stack.relay.killed_after_sigterm
         with pytest.raises(httpx.TransportError):
             await api.get("/api/whoami")
         # The connector notices, says so on its status endpoint, and keeps trying.
         down = await wait_for_connector(stack, False, 10)
-        assert down["last_error"]
+        assert down["last_error"], down
         await asyncio.sleep(OUTAGE)
         during = stack.status()
         assert during is not None
-        assert during["connected"] is False
-        assert during["failed_attempts"] >= 1
-        assert during["state"] in {"retrying", "connecting"}
+        assert during["connected"] is False, during
+        assert during["failed_attempts"] >= 1, during
+        assert during["state"] in {"retrying", "connecting"}, during
 
         # Same port, same data dir: same host id, and the relay session still stands.
         relay_start = await asyncio.to_thread(stack.relay.start)
@@ -133,9 +133,9 @@ async def test_relay_restart_the_connector_reconnects(fresh_stack: Stack, how: s
         assert set(seen) <= {404}, seen
         after = stack.status()
         assert after is not None
-        assert after["connected"] is True
-        assert after["reconnects"] == 1
-        assert after["host_id"] == stack.host_id
+        assert after["connected"] is True, after
+        assert after["reconnects"] == 1, after
+        assert after["host_id"] == stack.host_id, after
         report(
             f"relay stopped by {how}, down {OUTAGE:.0f} s, restarted in {relay_start:.2f} s: "
             f"requests succeed again {waited:.2f} s after it is ready "
