@@ -1,6 +1,7 @@
-"""Parts of the system die and come back, as real processes killed with SIGKILL: the
-relay (the connector must reconnect), the local agent server (502, then 200), and the
-connector (404 `No active relay`, then 200). Each test has a stack of its own."""
+"""Parts of the system die and come back, as real processes killed with SIGKILL (or
+stopped with SIGTERM): the relay (the connector must reconnect), the local agent server
+(502, then 200), and the connector (404 `No active relay`, then 200). Each test has a
+stack of its own."""
 
 from __future__ import annotations
 
@@ -153,8 +154,10 @@ async def test_upstream_down_is_502_then_back(fresh_stack: Stack) -> None:
         async with api.stream("GET", "/api/events") as events:
             assert events.status_code == 200
             stack.sample.kill()
-            # A response in progress ends when its server dies; it does not hang.
+            # A response in progress ends when its server dies; it does not hang, and
+            # the cut shows (a chunked body must not end as if it were complete).
             ended = await stream_ends(events)
+        assert ended != "end of body"
         for _ in range(3):
             down = await api.get("/api/workspaces")
             assert down.status_code == 502
@@ -205,6 +208,7 @@ async def test_connector_killed_is_404_no_active_relay_then_back(fresh_stack: St
             stack.connector.kill()
             # What was in flight through the tunnel ends with it, on both kinds of stream.
             ended = await stream_ends(events)
+        assert ended != "end of body"
         with pytest.raises(ConnectionClosed):
             async with asyncio.timeout(10):
                 await terminal.recv()
