@@ -943,15 +943,28 @@ def _parse_headers(headers: tuple[str, ...]) -> dict[str, str]:
     default=None,
     help="where the demo keeps its state [default: <data dir>/demo]",
 )
+@click.option(
+    "--allow-unsigned",
+    is_flag=True,
+    help="let the host answer unsigned requests, to browse through the relay with curl "
+    "or a plain browser (the trust layer off, as `host --allow-unsigned`)",
+)
 @click.option("-v", "--verbose", is_flag=True, help="debug logging")
 @_fail_cleanly
-def demo(port: int, data_dir: Path | None, verbose: bool) -> None:
-    """Run the relay, a sample agent server and a connected host, all on this machine."""
+def demo(port: int, data_dir: Path | None, allow_unsigned: bool, verbose: bool) -> None:
+    """Run the relay, a sample agent server and a connected host, all on this machine.
+
+    The host checks signatures: pair a client with the printed code, then call through
+    the relay with `agent-relay request`."""
     from .demo.run import run_demo
 
     _setup_logging(verbose)
     try:
-        _run(run_demo(data_dir or default_data_dir() / "demo", port=port))
+        _run(
+            run_demo(
+                data_dir or default_data_dir() / "demo", port=port, allow_unsigned=allow_unsigned
+            )
+        )
     except OSError as exc:
         raise click.ClickException(
             f"cannot start the demo: {exc} (is port {port} in use? try --port 0)"

@@ -1,16 +1,22 @@
 """``agent-relay demo``: the whole system in one process, with no outside services.
 
 A relay on SQLite, the sample agent server, a user and token, and a host connector that
-dials the relay and serves the sample server; then it prints what to open and a ready
-``curl`` line, and runs until Ctrl-C (or SIGTERM), when everything stops in order.
+dials the relay and serves the sample server. The connector checks signatures as it does
+in production, so the demo also issues a pairing code and prints the client commands
+that pair and call through the relay, and the local pairing page to open; with
+``--allow-unsigned`` it prints a page to open through the relay and plain ``curl`` lines
+instead. It runs until Ctrl-C (or SIGTERM), when everything stops in order.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
+import shlex
 import signal
+import sys
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -18,6 +24,7 @@ from pathlib import Path
 
 from ..host.connector import Connector, ConnectorConfig
 from ..host.identity import load_machine_id
+from ..host.status import PAGE_PATH, StatusServer
 from ..host.tokens import StaticToken
 from ..host.upstream import UpstreamPool, UpstreamTarget
 from ..keyfile import read_secret_file, write_secret_file
@@ -25,6 +32,7 @@ from ..relay.auth import JwtSecret, issue_token
 from ..relay.config import RelayConfig
 from ..relay.service import RelayService
 from ..store import Store
+from ..trust.host import TrustHost
 from .sample_server import RunningServer, create_app
 
 log = logging.getLogger(__name__)
@@ -41,6 +49,10 @@ class DemoUrls:
     host_id: uuid.UUID
     browse: str  # the sample server's page through the relay
     token: str
+    data_dir: Path
+    pairing_page: str | None = None  # None: the trust layer is off (--allow-unsigned)
+    code: str | None = None
+    code_minutes: int = 0
 
 
 def _secret(data_dir: Path) -> JwtSecret:
@@ -62,10 +74,14 @@ async def _wait_for_host(store: Store, user_id: uuid.UUID, machine_id: str) -> u
 
 
 class Demo:
-    def __init__(self, data_dir: Path, *, port: int, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self, data_dir: Path, *, port: int, host: str = "127.0.0.1", allow_unsigned: bool = False
+    ) -> None:
         self.data_dir = data_dir
         self.port = port
         self.host = host
+        self.allow_unsigned = allow_unsigned
+        self._status: StatusServer | None = None
         self._store: Store | None = None
         self._relay: RelayService | None = None
         self._sample: RunningServer | None = None
@@ -95,6 +111,7 @@ class Demo:
 
         machine_id = load_machine_id(data_dir)
         pool = UpstreamPool(UpstreamTarget.parse(sample_url))
+        trust = None if self.allow_unsigned else TrustHost(data_dir / "host")
         self._connector = Connector(
             ConnectorConfig(
                 relay_url=self._relay.url,
@@ -105,16 +122,29 @@ class Demo:
             ),
             StaticToken(issued.token),
             pool,
-            trust=None,  # unsigned, like --allow-unsigned: the demo's curl lines are plain
+            trust=trust,
         )
         self._connector_task = asyncio.create_task(self._connector.run())
         host_id = await _wait_for_host(store, user.id, machine_id)
         session_id = await store.create_browser_session(host_id, user.id, issued.auth_session_id)
         browse = f"{self._relay.url}/v1/relay/h/{host_id}/s/{session_id}/"
-        return DemoUrls(self._relay.url, sample_url, host_id, browse, issued.token)
+        urls = DemoUrls(self._relay.url, sample_url, host_id, browse, issued.token, data_dir)
+        if trust is None:
+            return urls
+        self._status = StatusServer(self._connector.snapshot, trust=trust)
+        status_host, status_port = await self._status.start(self.host, 0)
+        code = trust.issue_code()
+        return dataclasses.replace(
+            urls,
+            pairing_page=f"http://{status_host}:{status_port}{PAGE_PATH}",
+            code=code.code,
+            code_minutes=round(trust.limits.code_ttl / 60),
+        )
 
     async def stop(self) -> None:
         """Host first (finishing its requests), then the relay, then the sample server."""
+        if self._status is not None:
+            await self._status.stop()
         if self._connector is not None:
             await self._connector.stop()
         if self._connector_task is not None:
@@ -126,7 +156,53 @@ class Demo:
             await self._sample.stop()
 
 
+def _command() -> str:
+    """How to run agent-relay from a shell: the script beside this interpreter if there
+    is one (a venv's bin/), else the name on the PATH."""
+    script = Path(sys.executable).parent / "agent-relay"
+    return shlex.quote(str(script)) if script.exists() else "agent-relay"
+
+
 def banner(urls: DemoUrls) -> str:
+    if urls.pairing_page is None:
+        return _unsigned_banner(urls)
+    cli = _command()
+    client_dir = shlex.quote(str(urls.data_dir / "client"))
+    return "\n".join(
+        [
+            "",
+            "agent-relay demo is running: relay (SQLite) + sample agent server + connected host",
+            "",
+            f"  relay:                 {urls.relay}   (health: {urls.relay}/health)",
+            f"  sample agent server:   {urls.sample_server}   (direct, for comparison)",
+            f"  host id:               {urls.host_id}",
+            "",
+            "Open the host's local pairing page (pairing codes, paired clients):",
+            f"  {urls.pairing_page}",
+            "",
+            f"The host only answers paired clients. Pairing code: {urls.code}"
+            f"  (valid {urls.code_minutes} min, one attempt; the page makes new ones)",
+            "",
+            "Pair, then call through the relay (every request signed, every answer verified):",
+            f"  export AGENT_RELAY_DATA_DIR={client_dir}",
+            f"  export AGENT_RELAY_TOKEN={urls.token}",
+            f"  {cli} pair --relay {urls.relay} --host {urls.host_id} --code {urls.code}",
+            f"  {cli} request /api/workspaces",
+            f'  {cli} request POST /api/workspaces -d \'{{"name": "from the demo"}}\'',
+            f"  {cli} request /api/events          # server-sent events, verified as they come",
+            f"  {cli} ws /api/terminal             # type a line, the terminal echoes it",
+            "",
+            "Unsigned calls are refused by the host:",
+            f"  curl -s {urls.browse}api/workspaces",
+            "(agent-relay demo --allow-unsigned turns the checks off for browsing with curl.)",
+            "",
+            "Ctrl-C stops everything.",
+            "",
+        ]
+    )
+
+
+def _unsigned_banner(urls: DemoUrls) -> str:
     api = urls.browse + "api/workspaces"
     return "\n".join(
         [
@@ -137,7 +213,7 @@ def banner(urls: DemoUrls) -> str:
             f"  sample agent server:   {urls.sample_server}   (direct, for comparison)",
             f"  host id:               {urls.host_id}",
             "",
-            "Open through the relay:",
+            "The host's signature checks are OFF (--allow-unsigned). Open through the relay:",
             f"  {urls.browse}",
             "",
             "Try:",
@@ -151,12 +227,12 @@ def banner(urls: DemoUrls) -> str:
     )
 
 
-async def run_demo(data_dir: Path, *, port: int) -> None:
+async def run_demo(data_dir: Path, *, port: int, allow_unsigned: bool = False) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    demo = Demo(data_dir, port=port)
+    demo = Demo(data_dir, port=port, allow_unsigned=allow_unsigned)
     try:
         urls = await demo.start()
         print(banner(urls), flush=True)
