@@ -559,7 +559,9 @@ def host_command(
     )
     limits = PoolLimits(
         max_connections=max_upstream_connections,
-        max_idle=min(16, max_upstream_connections),
+        # Idle ones are kept up to the limit: a busy connector would otherwise open a
+        # new connection for a good part of its requests.
+        max_idle=max_upstream_connections,
         idle_timeout=upstream_idle_timeout,
     )
     _setup_logging(verbose)

@@ -70,7 +70,7 @@ class UpstreamTarget:
 @dataclass(frozen=True, slots=True)
 class PoolLimits:
     max_connections: int = 64  # connections carrying a request at once; more requests wait
-    max_idle: int = 16  # connections kept open between requests
+    max_idle: int = 64  # connections kept open between requests (at most max_connections)
     idle_timeout: float = 4.0  # seconds an idle connection is kept (below common servers' 5 s)
     connect_timeout: float = 5.0
     wait_timeout: float = 30.0  # for a free connection when all are busy (then 503)
