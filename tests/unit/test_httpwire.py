@@ -135,3 +135,52 @@ async def test_switching_protocols_then_raw_splice() -> None:
         assert got == b"HELLO WORLD"
         await asyncio.wait_for(relaying, 5)
     server.close()
+
+
+class _RecordingChannel:
+    """A byte channel that keeps each write apart, and serves reads from a script."""
+
+    def __init__(self, incoming: list[bytes]) -> None:
+        self.writes: list[bytes] = []
+        self._incoming = incoming
+
+    async def read(self, max_bytes: int = 65536) -> bytes:
+        return self._incoming.pop(0) if self._incoming else b""
+
+    async def write(self, data: bytes) -> None:
+        self.writes.append(data)
+
+    async def close(self) -> None:
+        pass
+
+    def reset(self) -> None:
+        pass
+
+
+async def test_a_started_head_goes_out_with_the_body_in_one_write() -> None:
+    channel = _RecordingChannel([b"GET / HTTP/1.1\r\nhost: x\r\n\r\n"])
+    conn = HttpConnection(channel, client=False)
+    assert await conn.receive_request() is not None
+    conn.start_message(h11.Response(status_code=200, headers=[("content-length", "5")]))
+    assert channel.writes == []
+    await conn.send_data(b"hello")
+    await conn.end_message()
+    assert channel.writes == [b"HTTP/1.1 200 \r\ncontent-length: 5\r\n\r\nhello"]
+
+
+async def test_body_ready_says_whether_a_read_would_wait() -> None:
+    head = b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n"
+    channel = _RecordingChannel([head + b"hello", b"world"])
+    conn = HttpConnection(channel, client=True)
+    await conn.send_message(h11.Request(method="GET", target="/", headers=[("host", "x")]), b"")
+    response = await conn.receive_response()
+    assert response.status_code == 200
+    assert conn.body_ready()  # "hello" came with the head
+    assert conn.body_ready()  # asking again does not lose it
+    chunks = conn.receive_body()
+    assert await anext(chunks) == b"hello"
+    assert not conn.body_ready()  # "world" is still to be read
+    assert await anext(chunks) == b"world"
+    assert await anext(chunks, None) is None
+    assert conn.can_reuse
+    conn.start_next_cycle()

@@ -36,10 +36,15 @@ class HttpConnection:
         )
         self._read_size = read_size
         self._max_head = max_head_size
+        self._peeked: h11.Event | type[h11.PAUSED] | None = None  # see body_ready()
+        self._held = b""  # a head from start_message(), not written yet
 
     # ----------------------------------------------------------------- reading
 
     async def _next_event(self) -> h11.Event | type[h11.PAUSED]:
+        if self._peeked is not None:
+            peeked, self._peeked = self._peeked, None
+            return peeked
         conn = self._h11
         while True:
             try:
@@ -99,10 +104,23 @@ class HttpConnection:
             else:
                 raise HttpProtocolError(f"unexpected {type(event).__name__} in a body", 502)
 
+    def body_ready(self) -> bool:
+        """The next event of the message being received is here already: reading it will
+        not wait for the peer."""
+        if self._peeked is None:
+            try:
+                event = self._h11.next_event()
+            except h11.RemoteProtocolError:
+                return True  # the read raises it
+            if event is h11.NEED_DATA:
+                return False
+            self._peeked = event  # type: ignore[assignment]
+        return True
+
     async def discard_body(self, limit: int) -> bool:
         """Read and drop what is left of the peer's message, so the connection can serve
         the next one; False (do not reuse) if more than ``limit`` bytes are left."""
-        if self._h11.their_state is not h11.SEND_BODY:
+        if self._peeked is None and self._h11.their_state is not h11.SEND_BODY:
             return True
         seen = 0
         async for chunk in self.receive_body():
@@ -114,7 +132,17 @@ class HttpConnection:
     # ----------------------------------------------------------------- writing
 
     async def send(self, event: h11.Event) -> None:
-        data = self._h11.send(event)
+        await self._write(self._h11.send(event) or b"")
+
+    def start_message(self, head: h11.Response | h11.Request) -> None:
+        """Queue a message head: it goes out in one write with the next body bytes (or the
+        end), instead of a write of its own. For a body that is already at hand; a head
+        must not wait for one that may take a while (an event stream)."""
+        self._held += self._h11.send(head) or b""
+
+    async def _write(self, data: bytes) -> None:
+        if self._held:
+            data, self._held = self._held + data, b""
         if data:
             await self.channel.write(data)
 
@@ -125,7 +153,7 @@ class HttpConnection:
         if body:
             data += conn.send(h11.Data(data=body)) or b""
         data += conn.send(h11.EndOfMessage()) or b""
-        await self.channel.write(data)
+        await self._write(data)
 
     async def send_data(self, data: bytes) -> None:
         if data:
@@ -151,6 +179,8 @@ class HttpConnection:
         return self._h11.their_state in (h11.DONE, h11.MUST_CLOSE, h11.CLOSED)
 
     def start_next_cycle(self) -> None:
+        if isinstance(self._peeked, h11.EndOfMessage):
+            self._peeked = None  # the end of the message just finished
         self._h11.start_next_cycle()
 
     def trailing_data(self) -> bytes:

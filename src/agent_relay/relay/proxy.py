@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import h11
@@ -73,10 +74,15 @@ async def proxy_request(
     uploading: asyncio.Task[None] | None = None
     try:
         async with asyncio.timeout(limits.total_timeout):
-            await upstream.send(
-                h11.Request(method=request.method, target=target, headers=request.headers)
-            )
-            uploading = asyncio.create_task(_upload(front, upstream, limits, result))
+            head = h11.Request(method=request.method, target=target, headers=request.headers)
+            if _has_body(request.headers):
+                await upstream.send(head)
+                uploading = asyncio.create_task(_upload(front, upstream, limits, result))
+            else:
+                # Most requests: head and end in one write, and no task to stream a body.
+                await upstream.send_message(head, b"")
+                async for _ in front.receive_body():
+                    pass  # only the end of the message, already here
             try:
                 async with asyncio.timeout(limits.response_timeout):
                     response = await upstream.receive_response()
@@ -85,7 +91,7 @@ async def proxy_request(
             except HttpProtocolError as exc:
                 raise bad_gateway(f"bad response from host: {exc}") from None
             except MuxError:
-                if uploading.done() and uploading.exception() is not None:
+                if uploading and uploading.done() and uploading.exception() is not None:
                     raise bad_gateway("request body could not be forwarded") from None
                 raise bad_gateway("host closed the stream without a response") from None
             result.status = response.status_code
@@ -100,15 +106,19 @@ async def proxy_request(
                 upgrade = [(k, v) for k, v in response.headers if k in (b"upgrade", b"connection")]
                 await _splice_upgrade(front, upstream, stream, headers + upgrade, result)
                 return result
-            await front.send(
-                h11.Response(
-                    status_code=response.status_code,
-                    headers=headers + response_headers,
-                    reason=response.reason,
-                )
+            answer = h11.Response(
+                status_code=response.status_code,
+                headers=headers + response_headers,
+                reason=response.reason,
             )
+            if upstream.body_ready():
+                front.start_message(answer)  # out with the body, in one write
+            else:
+                await front.send(answer)  # the body may take a while (an event stream)
             await _download(front, upstream, limits, result)
-            if not front.request_done:
+            if uploading is None:
+                pass
+            elif not front.request_done:
                 # The host answered without reading the whole body; the upload is moot.
                 uploading.cancel()
             else:
@@ -134,6 +144,14 @@ async def proxy_request(
             uploading.cancel()
             with contextlib.suppress(BaseException):
                 await uploading
+
+
+def _has_body(headers: Sequence[tuple[bytes, bytes]]) -> bool:
+    """Whether a request carries a body (RFC 9112 6.3: framed by one of these two)."""
+    for name, value in headers:
+        if name == b"transfer-encoding" or (name == b"content-length" and value != b"0"):
+            return True
+    return False
 
 
 async def _upload(
