@@ -112,6 +112,32 @@ async def test_reset_reaches_the_peer_and_the_session_goes_on(make_pair: PairFac
         assert await (await server.accept_stream()).read() == b"y"
 
 
+async def test_on_failure_tells_of_a_peer_reset_once_and_never_of_our_own(
+    make_pair: PairFactory,
+) -> None:
+    async with make_pair() as (client, server):
+        stream = await client.open_stream()
+        await stream.write(b"x")
+        accepted = await server.accept_stream()
+        failures: list[Exception] = []
+        told = asyncio.Event()
+
+        def tell(error: Exception) -> None:
+            failures.append(error)
+            told.set()
+
+        accepted.on_failure(tell)
+        stream.reset()
+        async with asyncio.timeout(5):
+            await told.wait()
+        assert [type(f) for f in failures] == [StreamResetError]
+        ours = await client.open_stream()
+        ours.on_failure(failures.append)
+        ours.reset()
+        await client.close()
+        assert len(failures) == 1
+
+
 async def test_slow_reader_bounds_memory_and_blocks_the_writer(make_pair: PairFactory) -> None:
     async with make_pair() as (client, server):
         stream = await client.open_stream()

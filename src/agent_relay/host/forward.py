@@ -88,7 +88,7 @@ async def serve_stream(
     signed (``agent_relay.trust``)."""
     front = HttpConnection(stream, client=False, max_head_size=limits.max_head_size)
     try:
-        await _serve(front, pool, limits, trust)
+        await _serve(stream, front, pool, limits, trust)
     except (_Abort, MuxError, ConnectionError) as exc:
         log.debug("stream %d aborted: %s", stream.stream_id, exc)
         stream.reset()
@@ -104,7 +104,11 @@ async def serve_stream(
 
 
 async def _serve(
-    front: HttpConnection, pool: UpstreamPool, limits: ForwardLimits, trust: TrustHost | None
+    stream: MuxStream,
+    front: HttpConnection,
+    pool: UpstreamPool,
+    limits: ForwardLimits,
+    trust: TrustHost | None,
 ) -> None:
     try:
         async with asyncio.timeout(limits.head_timeout):
@@ -117,7 +121,7 @@ async def _serve(
         return
     if request is None:  # the relay closed the stream without a request
         return
-    await _Exchange(front, request, pool, limits, trust).run()
+    await _Exchange(stream, front, request, pool, limits, trust).run()
 
 
 async def _finish(stream: MuxStream, linger: float) -> None:
@@ -142,12 +146,14 @@ class _Exchange:
 
     def __init__(
         self,
+        stream: MuxStream,
         front: HttpConnection,
         request: h11.Request,
         pool: UpstreamPool,
         limits: ForwardLimits,
         trust: TrustHost | None = None,
     ) -> None:
+        self.stream = stream
         self.front = front
         self.request = request
         self.pool = pool
@@ -196,22 +202,26 @@ class _Exchange:
         if _is_upgrade(self.request):
             await self._exchange()  # what follows on the stream belongs to the pipe
             return
-        # Nothing more comes from the relay for this request, so a read ends only when it
-        # resets the stream (its client went away): then the local request is cut short
-        # instead of running on for nobody.
-        work = asyncio.create_task(self._exchange())
-        watch = asyncio.create_task(self.front.channel.read())
+        # Nothing more comes from the relay for this request; if it resets the stream (its
+        # client went away), the local request is cut short instead of running on for
+        # nobody.
+        task = asyncio.current_task()
+        assert task is not None
+        failures: list[MuxError] = []
+
+        def cut(error: MuxError) -> None:
+            failures.append(error)
+            task.cancel()
+
+        self.stream.on_failure(cut)
         try:
-            await asyncio.wait({work, watch}, return_when=asyncio.FIRST_COMPLETED)
-            if not work.done() and not watch.cancelled() and watch.exception() is not None:
-                raise _Abort(f"the relay reset the stream: {watch.exception()}")
-            await work
+            await self._exchange()
+        except asyncio.CancelledError:
+            if failures and task.uncancel() == 0:
+                raise _Abort(f"the relay reset the stream: {failures[0]}") from None
+            raise
         finally:
-            for task in (work, watch):
-                task.cancel()
-            await asyncio.wait({work, watch})
-            if not watch.cancelled():
-                watch.exception()  # seen (a reset after the work was done changes nothing)
+            self.stream.on_failure(None)
 
     # ----------------------------------------------------------------- trust
 
@@ -436,16 +446,19 @@ class _Exchange:
         elif mode is BodyMode.CHUNKED:
             await self._respond_chunked(upstream, response, headers)
         else:
-            await front.send(
-                h11.Response(
-                    status_code=response.status_code, headers=headers, reason=response.reason
-                )
+            head = h11.Response(
+                status_code=response.status_code, headers=headers, reason=response.reason
             )
+            if upstream.http.body_ready():
+                front.start_message(head)  # out with the body, in one frame
+            else:
+                await front.send(head)  # the body may take a while (an event stream)
             async for chunk in self._response_body(upstream):
                 await front.send_data(chunk)
         await front.end_message()
         await self._settle_upload()
-        log.debug("%s -> %d", self.what, response.status_code)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("%s -> %d", self.what, response.status_code)
         self.pool.release(upstream)
 
     async def _settle_upload(self) -> None:

@@ -13,6 +13,7 @@ import contextlib
 import itertools
 import logging
 from collections import deque
+from collections.abc import Callable
 from typing import Protocol, Self
 
 from .config import MuxConfig
@@ -81,6 +82,7 @@ class MuxStream:
         self._write_closed = False
         self._open_timer: asyncio.TimerHandle | None = None
         self._max_send_window = 0
+        self._on_failure: Callable[[MuxError], None] | None = None
 
     def __repr__(self) -> str:
         return f"<MuxStream {self.stream_id}>"
@@ -178,8 +180,14 @@ class MuxStream:
     def reset(self) -> None:
         """Abort the stream in both directions (RST)."""
         if self._error is None:
+            self._on_failure = None  # our own doing: nothing to tell
             self._session._reset_stream(self.stream_id)
             self._fail(StreamResetError(f"stream {self.stream_id} was reset locally"))
+
+    def on_failure(self, callback: Callable[[MuxError], None] | None) -> None:
+        """Call ``callback`` once, at once, if the peer resets the stream or the session
+        ends; None stops it. Cheaper than a task kept waiting on a read to learn it."""
+        self._on_failure = callback
 
     async def wait_acknowledged(self) -> None:
         """Wait for the peer to accept a stream we opened."""
@@ -239,6 +247,9 @@ class MuxStream:
         _settle(self._read_waiter, error)
         _settle(self._window_waiter, error)
         _settle(self._ack_waiter, error)
+        callback, self._on_failure = self._on_failure, None
+        if callback is not None:
+            callback(error)
 
 
 class MuxSession:
