@@ -57,10 +57,10 @@ def measure(setup: e2e.Setup, args: argparse.Namespace) -> dict[str, dict[str, f
                 before = {k: e2e.cpu_seconds(v) for k, v in pids.items()}
                 result = e2e.wrk(url, connections, args.seconds)
                 figures = {f"rate{connections}": result.rate}
-                if path == "agent-relay" and connections == 64:
+                if path == "agent-relay":
                     for key, group in pids.items():
                         spent = e2e.cpu_seconds(group) - before[key]
-                        figures[f"cpu_{key}"] = spent / result.requests * 1e6
+                        figures[f"cpu_{key}{connections}"] = spent / result.requests * 1e6
                 for key, value in figures.items():
                     samples[path].setdefault(key, []).append(value)
                 print(f"round {round_ + 1} {path} c{connections}: {result}", file=sys.stderr)
@@ -88,12 +88,12 @@ def report(results: dict[str, dict[str, float]], args: argparse.Namespace) -> st
     ):
         ratio = e2e.ratio(relay[key], direct[key])
         lines.append(f"| {label} | {direct[key]:.0f} | {relay[key]:.0f} | {ratio} |")
-    lines.append(
-        f"| CPU per request at 64 connections (µs): relay | | {relay['cpu_relay']:.0f} | |"
-    )
-    lines.append(
-        f"| CPU per request at 64 connections (µs): connector | | {relay['cpu_connector']:.0f} | |"
-    )
+    for connections in (1, 64):
+        for key in ("relay", "connector"):
+            spent = relay[f"cpu_{key}{connections}"]
+            lines.append(
+                f"| CPU per request, {connections} connection(s) (µs): {key} | | {spent:.0f} | |"
+            )
     return "\n".join(lines)
 
 
@@ -104,6 +104,7 @@ def main() -> None:
     parser.add_argument("--download-mib", type=int, default=100, help="download size [100]")
     parser.add_argument("--repeats", type=int, default=3, help="downloads, median [3]")
     parser.add_argument("--profile", choices=("relay", "connector"), help="run it under cProfile")
+    parser.add_argument("--profile-out", type=Path, help="also keep the cProfile stats here")
     parser.add_argument("--top", type=int, default=45, help="profile lines to print [45]")
     args = parser.parse_args()
     tools = e2e.ensure_tools(install=False)
@@ -133,6 +134,8 @@ def main() -> None:
         if args.profile:
             out = io.StringIO()
             stats = pstats.Stats(str(tmp / "profile.out"), stream=out)
+            if args.profile_out:
+                stats.dump_stats(args.profile_out)
             stats.sort_stats("tottime").print_stats(args.top)
             stats.sort_stats("cumulative").print_stats(args.top)
             print(out.getvalue())
