@@ -561,6 +561,8 @@ async def test_status_endpoint(relay: Relay, local: LocalServer, connector: Conn
             await eventually(lambda: connector.state.host_id is not None)
             base = await relay.path()
             assert (await relay.client.get(f"{base}/echo")).status_code == 200
+            # The stream ends when the relay's FIN arrives, which may trail the answer.
+            await eventually(lambda: connector.state.active_streams == 0)
             response = await client.get("/_relay/status")
             assert response.status_code == 200
             body = response.json()
