@@ -2,17 +2,20 @@
 socket) and a bounded pool of keep-alive HTTP/1.1 connections to it.
 
 A connection goes back to the pool only if h11 says both sides finished their message
-and nobody asked to close. While idle, a watcher reads from it: the server closing it,
-or sending anything at all, retires it at once, and so does ``idle_timeout``. A
-connection that carried a ``101`` is detached: it belongs to the spliced stream.
+and nobody asked to close. While idle, it is watched: the server closing it, or sending
+anything at all, retires it at once, and so does ``idle_timeout``. (The watch is a hook
+in its stream reader and a timer, not a task reading from it: parking and taking a
+connection happen on every request.) A connection that carried a ``101`` is detached:
+it belongs to the spliced stream.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import SupportsIndex
 from urllib.parse import urlsplit
 
 from ..httpwire import HttpConnection, SocketChannel
@@ -61,10 +64,47 @@ class UpstreamTarget:
         host = f"[{self.host}]" if ":" in self.host else self.host.encode("idna").decode()
         return (host if self.port == 80 else f"{host}:{self.port}").encode("ascii")
 
-    async def open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    async def open(self) -> tuple[WatchedReader, asyncio.StreamWriter]:
+        """What ``asyncio.open_connection`` does, with a reader that can be watched."""
+        loop = asyncio.get_running_loop()
+        reader = WatchedReader(loop=loop)
+        protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
         if self.unix_path is not None:
-            return await asyncio.open_unix_connection(self.unix_path)
-        return await asyncio.open_connection(self.host, self.port)
+            transport, _ = await loop.create_unix_connection(lambda: protocol, self.unix_path)
+        else:
+            assert self.host is not None
+            assert self.port is not None
+            transport, _ = await loop.create_connection(lambda: protocol, self.host, self.port)
+        return reader, asyncio.StreamWriter(transport, protocol, reader, loop)
+
+
+class WatchedReader(asyncio.StreamReader):
+    """A stream reader that calls ``on_input`` when bytes, the end or an error arrive."""
+
+    on_input: Callable[[], None] | None = None
+    _buffer: bytearray  # StreamReader's own: bytes received and not read yet
+
+    def feed_data(self, data: Iterable[SupportsIndex]) -> None:
+        super().feed_data(data)
+        self._poke()
+
+    def feed_eof(self) -> None:
+        super().feed_eof()
+        self._poke()
+
+    def set_exception(self, exc: Exception) -> None:
+        super().set_exception(exc)
+        self._poke()
+
+    def _poke(self) -> None:
+        callback, self.on_input = self.on_input, None
+        if callback is not None:
+            callback()
+
+    @property
+    def quiet(self) -> bool:
+        """Nothing arrived: no bytes, no end, no error."""
+        return not self._buffer and not self.at_eof() and self.exception() is None
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,13 +136,14 @@ class UpstreamConnection:
     """One connection to the local server and its HTTP/1.1 state."""
 
     def __init__(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, max_head_size: int
+        self, reader: WatchedReader, writer: asyncio.StreamWriter, max_head_size: int
     ) -> None:
+        self.reader = reader
         self.channel = _CountingChannel(reader, writer)
         self.http = HttpConnection(self.channel, client=True, max_head_size=max_head_size)
         self.reused = False  # it served an earlier request
         self.leased = False  # it holds a pool slot
-        self._watcher: asyncio.Task[None] | None = None
+        self._expiry: asyncio.TimerHandle | None = None
 
     @property
     def closed(self) -> bool:
@@ -116,35 +157,34 @@ class UpstreamConnection:
         """Idle from now on: retire it (``gone``) when the server closes or writes, or when
         ``idle_timeout`` passes."""
         self.channel.bytes_read = 0
-        self._watcher = asyncio.create_task(self._watch(idle_timeout, gone))
 
-    async def _watch(self, idle_timeout: float, gone: Callable[[UpstreamConnection], None]) -> None:
-        with contextlib.suppress(TimeoutError, ConnectionError):
-            async with asyncio.timeout(idle_timeout):
-                await self.channel.reader.read(1)
-        gone(self)
+        def retire() -> None:
+            self._stop_watching()
+            gone(self)
 
-    async def unpark(self) -> bool:
+        if not self.reader.quiet:
+            asyncio.get_running_loop().call_soon(retire)
+            return
+        self.reader.on_input = retire
+        self._expiry = asyncio.get_running_loop().call_later(idle_timeout, retire)
+
+    def _stop_watching(self) -> None:
+        self.reader.on_input = None
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
+
+    def unpark(self) -> bool:
         """Take it out of the idle state; False if it must not be used any more."""
-        watcher, self._watcher = self._watcher, None
-        if watcher is None:
-            return not self.closed
-        if watcher.done():
-            return False
-        watcher.cancel()
-        await asyncio.wait({watcher})
-        return watcher.cancelled() and not self.closed
+        self._stop_watching()
+        return self.reader.quiet and not self.closed
 
     def close(self) -> None:
-        if self._watcher is not None:
-            self._watcher.cancel()
-            self._watcher = None
+        self._stop_watching()
         self.channel.writer.close()
 
     def abort(self) -> None:
-        if self._watcher is not None:
-            self._watcher.cancel()
-            self._watcher = None
+        self._stop_watching()
         self.channel.reset()
 
 
@@ -207,12 +247,7 @@ class UpstreamPool:
     async def _take_idle(self) -> UpstreamConnection | None:
         while self._idle:
             connection = self._idle.pop()
-            try:
-                alive = await connection.unpark()
-            except BaseException:
-                connection.close()
-                raise
-            if alive:
+            if connection.unpark():
                 connection.reused = True
                 self.reuses += 1
                 return connection
