@@ -23,6 +23,9 @@ from ..httpwire.channel import READ_SIZE
 from .errors import bad_gateway, busy
 
 DEFAULT_MAX_RESPONSE_HEAD = 64 * 1024
+# Reads from the local server (and the reader's buffer, which holds up to twice this):
+# large reads mean fewer, larger yamux frames and WebSocket messages on a download.
+UPSTREAM_READ_SIZE = 256 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +70,7 @@ class UpstreamTarget:
     async def open(self) -> tuple[WatchedReader, asyncio.StreamWriter]:
         """What ``asyncio.open_connection`` does, with a reader that can be watched."""
         loop = asyncio.get_running_loop()
-        reader = WatchedReader(loop=loop)
+        reader = WatchedReader(limit=UPSTREAM_READ_SIZE, loop=loop)
         protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
         if self.unix_path is not None:
             transport, _ = await loop.create_unix_connection(lambda: protocol, self.unix_path)
@@ -140,7 +143,9 @@ class UpstreamConnection:
     ) -> None:
         self.reader = reader
         self.channel = _CountingChannel(reader, writer)
-        self.http = HttpConnection(self.channel, client=True, max_head_size=max_head_size)
+        self.http = HttpConnection(
+            self.channel, client=True, max_head_size=max_head_size, read_size=UPSTREAM_READ_SIZE
+        )
         self.reused = False  # it served an earlier request
         self.leased = False  # it holds a pool slot
         self._expiry: asyncio.TimerHandle | None = None

@@ -24,6 +24,11 @@ _HOP_BY_HOP = frozenset(
 )
 
 
+# Reads from the host's stream: as large as a yamux frame, so that a download goes to the
+# client in a few large writes rather than many small ones.
+STREAM_READ_SIZE = 256 * 1024
+
+
 @dataclass(frozen=True, slots=True)
 class ProxyLimits:
     # Time for the host to start its response head.
@@ -69,7 +74,9 @@ async def proxy_request(
     response has been sent yet; after that, failures abort the client connection.
     """
     stream = await _open(tunnel)
-    upstream = HttpConnection(stream, client=True, max_head_size=limits.max_response_head)
+    upstream = HttpConnection(
+        stream, client=True, max_head_size=limits.max_response_head, read_size=STREAM_READ_SIZE
+    )
     result = ProxyResult(status=0)
     uploading: asyncio.Task[None] | None = None
     try:
