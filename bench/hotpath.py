@@ -64,11 +64,17 @@ def measure(setup: e2e.Setup, args: argparse.Namespace) -> dict[str, dict[str, f
                 for key, value in figures.items():
                     samples[path].setdefault(key, []).append(value)
                 print(f"round {round_ + 1} {path} c{connections}: {result}", file=sys.stderr)
+    assert setup.sample is not None
+    pids["sample"] = [setup.sample.pid]
     for path in ("direct", "agent-relay"):
         url = setup.base(path) + "/api/blob"
+        before = {k: e2e.cpu_seconds(v) for k, v in pids.items()}
         samples[path]["download"] = [
             e2e.download_mb_per_s(url, args.download_mib * e2e.MIB, args.repeats)
         ]
+        for key, group in pids.items():
+            spent = e2e.cpu_seconds(group) - before[key]
+            samples[path][f"dl_cpu_{key}"] = [spent / (args.download_mib * args.repeats)]
     return {p: {k: statistics.median(v) for k, v in d.items()} for p, d in samples.items()}
 
 
@@ -94,6 +100,9 @@ def report(results: dict[str, dict[str, float]], args: argparse.Namespace) -> st
             lines.append(
                 f"| CPU per request, {connections} connection(s) (µs): {key} | | {spent:.0f} | |"
             )
+    for key in ("relay", "connector", "sample"):
+        spent = relay[f"dl_cpu_{key}"] * 1e3
+        lines.append(f"| download CPU per MiB (ms): {key} | | {spent:.2f} | |")
     return "\n".join(lines)
 
 
