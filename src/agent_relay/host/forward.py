@@ -398,11 +398,15 @@ class _Exchange:
     # ----------------------------------------------------------------- response
 
     async def _response_body(self, upstream: UpstreamConnection) -> AsyncIterator[bytes]:
-        body = upstream.http.receive_body()
+        http = upstream.http
+        body = http.receive_body()
         while True:
             try:
-                async with asyncio.timeout(self.limits.idle_timeout):
+                if http.body_ready():  # no wait: no timer to set
                     chunk = await self._unless_revoked(anext(body, None))
+                else:
+                    async with asyncio.timeout(self.limits.idle_timeout):
+                        chunk = await self._unless_revoked(anext(body, None))
             except (HttpProtocolError, TimeoutError) as exc:
                 raise _Abort(f"the local server's response broke off: {exc!r}") from None
             if chunk is None:

@@ -181,8 +181,11 @@ async def _download(
     body = upstream.receive_body()
     while True:
         try:
-            async with asyncio.timeout(limits.idle_timeout):
+            if upstream.body_ready():  # no wait: no timer to set
                 chunk = await anext(body, None)
+            else:
+                async with asyncio.timeout(limits.idle_timeout):
+                    chunk = await anext(body, None)
         except (HttpProtocolError, MuxError, TimeoutError) as exc:
             # Headers are out: all we can do is cut the client connection.
             raise ConnectionAbortedError(f"host response broke off: {exc!r}") from None
