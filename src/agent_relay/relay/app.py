@@ -122,7 +122,7 @@ class RelayApp:
             level, "%s %s from %s -> %d %s", ex.method, _redact(ex.target), ex.peer, status, message
         )
         if status in (401, 403, 404) and ex.target.startswith(_PROXY_PREFIX):
-            self.metrics.requests.labels(str(status)).inc()
+            self.metrics.count_request(status)
         with contextlib.suppress(Exception):
             await ex.respond_json(status, {"error": message}, headers=headers)
 
@@ -259,7 +259,7 @@ class RelayApp:
                 response_headers=ex.extra_headers,
             )
         except RelayError as exc:
-            self.metrics.requests.labels(str(exc.status)).inc()
+            self.metrics.count_request(exc.status)
             raise
         finally:
             tunnel.release()
@@ -267,9 +267,11 @@ class RelayApp:
         ex.responded = True
         ex.taken_over = result.upgraded
         self.metrics.latency.observe(time.perf_counter() - started)
-        self.metrics.requests.labels(str(result.status)).inc()
-        self.metrics.bytes.labels("up").inc(result.bytes_up)
-        self.metrics.bytes.labels("down").inc(result.bytes_down)
+        self.metrics.count_request(result.status)
+        if result.bytes_up:
+            self.metrics.bytes_up.inc(result.bytes_up)
+        if result.bytes_down:
+            self.metrics.bytes_down.inc(result.bytes_down)
 
     async def _authorize_proxy(self, host_id: uuid.UUID, session_id: uuid.UUID) -> Tunnel:
         """The spec's checks, in its order, on at most one database round trip."""
