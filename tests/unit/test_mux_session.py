@@ -131,6 +131,9 @@ async def test_on_failure_tells_of_a_peer_reset_once_and_never_of_our_own(
         async with asyncio.timeout(5):
             await told.wait()
         assert [type(f) for f in failures] == [StreamResetError]
+        late: list[Exception] = []
+        accepted.on_failure(late.append)  # registered after the fact: told at once
+        assert [type(f) for f in late] == [StreamResetError]
         ours = await client.open_stream()
         ours.on_failure(failures.append)
         ours.reset()

@@ -191,7 +191,11 @@ class MuxStream:
 
     def on_failure(self, callback: Callable[[MuxError], None] | None) -> None:
         """Call ``callback`` once, at once, if the peer resets the stream or the session
-        ends; None stops it. Cheaper than a task kept waiting on a read to learn it."""
+        ends (now, if that happened already); None stops it. Cheaper than a task kept
+        waiting on a read to learn it."""
+        if callback is not None and self._error is not None:
+            callback(self._error)
+            return
         self._on_failure = callback
 
     async def wait_acknowledged(self) -> None:
