@@ -184,3 +184,13 @@ async def test_body_ready_says_whether_a_read_would_wait() -> None:
     assert await anext(chunks, None) is None
     assert conn.can_reuse
     conn.start_next_cycle()
+
+
+async def test_a_body_error_seen_while_peeking_is_raised_as_it_was() -> None:
+    head = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
+    conn = HttpConnection(_RecordingChannel([head + b"zz\r\n"]), client=True)
+    await conn.send_message(h11.Request(method="GET", target="/", headers=[("host", "x")]), b"")
+    await conn.receive_response()
+    assert conn.body_ready()  # what comes next is an error
+    with pytest.raises(HttpProtocolError, match="chunk"):
+        await anext(conn.receive_body())

@@ -36,7 +36,8 @@ class HttpConnection:
         )
         self._read_size = read_size
         self._max_head = max_head_size
-        self._peeked: h11.Event | type[h11.PAUSED] | None = None  # see body_ready()
+        self._peeked: h11.Event | type[h11.PAUSED] | None = None  # see event_ready()
+        self._peeked_error: h11.RemoteProtocolError | None = None  # the same, an error
         self._held = b""  # a head from start_message(), not written yet
 
     # ----------------------------------------------------------------- reading
@@ -45,6 +46,9 @@ class HttpConnection:
         if self._peeked is not None:
             peeked, self._peeked = self._peeked, None
             return peeked
+        if self._peeked_error is not None:
+            exc = self._peeked_error
+            raise HttpProtocolError(str(exc), exc.error_status_hint) from None
         conn = self._h11
         while True:
             try:
@@ -108,10 +112,13 @@ class HttpConnection:
         """The next event of the message being received is here already: reading it will
         not wait for the peer."""
         if self._peeked is None:
+            if self._peeked_error is not None:
+                return True
             try:
                 event = self._h11.next_event()
-            except h11.RemoteProtocolError:
-                return True  # the read raises it
+            except h11.RemoteProtocolError as exc:
+                self._peeked_error = exc  # the read raises it
+                return True
             if event is h11.NEED_DATA:
                 return False
             self._peeked = event  # type: ignore[assignment]
