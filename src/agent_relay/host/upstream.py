@@ -232,8 +232,11 @@ class UpstreamPool:
         if self._closed:
             raise busy("the connector is stopping")
         try:
-            async with asyncio.timeout(self.limits.wait_timeout):
-                await self._slots.acquire()
+            if self._slots.locked():  # all busy: wait, for so long
+                async with asyncio.timeout(self.limits.wait_timeout):
+                    await self._slots.acquire()
+            else:
+                await self._slots.acquire()  # free: no wait, no timer
         except TimeoutError:
             raise busy(
                 f"all {self.limits.max_connections} connections to the local server are busy"
