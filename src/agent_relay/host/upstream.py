@@ -113,14 +113,20 @@ class WatchedReader(asyncio.StreamReader):
 @dataclass(frozen=True, slots=True)
 class PoolLimits:
     max_connections: int = 64  # connections carrying a request at once; more requests wait
-    max_idle: int = 64  # connections kept open between requests (at most max_connections)
+    # Connections kept open between requests; None: as many as max_connections (fewer
+    # would make a busy connector open a new connection for a good part of its requests).
+    max_idle: int | None = None
     idle_timeout: float = 4.0  # seconds an idle connection is kept (below common servers' 5 s)
     connect_timeout: float = 5.0
     wait_timeout: float = 30.0  # for a free connection when all are busy (then 503)
 
     def __post_init__(self) -> None:
-        if self.max_connections < 1 or not 0 <= self.max_idle <= self.max_connections:
+        if self.max_connections < 1 or not 0 <= self.idle_cap <= self.max_connections:
             raise ValueError("the pool needs max_connections >= 1 and 0 <= max_idle <= it")
+
+    @property
+    def idle_cap(self) -> int:
+        return self.max_connections if self.max_idle is None else self.max_idle
 
 
 class _CountingChannel(SocketChannel):
@@ -293,7 +299,7 @@ class UpstreamPool:
             return
         if (
             self._closed
-            or self.limits.max_idle == 0
+            or self.limits.idle_cap == 0
             or connection.closed
             or not connection.http.can_reuse
             or connection.http.trailing_data()  # bytes nobody asked for: not to be trusted
@@ -301,7 +307,7 @@ class UpstreamPool:
             connection.close()
             return
         connection.http.start_next_cycle()
-        if len(self._idle) >= self.limits.max_idle:
+        if len(self._idle) >= self.limits.idle_cap:
             self._idle.pop(0).close()  # the least recently used
         connection.park(self.limits.idle_timeout, self._gone)
         self._idle.append(connection)
