@@ -39,6 +39,7 @@ class HttpConnection:
         self._peeked: h11.Event | type[h11.PAUSED] | None = None  # see event_ready()
         self._peeked_error: h11.RemoteProtocolError | None = None  # the same, an error
         self._held = b""  # a head from start_message(), not written yet
+        self._bypassed = False  # a body was read past h11 (receive_long_body)
 
     # ----------------------------------------------------------------- reading
 
@@ -107,6 +108,30 @@ class HttpConnection:
                 raise HttpProtocolError("connection closed in the middle of a body", 502)
             else:
                 raise HttpProtocolError(f"unexpected {type(event).__name__} in a body", 502)
+
+    async def receive_long_body(self, length: int) -> AsyncIterator[bytes]:
+        """Like :meth:`receive_body`, for a body of ``length`` bytes (its Content-Length):
+        what h11 holds already comes through it, the rest straight from the channel, as
+        read. h11 would copy every byte twice more; the price is that the connection
+        cannot be reused afterwards (h11 never saw the end)."""
+        seen = 0
+        while self.body_ready():
+            event = await self._next_event()
+            if isinstance(event, h11.Data):
+                seen += len(event.data)
+                if event.data:
+                    yield bytes(event.data)
+            elif isinstance(event, h11.EndOfMessage):
+                return  # h11 knew better (a body it had whole, or none at all)
+            else:
+                raise HttpProtocolError(f"unexpected {type(event).__name__} in a body", 502)
+        self._bypassed = True
+        while seen < length:
+            data = await self.channel.read(min(self._read_size, length - seen))
+            if not data:
+                raise HttpProtocolError("connection closed in the middle of a body", 502)
+            seen += len(data)
+            yield data
 
     def body_ready(self) -> bool:
         """The next event of the message being received is here already: reading it will
@@ -178,6 +203,8 @@ class HttpConnection:
     @property
     def can_reuse(self) -> bool:
         """Both sides finished their message and nobody asked to close."""
+        if self._bypassed:
+            return False
         return self._h11.our_state is h11.DONE and self._h11.their_state is h11.DONE
 
     @property
@@ -193,6 +220,24 @@ class HttpConnection:
     def trailing_data(self) -> bytes:
         """Bytes that arrived after the message head that switched protocols."""
         return bytes(self._h11.trailing_data[0])
+
+
+def plain_body_length(
+    request_method: bytes, status: int, headers: Sequence[tuple[bytes, bytes]]
+) -> int | None:
+    """The length of a response body framed by Content-Length alone (RFC 9112 6.3), or
+    None (no body, chunked, read to the close, or an unusable header)."""
+    if request_method == b"HEAD" or status < 200 or status in (204, 304):
+        return None
+    length: int | None = None
+    for name, value in headers:
+        if name == b"transfer-encoding":
+            return None
+        if name == b"content-length":
+            if not value.isdigit() or (length is not None and int(value) != length):
+                return None
+            length = int(value)
+    return length
 
 
 def _head_size(first_line: bytes, headers: Sequence[tuple[bytes, bytes]]) -> int:
