@@ -14,39 +14,34 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from functools import wraps
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import click
 import platformdirs
 
 from . import __version__
-from .host.connector import Connector, ConnectorConfig
-from .host.forward import ForwardLimits
-from .host.identity import default_name, load_machine_id
-from .host.service import parse_host_port
-from .host.service import run_until_signalled as run_host_until_signalled
-from .host.tokens import CommandToken, FileToken, StaticToken, TokenSource, clean_token
-from .host.upstream import PoolLimits, UpstreamPool, UpstreamTarget
-from .keyfile import read_secret_file, write_secret_file
-from .relay.auth import (
-    SECRET_ENV,
-    AuthError,
-    JwtSecret,
-    SecretError,
-    issue_token,
-    session_id_of_token,
-)
-from .relay.config import ConfigError, RelayConfig, parse_listen_addr
-from .relay.service import RelayService, run_until_signalled
-from .store import Store, StoreError, StoreMode
-from .trust.host import TrustHost
-from .trust.limits import TrustLimits
+
+if TYPE_CHECKING:
+    from .host.tokens import TokenSource
+    from .relay.auth import JwtSecret
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 DATABASE_ENV = ["SERVER_DATABASE_URL", "DATABASE_URL"]
 SECRET_FILE_NAME = "jwt-secret"  # noqa: S105 - a file name, not a secret
+# relay.auth.SECRET_ENV, spelled out so that the help text needs no import of the relay.
+SECRET_ENV = "VIBEKANBAN_REMOTE_JWT_SECRET"  # noqa: S105 - a variable name, not a secret
+
+# Subcommands import what they run inside their functions: `agent-relay host` must not
+# load the relay, its store and SQLAlchemy (tens of MiB in every connector process).
+# Errors that become a one-line message: (module, class names). A class whose module was
+# never imported cannot have been raised, so _fail_cleanly looks them up in sys.modules.
+_CLEAN_ERRORS = (
+    ("agent_relay.relay.config", ("ConfigError",)),
+    ("agent_relay.relay.auth", ("SecretError", "AuthError")),
+    ("agent_relay.store.errors", ("StoreError",)),
+)
 
 
 def _fail_cleanly(func: Callable[P, R]) -> Callable[P, R]:
@@ -56,12 +51,23 @@ def _fail_cleanly(func: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return func(*args, **kwargs)
-        except (ConfigError, SecretError, StoreError, AuthError, PermissionError) as exc:
+        except (PermissionError, ValueError) as exc:
             raise click.ClickException(str(exc)) from None
-        except ValueError as exc:
-            raise click.ClickException(str(exc)) from None
+        except Exception as exc:
+            if isinstance(exc, _clean_errors()):
+                raise click.ClickException(str(exc)) from None
+            raise
 
     return wrapper
+
+
+def _clean_errors() -> tuple[type[BaseException], ...]:
+    found: list[type[BaseException]] = []
+    for module_name, names in _CLEAN_ERRORS:
+        module = sys.modules.get(module_name)
+        if module is not None:
+            found += [getattr(module, name) for name in names]
+    return tuple(found)
 
 
 def _run(coro: Awaitable[R]) -> R:
@@ -88,6 +94,9 @@ def default_data_dir() -> Path:
 def resolve_secret(secret_file: Path | None, data_dir: Path, *, create: bool) -> JwtSecret:
     """The JWT secret: the environment, else a file, else (stand-alone) one kept in the
     data dir, made on first start."""
+    from .keyfile import read_secret_file, write_secret_file
+    from .relay.auth import JwtSecret, SecretError
+
     if os.environ.get(SECRET_ENV):
         return JwtSecret.from_environment()
     if secret_file is not None:
@@ -219,6 +228,11 @@ def _serve(
     verbose: bool,
 ) -> None:
     _setup_logging(verbose)
+    from .relay.auth import SecretError
+    from .relay.config import RelayConfig, parse_listen_addr
+    from .relay.service import RelayService, run_until_signalled
+    from .store import Store, StoreMode
+
     host, port = parse_listen_addr(listen)
     data_dir = data_dir or default_data_dir()
     if require_secret and not os.environ.get(SECRET_ENV) and jwt_secret_file is None:
@@ -271,6 +285,8 @@ def relay_server(standalone: bool, **options: Any) -> None:
     """The relay as a drop-in for the reference relay-server sidecar: configured by
     RELAY_LISTEN_ADDR, SERVER_DATABASE_URL (or DATABASE_URL) and
     VIBEKANBAN_REMOTE_JWT_SECRET, on the remote API's database."""
+    from .relay.config import ConfigError
+
     if not options.get("database_url") and not standalone:
         raise ConfigError("SERVER_DATABASE_URL (or DATABASE_URL) must be set")
     _serve(shared=not standalone, require_secret=True, **options)
@@ -298,6 +314,7 @@ def users_add(
     name: str, database_url: str | None, data_dir: Path | None, jwt_secret_file: Path | None
 ) -> None:
     """Create the user NAME."""
+    from .store import Store
 
     async def add() -> None:
         async with await Store.open(database_url, data_dir=data_dir or default_data_dir()) as store:
@@ -314,6 +331,7 @@ def users_list(
     database_url: str | None, data_dir: Path | None, jwt_secret_file: Path | None
 ) -> None:
     """List the users."""
+    from .store import Store
 
     async def show() -> None:
         async with await Store.open(database_url, data_dir=data_dir or default_data_dir()) as store:
@@ -341,6 +359,9 @@ def tokens_issue(
     jwt_secret_file: Path | None,
 ) -> None:
     """Print a new token for USER (a name or id) on stdout."""
+    from .relay.auth import issue_token
+    from .store import Store
+
     lifetime = parse_ttl(ttl)
     data_dir = data_dir or default_data_dir()
     secret = resolve_secret(jwt_secret_file, data_dir, create=True)
@@ -377,6 +398,9 @@ def tokens_revoke(
     jwt_secret_file: Path | None,
 ) -> None:
     """Revoke TOKEN, or --session ID, or every token of --user NAME."""
+    from .relay.auth import session_id_of_token
+    from .store import Store
+
     if sum(x is not None for x in (token, user, session_id)) != 1:
         raise click.UsageError("give exactly one of TOKEN, --user or --session")
     data_dir = data_dir or default_data_dir()
@@ -526,6 +550,15 @@ def host_command(
 
     Relayed requests must be signed by a paired client (see `host pair-code`), and the
     answers are signed, unless --allow-unsigned."""
+    from .host.connector import Connector, ConnectorConfig
+    from .host.forward import ForwardLimits
+    from .host.identity import default_name, load_machine_id
+    from .host.service import parse_host_port
+    from .host.service import run_until_signalled as run_host_until_signalled
+    from .host.tokens import CommandToken, FileToken, StaticToken
+    from .host.upstream import PoolLimits, UpstreamPool, UpstreamTarget
+    from .trust.host import TrustHost
+
     if click.get_current_context().invoked_subcommand is not None:
         return
     if relay_url is None:
@@ -559,7 +592,9 @@ def host_command(
     )
     limits = PoolLimits(
         max_connections=max_upstream_connections,
-        max_idle=min(16, max_upstream_connections),
+        # Idle ones are kept up to the limit: a busy connector would otherwise open a
+        # new connection for a good part of its requests.
+        max_idle=max_upstream_connections,
         idle_timeout=upstream_idle_timeout,
     )
     _setup_logging(verbose)
@@ -605,6 +640,9 @@ def host_pair_code(data_dir: Path | None, ttl: float) -> None:
 
     It goes to the data dir, where a running connector reads it when a pairing starts;
     a new code replaces the previous one."""
+    from .trust.host import TrustHost
+    from .trust.limits import TrustLimits
+
     limits = TrustLimits(code_ttl=ttl * 60)
     trust = TrustHost(data_dir or default_data_dir(), limits=limits)
     code = trust.issue_code()
@@ -625,6 +663,8 @@ def host_clients() -> None:
 @_fail_cleanly
 def host_clients_list(data_dir: Path | None, trusted_keys_file: Path | None, as_json: bool) -> None:
     """List paired clients."""
+    from .trust.host import TrustHost
+
     trust = TrustHost(data_dir or default_data_dir(), trusted_keys_file=trusted_keys_file)
     clients = trust.list_clients()
     if as_json:
@@ -648,6 +688,8 @@ def host_clients_revoke(
 ) -> None:
     """Revoke a paired client: a running connector ends its sessions and closes its
     WebSockets within a second."""
+    from .trust.host import TrustHost
+
     trust = TrustHost(data_dir or default_data_dir(), trusted_keys_file=trusted_keys_file)
     if not trust.revoke(client_id):
         raise click.ClickException(f"no paired client {client_id}")
@@ -769,6 +811,8 @@ def _client_command(func: Callable[..., Any]) -> Callable[..., Any]:
 def _client_token(token: str | None, token_file: Path | None) -> str | None:
     """--token-file wins over a token from the environment; none is fine when a relay
     session is already stored."""
+    from .host.tokens import FileToken, clean_token
+
     source = click.get_current_context().get_parameter_source("token")
     if token_file is not None:
         if token is not None and source is not click.core.ParameterSource.ENVIRONMENT:

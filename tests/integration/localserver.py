@@ -146,9 +146,11 @@ class LocalServer:
             await drain(http)
             channel.reset()  # TCP RST, no answer
             return False
-        elif path == "/break":
+        elif path == "/break" or path.startswith("/break/"):
+            # /break/SIZE: a body announced at SIZE bytes (100000 by default) breaks off.
             await drain(http)
-            await http.send(h11.Response(status_code=200, headers=[("content-length", "100000")]))
+            announced = path.removeprefix("/break").strip("/") or "100000"
+            await http.send(h11.Response(status_code=200, headers=[("content-length", announced)]))
             await http.send_data(b"x" * 1000)
             await asyncio.sleep(0.2)  # the head has gone all the way to the client
             await channel.aclose()

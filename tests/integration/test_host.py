@@ -406,14 +406,28 @@ async def test_local_server_timeout_is_502(relay: Relay, local: LocalServer) -> 
         assert "did not answer within 0.2 s" in response.json()["error"]
 
 
+@pytest.mark.parametrize("path", ["/break", f"/break/{4 * MIB}"])  # short, long body
 async def test_a_response_that_breaks_off_cuts_the_client(
-    relay: Relay, local: LocalServer, connector: Connector
+    relay: Relay, local: LocalServer, connector: Connector, path: str
 ) -> None:
     base = await relay.path()
     with pytest.raises(httpx.RemoteProtocolError):
-        await relay.client.get(f"{base}/break")
+        await relay.client.get(f"{base}{path}")
     assert (await relay.client.get(f"{base}/echo")).status_code == 200
     await eventually(lambda: connector.state.active_streams == 0)
+
+
+async def test_after_a_long_body_the_next_request_goes_on_a_new_connection(
+    relay: Relay, local: LocalServer, connector: Connector
+) -> None:
+    """A long body is read past h11 (fewer copies), so its connection is not kept."""
+    base = await relay.path()
+    size = 3 * MIB
+    response = await relay.client.get(f"{base}/bytes/{size}")
+    assert response.content == pattern(size)
+    assert (await relay.client.get(f"{base}/bytes/1000")).content == pattern(1000)
+    assert (await relay.client.get(f"{base}/echo")).status_code == 200
+    assert local.connections == 2  # the short answer's connection was kept for the echo
 
 
 # --------------------------------------------------------------------- the control channel
@@ -561,6 +575,8 @@ async def test_status_endpoint(relay: Relay, local: LocalServer, connector: Conn
             await eventually(lambda: connector.state.host_id is not None)
             base = await relay.path()
             assert (await relay.client.get(f"{base}/echo")).status_code == 200
+            # The stream ends when the relay's FIN arrives, which may trail the answer.
+            await eventually(lambda: connector.state.active_streams == 0)
             response = await client.get("/_relay/status")
             assert response.status_code == 200
             body = response.json()

@@ -218,6 +218,28 @@ async def test_revoked_login_ends_its_relay_sessions(relay: Relay, host: FakeHos
     assert context.revoked_at is not None
 
 
+async def test_concurrent_requests_share_one_session_lookup(
+    relay: Relay, host: FakeHost, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An expired cache entry under load costs one database round trip, not one per
+    request in flight."""
+    base = await relay.path()
+    assert (await relay.client.get(f"{base}/echo")).status_code == 200
+    store = relay.store
+    load = store.load_proxy_context
+    sessions: list[uuid.UUID] = []
+
+    async def counted(session_id: uuid.UUID) -> object:
+        sessions.append(session_id)  # the real query still runs
+        return await load(session_id)
+
+    monkeypatch.setattr(store, "load_proxy_context", counted)
+    relay.service.app.forget_all_sessions()
+    responses = await asyncio.gather(*(relay.client.get(f"{base}/echo") for _ in range(20)))
+    assert [r.status_code for r in responses] == [200] * 20
+    assert sessions == [uuid.UUID(base.rsplit("/", 1)[1])]
+
+
 async def test_large_upload_and_download_stream(relay: Relay, host: FakeHost) -> None:
     base = await relay.path()
     body = random.randbytes(24 * MIB)

@@ -19,7 +19,7 @@ from agent_relay.host.identity import MACHINE_ID_FILE, load_machine_id
 from agent_relay.host.service import parse_host_port
 from agent_relay.host.status import ConnectorState, Phase
 from agent_relay.host.tokens import CommandToken, FileToken, StaticToken, TokenError
-from agent_relay.host.upstream import UpstreamTarget
+from agent_relay.host.upstream import PoolLimits, UpstreamTarget
 
 # --------------------------------------------------------------------- relay URL
 
@@ -269,3 +269,13 @@ def test_durations_and_go_away_codes_read_well() -> None:
     assert _go_away(0) == "normal"
     assert _go_away(1) == "protocol error"
     assert _go_away(9) == "code 9"
+
+
+# --------------------------------------------------------------------- pool limits
+
+
+def test_idle_connections_are_kept_up_to_the_connection_limit_by_default() -> None:
+    assert PoolLimits(max_connections=16).idle_cap == 16
+    assert PoolLimits(max_connections=16, max_idle=4).idle_cap == 4
+    with pytest.raises(ValueError, match="max_idle"):
+        PoolLimits(max_connections=2, max_idle=3)

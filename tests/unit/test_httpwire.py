@@ -9,6 +9,7 @@ import h11
 import pytest
 
 from agent_relay.httpwire import HttpConnection, HttpProtocolError, SocketChannel, splice
+from agent_relay.httpwire.connection import plain_body_length
 from tests.conftest import tcp_pair
 
 
@@ -192,3 +193,105 @@ async def test_no_100_continue_unasked_or_once_answered() -> None:
             answer = await up.read(1024)
         assert answer.startswith(b"HTTP/1.1 401 ")
         assert b" 100 " not in answer
+
+
+class _RecordingChannel:
+    """A byte channel that keeps each write apart, and serves reads from a script."""
+
+    def __init__(self, incoming: list[bytes]) -> None:
+        self.writes: list[bytes] = []
+        self._incoming = incoming
+
+    async def read(self, max_bytes: int = 65536) -> bytes:
+        return self._incoming.pop(0) if self._incoming else b""
+
+    async def write(self, data: bytes) -> None:
+        self.writes.append(data)
+
+    async def close(self) -> None:
+        pass
+
+    def reset(self) -> None:
+        pass
+
+
+async def test_a_started_head_goes_out_with_the_body_in_one_write() -> None:
+    channel = _RecordingChannel([b"GET / HTTP/1.1\r\nhost: x\r\n\r\n"])
+    conn = HttpConnection(channel, client=False)
+    assert await conn.receive_request() is not None
+    conn.start_message(h11.Response(status_code=200, headers=[("content-length", "5")]))
+    assert channel.writes == []
+    await conn.send_data(b"hello")
+    await conn.end_message()
+    assert channel.writes == [b"HTTP/1.1 200 \r\ncontent-length: 5\r\n\r\nhello"]
+
+
+async def test_body_ready_says_whether_a_read_would_wait() -> None:
+    head = b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n"
+    channel = _RecordingChannel([head + b"hello", b"world"])
+    conn = HttpConnection(channel, client=True)
+    await conn.send_message(h11.Request(method="GET", target="/", headers=[("host", "x")]), b"")
+    response = await conn.receive_response()
+    assert response.status_code == 200
+    assert conn.body_ready()  # "hello" came with the head
+    assert conn.body_ready()  # asking again does not lose it
+    chunks = conn.receive_body()
+    assert await anext(chunks) == b"hello"
+    assert not conn.body_ready()  # "world" is still to be read
+    assert await anext(chunks) == b"world"
+    assert await anext(chunks, None) is None
+    assert conn.can_reuse
+    conn.start_next_cycle()
+
+
+async def test_a_body_error_seen_while_peeking_is_raised_as_it_was() -> None:
+    head = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
+    conn = HttpConnection(_RecordingChannel([head + b"zz\r\n"]), client=True)
+    await conn.send_message(h11.Request(method="GET", target="/", headers=[("host", "x")]), b"")
+    await conn.receive_response()
+    assert conn.body_ready()  # what comes next is an error
+    with pytest.raises(HttpProtocolError, match="chunk"):
+        await anext(conn.receive_body())
+
+
+def test_plain_body_length_is_the_content_length_of_a_body_that_has_one() -> None:
+    length = [(b"content-length", b"10")]
+    assert plain_body_length(b"GET", 200, length) == 10
+    assert plain_body_length(b"HEAD", 200, length) is None
+    assert plain_body_length(b"GET", 204, length) is None
+    assert plain_body_length(b"GET", 304, length) is None
+    assert plain_body_length(b"GET", 200, [*length, (b"transfer-encoding", b"chunked")]) is None
+    assert plain_body_length(b"GET", 200, [*length, (b"content-length", b"11")]) is None
+    assert plain_body_length(b"GET", 200, [(b"content-length", b"1e3")]) is None
+    assert plain_body_length(b"GET", 200, []) is None
+
+
+async def test_a_long_body_is_read_past_h11_and_the_connection_is_not_reused() -> None:
+    head = b"HTTP/1.1 200 OK\r\ncontent-length: 11\r\n\r\n"
+    channel = _RecordingChannel([head + b"hel", b"lo wo", b"rld"])
+    conn = HttpConnection(channel, client=True)
+    await conn.send_message(h11.Request(method="GET", target="/", headers=[("host", "x")]), b"")
+    response = await conn.receive_response()
+    assert response.status_code == 200
+    chunks = [c async for c in conn.receive_long_body(11)]
+    assert chunks == [b"hel", b"lo wo", b"rld"]  # h11's part, then as read
+    assert not conn.can_reuse
+
+
+async def test_a_long_body_cut_short_is_an_error() -> None:
+    head = b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n"
+    conn = HttpConnection(_RecordingChannel([head, b"only this"]), client=True)
+    await conn.send_message(h11.Request(method="GET", target="/", headers=[("host", "x")]), b"")
+    await conn.receive_response()
+    with pytest.raises(HttpProtocolError, match="middle of a body"):
+        async for _ in conn.receive_long_body(100):
+            pass
+
+
+async def test_a_long_body_h11_had_whole_ends_where_h11_says() -> None:
+    head = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello"
+    conn = HttpConnection(_RecordingChannel([head]), client=True)
+    await conn.send_message(h11.Request(method="GET", target="/", headers=[("host", "x")]), b"")
+    await conn.receive_response()
+    assert [c async for c in conn.receive_long_body(5)] == [b"hello"]
+    assert conn.can_reuse  # h11 saw it all

@@ -112,6 +112,35 @@ async def test_reset_reaches_the_peer_and_the_session_goes_on(make_pair: PairFac
         assert await (await server.accept_stream()).read() == b"y"
 
 
+async def test_on_failure_tells_of_a_peer_reset_once_and_never_of_our_own(
+    make_pair: PairFactory,
+) -> None:
+    async with make_pair() as (client, server):
+        stream = await client.open_stream()
+        await stream.write(b"x")
+        accepted = await server.accept_stream()
+        failures: list[Exception] = []
+        told = asyncio.Event()
+
+        def tell(error: Exception) -> None:
+            failures.append(error)
+            told.set()
+
+        accepted.on_failure(tell)
+        stream.reset()
+        async with asyncio.timeout(5):
+            await told.wait()
+        assert [type(f) for f in failures] == [StreamResetError]
+        late: list[Exception] = []
+        accepted.on_failure(late.append)  # registered after the fact: told at once
+        assert [type(f) for f in late] == [StreamResetError]
+        ours = await client.open_stream()
+        ours.on_failure(failures.append)
+        ours.reset()
+        await client.close()
+        assert len(failures) == 1
+
+
 async def test_slow_reader_bounds_memory_and_blocks_the_writer(make_pair: PairFactory) -> None:
     async with make_pair() as (client, server):
         stream = await client.open_stream()
@@ -303,3 +332,48 @@ async def test_garbage_from_the_peer_gets_a_protocol_error_go_away() -> None:
         assert await reader.read() == b""  # then the connection is closed
         await asyncio.wait_for(session.wait_closed(), 5)
         assert "version" in session.close_reason
+
+
+class _RecordingTransport(SocketByteStream):
+    """A socket byte stream that keeps what each transport write carried."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        super().__init__(reader, writer)
+        self.writes: list[bytes] = []
+
+    async def write(self, data: bytes) -> None:
+        self.writes.append(data)
+        await super().write(data)
+
+
+async def test_ack_and_fin_travel_with_other_frames_or_leave_soon_alone() -> None:
+    """The ACK of an accepted stream goes out with the answer written at once, in one
+    transport write; an ACK with nothing to travel with leaves by itself soon after."""
+    connected: asyncio.Future[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = (
+        asyncio.get_running_loop().create_future()
+    )
+    server = await asyncio.start_server(lambda r, w: connected.set_result((r, w)), "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    transport = _RecordingTransport(*await asyncio.open_connection("127.0.0.1", port))
+    session = MuxSession(transport, client=True, config=MuxConfig(keepalive_interval=None))
+    reader, writer = await connected
+    try:
+        for stream_id in (2, 4):
+            writer.write(encode_header(FrameType.DATA, Flag.SYN, stream_id, 2) + b"hi")
+        first = await session.accept_stream()
+        assert await first.read() == b"hi"
+        await asyncio.sleep(0)  # the answer takes a moment (a round trip upstream)
+        await first.write(b"answer")
+        await first.close()
+        seen = await read_frames_until(reader, FrameType.DATA)
+        assert seen == [(FrameType.WINDOW_UPDATE, Flag.ACK, 2, seen[0][3]), (0, 0, 2, 6)]
+        assert len(transport.writes) == 1  # ACK, data and FIN together
+        second = await session.accept_stream()
+        seen = await asyncio.wait_for(read_frames_until(reader, FrameType.WINDOW_UPDATE), 5)
+        assert seen[-1][:3] == (FrameType.WINDOW_UPDATE, Flag.FIN, 2)
+        seen = await asyncio.wait_for(read_frames_until(reader, FrameType.WINDOW_UPDATE), 5)
+        assert seen[-1][:3] == (FrameType.WINDOW_UPDATE, Flag.ACK, second.stream_id)
+    finally:
+        await session.close()
+        writer.close()
+        server.close()

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import h11
 
 from ..httpwire import HttpConnection, HttpProtocolError, splice
+from ..httpwire.connection import plain_body_length
 from ..mux import MuxError, MuxStream
 from ..trust import wire
 from ..trust.body import BodyBuffer
@@ -65,6 +66,11 @@ _REPLACED = frozenset({b"host", RELAYED_HEADER, FORWARDED_HOST_HEADER})
 _FRAMING = frozenset({b"content-length", b"transfer-encoding", b"host"})
 
 
+# An answer at least this long (by its Content-Length) is read past h11, for speed; its
+# upstream connection is then closed rather than kept, which is cheap next to the body.
+LONG_BODY = 1024 * 1024
+
+
 @dataclass(frozen=True, slots=True)
 class ForwardLimits:
     max_head_size: int = 64 * 1024  # request head from the relay (then 431)
@@ -88,7 +94,7 @@ async def serve_stream(
     signed (``agent_relay.trust``)."""
     front = HttpConnection(stream, client=False, max_head_size=limits.max_head_size)
     try:
-        await _serve(front, pool, limits, trust)
+        await _serve(stream, front, pool, limits, trust)
     except (_Abort, MuxError, ConnectionError) as exc:
         log.debug("stream %d aborted: %s", stream.stream_id, exc)
         stream.reset()
@@ -104,7 +110,11 @@ async def serve_stream(
 
 
 async def _serve(
-    front: HttpConnection, pool: UpstreamPool, limits: ForwardLimits, trust: TrustHost | None
+    stream: MuxStream,
+    front: HttpConnection,
+    pool: UpstreamPool,
+    limits: ForwardLimits,
+    trust: TrustHost | None,
 ) -> None:
     try:
         async with asyncio.timeout(limits.head_timeout):
@@ -117,7 +127,7 @@ async def _serve(
         return
     if request is None:  # the relay closed the stream without a request
         return
-    await _Exchange(front, request, pool, limits, trust).run()
+    await _Exchange(stream, front, request, pool, limits, trust).run()
 
 
 async def _finish(stream: MuxStream, linger: float) -> None:
@@ -142,12 +152,14 @@ class _Exchange:
 
     def __init__(
         self,
+        stream: MuxStream,
         front: HttpConnection,
         request: h11.Request,
         pool: UpstreamPool,
         limits: ForwardLimits,
         trust: TrustHost | None = None,
     ) -> None:
+        self.stream = stream
         self.front = front
         self.request = request
         self.pool = pool
@@ -196,22 +208,26 @@ class _Exchange:
         if _is_upgrade(self.request):
             await self._exchange()  # what follows on the stream belongs to the pipe
             return
-        # Nothing more comes from the relay for this request, so a read ends only when it
-        # resets the stream (its client went away): then the local request is cut short
-        # instead of running on for nobody.
-        work = asyncio.create_task(self._exchange())
-        watch = asyncio.create_task(self.front.channel.read())
+        # Nothing more comes from the relay for this request; if it resets the stream (its
+        # client went away), the local request is cut short instead of running on for
+        # nobody.
+        task = asyncio.current_task()
+        assert task is not None
+        failures: list[MuxError] = []
+
+        def cut(error: MuxError) -> None:
+            failures.append(error)
+            task.cancel()
+
+        self.stream.on_failure(cut)
         try:
-            await asyncio.wait({work, watch}, return_when=asyncio.FIRST_COMPLETED)
-            if not work.done() and not watch.cancelled() and watch.exception() is not None:
-                raise _Abort(f"the relay reset the stream: {watch.exception()}")
-            await work
+            await self._exchange()
+        except asyncio.CancelledError:
+            if failures and task.uncancel() == 0:
+                raise _Abort(f"the relay reset the stream: {failures[0]}") from None
+            raise
         finally:
-            for task in (work, watch):
-                task.cancel()
-            await asyncio.wait({work, watch})
-            if not watch.cancelled():
-                watch.exception()  # seen (a reset after the work was done changes nothing)
+            self.stream.on_failure(None)
 
     # ----------------------------------------------------------------- trust
 
@@ -387,12 +403,20 @@ class _Exchange:
 
     # ----------------------------------------------------------------- response
 
-    async def _response_body(self, upstream: UpstreamConnection) -> AsyncIterator[bytes]:
-        body = upstream.http.receive_body()
+    async def _response_body(
+        self, upstream: UpstreamConnection, long_body: int | None = None
+    ) -> AsyncIterator[bytes]:
+        """The answer's body; ``long_body``: its length, to read it past h11 (the
+        connection is closed afterwards instead of being kept)."""
+        http = upstream.http
+        body = http.receive_body() if long_body is None else http.receive_long_body(long_body)
         while True:
             try:
-                async with asyncio.timeout(self.limits.idle_timeout):
+                if http.body_ready():  # no wait: no timer to set
                     chunk = await self._unless_revoked(anext(body, None))
+                else:
+                    async with asyncio.timeout(self.limits.idle_timeout):
+                        chunk = await self._unless_revoked(anext(body, None))
             except (HttpProtocolError, TimeoutError) as exc:
                 raise _Abort(f"the local server's response broke off: {exc!r}") from None
             if chunk is None:
@@ -436,16 +460,21 @@ class _Exchange:
         elif mode is BodyMode.CHUNKED:
             await self._respond_chunked(upstream, response, headers)
         else:
-            await front.send(
-                h11.Response(
-                    status_code=response.status_code, headers=headers, reason=response.reason
-                )
+            head = h11.Response(
+                status_code=response.status_code, headers=headers, reason=response.reason
             )
-            async for chunk in self._response_body(upstream):
+            if upstream.http.body_ready():
+                front.start_message(head)  # out with the body, in one frame
+            else:
+                await front.send(head)  # the body may take a while (an event stream)
+            length = plain_body_length(self.request.method, response.status_code, response.headers)
+            long_body = length if length is not None and length >= LONG_BODY else None
+            async for chunk in self._response_body(upstream, long_body):
                 await front.send_data(chunk)
         await front.end_message()
         await self._settle_upload()
-        log.debug("%s -> %d", self.what, response.status_code)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("%s -> %d", self.what, response.status_code)
         self.pool.release(upstream)
 
     async def _settle_upload(self) -> None:

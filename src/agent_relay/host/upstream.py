@@ -2,17 +2,20 @@
 socket) and a bounded pool of keep-alive HTTP/1.1 connections to it.
 
 A connection goes back to the pool only if h11 says both sides finished their message
-and nobody asked to close. While idle, a watcher reads from it: the server closing it,
-or sending anything at all, retires it at once, and so does ``idle_timeout``. A
-connection that carried a ``101`` is detached: it belongs to the spliced stream.
+and nobody asked to close. While idle, it is watched: the server closing it, or sending
+anything at all, retires it at once, and so does ``idle_timeout``. (The watch is a hook
+in its stream reader and a timer, not a task reading from it: parking and taking a
+connection happen on every request.) A connection that carried a ``101`` is detached:
+it belongs to the spliced stream.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import SupportsIndex
 from urllib.parse import urlsplit
 
 from ..httpwire import HttpConnection, SocketChannel
@@ -20,6 +23,9 @@ from ..httpwire.channel import READ_SIZE
 from .errors import bad_gateway, busy
 
 DEFAULT_MAX_RESPONSE_HEAD = 64 * 1024
+# Reads from the local server (and the reader's buffer, which holds up to twice this):
+# large reads mean fewer, larger yamux frames and WebSocket messages on a download.
+UPSTREAM_READ_SIZE = 256 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,23 +67,66 @@ class UpstreamTarget:
         host = f"[{self.host}]" if ":" in self.host else self.host.encode("idna").decode()
         return (host if self.port == 80 else f"{host}:{self.port}").encode("ascii")
 
-    async def open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    async def open(self) -> tuple[WatchedReader, asyncio.StreamWriter]:
+        """What ``asyncio.open_connection`` does, with a reader that can be watched."""
+        loop = asyncio.get_running_loop()
+        reader = WatchedReader(limit=UPSTREAM_READ_SIZE, loop=loop)
+        protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
         if self.unix_path is not None:
-            return await asyncio.open_unix_connection(self.unix_path)
-        return await asyncio.open_connection(self.host, self.port)
+            transport, _ = await loop.create_unix_connection(lambda: protocol, self.unix_path)
+        else:
+            assert self.host is not None
+            assert self.port is not None
+            transport, _ = await loop.create_connection(lambda: protocol, self.host, self.port)
+        return reader, asyncio.StreamWriter(transport, protocol, reader, loop)
+
+
+class WatchedReader(asyncio.StreamReader):
+    """A stream reader that calls ``on_input`` when bytes, the end or an error arrive."""
+
+    on_input: Callable[[], None] | None = None
+    _buffer: bytearray  # StreamReader's own: bytes received and not read yet
+
+    def feed_data(self, data: Iterable[SupportsIndex]) -> None:
+        super().feed_data(data)
+        self._poke()
+
+    def feed_eof(self) -> None:
+        super().feed_eof()
+        self._poke()
+
+    def set_exception(self, exc: Exception) -> None:
+        super().set_exception(exc)
+        self._poke()
+
+    def _poke(self) -> None:
+        callback, self.on_input = self.on_input, None
+        if callback is not None:
+            callback()
+
+    @property
+    def quiet(self) -> bool:
+        """Nothing arrived: no bytes, no end, no error."""
+        return not self._buffer and not self.at_eof() and self.exception() is None
 
 
 @dataclass(frozen=True, slots=True)
 class PoolLimits:
     max_connections: int = 64  # connections carrying a request at once; more requests wait
-    max_idle: int = 16  # connections kept open between requests
+    # Connections kept open between requests; None: as many as max_connections (fewer
+    # would make a busy connector open a new connection for a good part of its requests).
+    max_idle: int | None = None
     idle_timeout: float = 4.0  # seconds an idle connection is kept (below common servers' 5 s)
     connect_timeout: float = 5.0
     wait_timeout: float = 30.0  # for a free connection when all are busy (then 503)
 
     def __post_init__(self) -> None:
-        if self.max_connections < 1 or not 0 <= self.max_idle <= self.max_connections:
+        if self.max_connections < 1 or not 0 <= self.idle_cap <= self.max_connections:
             raise ValueError("the pool needs max_connections >= 1 and 0 <= max_idle <= it")
+
+    @property
+    def idle_cap(self) -> int:
+        return self.max_connections if self.max_idle is None else self.max_idle
 
 
 class _CountingChannel(SocketChannel):
@@ -96,13 +145,16 @@ class UpstreamConnection:
     """One connection to the local server and its HTTP/1.1 state."""
 
     def __init__(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, max_head_size: int
+        self, reader: WatchedReader, writer: asyncio.StreamWriter, max_head_size: int
     ) -> None:
+        self.reader = reader
         self.channel = _CountingChannel(reader, writer)
-        self.http = HttpConnection(self.channel, client=True, max_head_size=max_head_size)
+        self.http = HttpConnection(
+            self.channel, client=True, max_head_size=max_head_size, read_size=UPSTREAM_READ_SIZE
+        )
         self.reused = False  # it served an earlier request
         self.leased = False  # it holds a pool slot
-        self._watcher: asyncio.Task[None] | None = None
+        self._expiry: asyncio.TimerHandle | None = None
 
     @property
     def closed(self) -> bool:
@@ -116,35 +168,34 @@ class UpstreamConnection:
         """Idle from now on: retire it (``gone``) when the server closes or writes, or when
         ``idle_timeout`` passes."""
         self.channel.bytes_read = 0
-        self._watcher = asyncio.create_task(self._watch(idle_timeout, gone))
 
-    async def _watch(self, idle_timeout: float, gone: Callable[[UpstreamConnection], None]) -> None:
-        with contextlib.suppress(TimeoutError, ConnectionError):
-            async with asyncio.timeout(idle_timeout):
-                await self.channel.reader.read(1)
-        gone(self)
+        def retire() -> None:
+            self._stop_watching()
+            gone(self)
 
-    async def unpark(self) -> bool:
+        if not self.reader.quiet:
+            asyncio.get_running_loop().call_soon(retire)
+            return
+        self.reader.on_input = retire
+        self._expiry = asyncio.get_running_loop().call_later(idle_timeout, retire)
+
+    def _stop_watching(self) -> None:
+        self.reader.on_input = None
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
+
+    def unpark(self) -> bool:
         """Take it out of the idle state; False if it must not be used any more."""
-        watcher, self._watcher = self._watcher, None
-        if watcher is None:
-            return not self.closed
-        if watcher.done():
-            return False
-        watcher.cancel()
-        await asyncio.wait({watcher})
-        return watcher.cancelled() and not self.closed
+        self._stop_watching()
+        return self.reader.quiet and not self.closed
 
     def close(self) -> None:
-        if self._watcher is not None:
-            self._watcher.cancel()
-            self._watcher = None
+        self._stop_watching()
         self.channel.writer.close()
 
     def abort(self) -> None:
-        if self._watcher is not None:
-            self._watcher.cancel()
-            self._watcher = None
+        self._stop_watching()
         self.channel.reset()
 
 
@@ -187,8 +238,11 @@ class UpstreamPool:
         if self._closed:
             raise busy("the connector is stopping")
         try:
-            async with asyncio.timeout(self.limits.wait_timeout):
-                await self._slots.acquire()
+            if self._slots.locked():  # all busy: wait, for so long
+                async with asyncio.timeout(self.limits.wait_timeout):
+                    await self._slots.acquire()
+            else:
+                await self._slots.acquire()  # free: no wait, no timer
         except TimeoutError:
             raise busy(
                 f"all {self.limits.max_connections} connections to the local server are busy"
@@ -207,12 +261,7 @@ class UpstreamPool:
     async def _take_idle(self) -> UpstreamConnection | None:
         while self._idle:
             connection = self._idle.pop()
-            try:
-                alive = await connection.unpark()
-            except BaseException:
-                connection.close()
-                raise
-            if alive:
+            if connection.unpark():
                 connection.reused = True
                 self.reuses += 1
                 return connection
@@ -250,7 +299,7 @@ class UpstreamPool:
             return
         if (
             self._closed
-            or self.limits.max_idle == 0
+            or self.limits.idle_cap == 0
             or connection.closed
             or not connection.http.can_reuse
             or connection.http.trailing_data()  # bytes nobody asked for: not to be trusted
@@ -258,7 +307,7 @@ class UpstreamPool:
             connection.close()
             return
         connection.http.start_next_cycle()
-        if len(self._idle) >= self.limits.max_idle:
+        if len(self._idle) >= self.limits.idle_cap:
             self._idle.pop(0).close()  # the least recently used
         connection.park(self.limits.idle_timeout, self._gone)
         self._idle.append(connection)

@@ -36,10 +36,20 @@ class HttpConnection:
         )
         self._read_size = read_size
         self._max_head = max_head_size
+        self._peeked: h11.Event | type[h11.PAUSED] | None = None  # see event_ready()
+        self._peeked_error: h11.RemoteProtocolError | None = None  # the same, an error
+        self._held = b""  # a head from start_message(), not written yet
+        self._bypassed = False  # a body was read past h11 (receive_long_body)
 
     # ----------------------------------------------------------------- reading
 
     async def _next_event(self) -> h11.Event | type[h11.PAUSED]:
+        if self._peeked is not None:
+            peeked, self._peeked = self._peeked, None
+            return peeked
+        if self._peeked_error is not None:
+            exc = self._peeked_error
+            raise HttpProtocolError(str(exc), exc.error_status_hint) from None
         conn = self._h11
         while True:
             try:
@@ -103,10 +113,50 @@ class HttpConnection:
             else:
                 raise HttpProtocolError(f"unexpected {type(event).__name__} in a body", 502)
 
+    async def receive_long_body(self, length: int) -> AsyncIterator[bytes]:
+        """Like :meth:`receive_body`, for a body of ``length`` bytes (its Content-Length):
+        what h11 holds already comes through it, the rest straight from the channel, as
+        read. h11 would copy every byte twice more; the price is that the connection
+        cannot be reused afterwards (h11 never saw the end)."""
+        seen = 0
+        while self.body_ready():
+            event = await self._next_event()
+            if isinstance(event, h11.Data):
+                seen += len(event.data)
+                if event.data:
+                    yield bytes(event.data)
+            elif isinstance(event, h11.EndOfMessage):
+                return  # h11 knew better (a body it had whole, or none at all)
+            else:
+                raise HttpProtocolError(f"unexpected {type(event).__name__} in a body", 502)
+        self._bypassed = True
+        while seen < length:
+            data = await self.channel.read(min(self._read_size, length - seen))
+            if not data:
+                raise HttpProtocolError("connection closed in the middle of a body", 502)
+            seen += len(data)
+            yield data
+
+    def body_ready(self) -> bool:
+        """The next event of the message being received is here already: reading it will
+        not wait for the peer."""
+        if self._peeked is None:
+            if self._peeked_error is not None:
+                return True
+            try:
+                event = self._h11.next_event()
+            except h11.RemoteProtocolError as exc:
+                self._peeked_error = exc  # the read raises it
+                return True
+            if event is h11.NEED_DATA:
+                return False
+            self._peeked = event  # type: ignore[assignment]
+        return True
+
     async def discard_body(self, limit: int) -> bool:
         """Read and drop what is left of the peer's message, so the connection can serve
         the next one; False (do not reuse) if more than ``limit`` bytes are left."""
-        if self._h11.their_state is not h11.SEND_BODY:
+        if self._peeked is None and self._h11.their_state is not h11.SEND_BODY:
             return True
         seen = 0
         async for chunk in self.receive_body():
@@ -118,7 +168,17 @@ class HttpConnection:
     # ----------------------------------------------------------------- writing
 
     async def send(self, event: h11.Event) -> None:
-        data = self._h11.send(event)
+        await self._write(self._h11.send(event) or b"")
+
+    def start_message(self, head: h11.Response | h11.Request) -> None:
+        """Queue a message head: it goes out in one write with the next body bytes (or the
+        end), instead of a write of its own. For a body that is already at hand; a head
+        must not wait for one that may take a while (an event stream)."""
+        self._held += self._h11.send(head) or b""
+
+    async def _write(self, data: bytes) -> None:
+        if self._held:
+            data, self._held = self._held + data, b""
         if data:
             await self.channel.write(data)
 
@@ -129,7 +189,7 @@ class HttpConnection:
         if body:
             data += conn.send(h11.Data(data=body)) or b""
         data += conn.send(h11.EndOfMessage()) or b""
-        await self.channel.write(data)
+        await self._write(data)
 
     async def send_data(self, data: bytes) -> None:
         if data:
@@ -147,6 +207,8 @@ class HttpConnection:
     @property
     def can_reuse(self) -> bool:
         """Both sides finished their message and nobody asked to close."""
+        if self._bypassed:
+            return False
         return self._h11.our_state is h11.DONE and self._h11.their_state is h11.DONE
 
     @property
@@ -155,11 +217,31 @@ class HttpConnection:
         return self._h11.their_state in (h11.DONE, h11.MUST_CLOSE, h11.CLOSED)
 
     def start_next_cycle(self) -> None:
+        if isinstance(self._peeked, h11.EndOfMessage):
+            self._peeked = None  # the end of the message just finished
         self._h11.start_next_cycle()
 
     def trailing_data(self) -> bytes:
         """Bytes that arrived after the message head that switched protocols."""
         return bytes(self._h11.trailing_data[0])
+
+
+def plain_body_length(
+    request_method: bytes, status: int, headers: Sequence[tuple[bytes, bytes]]
+) -> int | None:
+    """The length of a response body framed by Content-Length alone (RFC 9112 6.3), or
+    None (no body, chunked, read to the close, or an unusable header)."""
+    if request_method == b"HEAD" or status < 200 or status in (204, 304):
+        return None
+    length: int | None = None
+    for name, value in headers:
+        if name == b"transfer-encoding":
+            return None
+        if name == b"content-length":
+            if not value.isdigit() or (length is not None and int(value) != length):
+                return None
+            length = int(value)
+    return length
 
 
 def _head_size(first_line: bytes, headers: Sequence[tuple[bytes, bytes]]) -> int:

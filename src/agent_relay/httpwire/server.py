@@ -200,12 +200,13 @@ class HttpServer:
             if exchange.taken_over:
                 return
             # A handler that answered without reading a (small) body leaves it unread.
-            try:
-                async with asyncio.timeout(self.limits.head_timeout):
-                    if not await http.discard_body(self.limits.max_body_size):
-                        return
-            except (HttpProtocolError, TimeoutError):
-                return
+            if not http.request_done:
+                try:
+                    async with asyncio.timeout(self.limits.head_timeout):
+                        if not await http.discard_body(self.limits.max_body_size):
+                            return
+                except (HttpProtocolError, TimeoutError):
+                    return
             if not http.can_reuse:
                 return
             http.start_next_cycle()

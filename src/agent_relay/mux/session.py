@@ -13,6 +13,7 @@ import contextlib
 import itertools
 import logging
 from collections import deque
+from collections.abc import Callable
 from typing import Protocol, Self
 
 from .config import MuxConfig
@@ -39,6 +40,11 @@ from .events import (
 from .frame import GoAwayCode
 
 log = logging.getLogger(__name__)
+
+# Frames that need not leave at once (the ACK of a stream we accepted, our FIN) wait this
+# long for other frames to travel with: a request's ACK goes out with its response, and
+# the FIN closing one exchange with the next stream's SYN, in one transport write each.
+LAZY_FLUSH_DELAY = 0.002
 
 
 class ByteStream(Protocol):
@@ -81,6 +87,7 @@ class MuxStream:
         self._write_closed = False
         self._open_timer: asyncio.TimerHandle | None = None
         self._max_send_window = 0
+        self._on_failure: Callable[[MuxError], None] | None = None
 
     def __repr__(self) -> str:
         return f"<MuxStream {self.stream_id}>"
@@ -178,8 +185,18 @@ class MuxStream:
     def reset(self) -> None:
         """Abort the stream in both directions (RST)."""
         if self._error is None:
+            self._on_failure = None  # our own doing: nothing to tell
             self._session._reset_stream(self.stream_id)
             self._fail(StreamResetError(f"stream {self.stream_id} was reset locally"))
+
+    def on_failure(self, callback: Callable[[MuxError], None] | None) -> None:
+        """Call ``callback`` once, at once, if the peer resets the stream or the session
+        ends (now, if that happened already); None stops it. Cheaper than a task kept
+        waiting on a read to learn it."""
+        if callback is not None and self._error is not None:
+            callback(self._error)
+            return
+        self._on_failure = callback
 
     async def wait_acknowledged(self) -> None:
         """Wait for the peer to accept a stream we opened."""
@@ -239,6 +256,9 @@ class MuxStream:
         _settle(self._read_waiter, error)
         _settle(self._window_waiter, error)
         _settle(self._ack_waiter, error)
+        callback, self._on_failure = self._on_failure, None
+        if callback is not None:
+            callback(error)
 
 
 class MuxSession:
@@ -267,6 +287,7 @@ class MuxSession:
         self._closed_error: SessionClosedError | None = None
         self.close_reason = ""
         self._loop = asyncio.get_running_loop()
+        self._lazy_flush: asyncio.TimerHandle | None = None
         self._tasks = [
             asyncio.create_task(self._read_loop(), name=f"{self.name}-read"),
             asyncio.create_task(self._write_loop(), name=f"{self.name}-write"),
@@ -324,7 +345,7 @@ class MuxSession:
                     self._accept_waiter = None
             stream = self._backlog.popleft()
             if self._conn.accept_stream(stream.stream_id):
-                self._wake_writer()
+                self._wake_writer_lazily()
                 return stream
             # Reset by the peer while it waited: skip it.
 
@@ -379,6 +400,15 @@ class MuxSession:
     def _wake_writer(self) -> None:
         self._writer_wake.set()
 
+    def _wake_writer_lazily(self) -> None:
+        """Flush within LAZY_FLUSH_DELAY, sooner if anything else is written."""
+        if self._lazy_flush is None and not self._writer_wake.is_set():
+            self._lazy_flush = self._loop.call_later(LAZY_FLUSH_DELAY, self._lazy_flush_due)
+
+    def _lazy_flush_due(self) -> None:
+        self._lazy_flush = None
+        self._wake_writer()
+
     async def _wait_drained(self) -> None:
         """Wait while the queued output is above the high-water mark.
 
@@ -410,13 +440,14 @@ class MuxSession:
             _settle(waiter)
 
     def _consumed(self, stream_id: int, size: int) -> None:
+        queued = self._conn.pending_output
         self._conn.consume(stream_id, size)
-        if self._conn.pending_output:
+        if self._conn.pending_output > queued:  # a window update
             self._wake_writer()
 
     def _close_stream(self, stream_id: int) -> None:
         self._conn.close_stream(stream_id)
-        self._wake_writer()
+        self._wake_writer_lazily()
         self._forget_if_gone(stream_id)
 
     def _reset_stream(self, stream_id: int) -> None:
@@ -507,8 +538,9 @@ class MuxSession:
                 data = await self._transport.read()
                 if not data:
                     break
+                queued = self._conn.pending_output
                 self._handle(self._conn.receive_data(data))
-                if self._conn.pending_output:
+                if self._conn.pending_output > queued:  # replies: pings, resets
                     self._wake_writer()
         except (OSError, EOFError) as exc:
             log.debug("%s: transport read failed: %r", self.name, exc)
@@ -521,6 +553,9 @@ class MuxSession:
             while True:
                 await self._writer_wake.wait()
                 self._writer_wake.clear()
+                if self._lazy_flush is not None:
+                    self._lazy_flush.cancel()  # what it waited for leaves now
+                    self._lazy_flush = None
                 while data := conn.data_to_send():
                     # Writers may queue the next batch while this one is in flight; at most
                     # about twice the high-water mark is held.

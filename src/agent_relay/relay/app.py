@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -68,6 +69,8 @@ class RelayApp:
             max_response_head=config.max_head_size,
         )
         self._contexts: dict[uuid.UUID, _CachedContext] = {}
+        self._loading: dict[uuid.UUID, asyncio.Future[ProxyContext | None]] = {}
+        self._forgets = 0  # a load that started before a forget_* must not be cached
         self._background: set[asyncio.Task[None]] = set()
         self.draining = False
 
@@ -119,7 +122,7 @@ class RelayApp:
             level, "%s %s from %s -> %d %s", ex.method, _redact(ex.target), ex.peer, status, message
         )
         if status in (401, 403, 404) and ex.target.startswith(_PROXY_PREFIX):
-            self.metrics.requests.labels(str(status)).inc()
+            self.metrics.count_request(status)
         with contextlib.suppress(Exception):
             await ex.respond_json(status, {"error": message}, headers=headers)
 
@@ -256,7 +259,7 @@ class RelayApp:
                 response_headers=ex.extra_headers,
             )
         except RelayError as exc:
-            self.metrics.requests.labels(str(exc.status)).inc()
+            self.metrics.count_request(exc.status)
             raise
         finally:
             tunnel.release()
@@ -264,9 +267,11 @@ class RelayApp:
         ex.responded = True
         ex.taken_over = result.upgraded
         self.metrics.latency.observe(time.perf_counter() - started)
-        self.metrics.requests.labels(str(result.status)).inc()
-        self.metrics.bytes.labels("up").inc(result.bytes_up)
-        self.metrics.bytes.labels("down").inc(result.bytes_down)
+        self.metrics.count_request(result.status)
+        if result.bytes_up:
+            self.metrics.bytes_up.inc(result.bytes_up)
+        if result.bytes_down:
+            self.metrics.bytes_down.inc(result.bytes_down)
 
     async def _authorize_proxy(self, host_id: uuid.UUID, session_id: uuid.UUID) -> Tunnel:
         """The spec's checks, in its order, on at most one database round trip."""
@@ -296,10 +301,25 @@ class RelayApp:
                 cached.touched_at = now
                 self._spawn(self._touch_session(session_id))
             return cached.context
+        # One load per session at a time: when an entry expires under load, every request
+        # in flight would otherwise query the database for the same row.
+        loading = self._loading.get(session_id)
+        if loading is None:
+            loading = asyncio.ensure_future(self._load_context(session_id))
+            self._loading[session_id] = loading
+            loading.add_done_callback(partial(self._loaded, session_id))
+        return await asyncio.shield(loading)
+
+    async def _load_context(self, session_id: uuid.UUID) -> ProxyContext | None:
+        forgets = self._forgets
         context = await self.store.load_proxy_context(session_id)
+        cached = self._contexts.get(session_id)
         if context is None:
             self._contexts.pop(session_id, None)
             return None
+        if forgets != self._forgets:
+            return context  # revoked meanwhile: answer this wave, keep nothing
+        now = time.monotonic()
         if len(self._contexts) >= self.config.session_cache_size:
             self._contexts.clear()  # rare; cheaper than tracking recency
         touched = cached.touched_at if cached is not None else now
@@ -307,6 +327,12 @@ class RelayApp:
         if cached is None:
             self._spawn(self._touch_session(session_id))
         return context
+
+    def _loaded(self, session_id: uuid.UUID, loading: asyncio.Future[Any]) -> None:
+        if self._loading.get(session_id) is loading:
+            del self._loading[session_id]
+        if not loading.cancelled():
+            loading.exception()  # seen, also when every waiter went away
 
     async def _touch_session(self, session_id: uuid.UUID) -> None:
         with contextlib.suppress(StoreError):
@@ -320,10 +346,14 @@ class RelayApp:
 
     def forget_session(self, session_id: uuid.UUID) -> None:
         """Drop a cached browser session at once (it was revoked)."""
+        self._forgets += 1
         self._contexts.pop(session_id, None)
+        self._loading.pop(session_id, None)
 
     def forget_all_sessions(self) -> None:
+        self._forgets += 1
         self._contexts.clear()
+        self._loading.clear()
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coro)

@@ -25,7 +25,7 @@ class RelayConfig:
     idle_timeout: float = 300.0
     total_timeout: float | None = None
     keepalive_interval: float = 30.0
-    max_stream_window: int = 1024 * 1024
+    max_stream_window: int = 4 * 1024 * 1024
     shutdown_timeout: float = 25.0
     session_cache_ttl: float = 5.0
     session_cache_size: int = 100_000

@@ -37,5 +37,16 @@ class RelayMetrics:
             registry=self.registry,
         )
 
+        # Children of the labelled metrics the proxy touches on every request, looked up once.
+        self.bytes_up = self.bytes.labels("up")
+        self.bytes_down = self.bytes.labels("down")
+        self._by_status: dict[int, Counter] = {}
+
+    def count_request(self, status: int) -> None:
+        counter = self._by_status.get(status)
+        if counter is None:
+            counter = self._by_status[status] = self.requests.labels(str(status))
+        counter.inc()
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import h11
 
 from ..httpwire import HttpConnection, HttpProtocolError, splice
+from ..httpwire.connection import plain_body_length
 from ..mux import GoAwayError, MuxError, MuxStream, SessionClosedError, TooManyStreamsError
 from .errors import bad_gateway, gateway_timeout, unavailable
 from .registry import Tunnel
@@ -21,6 +23,11 @@ from .registry import Tunnel
 _HOP_BY_HOP = frozenset(
     {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"}
 )
+
+
+# Reads from the host's stream: as large as a yamux frame, so that a download goes to the
+# client in a few large writes rather than many small ones.
+STREAM_READ_SIZE = 256 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,15 +75,22 @@ async def proxy_request(
     response has been sent yet; after that, failures abort the client connection.
     """
     stream = await _open(tunnel)
-    upstream = HttpConnection(stream, client=True, max_head_size=limits.max_response_head)
+    upstream = HttpConnection(
+        stream, client=True, max_head_size=limits.max_response_head, read_size=STREAM_READ_SIZE
+    )
     result = ProxyResult(status=0)
     uploading: asyncio.Task[None] | None = None
     try:
         async with asyncio.timeout(limits.total_timeout):
-            await upstream.send(
-                h11.Request(method=request.method, target=target, headers=request.headers)
-            )
-            uploading = asyncio.create_task(_upload(front, upstream, limits, result))
+            head = h11.Request(method=request.method, target=target, headers=request.headers)
+            if _has_body(request.headers):
+                await upstream.send(head)
+                uploading = asyncio.create_task(_upload(front, upstream, limits, result))
+            else:
+                # Most requests: head and end in one write, and no task to stream a body.
+                await upstream.send_message(head, b"")
+                async for _ in front.receive_body():
+                    pass  # only the end of the message, already here
             try:
                 async with asyncio.timeout(limits.response_timeout):
                     response = await upstream.receive_response()
@@ -85,7 +99,7 @@ async def proxy_request(
             except HttpProtocolError as exc:
                 raise bad_gateway(f"bad response from host: {exc}") from None
             except MuxError:
-                if uploading.done() and uploading.exception() is not None:
+                if uploading and uploading.done() and uploading.exception() is not None:
                     raise bad_gateway("request body could not be forwarded") from None
                 raise bad_gateway("host closed the stream without a response") from None
             result.status = response.status_code
@@ -100,15 +114,20 @@ async def proxy_request(
                 upgrade = [(k, v) for k, v in response.headers if k in (b"upgrade", b"connection")]
                 await _splice_upgrade(front, upstream, stream, headers + upgrade, result)
                 return result
-            await front.send(
-                h11.Response(
-                    status_code=response.status_code,
-                    headers=headers + response_headers,
-                    reason=response.reason,
-                )
+            answer = h11.Response(
+                status_code=response.status_code,
+                headers=headers + response_headers,
+                reason=response.reason,
             )
-            await _download(front, upstream, limits, result)
-            if not front.request_done:
+            if upstream.body_ready():
+                front.start_message(answer)  # out with the body, in one write
+            else:
+                await front.send(answer)  # the body may take a while (an event stream)
+            length = plain_body_length(request.method, response.status_code, response.headers)
+            await _download(front, upstream, limits, result, length)
+            if uploading is None:
+                pass
+            elif not front.request_done:
                 # The host answered without reading the whole body; the upload is moot.
                 uploading.cancel()
             else:
@@ -136,6 +155,14 @@ async def proxy_request(
                 await uploading
 
 
+def _has_body(headers: Sequence[tuple[bytes, bytes]]) -> bool:
+    """Whether a request carries a body (RFC 9112 6.3: framed by one of these two)."""
+    for name, value in headers:
+        if name == b"transfer-encoding" or (name == b"content-length" and value != b"0"):
+            return True
+    return False
+
+
 async def _upload(
     front: HttpConnection, upstream: HttpConnection, limits: ProxyLimits, result: ProxyResult
 ) -> None:
@@ -151,13 +178,22 @@ async def _upload(
 
 
 async def _download(
-    front: HttpConnection, upstream: HttpConnection, limits: ProxyLimits, result: ProxyResult
+    front: HttpConnection,
+    upstream: HttpConnection,
+    limits: ProxyLimits,
+    result: ProxyResult,
+    length: int | None,
 ) -> None:
-    body = upstream.receive_body()
+    # A body of known length is read past h11 (fewer copies): the stream serves this one
+    # exchange, so nothing is lost by h11 not seeing its end.
+    body = upstream.receive_body() if length is None else upstream.receive_long_body(length)
     while True:
         try:
-            async with asyncio.timeout(limits.idle_timeout):
+            if upstream.body_ready():  # no wait: no timer to set
                 chunk = await anext(body, None)
+            else:
+                async with asyncio.timeout(limits.idle_timeout):
+                    chunk = await anext(body, None)
         except (HttpProtocolError, MuxError, TimeoutError) as exc:
             # Headers are out: all we can do is cut the client connection.
             raise ConnectionAbortedError(f"host response broke off: {exc!r}") from None

@@ -1,0 +1,41 @@
+"""``agent-relay host`` runs in every connector process: what it imports stays small (the
+relay, its store and SQLAlchemy are loaded only by the commands that use them)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from agent_relay import cli
+from agent_relay.relay import auth
+
+# What host_command imports when it runs (cli.py imports subcommands lazily).
+_HOST_MODULES = [
+    "agent_relay.cli",
+    "agent_relay.host.connector",
+    "agent_relay.host.forward",
+    "agent_relay.host.identity",
+    "agent_relay.host.service",
+    "agent_relay.host.tokens",
+    "agent_relay.host.upstream",
+    "agent_relay.trust.host",
+]
+
+
+def test_the_host_command_does_not_load_the_relay_or_sqlalchemy() -> None:
+    code = (
+        "import importlib, sys\n"
+        f"for name in {_HOST_MODULES!r}:\n"
+        "    importlib.import_module(name)\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] == 'sqlalchemy'\n"
+        "               or m.startswith(('agent_relay.relay', 'agent_relay.store')))\n"
+        "print(' '.join(heavy))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.split() == []
+
+
+def test_the_secret_variable_named_in_the_help_is_the_relays() -> None:
+    assert cli.SECRET_ENV == auth.SECRET_ENV
