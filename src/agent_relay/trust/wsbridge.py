@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from websockets.exceptions import InvalidState
 from websockets.frames import Close, Frame, Opcode
@@ -95,8 +95,14 @@ class SignedWebSocketBridge:
         self, initial_from_client: bytes = b"", initial_from_upstream: bytes = b""
     ) -> None:
         tasks = [
-            asyncio.create_task(self._from_client(initial_from_client)),
-            asyncio.create_task(self._from_upstream(initial_from_upstream)),
+            asyncio.create_task(
+                self._pump(self.client, self.upstream, self._client_message, initial_from_client)
+            ),
+            asyncio.create_task(
+                self._pump(
+                    self.upstream, self.client, self._upstream_message, initial_from_upstream
+                )
+            ),
             asyncio.create_task(self._closing.wait()),
         ]
         try:
@@ -120,8 +126,11 @@ class SignedWebSocketBridge:
                 if not task.cancelled() and task.exception() is not None:
                     log.debug("signed websocket: %r", task.exception())
 
-    async def _from_client(self, initial: bytes) -> None:
-        hop = self.client
+    async def _pump(
+        self, hop: _Hop, other: _Hop, on_message: Callable[[Opcode, bytes], None], initial: bytes
+    ) -> None:
+        """Feed one hop's bytes to its protocol, hand each message to ``on_message`` and
+        flush both hops, until that hop's end of stream."""
         data = initial or await hop.channel.read()
         while True:
             if data:
@@ -129,9 +138,9 @@ class SignedWebSocketBridge:
             else:
                 hop.protocol.receive_eof()
             for opcode, payload in hop.messages(hop.protocol.events_received()):
-                self._client_message(opcode, payload)
+                on_message(opcode, payload)
             await hop.flush()
-            await self.upstream.flush()
+            await other.flush()
             if not data:
                 return
             data = await hop.channel.read()
@@ -164,22 +173,6 @@ class SignedWebSocketBridge:
                 if not 1000 <= code < 5000 or code in (1005, 1006):
                     code = 1000
                 self._close_both(code, reason)
-
-    async def _from_upstream(self, initial: bytes) -> None:
-        hop = self.upstream
-        data = initial or await hop.channel.read()
-        while True:
-            if data:
-                hop.protocol.receive_data(data)
-            else:
-                hop.protocol.receive_eof()
-            for opcode, payload in hop.messages(hop.protocol.events_received()):
-                self._upstream_message(opcode, payload)
-            await hop.flush()
-            await self.client.flush()
-            if not data:
-                return
-            data = await hop.channel.read()
 
     def _upstream_message(self, opcode: Opcode, payload: bytes) -> None:
         client = self.client.protocol
