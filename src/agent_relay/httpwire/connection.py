@@ -226,23 +226,5 @@ class HttpConnection:
         return bytes(self._h11.trailing_data[0])
 
 
-def plain_body_length(
-    request_method: bytes, status: int, headers: Sequence[tuple[bytes, bytes]]
-) -> int | None:
-    """The length of a response body framed by Content-Length alone (RFC 9112 6.3), or
-    None (no body, chunked, read to the close, or an unusable header)."""
-    if request_method == b"HEAD" or status < 200 or status in (204, 304):
-        return None
-    length: int | None = None
-    for name, value in headers:
-        if name == b"transfer-encoding":
-            return None
-        if name == b"content-length":
-            if not value.isdigit() or (length is not None and int(value) != length):
-                return None
-            length = int(value)
-    return length
-
-
 def _head_size(first_line: bytes, headers: Sequence[tuple[bytes, bytes]]) -> int:
     return len(first_line) + sum(len(name) + len(value) + 4 for name, value in headers)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import h11
 
 from ..httpwire import HttpConnection, HttpProtocolError, splice
-from ..httpwire.connection import plain_body_length
+from ..httpwire.policy import plain_body_length
 from ..mux import GoAwayError, MuxError, MuxStream, SessionClosedError, TooManyStreamsError
 from .errors import bad_gateway, gateway_timeout, unavailable
 from .registry import Tunnel
