@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import h11
 
+from ..aio import reap
 from ..httpwire import HttpConnection, HttpProtocolError, splice
 from ..httpwire.policy import (
     FRAMING,
@@ -361,13 +362,7 @@ class _Exchange:
 
     async def _stop_upload(self) -> None:
         task, self.uploading = self.uploading, None
-        if task is None:
-            return
-        if not task.done():
-            task.cancel()
-        await asyncio.wait({task})
-        if not task.cancelled():
-            task.exception()  # seen; what it means is decided by the caller
+        await reap(task)
 
     def _failure(self, upstream: UpstreamConnection, exc: Exception) -> ForwardError:
         if isinstance(exc, HttpProtocolError):
