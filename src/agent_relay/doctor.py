@@ -36,6 +36,7 @@ from urllib.parse import quote, urlsplit
 import h11
 
 from . import __version__
+from .errors import AgentRelayError
 from .host.dial import CONNECT_PATH, tls_context
 
 MAX_BODY = 64 * 1024  # we read this much of an answer, at most
@@ -343,7 +344,7 @@ def _duration(seconds: float) -> str:
 # --------------------------------------------------------------------- I/O
 
 
-class ProbeError(Exception):
+class ProbeError(AgentRelayError):
     pass
 
 

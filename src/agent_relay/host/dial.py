@@ -12,6 +12,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidHandshake, InvalidStatus, WebSocketException
 
 from .. import __version__
+from ..errors import AgentRelayError
 
 CONNECT_PATH = "/v1/relay/connect"
 _SCHEMES = {"https": "wss", "http": "ws", "wss": "wss", "ws": "ws"}
@@ -56,7 +57,7 @@ def tls_context(ca_file: Path | None = None) -> ssl.SSLContext:
     return context
 
 
-class DialError(Exception):
+class DialError(AgentRelayError):
     """An attempt failed. ``status`` is the relay's HTTP answer when it gave one;
     ``refused`` means it rejected our credentials (401 or 403)."""
 

@@ -6,17 +6,17 @@ from collections.abc import AsyncIterator, Sequence
 
 import h11
 
+from ..errors import HttpError
 from .channel import READ_SIZE, ByteChannel
 
 DEFAULT_MAX_HEAD = 64 * 1024
 
 
-class HttpProtocolError(Exception):
+class HttpProtocolError(HttpError):
     """The peer broke HTTP/1.1; ``status`` is the answer a server should give."""
 
     def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
+        super().__init__(status, message or "bad request")
 
 
 class HttpConnection:

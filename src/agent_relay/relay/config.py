@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from ..errors import AgentRelayError
 from ..netaddr import split_host_port
 from .auth import JwtSecret
 
 
-class ConfigError(ValueError):
+class ConfigError(AgentRelayError, ValueError):
     """A setting that cannot be used; the message says which and why."""
 
 

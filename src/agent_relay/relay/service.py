@@ -6,6 +6,7 @@ import asyncio
 import logging
 
 from ..aio import reap, stop_signals
+from ..errors import HttpError
 from ..httpwire.server import HttpServer, ServerLimits
 from ..store import Store
 from .app import RelayApp
@@ -24,7 +25,10 @@ class RelayService:
         authenticator = Authenticator(config.jwt_secret, store, cache_ttl=config.session_cache_ttl)
         self.app = RelayApp(config, store, authenticator)
         self.server = HttpServer(
-            self.app.handle, self.app.on_error, ServerLimits(max_head_size=config.max_head_size)
+            self.app.handle,
+            self.app.on_error,
+            ServerLimits(max_head_size=config.max_head_size),
+            render_error=HttpError.body,
         )
         self._refresher: asyncio.Task[None] | None = None
         self.address: tuple[str, int] | None = None
