@@ -2,17 +2,40 @@
 WebSockets whose answers are checked against the host's key (the relay cannot forge,
 alter, replay or reorder them)."""
 
-from .client import ClientLimits, RelayClient, SignedWebSocket, VerifiedResponse
-from .errors import (
-    ClientError,
-    HostRefusedError,
-    NotPairedError,
-    PairingError,
-    RelayRefusedError,
-    VerificationError,
-)
-from .frames import Frame
-from .keystore import KeyStore, Pairing
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .client import ClientLimits, RelayClient, SignedWebSocket, VerifiedResponse
+    from .errors import (
+        ClientError,
+        HostRefusedError,
+        NotPairedError,
+        PairingError,
+        RelayRefusedError,
+        VerificationError,
+    )
+    from .frames import Frame
+    from .keystore import KeyStore, Pairing
+
+# Loaded on first use, so importing one submodule does not load the whole package.
+_EXPORTS = {
+    "ClientError": ".errors",
+    "ClientLimits": ".client",
+    "Frame": ".frames",
+    "HostRefusedError": ".errors",
+    "KeyStore": ".keystore",
+    "NotPairedError": ".errors",
+    "Pairing": ".keystore",
+    "PairingError": ".errors",
+    "RelayClient": ".client",
+    "RelayRefusedError": ".errors",
+    "SignedWebSocket": ".client",
+    "VerificationError": ".errors",
+    "VerifiedResponse": ".client",
+}
 
 __all__ = [
     "ClientError",
@@ -29,3 +52,16 @@ __all__ = [
     "VerificationError",
     "VerifiedResponse",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

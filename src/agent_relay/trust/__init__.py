@@ -5,14 +5,40 @@ Host side: :class:`TrustHost` (the core: pairing routes, sessions, checks, signi
 :func:`protect` (ASGI middleware) and the connector's built-in use (``host/forward.py``).
 """
 
-from .asgi import TrustMiddleware, protect
-from .errors import TrustError
-from .frames import FrameCodec, FrameError
-from .host import API_PREFIX, TrustHost
-from .limits import TrustLimits
-from .sessions import RequestVerifier, SessionTable, VerifiedRequest
-from .signing import BodyMode, ResponseSigner, StreamSigner
-from .store import EnrollmentCode, TrustedClient
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .asgi import TrustMiddleware, protect
+    from .errors import TrustError
+    from .frames import FrameCodec, FrameError
+    from .host import API_PREFIX, TrustHost
+    from .limits import TrustLimits
+    from .sessions import RequestVerifier, SessionTable, VerifiedRequest
+    from .signing import BodyMode, ResponseSigner, StreamSigner
+    from .store import EnrollmentCode, TrustedClient
+
+# Loaded on first use, so importing one submodule does not load the whole package.
+_EXPORTS = {
+    "API_PREFIX": ".host",
+    "BodyMode": ".signing",
+    "EnrollmentCode": ".store",
+    "FrameCodec": ".frames",
+    "FrameError": ".frames",
+    "RequestVerifier": ".sessions",
+    "ResponseSigner": ".signing",
+    "SessionTable": ".sessions",
+    "StreamSigner": ".signing",
+    "TrustError": ".errors",
+    "TrustHost": ".host",
+    "TrustLimits": ".limits",
+    "TrustMiddleware": ".asgi",
+    "TrustedClient": ".store",
+    "VerifiedRequest": ".sessions",
+    "protect": ".asgi",
+}
 
 __all__ = [
     "API_PREFIX",
@@ -32,3 +58,16 @@ __all__ = [
     "VerifiedRequest",
     "protect",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
