@@ -21,7 +21,7 @@ import platform
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -157,6 +157,7 @@ class RelayClient:
         store: KeyStore | None,
         client_name: str | None = None,
         limits: ClientLimits | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> Pairing:
         """Pair with the host through the relay; stores and returns the pairing."""
         relay_url = normalize_relay_url(relay_url)
@@ -176,7 +177,7 @@ class RelayClient:
             )
             finished = await _auth_call(http, base, "spake2/finish", finish)
         paired = attempt.check_finish(finished)
-        now = time.time()
+        now = clock()
         pairing = Pairing(
             relay_url=relay_url,
             host_id=host_id,
@@ -332,13 +333,13 @@ class RelayClient:
             session = str(uuid.UUID(str(session)))
         except ValueError:
             raise ClientError("the host's refresh answer has no signing_session_id") from None
-        self.pairing = self.pairing.with_signing_session(session, time.time())
+        self.pairing = self.pairing.with_signing_session(session, self.clock.local())
         self.refreshes += 1
         self._save()
         return session
 
     async def _renew_if_stale(self) -> None:
-        now = time.time()
+        now = self.clock.local()
         if (
             now - self.pairing.session_started_at > SESSION_MAX_AGE
             or now - self.pairing.session_used_at > SESSION_MAX_IDLE
@@ -351,7 +352,7 @@ class RelayClient:
             self._save()
 
     def _note_use(self) -> None:
-        now = time.time()
+        now = self.clock.local()
         self.pairing = self.pairing.used(now)
         if now - self._saved_use >= SAVE_USE_EVERY:  # a file write at most this often
             self._saved_use = now

@@ -7,7 +7,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -56,7 +56,10 @@ class RelayApp:
         authenticator: Authenticator,
         registry: TunnelRegistry | None = None,
         metrics: RelayMetrics | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self.clock = clock  # for the session cache's ages
         self.config = config
         self.store = store
         self.auth = authenticator
@@ -291,7 +294,7 @@ class RelayApp:
         return tunnel
 
     async def _proxy_context(self, session_id: uuid.UUID) -> ProxyContext | None:
-        now = time.monotonic()
+        now = self.clock()
         cached = self._contexts.get(session_id)
         if cached is not None and now - cached.loaded_at < self.config.session_cache_ttl:
             if now - cached.touched_at > _SESSION_TOUCH_EVERY:
@@ -316,7 +319,7 @@ class RelayApp:
             return None
         if forgets != self._forgets:
             return context  # revoked meanwhile: answer this wave, keep nothing
-        now = time.monotonic()
+        now = self.clock()
         if len(self._contexts) >= self.config.session_cache_size:
             self._contexts.clear()  # rare; cheaper than tracking recency
         touched = cached.touched_at if cached is not None else now
