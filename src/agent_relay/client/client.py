@@ -31,6 +31,7 @@ import websockets
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from websockets.asyncio.client import ClientConnection
 
+from ..baseurl import ws_url
 from ..trust import wire
 from .clock import HostClock
 from .errors import (
@@ -406,7 +407,7 @@ class RelayClient:
             )
             query = wire.form_urlencode(pairs + signed.query_pairs())
             base = await self._proxy_base()
-            url = _ws_url(base) + parts.path + "?" + query
+            url = ws_url(base) + parts.path + "?" + query
             try:
                 connection = await websockets.connect(
                     url,
@@ -635,12 +636,6 @@ def _is_relay_error(response: httpx.Response) -> bool:
 
 def _proxy_base(relay_url: str, host_id: str, relay_session: str) -> str:
     return f"{relay_url}/v1/relay/h/{host_id}/s/{relay_session}"
-
-
-def _ws_url(http_url: str) -> str:
-    if http_url.startswith("https://"):
-        return "wss://" + http_url.removeprefix("https://")
-    return "ws://" + http_url.removeprefix("http://")
 
 
 def _check_path(path: str) -> str:
