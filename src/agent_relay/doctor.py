@@ -79,10 +79,7 @@ class Target:
 
     @property
     def origin(self) -> str:
-        default = 443 if self.scheme == "https" else 80
-        port = "" if self.port == default else f":{self.port}"
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{self.scheme}://{host}{port}"
+        return RelayUrl(self.scheme, self.host, self.port, "", self.prefix).origin
 
 
 @dataclass(frozen=True)

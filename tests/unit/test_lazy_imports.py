@@ -26,7 +26,7 @@ def test_client_signing_loads_neither_the_host_store_nor_spake2() -> None:
     assert not {m for m in modules if m.startswith("agent_relay.host")}
 
 
-@pytest.mark.parametrize("package", ["client", "trust", "host", "mux", "store"])
+@pytest.mark.parametrize("package", ["client", "trust", "host", "store"])
 def test_every_lazy_export_resolves(package: str) -> None:
     modules = loaded_after(
         f"import agent_relay.{package} as p\nfor name in p.__all__: getattr(p, name)"

@@ -348,15 +348,7 @@ class _Exchange:
                 await http.send_data(data)
             await http.end_message()
             return
-        body = self.front.receive_body()
-        while True:
-            try:
-                async with asyncio.timeout(self.limits.idle_timeout):
-                    chunk = await anext(body, None)
-            except (HttpProtocolError, MuxError, TimeoutError) as exc:
-                raise _Abort(f"the request body from the relay broke off: {exc!r}") from None
-            if chunk is None:
-                break
+        async for chunk in self._request_body():
             await http.send_data(chunk)
         await http.end_message()
 
