@@ -25,7 +25,7 @@ from tests.e2e.stack import (
 from .node import node_test
 
 BLOB_SIZE = 3 * 1024 * 1024 + 123  # 49 records and a short one
-E2E_TESTS = 11
+E2E_TESTS = 12
 
 
 def blob_sha256(size: int) -> str:

@@ -121,6 +121,30 @@ test("server-sent events arrive verified as they happen", async () => {
   await reader.cancel();
 });
 
+test("a stream outlives the head timeout; a relay that never answers is a Timeout", async () => {
+  const quick = makeClient({ timeoutMs: 400 });
+  const response = await quick.relayFetch(HOST, "/api/events");
+  const reader = response.body.getReader();
+  const began = Date.now();
+  let ticks = 0;
+  while (Date.now() - began < 1200) {
+    const { value, done } = await reader.read();
+    assert.equal(done, false);
+    ticks += (new TextDecoder().decode(value).match(/event: tick/g) ?? []).length;
+  }
+  await reader.cancel();
+  assert.ok(ticks >= 2, `${ticks} ticks`);
+  const silent = http.createServer(() => undefined); // accepts, never answers
+  await new Promise((resolve) => silent.listen(0, "127.0.0.1", resolve));
+  try {
+    const stuck = new sdk.RelayClient({ relayUrl: `http://127.0.0.1:${silent.address().port}`, token: () => TOKEN, storage, timeoutMs: 300 });
+    await assert.rejects(stuck.listHosts(), sdk.Timeout);
+  } finally {
+    silent.closeAllConnections();
+    silent.close();
+  }
+});
+
 test("the WebSocket terminal echoes, every frame signed both ways", async () => {
   const { ws, opened, closed, next } = openSocket(client, "/api/terminal?cols=80&rows=24");
   await opened;

@@ -639,15 +639,32 @@ export class RelayClient {
     return dataOf(body, route);
   }
 
-  /** fetch with the head timeout; network failures and timeouts as our errors. */
+  /** fetch with a timeout on the answer's head only (a stream may then run for as long
+   *  as it runs; the caller's signal still ends it); failures as our errors. */
   private async send(url: string, init: RequestInit): Promise<Response> {
-    const timeout = AbortSignal.timeout(this.timeoutMs);
-    const signal = init.signal ? AbortSignal.any([init.signal, timeout]) : timeout;
+    const controller = new AbortController();
+    const outer = init.signal;
+    const forward = () => controller.abort(outer?.reason);
+    if (outer) {
+      if (outer.aborted) forward();
+      else outer.addEventListener("abort", forward, { once: true });
+    }
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      controller.abort();
+    }, this.timeoutMs);
     try {
-      return await this.fetchImpl(url, { ...init, signal });
+      const response = await this.fetchImpl(url, { ...init, signal: controller.signal });
+      if (response.type === "opaqueredirect") {
+        throw new RelayRefused(0, "the host answered with a redirect, which a page cannot read: ask for the target path", "redirect");
+      }
+      return response;
     } catch (err) {
-      if (timeout.aborted) throw new Timeout(`no answer from the relay within ${this.timeoutMs} ms`);
+      if (timedOut) throw new Timeout(`no answer from the relay within ${this.timeoutMs} ms`);
       throw this.networkError(err);
+    } finally {
+      clearTimeout(timer);
     }
   }
 
