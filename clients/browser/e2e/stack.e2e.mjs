@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import http from "node:http";
+import net from "node:net";
 import { test } from "node:test";
 import { IDBFactory } from "fake-indexeddb";
 import WebSocket from "ws";
@@ -218,8 +219,32 @@ async function mitm() {
     req.pipe(upstream);
     upstream.on("error", () => res.destroy());
   });
+  // WebSocket upgrades: raw bytes both ways; when `state.wsArmed`, the next chunk from
+  // the relay (a frame, on loopback one chunk) gets one byte changed near its end,
+  // inside the envelope's signature.
+  server.on("upgrade", (req, client, head) => {
+    const upstream = net.connect(Number(target.port), target.hostname, () => {
+      const lines = [`${req.method} ${req.url} HTTP/1.1`];
+      for (let i = 0; i < req.rawHeaders.length; i += 2) lines.push(`${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}`);
+      upstream.write(lines.join("\r\n") + "\r\n\r\n");
+      upstream.write(head);
+      client.pipe(upstream);
+    });
+    upstream.on("data", (chunk) => {
+      if (state.wsArmed && !chunk.includes("HTTP/1.1 101")) {
+        state.wsArmed = false;
+        chunk = Buffer.from(chunk);
+        chunk[chunk.length - 6] ^= 0x01;
+        state.hits += 1;
+      }
+      client.write(chunk);
+    });
+    upstream.on("end", () => client.end());
+    upstream.on("error", () => client.destroy());
+    client.on("error", () => upstream.destroy());
+  });
   await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
-  return { state, url: `http://127.0.0.1:${server.address().port}`, close: () => server.close() };
+  return { state, url: `http://127.0.0.1:${server.address().port}`, close: () => { server.closeAllConnections(); server.close(); } };
 }
 
 test("a byte changed in an answer: SignatureInvalid and no data", async () => {
@@ -253,6 +278,25 @@ test("a byte changed in an answer: SignatureInvalid and no data", async () => {
     assert.ok(prefix.length <= 9 * 65536, `${prefix.length} bytes came out`);
     const good = await readAll((await client.relayFetch(HOST, `/api/blob?size=${BLOB_SIZE}`)).body);
     assert.ok(prefix.equals(good.subarray(0, prefix.length)), "only authentic bytes came out");
+
+    // A WebSocket frame altered on the way: onerror(SignatureInvalid), closed with
+    // 1008 and the reason, and the altered message is never delivered.
+    proxy.state.hits = 0;
+    const { ws, opened, closed, next } = openSocket(through, "/api/terminal");
+    const errors = [];
+    ws.onerror = (err) => errors.push(err);
+    await opened;
+    assert.match(await next(), /sample terminal/);
+    const delivered = [];
+    ws.onmessage = (ev) => delivered.push(ev.data);
+    proxy.state.wsArmed = true;
+    ws.send("hello");
+    const ev = await closed;
+    assert.equal(proxy.state.hits, 1);
+    assert.equal(ev.code, 1008);
+    assert.match(ev.reason, /does not verify|malformed|not a signed envelope/);
+    assert.ok(errors[0] instanceof sdk.SignatureInvalid, String(errors[0]));
+    assert.deepEqual(delivered, []);
     await storage.delete(proxy.url, HOST);
   } finally {
     proxy.close();

@@ -854,7 +854,7 @@ class SignedRelayWebSocket implements RelayWebSocket {
         this.hostClose = { code, reason: revoked ? REVOKED_REASON : reason };
         if (revoked && this.record) await this.client._revokedLocally(this.record).catch(() => undefined);
         this.state = CLOSING;
-        this.socket?.close(code === 1005 || code === 1006 ? 1000 : validCloseCode(code), "");
+        closeQuietly(this.socket, validCloseCode(code), "");
         break;
       }
     }
@@ -878,11 +878,7 @@ class SignedRelayWebSocket implements RelayWebSocket {
     this.failed = { code: 1008, reason: err.message };
     this.onerror?.(err);
     this.state = CLOSING;
-    try {
-      this.socket?.close(1008, err.message.slice(0, 120));
-    } catch {
-      /* already closing */
-    }
+    closeQuietly(this.socket, 1008, "frame verification failed");
   }
 
   private fail(err: Error, reason: string): void {
@@ -913,14 +909,29 @@ class SignedRelayWebSocket implements RelayWebSocket {
     this.closingByUs = true;
     if (this.state === CONNECTING) {
       this.state = CLOSED;
-      this.socket?.close();
+      closeQuietly(this.socket, 1000, "");
       this.ended(code, reason);
       return;
     }
     this.state = CLOSING;
     this.queue("close", closePayload(code, reason));
     const socket = this.socket;
-    this.outgoing = this.outgoing.then(() => socket?.close(code, reason));
+    this.outgoing = this.outgoing.then(() => closeQuietly(socket, code, reason));
+  }
+}
+
+/** Close a socket whatever the code: browsers refuse codes other than 1000 and
+ *  3000-4999 from a page (and reasons over 123 bytes), so fall back to a plain 1000. */
+function closeQuietly(socket: WebSocket | null, code: number, reason: string): void {
+  if (!socket) return;
+  try {
+    socket.close(code, reason);
+  } catch {
+    try {
+      socket.close(1000);
+    } catch {
+      /* already closed */
+    }
   }
 }
 

@@ -3678,7 +3678,7 @@ var SignedRelayWebSocket = class {
         this.hostClose = { code, reason: revoked ? REVOKED_REASON : reason };
         if (revoked && this.record) await this.client._revokedLocally(this.record).catch(() => void 0);
         this.state = CLOSING;
-        this.socket?.close(code === 1005 || code === 1006 ? 1e3 : validCloseCode(code), "");
+        closeQuietly(this.socket, validCloseCode(code), "");
         break;
       }
     }
@@ -3696,10 +3696,7 @@ var SignedRelayWebSocket = class {
     this.failed = { code: 1008, reason: err.message };
     this.onerror?.(err);
     this.state = CLOSING;
-    try {
-      this.socket?.close(1008, err.message.slice(0, 120));
-    } catch {
-    }
+    closeQuietly(this.socket, 1008, "frame verification failed");
   }
   fail(err, reason) {
     this.failed = { code: 1008, reason };
@@ -3726,16 +3723,27 @@ var SignedRelayWebSocket = class {
     this.closingByUs = true;
     if (this.state === CONNECTING) {
       this.state = CLOSED;
-      this.socket?.close();
+      closeQuietly(this.socket, 1e3, "");
       this.ended(code, reason);
       return;
     }
     this.state = CLOSING;
     this.queue("close", closePayload(code, reason));
     const socket = this.socket;
-    this.outgoing = this.outgoing.then(() => socket?.close(code, reason));
+    this.outgoing = this.outgoing.then(() => closeQuietly(socket, code, reason));
   }
 };
+function closeQuietly(socket, code, reason) {
+  if (!socket) return;
+  try {
+    socket.close(code, reason);
+  } catch {
+    try {
+      socket.close(1e3);
+    } catch {
+    }
+  }
+}
 var validCloseCode = (code) => code === 1e3 || code >= 3e3 && code <= 4999 ? code : 1e3;
 
 // src/sdk/index.ts
