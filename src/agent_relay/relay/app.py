@@ -35,7 +35,11 @@ from .registry import Tunnel, TunnelRegistry
 
 log = logging.getLogger(__name__)
 
-_EXPOSED = b"x-vk-resp-ts, x-vk-resp-nonce, x-vk-resp-signature"
+# What the browser SDK reads from an answer when the page is on another origin: the
+# signature, the chunked-v1 marker and the host clock of a 401.
+_EXPOSED = (
+    b"x-vk-resp-ts, x-vk-resp-nonce, x-vk-resp-signature, x-vk-resp-body-signing, x-vk-host-time"
+)
 _PROXY_PREFIX = "/v1/relay/h/"
 LAST_SEEN_EVERY = 30.0  # seconds between last_seen_at refreshes of connected hosts
 _SESSION_TOUCH_EVERY = 60.0  # seconds between last_used_at writes of a browser session
