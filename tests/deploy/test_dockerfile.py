@@ -91,7 +91,7 @@ def test_hadolint_is_live() -> None:
 
 def base_default() -> str:
     """The default of the BASE build argument (declared before the first FROM)."""
-    (declared,) = [i["value"] for i in instructions() if i["instruction"] == "ARG"][:1]
+    declared: str = next(i["value"] for i in instructions() if i["instruction"] == "ARG")
     name, _, default = declared.partition("=")
     assert name == "BASE"
     return default
