@@ -884,7 +884,8 @@ def _run(setup: Setup, args: argparse.Namespace) -> str:
     measure_relay_memory(setup, args, memory, idle)
     progress("relay memory done", file=sys.stderr)
     measure_ssh_memory(setup, args, memory, idle)
-    return table(results, memory, args, time.monotonic() - started)
+    behind_ingress = measure_behind_ingress(setup, args)
+    return table(results, memory, args, time.monotonic() - started) + behind_ingress
 
 
 def table(
@@ -941,6 +942,85 @@ def table(
     ]
     lines += [f"| {what} | {one} | {many} | {note} |" for what, one, many, note in memory.rows]
     return "\n".join(lines)
+
+
+# ------------------------------------------------------------------ behind the ingress
+
+
+def measure_behind_ingress(setup: Setup, args: argparse.Namespace) -> str:
+    """The agent-relay path again, behind Caddy terminating TLS (a throwaway CA) with the
+    routes generated from deploy/traefik/ingressroute.yaml, as tests/integration/test_ingress.py
+    runs them: what the seed's ingress hop costs. Returns the table's rows."""
+    from tests.integration.caddy import GLOBAL_OPTIONS, find_caddy
+    from tests.integration.ingress import caddy_routes, load_ingress
+    from tests.integration.tlsca import make_certificates
+
+    certificates = make_certificates(setup.tmp / "tls")
+    port = free_port()
+    routes = caddy_routes(
+        load_ingress(),
+        upstreams={8082: f"127.0.0.1:{setup.relay_port}", 8081: f"127.0.0.1:{free_port()}"},
+        auth=f"127.0.0.1:{free_port()}",  # the catch-all's login, not measured here
+    )
+    caddyfile = setup.tmp / "Caddyfile"
+    options = GLOBAL_OPTIONS.format(
+        http_port=free_port(), https_port=port, state=setup.tmp / "caddy-state"
+    )
+    caddyfile.write_text(
+        f"{options}https://127.0.0.1:{port} {{\n\ttls {certificates.cert} {certificates.key}\n"
+        f"{routes}\n}}\n"
+    )
+    try:
+        caddy_path = find_caddy()  # AGENT_RELAY_CADDY, or on PATH (scripts/caddy.sh)
+    except AssertionError as exc:
+        raise BenchError(str(exc)) from None
+    caddy = setup.procs.start(
+        "caddy", [caddy_path, "run", "--adapter", "caddyfile", "--config", str(caddyfile)]
+    )
+    base = setup.relay_base.replace(
+        f"http://127.0.0.1:{setup.relay_port}", f"https://127.0.0.1:{port}"
+    )
+    previous = os.environ.get("CURL_CA_BUNDLE")
+    os.environ["CURL_CA_BUNDLE"] = str(certificates.ca)  # curl trusts the throwaway CA
+    try:
+
+        def serving() -> bool:
+            setup.procs.check_alive("caddy", caddy)
+            done = subprocess.run(
+                ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", base + SMALL_PATH],
+                capture_output=True, text=True, timeout=10,
+            )  # fmt: skip
+            return done.stdout == "200"
+
+        wait_until("Caddy in front of the relay", serving, 30, 0.1)
+        rates = {}
+        for connections in (1, 64):
+            if args.warmup:
+                wrk(base + SMALL_PATH, connections, args.warmup)
+            rates[connections] = statistics.median(
+                wrk(base + SMALL_PATH, connections, args.seconds).rate for _ in range(args.rounds)
+            )
+        download = download_mb_per_s(base + "/api/blob", args.download_mib * MIB, args.repeats)
+    finally:
+        if previous is None:
+            os.environ.pop("CURL_CA_BUNDLE", None)
+        else:
+            os.environ["CURL_CA_BUNDLE"] = previous
+        setup.procs.stop([caddy])
+    return "\n".join(
+        [
+            "",
+            "",
+            "Behind the ingress: agent-relay with Caddy in front (TLS, routes generated from "
+            "deploy/traefik/ingressroute.yaml: /v1/relay without forward-auth), same wrk and "
+            "curl runs (median of the rounds, not interleaved with the table above).",
+            "",
+            "| path | requests/s, 1 connection | requests/s, 64 connections | "
+            f"{args.download_mib} MiB download (MB/s) |",
+            "|---|---:|---:|---:|",
+            f"| behind the ingress | {rates[1]:.0f} | {rates[64]:.0f} | {download:.0f} |",
+        ]
+    )
 
 
 # ------------------------------------------------------------------ the load process
