@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import os
+import sys
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -68,22 +69,38 @@ def _relay_hosts(relay_url: str) -> dict[str, str]:
     return hosts if isinstance(hosts, dict) else {}
 
 
+EDGE_SERVER = Path(__file__).with_name("edgeserver.py")
+
+
+def _upstream(root: Path, edge: bool) -> tuple[Process, str]:
+    """The sample server, or with ``edge`` the edge-case server (edgeserver.py)."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    if edge:
+        argv = [sys.executable, str(EDGE_SERVER), "--port", str(port)]
+        return Process(
+            "edge-server", argv, root, ready=lambda: get_json(f"{url}/echo-head") is not None
+        ), url
+    command = sample_server_command(port, root / "sample.sqlite3")
+    return Process(
+        "sample-server", command, root, ready=lambda: get_json(f"{url}/api/whoami") is not None
+    ), url
+
+
 @contextlib.contextmanager
-def running_pairing(root: Path, pairing: str, *, relay_args: list[str] = ()) -> Iterator[Stack]:  # type: ignore[assignment]
-    """The sample server, then the relay, then the host of ``pairing``; a browser session."""
+def running_pairing(
+    root: Path, pairing: str, *, relay_args: tuple[str, ...] = (), edge: bool = False
+) -> Iterator[Stack]:
+    """The local server, then the relay, then the host of ``pairing`` (``A+B``: relay A,
+    host B, each ``our-…`` or ``ref-…``); a browser session. ``relay_args`` go to our
+    relay; ``edge`` puts edgeserver.py in place of the sample server."""
     require_ref_peer()
-    relay_port, sample_port, status_port = free_port(), free_port(), free_port()
+    relay_kind, _, host_kind = pairing.partition("+")
+    relay_port, status_port = free_port(), free_port()
     relay_url = f"http://127.0.0.1:{relay_port}"
-    sample_url = f"http://127.0.0.1:{sample_port}"
-    sample = Process(
-        "sample-server",
-        sample_server_command(sample_port, root / "sample.sqlite3"),
-        root,
-        ready=lambda: get_json(f"{sample_url}/api/whoami") is not None,
-    )
+    sample, sample_url = _upstream(root, edge)
     token_file = root / "token"
-    processes: list[Process] = [sample]
-    if pairing == "our-relay+ref-host":
+    if relay_kind == "our-relay":
         relay_data = root / "relay-data"
         admin(relay_data, "users", "add", USER)
         token = admin(relay_data, "tokens", "issue", USER, "--ttl", "2h").strip()
@@ -93,13 +110,7 @@ def running_pairing(root: Path, pairing: str, *, relay_args: list[str] = ()) -> 
             root,
             ready=lambda: get_json(f"{relay_url}/health") is not None,
         )
-        host = Process(
-            "ref-host",
-            ref_host_command(relay_url, token_file, f"127.0.0.1:{sample_port}"),
-            root,
-            ready=lambda: _hosts_online(relay_url, token) > 0,
-        )
-    elif pairing.startswith("ref-relay+"):
+    elif relay_kind == "ref-relay":
         secret = JwtSecret.generate()
         os.environ["VIBEKANBAN_REMOTE_JWT_SECRET"] = base64.b64encode(secret.key).decode()
         token = mint_token(secret, uuid.uuid4(), uuid.uuid4(), timedelta(hours=2))
@@ -109,28 +120,30 @@ def running_pairing(root: Path, pairing: str, *, relay_args: list[str] = ()) -> 
             root,
             ready=lambda: get_json(f"{relay_url}/health") is not None,
         )
-        if pairing == "ref-relay+ref-host":  # the reference with itself, for comparison
-            host = Process(
-                "ref-host",
-                ref_host_command(relay_url, token_file, f"127.0.0.1:{sample_port}"),
-                root,
-                ready=lambda: len(_relay_hosts(relay_url)) > 0,
-            )
-        elif pairing == "ref-relay+our-connector":
-            host = Process(
-                "connector",
-                connector_command(
-                    relay_url, sample_url, token_file, status_port, root / "host-data"
-                ),
-                root,
-                ready=lambda: _connector_connected(status_port),
-            )
-        else:
-            raise ValueError(pairing)
+    else:
+        raise ValueError(pairing)
+    if host_kind == "ref-host":
+        upstream = sample_url.removeprefix("http://")
+        host = Process(
+            "ref-host",
+            ref_host_command(relay_url, token_file, upstream),
+            root,
+            ready=lambda: _host_id(relay_kind, relay_url, token) is not None,
+        )
+    elif host_kind == "our-connector":
+        host = Process(
+            "connector",
+            connector_command(relay_url, sample_url, token_file, status_port, root / "host-data"),
+            root,
+            ready=lambda: (
+                _connector_connected(status_port)
+                and _host_id(relay_kind, relay_url, token) is not None
+            ),
+        )
     else:
         raise ValueError(pairing)
     write_secret_file(token_file, (token + "\n").encode())
-    processes += [relay, host]
+    processes = [sample, relay, host]
     stack = Stack(
         root=root,
         relay=relay,
@@ -142,15 +155,11 @@ def running_pairing(root: Path, pairing: str, *, relay_args: list[str] = ()) -> 
         token=token,
     )
     try:
-        sample.start()
-        relay.start()
-        host.start()
-        if pairing == "our-relay+ref-host":
-            stack.host_id = _our_host_id(relay_url, token)
-        else:
-            hosts = _relay_hosts(relay_url)
-            assert len(hosts) == 1, hosts
-            stack.host_id = next(iter(hosts.values()))
+        for process in processes:
+            process.start()
+        host_id = _host_id(relay_kind, relay_url, token)
+        assert host_id is not None
+        stack.host_id = host_id
         created = httpx.post(
             f"{relay_url}/v1/relay/create/{stack.host_id}",
             headers={"Authorization": f"Bearer {token}"},
@@ -162,6 +171,15 @@ def running_pairing(root: Path, pairing: str, *, relay_args: list[str] = ()) -> 
     finally:
         for process in reversed(processes):
             process.close()
+
+
+def _host_id(relay_kind: str, relay_url: str, token: str) -> str | None:
+    """The id of the one host online at the relay, once there is one."""
+    if relay_kind == "ref-relay":
+        hosts = list(_relay_hosts(relay_url).values())
+    else:
+        hosts = [str(h["id"]) for h in _online_hosts(relay_url, token)]
+    return hosts[0] if len(hosts) == 1 else None
 
 
 def _connector_connected(status_port: int) -> bool:
@@ -180,13 +198,3 @@ def _online_hosts(relay_url: str, token: str) -> list[dict[str, object]]:
         return []
     hosts = answer.json().get("hosts", [])
     return [h for h in hosts if h.get("status") == "online"]
-
-
-def _hosts_online(relay_url: str, token: str) -> int:
-    return len(_online_hosts(relay_url, token))
-
-
-def _our_host_id(relay_url: str, token: str) -> str:
-    hosts = _online_hosts(relay_url, token)
-    assert len(hosts) == 1, hosts
-    return str(hosts[0]["id"])

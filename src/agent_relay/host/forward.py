@@ -76,11 +76,12 @@ HEAD_WITH_BODY = 64 * 1024
 
 @dataclass(frozen=True, slots=True)
 class ForwardLimits:
-    max_head_size: int = 64 * 1024  # request head from the relay (then 431)
+    max_head_size: int = 128 * 1024  # request head from the relay (then 431)
     head_timeout: float = 30.0  # for the relay's request head (then 408)
-    # For the local server's response head (then 502); below the relay's own 60 s, so
-    # the browser learns what happened.
-    response_timeout: float = 55.0
+    # For the local server's response head (then 502): minutes, as an agent waiting on a
+    # model or a long poll may take that long; below the relay's own 600 s, so the
+    # browser learns what happened. A stalled body is cut by idle_timeout.
+    response_timeout: float = 590.0
     idle_timeout: float = 300.0  # longest pause inside a body, either way
     linger: float = 30.0  # after our FIN, for the relay to end the stream (then reset)
 

@@ -476,12 +476,13 @@ async fn proxy(
 }
 
 /// CORS on every route, as the reference's layer does: the request's origin, methods and
-/// headers mirrored, credentials allowed; a preflight is answered here.
+/// headers mirrored, credentials allowed; every OPTIONS is answered here.
 async fn cors(request: Request<Body>, next: axum::middleware::Next) -> Response<Body> {
     let origin = request.headers().get(header::ORIGIN).cloned();
     let methods = request.headers().get(header::ACCESS_CONTROL_REQUEST_METHOD).cloned();
     let asked = request.headers().get(header::ACCESS_CONTROL_REQUEST_HEADERS).cloned();
-    let preflight = request.method() == axum::http::Method::OPTIONS && methods.is_some();
+    // Every OPTIONS is the layer's own answer (200, empty), never a handler's.
+    let preflight = request.method() == axum::http::Method::OPTIONS;
     let mut response = if preflight { Response::new(Body::empty()) } else { next.run(request).await };
     let headers = response.headers_mut();
     if let Some(origin) = origin {
