@@ -758,7 +758,7 @@ def doctor_command(
     ca_file: Path | None,
     timeout: float,
 ) -> None:
-    """Check a relay from the outside: DNS, TCP, TLS, /health, that /v1/relay is not
+    """Check a relay from the outside: DNS, TCP, TLS, /ready, that /v1/relay is not
     behind a login proxy, the token, and a host. Exit status 1 when something is wrong."""
     from .doctor import Options, diagnose, format_report, read_token
 
