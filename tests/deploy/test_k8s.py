@@ -64,8 +64,8 @@ def test_sidecar_matches_the_reference_story() -> None:
         "limits": {"cpu": "200m", "memory": "128Mi"},
     }
     assert relay["ports"] == [{"name": "relay", "containerPort": 8082, "protocol": "TCP"}]
-    for probe in ("readinessProbe", "livenessProbe"):
-        assert relay[probe]["httpGet"] == {"path": "/health", "port": "relay"}
+    assert relay["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "relay"}
+    assert relay["livenessProbe"]["httpGet"] == {"path": "/health", "port": "relay"}
     assert_locked_down(relay)
     pod = find(documents, "Deployment", "vk-remote")["spec"]["template"]["spec"]
     assert "securityContext" not in pod  # the remote API container is left as it was

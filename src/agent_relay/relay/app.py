@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 _EXPOSED = (
     b"x-vk-resp-ts, x-vk-resp-nonce, x-vk-resp-signature, x-vk-resp-body-signing, x-vk-host-time"
 )
+_DEFAULT_METHODS = b"GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS"
 _PROXY_PREFIX = "/v1/relay/h/"
 LAST_SEEN_EVERY = 30.0  # seconds between last_seen_at refreshes of connected hosts
 _SESSION_TOUCH_EVERY = 60.0  # seconds between last_used_at writes of a browser session
@@ -73,7 +74,7 @@ class RelayApp:
             response_timeout=config.response_timeout,
             idle_timeout=config.idle_timeout,
             total_timeout=config.total_timeout,
-            max_response_head=config.max_head_size,
+            max_response_head=config.max_response_head,
         )
         self._contexts: dict[uuid.UUID, _CachedContext] = {}
         self._loading: dict[uuid.UUID, asyncio.Future[ProxyContext | None]] = {}
@@ -86,10 +87,16 @@ class RelayApp:
     async def handle(self, ex: Exchange) -> None:
         ex.extra_headers = _cors_headers(ex)
         path, _, query = ex.target.partition("?")
-        if ex.method == "OPTIONS" and ex.header(b"access-control-request-method"):
+        if ex.method == "OPTIONS":
+            # Every OPTIONS is answered here, preflight or not, with no auth, as the
+            # reference does: never forwarded to a host.
             await self._preflight(ex)
         elif path == "/health":
-            await self._health(ex)
+            # Liveness: the process is up and serving. Never fails on a database blip
+            # (a liveness probe would restart a healthy relay); /ready says that.
+            await ex.respond_json(200, {"status": "ok"})
+        elif path == "/ready":
+            await self._ready(ex)
         elif path == "/metrics":
             await ex.respond(200, self.metrics.render(), content_type=b"text/plain; version=0.0.4")
         elif path == "/v1/hosts":
@@ -134,7 +141,10 @@ class RelayApp:
 
     async def _preflight(self, ex: Exchange) -> None:
         headers = [
-            (b"access-control-allow-methods", ex.header(b"access-control-request-method") or b""),
+            (
+                b"access-control-allow-methods",
+                ex.header(b"access-control-request-method") or _DEFAULT_METHODS,
+            ),
             (b"access-control-max-age", b"600"),
         ]
         requested = ex.header(b"access-control-request-headers")
@@ -142,11 +152,16 @@ class RelayApp:
             headers.append((b"access-control-allow-headers", requested))
         await ex.respond(200, headers=headers)
 
-    async def _health(self, ex: Exchange) -> None:
+    async def _ready(self, ex: Exchange) -> None:
+        """Readiness: the database answers, and we accept tunnels (not draining)."""
         database_ok = await self.store.health()
-        payload = {"status": "ok" if database_ok else "degraded"}
-        payload["database"] = "ok" if database_ok else "unreachable"
-        await ex.respond_json(200 if database_ok else 503, payload)
+        ready = database_ok and not self.draining
+        payload = {
+            "status": "ready" if ready else "not ready",
+            "database": "ok" if database_ok else "unreachable",
+            "accepting_tunnels": not self.draining,
+        }
+        await ex.respond_json(200 if ready else 503, payload)
 
     async def _list_hosts(self, ex: Exchange) -> None:
         identity = await self.auth.authenticate(ex.header(b"authorization"))

@@ -21,9 +21,14 @@ class RelayConfig:
     database_url: str | None = None  # None: SQLite in the data dir
     shared_database: bool = False  # the remote API owns the schema: no DDL
     jwt_secret: JwtSecret = field(default_factory=JwtSecret.generate)
-    max_head_size: int = 16 * 1024
+    # Request heads from clients and response heads from hosts: the reference passes heads
+    # of 70 KB and more (browsers with many cookies, long signed URLs).
+    max_head_size: int = 128 * 1024
+    max_response_head: int = 128 * 1024
     max_streams_per_host: int = 256
-    response_timeout: float = 60.0
+    # For a host to start its answer (then 504): an agent waiting on a model or a long
+    # poll may take minutes; a stalled body is cut by idle_timeout instead.
+    response_timeout: float = 600.0
     idle_timeout: float = 300.0
     total_timeout: float | None = None
     keepalive_interval: float = 30.0

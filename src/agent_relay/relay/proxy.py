@@ -26,12 +26,12 @@ STREAM_READ_SIZE = 256 * 1024
 @dataclass(frozen=True, slots=True)
 class ProxyLimits:
     # Time for the host to start its response head.
-    response_timeout: float = 60.0
+    response_timeout: float = 600.0
     # Longest pause in a body, either direction, before the exchange is cut.
     idle_timeout: float = 300.0
     # Whole exchange; None lets server-sent events and long downloads run on.
     total_timeout: float | None = None
-    max_response_head: int = 64 * 1024
+    max_response_head: int = 128 * 1024
 
 
 @dataclass(slots=True)
