@@ -108,6 +108,10 @@ def test_relay_on_a_read_only_root_answers_health(
     port, data, rootfs = relay_process
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as answer:
         assert answer.status == 200
+        assert json.loads(answer.read()) == {"status": "ok"}
+    # Readiness: its database (SQLite in the writable data dir) answers.
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=5) as answer:
+        assert answer.status == 200
         body = json.loads(answer.read())
     assert body["database"] == "ok"
     # Its state went to the data dir, owned by the image's user.
