@@ -32,6 +32,7 @@ from .errors import RelayError, bad_request, forbidden, not_found, unauthorized,
 from .metrics import RelayMetrics
 from .proxy import ProxyLimits, proxy_request
 from .registry import Tunnel, TunnelRegistry
+from .revocation import LiveLogins
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,8 @@ class RelayApp:
         self._forgets = 0  # a load that started before a forget_* must not be cached
         self._background: set[asyncio.Task[None]] = set()
         self.draining = False
+        # What each login has open, so that revoking it cuts them (see revocation.py).
+        self.live = LiveLogins()
 
     # ----------------------------------------------------------------- dispatch
 
@@ -208,6 +211,13 @@ class RelayApp:
             stream, client=False, config=self._mux_config(), name=f"host-{host_id}"
         )
         tunnel = Tunnel(host_id, session, max_streams=self.config.max_streams_per_host)
+        login = identity.auth_session_id
+
+        def close_revoked() -> None:
+            log.info("host %s: its login was revoked; closing its control channel", host_id)
+            self._spawn(session.close())
+
+        self.live.add_closer(login, close_revoked)
         replaced = self.registry.register(tunnel)
         if replaced is not None:
             log.info("host %s reconnected; closing its previous control channel", host_id)
@@ -218,6 +228,7 @@ class RelayApp:
             await self.store.set_host_status(host_id, HostStatus.ONLINE)
             await session.wait_closed()
         finally:
+            self.live.discard_closer(login, close_revoked)
             await session.close()
             if self.registry.unregister(tunnel):
                 with contextlib.suppress(StoreError):
@@ -244,11 +255,14 @@ class RelayApp:
         host_id = _parse_uuid(raw_host, "host id")
         session_id = _parse_uuid(raw_session, "session id")
         target = "/" + tail + ("?" + query if query else "")
-        tunnel = await self._authorize_proxy(host_id, session_id)
+        tunnel, login = await self._authorize_proxy(host_id, session_id)
         if not tunnel.try_acquire():
             raise unavailable("too many concurrent requests for this host", retry_after=1)
         self.metrics.streams.inc()
         started = time.perf_counter()
+        task = asyncio.current_task()
+        assert task is not None
+        self.live.add_task(login, task)  # a revoke cancels the exchange, splice included
         try:
             result = await proxy_request(
                 ex.http,
@@ -262,6 +276,7 @@ class RelayApp:
             self.metrics.count_request(exc.status)
             raise
         finally:
+            self.live.discard_task(login, task)
             tunnel.release()
             self.metrics.streams.dec()
         ex.responded = True
@@ -273,8 +288,11 @@ class RelayApp:
         if result.bytes_down:
             self.metrics.bytes_down.inc(result.bytes_down)
 
-    async def _authorize_proxy(self, host_id: uuid.UUID, session_id: uuid.UUID) -> Tunnel:
-        """The spec's checks, in its order, on at most one database round trip."""
+    async def _authorize_proxy(
+        self, host_id: uuid.UUID, session_id: uuid.UUID
+    ) -> tuple[Tunnel, uuid.UUID]:
+        """The spec's checks, in its order, on at most one database round trip; the
+        host's tunnel and the login (auth session) behind the relay session."""
         context = await self._proxy_context(session_id)
         if context is None or context.revoked_at is not None:
             raise unauthorized("invalid or revoked relay session")
@@ -291,7 +309,8 @@ class RelayApp:
         tunnel = self.registry.get(host_id)
         if tunnel is None:
             raise not_found("No active relay")
-        return tunnel
+        assert context.auth_session is not None  # auth_session_failure checked it
+        return tunnel, context.auth_session.id
 
     async def _proxy_context(self, session_id: uuid.UUID) -> ProxyContext | None:
         now = time.monotonic()
@@ -349,6 +368,21 @@ class RelayApp:
         self._forgets += 1
         self._contexts.pop(session_id, None)
         self._loading.pop(session_id, None)
+
+    def revoke_logins(self, logins: list[uuid.UUID]) -> None:
+        """Logins revoked (seen by the RevocationWatcher): forget what is cached for
+        them and cut their open exchanges and host control channels."""
+        revoked = set(logins)
+        self.auth.invalidate(*revoked)
+        cached = [
+            sid
+            for sid, entry in self._contexts.items()
+            if entry.context.auth_session is not None and entry.context.auth_session.id in revoked
+        ]
+        for sid in cached:
+            self.forget_session(sid)
+        cut = self.live.cut(revoked)
+        log.info("%d login(s) revoked: %d open exchange(s) or channel(s) cut", len(revoked), cut)
 
     def forget_all_sessions(self) -> None:
         self._forgets += 1

@@ -193,6 +193,14 @@ class Store:
             row = (await conn.execute(stmt)).one_or_none()
         return _auth_session(row._mapping, "") if row is not None else None
 
+    async def auth_sessions_revoked_since(self, since: datetime) -> list[UUID]:
+        """Ids of auth sessions revoked at or after ``since`` (the relay polls this once
+        a second to cut what a revoked login has open)."""
+        since = check.aware_datetime(since, "since")
+        stmt = select(auth_sessions.c.id).where(auth_sessions.c.revoked_at >= since)
+        async with self._connect(transaction=False) as conn:
+            return [UUID(str(value)) for value in (await conn.execute(stmt)).scalars()]
+
     async def touch_auth_session(self, session_id: UUID) -> bool:
         """Stand-alone: sets ``last_used_at`` to now (it drives the 365-day idle check).
         Shared mode: does nothing and returns False (the remote API keeps that column)."""
