@@ -7,9 +7,10 @@ import contextlib
 import logging
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Coroutine
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 from urllib.parse import parse_qs
@@ -76,6 +77,9 @@ class RelayApp:
         self.draining = False
         # What each login has open, so that revoking it cuts them (see revocation.py).
         self.live = LiveLogins()
+        self.limits = config.limits
+        # Relay session ids the database did not know, until when (a bounded negative cache).
+        self._unknown: OrderedDict[uuid.UUID, float] = OrderedDict()
 
     # ----------------------------------------------------------------- dispatch
 
@@ -174,6 +178,15 @@ class RelayApp:
         identity = await self.auth.authenticate(ex.header(b"authorization"))
         if not await self.store.can_access_host(identity.user_id, host_id):
             raise forbidden("no access to this host")
+        cap = self.limits.max_sessions_per_user
+        used_since = datetime.now(UTC) - timedelta(seconds=self.limits.session_idle_timeout)
+        if await self.store.count_live_browser_sessions(identity.user_id, used_since) >= cap:
+            raise RelayError(
+                429,
+                f"too many relay sessions: at most {cap} live per user "
+                f"(unused ones expire after {self.limits.session_idle_timeout:.0f} s)",
+                headers=[("retry-after", "60")],
+            )
         session_id = await self.store.create_browser_session(
             host_id, identity.user_id, identity.auth_session_id
         )
@@ -195,6 +208,12 @@ class RelayApp:
         protocol, response = handshake(ex.method, ex.target, ex.request.headers)
         if response.status_code != 101:
             raise bad_request("expected a WebSocket upgrade")
+        host_cap = self.limits.max_hosts_per_user
+        if (
+            await self.store.count_hosts_of_user(identity.user_id, other_than=machine_id)
+            >= host_cap
+        ):
+            raise forbidden(f"host limit reached: at most {host_cap} hosts per user")
         host_id = await self.store.upsert_host(identity.user_id, machine_id, name, agent_version)
         self._spawn(self._touch_login(identity.auth_session_id))
         ex.taken_over = True
@@ -298,6 +317,12 @@ class RelayApp:
             raise unauthorized("invalid or revoked relay session")
         if context.host_id != host_id:
             raise forbidden("relay session belongs to another host")
+        last_used = context.last_used_at or context.created_at
+        if datetime.now(UTC) - last_used > timedelta(seconds=self.limits.session_idle_timeout):
+            self.forget_session(session_id)
+            with contextlib.suppress(StoreError):  # for good: it no longer counts either
+                await self.store.revoke_browser_session(session_id)
+            raise unauthorized("relay session expired (unused too long); create a new one")
         failure = auth_session_failure(context.auth_session, context.user_id, datetime.now(UTC))
         if failure is not None:
             self.forget_session(session_id)
@@ -320,6 +345,11 @@ class RelayApp:
                 cached.touched_at = now
                 self._spawn(self._touch_session(session_id))
             return cached.context
+        unknown_until = self._unknown.get(session_id)
+        if unknown_until is not None:
+            if unknown_until > now:
+                return None
+            del self._unknown[session_id]
         # One load per session at a time: when an entry expires under load, every request
         # in flight would otherwise query the database for the same row.
         loading = self._loading.get(session_id)
@@ -335,6 +365,9 @@ class RelayApp:
         cached = self._contexts.get(session_id)
         if context is None:
             self._contexts.pop(session_id, None)
+            self._unknown[session_id] = time.monotonic() + self.limits.unknown_session_ttl
+            while len(self._unknown) > self.limits.unknown_session_cache_size:
+                self._unknown.popitem(last=False)
             return None
         if forgets != self._forgets:
             return context  # revoked meanwhile: answer this wave, keep nothing

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from .auth import JwtSecret
+from .limits import UserLimits
 
 
 class ConfigError(ValueError):
@@ -29,6 +30,7 @@ class RelayConfig:
     shutdown_timeout: float = 25.0
     session_cache_ttl: float = 5.0
     session_cache_size: int = 100_000
+    limits: UserLimits = field(default_factory=UserLimits.from_environment)
 
 
 def parse_listen_addr(value: str) -> tuple[str, int]:

@@ -28,6 +28,7 @@ from sqlalchemy import (
     Uuid,
     and_,
     exists,
+    func,
     literal,
     or_,
     select,
@@ -304,6 +305,36 @@ class Store:
                 stmt = update(hosts).where(hosts.c.id.in_(chunk)).values(last_seen_at=now)
                 touched += (await conn.execute(stmt)).rowcount
         return touched
+
+    async def count_hosts_of_user(self, user_id: UUID, *, other_than: str) -> int:
+        """How many hosts the user owns besides the one with machine id ``other_than``
+        (the per-user host cap: reconnecting an existing host is never refused)."""
+        check.uuid(user_id, "user_id")
+        stmt = (
+            select(func.count())
+            .select_from(hosts)
+            .where(hosts.c.owner_user_id == user_id, hosts.c.machine_id != other_than)
+        )
+        async with self._connect(transaction=False) as conn:
+            return int((await conn.execute(stmt)).scalar_one())
+
+    async def count_live_browser_sessions(self, user_id: UUID, used_since: datetime) -> int:
+        """The user's relay sessions that are not revoked and were used (or made) at or
+        after ``used_since`` (the per-user session cap; idle ones do not count)."""
+        check.uuid(user_id, "user_id")
+        used_since = check.aware_datetime(used_since, "used_since")
+        s = relay_browser_sessions
+        stmt = (
+            select(func.count())
+            .select_from(s)
+            .where(
+                s.c.user_id == user_id,
+                s.c.revoked_at.is_(None),
+                func.coalesce(s.c.last_used_at, s.c.created_at) >= used_since,
+            )
+        )
+        async with self._connect(transaction=False) as conn:
+            return int((await conn.execute(stmt)).scalar_one())
 
     async def list_hosts_for_user(self, user_id: UUID) -> list[HostRecord]:
         """The user's own hosts and those shared with an organization they belong to,
