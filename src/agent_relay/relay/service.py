@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import signal
 
+from ..aio import reap, stop_signals
+from ..errors import HttpError
 from ..httpwire.server import HttpServer, ServerLimits
 from ..store import Store
 from .app import RelayApp
@@ -28,7 +28,10 @@ class RelayService:
         )
         self.app = RelayApp(config, store, authenticator)
         self.server = HttpServer(
-            self.app.handle, self.app.on_error, ServerLimits(max_head_size=config.max_head_size)
+            self.app.handle,
+            self.app.on_error,
+            ServerLimits(max_head_size=config.max_head_size),
+            render_error=HttpError.body,
         )
         self._refresher: asyncio.Task[None] | None = None
         self.revocations = RevocationWatcher(store, self.app.revoke_logins)
@@ -56,21 +59,15 @@ class RelayService:
         await self.server.stop_accepting()
         await self.app.close(timeout)
         await self.server.wait_connections(timeout)
-        for task in (self._refresher, self._watcher):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        await reap(self._refresher)
+        await reap(self._watcher)
         await self.store.close()
 
 
 async def run_until_signalled(service: RelayService) -> None:
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    host, port = await service.start()
-    log.info("relay listening on %s:%d (database: %s)", host, port, service.store.display_url)
-    await stop.wait()
+    with stop_signals() as stop:
+        host, port = await service.start()
+        log.info("relay listening on %s:%d (database: %s)", host, port, service.store.display_url)
+        await stop.wait()
     log.info("shutting down: draining for up to %.0f s", service.config.shutdown_timeout)
     await service.stop()
