@@ -278,6 +278,9 @@ class RelayApp:
         host_id = _parse_uuid(raw_host, "host id")
         session_id = _parse_uuid(raw_session, "session id")
         target = "/" + tail + ("?" + query if query else "")
+        if ex.header(b"host") is None:
+            # HTTP/1.0 allows it; the hop to the host is HTTP/1.1, which requires one.
+            raise bad_request("a Host header is required")
         tunnel, login = await self._authorize_proxy(host_id, session_id)
         if not tunnel.try_acquire():
             raise unavailable("too many concurrent requests for this host", retry_after=1)

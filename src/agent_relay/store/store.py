@@ -687,6 +687,16 @@ def _prepare_sqlite_file(target: DatabaseTarget, mode: StoreMode) -> None:
         target.sqlite_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
         raise StoreUnavailable(f"cannot create the directory of {target.display}: {exc}") from exc
+    # It holds session ids, which are credentials: 0600 also when the directory existed
+    # already. SQLite gives its -wal and -shm files the main file's mode.
+    path = target.sqlite_path
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        for name in (path.name, path.name + "-wal", path.name + "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.chmod(path.with_name(name), 0o600)
+    except OSError as exc:
+        raise StoreUnavailable(f"cannot make {target.display} private: {exc}") from exc
 
 
 def _has_access(user_id: UUID | ColumnElement[Any]) -> ColumnElement[bool]:
