@@ -30,6 +30,7 @@ from ..transport.wsserver import (
 from .auth import Authenticator, auth_session_failure
 from .config import RelayConfig
 from .errors import RelayError, bad_request, forbidden, not_found, unauthorized, unavailable
+from .forwarding import with_client_address
 from .metrics import RelayMetrics
 from .proxy import ProxyLimits, proxy_request
 from .registry import Tunnel, TunnelRegistry
@@ -297,6 +298,9 @@ class RelayApp:
                 tunnel,
                 self.proxy_limits,
                 response_headers=ex.extra_headers,
+                request_headers=with_client_address(
+                    ex.request.headers, ex.peer, self.config.trusted_proxies
+                ),
             )
         except RelayError as exc:
             self.metrics.count_request(exc.status)

@@ -61,6 +61,7 @@ async def proxy_request(
     limits: ProxyLimits,
     *,
     response_headers: list[tuple[bytes, bytes]],
+    request_headers: list[tuple[bytes, bytes]] | None = None,
 ) -> ProxyResult:
     """Relay ``request`` (path rewritten to ``target``) and the host's answer.
 
@@ -76,7 +77,11 @@ async def proxy_request(
     watching: asyncio.Task[None] | None = None
     try:
         async with asyncio.timeout(limits.total_timeout):
-            head = h11.Request(method=request.method, target=target, headers=request.headers)
+            head = h11.Request(
+                method=request.method,
+                target=target,
+                headers=request.headers if request_headers is None else request_headers,
+            )
             if has_body(request.headers):
                 await upstream.send(head)
                 uploading = asyncio.create_task(_upload(front, upstream, limits, result))
