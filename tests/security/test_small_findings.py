@@ -4,9 +4,12 @@ request without Host is a client error, not a crash."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import stat
 from pathlib import Path
+
+import pytest
 
 from agent_relay.store import Store
 
@@ -43,3 +46,29 @@ async def test_database_files_are_0600_even_in_an_existing_directory(tmp_path: P
         await store.close()
     finally:
         os.umask(old)
+
+
+async def test_session_ids_stay_out_of_log_lines(
+    sqlite_url: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with running_relay(sqlite_url) as relay:
+        host = await relay.host()
+        base = await relay.path()
+        session_id = base.rsplit("/", 1)[1]
+
+        async def broken(session: object) -> object:
+            raise RuntimeError("an unexpected fault")  # the path of a 500 is logged
+
+        monkeypatch.setattr(relay.store, "load_proxy_context", broken)
+        relay.service.app.forget_all_sessions()
+        with caplog.at_level(logging.DEBUG):
+            assert (await relay.client.get(f"{base}/echo?x=1")).status_code == 500
+            assert (await relay.client.get(f"{base}/echo")).status_code == 500
+        ours = "\n".join(
+            f"{r.getMessage()} {r.exc_text or ''}"
+            for r in caplog.records
+            if r.name.startswith("agent_relay")
+        )
+        assert "unexpected error" in ours
+        assert session_id not in ours
+        await host.close()

@@ -123,7 +123,7 @@ class RelayApp:
         elif isinstance(exc, StoreError):
             error = HttpError(400, str(exc))
         else:
-            log.exception("unexpected error on %s %s", ex.method, ex.target)
+            log.exception("unexpected error on %s %s", ex.method, _redact(ex.target))
             error = HttpError(500, "internal error")
         status, message = error.status, error.message
         headers = [(k.encode(), v.encode()) for k, v in error.headers]
