@@ -120,3 +120,25 @@ async def test_a_client_that_leaves_frees_its_stream_slot_at_once(sqlite_url: st
         response = await relay.client.get(f"{base}/echo")
         assert response.status_code == 200, response.text
         await host.close()
+
+
+async def test_migration_2_indexes_revoked_logins_for_the_poll(sqlite_url: str) -> None:
+    from sqlalchemy import create_engine, inspect, text
+
+    from agent_relay.store import Store
+
+    store = await Store.open(sqlite_url)
+    await store.close()
+    sync_url = sqlite_url  # the plain sqlite driver for the catalog check
+    engine = create_engine(sync_url)
+    with engine.begin() as conn:  # back to version 1: no index
+        conn.execute(text("DROP INDEX ix_auth_sessions_revoked_at"))
+        conn.execute(text("UPDATE agent_relay_schema_version SET version = 1"))
+    store = await Store.open(sqlite_url)
+    await store.close()
+    with engine.connect() as conn:
+        names = {index["name"] for index in inspect(conn).get_indexes("auth_sessions")}
+        version = conn.execute(text("SELECT version FROM agent_relay_schema_version")).scalar()
+    engine.dispose()
+    assert "ix_auth_sessions_revoked_at" in names
+    assert version == 2
