@@ -350,7 +350,9 @@ class RelayClient:
             await self.refresh_signing_session()
 
     def _observe_host_time(self, header: str | None, *, verified: bool) -> None:
-        if self.clock.observe(header, verified=verified):
+        # Only a correction the host signed is saved; an unsigned one (it may be the
+        # relay's) lasts for this run.
+        if self.clock.observe(header, verified=verified) and verified:
             self.pairing = dataclasses.replace(self.pairing, clock_offset=self.clock.offset)
             self._save()
 

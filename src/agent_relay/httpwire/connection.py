@@ -239,6 +239,11 @@ class HttpConnection:
             self._peeked = None  # the end of the message just finished
         self._h11.start_next_cycle()
 
+    def keep_received(self, data: bytes) -> None:
+        """Bytes read off the channel by someone else (a watch for the peer leaving):
+        h11 keeps them for the next message."""
+        self._h11.receive_data(data)
+
     def trailing_data(self) -> bytes:
         """Bytes that arrived after the message head that switched protocols."""
         return bytes(self._h11.trailing_data[0])

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from ..errors import AgentRelayError
 from ..netaddr import split_host_port
 from .auth import JwtSecret
+from .forwarding import Network, trusted_proxies_from_environment
+from .limits import UserLimits
 
 
 class ConfigError(AgentRelayError, ValueError):
@@ -36,6 +38,9 @@ class RelayConfig:
     shutdown_timeout: float = 25.0
     session_cache_ttl: float = 5.0
     session_cache_size: int = 100_000
+    limits: UserLimits = field(default_factory=UserLimits.from_environment)
+    # Peers whose X-Forwarded-For is believed (forwarding.py).
+    trusted_proxies: tuple[Network, ...] = field(default_factory=trusted_proxies_from_environment)
 
 
 def parse_listen_addr(value: str) -> tuple[str, int]:

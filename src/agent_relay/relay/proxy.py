@@ -61,6 +61,7 @@ async def proxy_request(
     limits: ProxyLimits,
     *,
     response_headers: list[tuple[bytes, bytes]],
+    request_headers: list[tuple[bytes, bytes]] | None = None,
 ) -> ProxyResult:
     """Relay ``request`` (path rewritten to ``target``) and the host's answer.
 
@@ -73,9 +74,14 @@ async def proxy_request(
     )
     result = ProxyResult(status=0)
     uploading: asyncio.Task[None] | None = None
+    watching: asyncio.Task[None] | None = None
     try:
         async with asyncio.timeout(limits.total_timeout):
-            head = h11.Request(method=request.method, target=target, headers=request.headers)
+            head = h11.Request(
+                method=request.method,
+                target=target,
+                headers=request.headers if request_headers is None else request_headers,
+            )
             if has_body(request.headers):
                 await upstream.send(head)
                 uploading = asyncio.create_task(_upload(front, upstream, limits, result))
@@ -84,6 +90,11 @@ async def proxy_request(
                 await upstream.send_message(head, b"")
                 async for _ in front.receive_body():
                     pass  # only the end of the message, already here
+                # A client that leaves while the host thinks must not hold its stream slot
+                # until the response timeout.
+                handler = asyncio.current_task()
+                assert handler is not None
+                watching = asyncio.create_task(_cancel_when_client_leaves(front, handler))
             try:
                 async with asyncio.timeout(limits.response_timeout):
                     response = await upstream.receive_response()
@@ -95,6 +106,8 @@ async def proxy_request(
                 if uploading and uploading.done() and uploading.exception() is not None:
                     raise bad_gateway("request body could not be forwarded") from None
                 raise bad_gateway("host closed the stream without a response") from None
+            if watching is not None:
+                watching.cancel()
             result.status = response.status_code
             headers = [
                 (k, v)
@@ -141,9 +154,20 @@ async def proxy_request(
         stream.reset()
         raise
     finally:
+        if watching is not None:
+            watching.cancel()
         # Not suppress(BaseException) around the await: that would swallow this
         # handler's own cancellation along with the upload's.
         await reap(uploading)
+
+
+async def _cancel_when_client_leaves(front: HttpConnection, handler: asyncio.Task[object]) -> None:
+    while True:
+        data = await front.channel.read()
+        if not data:
+            handler.cancel()
+            return
+        front.keep_received(data)  # a pipelined next request: h11 keeps it
 
 
 async def _upload(
