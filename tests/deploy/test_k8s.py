@@ -9,6 +9,7 @@ import re
 import tomllib
 from pathlib import Path
 
+import click
 import kubernetes_validate
 import pytest
 
@@ -140,7 +141,11 @@ def assert_cli_accepts(command: list[str]) -> None:
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
     program = Path(command[0]).name
     assert program in scripts
-    command_object = relay_server if program == "relay-server" else main.commands[command[1]]
+    if program == "relay-server":
+        command_object: click.Command | None = relay_server
+    else:
+        command_object = main.get_command(click.Context(main), command[1])
+    assert command_object is not None, f"no command {command[1]}"
     params = command_object.params
     known = {opt for param in params for opt in param.opts}
     for word in command[1:]:
