@@ -6,17 +6,22 @@ from __future__ import annotations
 
 import copy
 import re
-import tomllib
 from pathlib import Path
 
-import click
 import kubernetes_validate
 import pytest
 
-from agent_relay.cli import main, relay_server
-
-from .conftest import DEPLOY, K8S_FILES, ROOT, Doc, container, env_of, find, load_documents
-from .test_dockerfile import final_user
+from tests.support.deploy import (
+    DEPLOY,
+    K8S_FILES,
+    Doc,
+    assert_cli_accepts,
+    container,
+    env_of,
+    final_user,
+    find,
+    load_documents,
+)
 
 KUBERNETES_VERSIONS = ["1.29.0", "1.37.0"]  # an older supported release and the newest
 
@@ -134,23 +139,6 @@ def test_connector_sidecar_snippet() -> None:
     assert config_map["data"]["machine-id"].strip()
     assert "securityContext" not in spec  # the agent container is left as it was
     assert_locked_down(connector)
-
-
-def assert_cli_accepts(command: list[str]) -> None:
-    """The command names a real entry point and only options it has."""
-    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
-    program = Path(command[0]).name
-    assert program in scripts
-    if program == "relay-server":
-        command_object: click.Command | None = relay_server
-    else:
-        command_object = main.get_command(click.Context(main), command[1])
-    assert command_object is not None, f"no command {command[1]}"
-    params = command_object.params
-    known = {opt for param in params for opt in param.opts}
-    for word in command[1:]:
-        if word.startswith("--"):
-            assert word in known, f"{word} is not an option of {' '.join(command[:2])}"
 
 
 def test_no_image_floats() -> None:

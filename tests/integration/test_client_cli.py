@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from .test_trust_e2e import BIG, Stack, flip_last_byte, trust_stack
+from tests.support.trust_stack import BIG, Stack, flip_last_byte, trust_stack
 
 TIMEOUT = 30
 
