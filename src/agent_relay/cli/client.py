@@ -232,6 +232,10 @@ def request_command(
     if len(method_and_path) > 2:
         raise click.UsageError("give at most METHOD and PATH")
     path = method_and_path[-1]
+    if output is not None and not output.parent.is_dir():
+        raise click.ClickException(
+            f"cannot write -o {output}: no directory {output.parent} (create it first)"
+        )
     method = method_and_path[0] if len(method_and_path) == 2 else ("POST" if data else "GET")
     store = _client_store(data_dir)
     pairing = store.find(relay_url, host_id)

@@ -11,7 +11,15 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
-from .common import default_data_dir, fail_cleanly, run, setup_logging
+from .common import data_dir as make_data_dir
+from .common import (
+    default_data_dir,
+    fail_cleanly,
+    is_listen_error,
+    listen_failure,
+    run,
+    setup_logging,
+)
 
 
 @click.group("host", invoke_without_command=True)
@@ -155,7 +163,7 @@ def host_command(
             relay_url=relay_url,
             upstream=upstream,
             tokens=token_source(token, token_file, token_command),
-            data_dir=data_dir or default_data_dir(),
+            data_dir=make_data_dir(data_dir),
             name=name,
             ca_file=ca_file,
             status_listen=status_listen,
@@ -172,7 +180,12 @@ def host_command(
         logging.getLogger(__name__).warning(
             "--allow-unsigned: relayed requests are forwarded without signature checks"
         )
-    run(assembled.run_until_signalled())
+    try:
+        run(assembled.run_until_signalled())
+    except OSError as exc:
+        if status_listen is None or not is_listen_error(exc):
+            raise
+        raise listen_failure(exc, status_listen, "--status-listen") from None
 
 
 _host_data_dir = click.option(

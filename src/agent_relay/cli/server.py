@@ -8,7 +8,18 @@ from typing import Any
 
 import click
 
-from .common import DATABASE_ENV, SECRET_ENV, default_data_dir, fail_cleanly, run, setup_logging
+from .common import (
+    DATABASE_ENV,
+    SECRET_ENV,
+    default_data_dir,
+    fail_cleanly,
+    is_listen_error,
+    listen_failure,
+    option_source,
+    run,
+    setup_logging,
+)
+from .common import data_dir as make_data_dir
 
 
 def server_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -110,8 +121,10 @@ def _serve(
     from ..relay.service import RelayService, run_until_signalled
     from ..store import Store, StoreMode
 
-    host, port = parse_listen_addr(listen)
-    data_dir = data_dir or default_data_dir()
+    where = option_source("listen", "--listen", "RELAY_LISTEN_ADDR")
+    host, port = parse_listen_addr(listen, where)
+    # Shared mode keeps nothing on disk: a read-only container needs no data dir.
+    data_dir = make_data_dir(data_dir) if data_dir or not shared else default_data_dir()
     if require_secret:
         check_secret_given(jwt_secret_file)
     secret = resolve_secret(jwt_secret_file, data_dir, create=not shared)
@@ -134,7 +147,12 @@ def _serve(
         store = await Store.open(database_url, mode=mode, data_dir=data_dir)
         await run_until_signalled(RelayService(config, store))
 
-    run(serve())
+    try:
+        run(serve())
+    except OSError as exc:
+        if not is_listen_error(exc):
+            raise
+        raise listen_failure(exc, listen, where) from None
 
 
 @click.command()

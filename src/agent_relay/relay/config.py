@@ -31,11 +31,12 @@ class RelayConfig:
     session_cache_size: int = 100_000
 
 
-def parse_listen_addr(value: str) -> tuple[str, int]:
-    """``host:port`` (IPv6 as ``[::]:8082``) as the reference's RELAY_LISTEN_ADDR."""
+def parse_listen_addr(value: str, name: str = "RELAY_LISTEN_ADDR") -> tuple[str, int]:
+    """``host:port`` (IPv6 as ``[::]:8082``) as the reference's RELAY_LISTEN_ADDR; port 0
+    is any free port. ``name`` is how the user gave it, for the message."""
     host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ConfigError(f"RELAY_LISTEN_ADDR must be host:port, got {value!r}")
+    if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ConfigError(f"{name} must be HOST:PORT, got {value!r}")
     host = host.strip("[]") or "0.0.0.0"  # noqa: S104
     return host, int(port)
 
