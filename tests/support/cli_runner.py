@@ -45,3 +45,9 @@ def one_line_error(done: subprocess.CompletedProcess[str]) -> str:
     assert lines, done.stderr
     assert lines[-1].startswith("Error: "), done.stderr
     return lines[-1].removeprefix("Error: ")
+
+
+def usage_error(done: subprocess.CompletedProcess[str]) -> str:
+    """The message of a command refused for its arguments: exit status 2 (click's)."""
+    assert done.returncode == 2, (done.returncode, done.stderr)
+    return done.stderr.strip().splitlines()[-1].removeprefix("Error: ")

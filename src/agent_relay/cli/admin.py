@@ -14,13 +14,24 @@ import click
 
 from .common import DATABASE_ENV, default_data_dir, fail_cleanly, run
 
+# relay.auth.MAX_TTL, spelled out so that parsing needs no import of the relay.
+MAX_TTL = timedelta(days=3650)
+
 
 def parse_ttl(value: str) -> timedelta:
     match = re.fullmatch(r"\s*(\d+)\s*([smhd]?)\s*", value)
     if not match:
-        raise click.BadParameter("use a number with s, m, h or d, for example 30d or 12h")
+        raise click.BadParameter(
+            "use a number with s, m, h or d, for example 30d or 12h", param_hint="--ttl"
+        )
     unit = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
-    return timedelta(seconds=int(match.group(1)) * unit)
+    lifetime = timedelta(seconds=int(match.group(1)) * unit)
+    if not timedelta(0) < lifetime <= MAX_TTL:
+        raise click.BadParameter(
+            f"a token must live more than 0 seconds and at most {MAX_TTL.days} days; got {value!r}",
+            param_hint="--ttl",
+        )
+    return lifetime
 
 
 def admin_options(func: Callable[..., Any]) -> Callable[..., Any]:

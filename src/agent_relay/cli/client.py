@@ -8,6 +8,7 @@ import contextlib
 import os
 import sys
 from collections.abc import AsyncIterator, Callable
+from functools import wraps
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -139,7 +140,76 @@ def _client_command(func: Callable[..., Any]) -> Callable[..., Any]:
     for option in reversed(options):
         func = option(func)
 
-    return fail_cleanly(func)
+    @wraps(func)
+    def explained(*args: Any, **kwargs: Any) -> Any:
+        from ..client import ClientError
+
+        if kwargs.get("relay_url") is not None:
+            kwargs["relay_url"] = base_url(kwargs["relay_url"])
+        if kwargs.get("host_id") is not None:
+            kwargs["host_id"] = _host_id(kwargs["host_id"])
+        try:
+            return func(*args, **kwargs)
+        except ClientError as exc:
+            raise click.ClickException(explain(exc, kwargs.get("relay_url"))) from None
+
+    return fail_cleanly(explained)
+
+
+# What users give as the relay's URL besides its base: the API paths under it.
+_API_SUFFIXES = ("/v1/relay/connect", "/v1/relay", "/v1")
+
+
+def base_url(value: str) -> str:
+    """The relay's base URL: an API path pasted after it (``/v1``…) is dropped."""
+    url = value.strip().rstrip("/")
+    for suffix in _API_SUFFIXES:
+        if url.endswith(suffix):
+            return url.removesuffix(suffix)
+    return url
+
+
+def _host_id(value: str) -> str:
+    import uuid
+
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise click.ClickException(
+            f"--host takes the host's id (a UUID, as the relay's GET /v1/hosts lists it), "
+            f"got {value!r}; host names are not accepted"
+        ) from None
+
+
+def explain(exc: Exception, relay_url: str | None) -> str:
+    """A client error in words that say what to do."""
+    from ..client import PairingError, RelayRefusedError
+
+    text = str(exc)
+    if "WRONG_VERSION_NUMBER" in text:
+        plain = (relay_url or "").replace("https://", "http://", 1)
+        return f"that port speaks plain HTTP, not TLS: use {plain or 'http://'}"
+    if isinstance(exc, PairingError) and "(bad_proof)" in text:
+        return (
+            "wrong code: it is now used up; make a new one with `agent-relay host pair-code` "
+            "and pair again"
+        )
+    if isinstance(exc, PairingError) and "(code_expired)" in text:
+        return (
+            "the host has no valid code (expired or already used): make a new one with "
+            "`agent-relay host pair-code`"
+        )
+    if isinstance(exc, RelayRefusedError) and exc.status < 300:
+        return f"the local server did not upgrade to a WebSocket (it answered {exc.status})"
+    if (
+        isinstance(exc, RelayRefusedError)
+        and exc.status == 404
+        and relay_url
+        and "No active relay" not in exc.message
+        and "no such route" not in exc.message
+    ):
+        return f"{relay_url} is not an agent-relay relay (it answered 404)"
+    return text
 
 
 def _client_token(token: str | None, token_file: Path | None) -> str | None:
@@ -153,6 +223,20 @@ def _client_token(token: str | None, token_file: Path | None) -> str | None:
             raise click.UsageError("give --token or --token-file, not both")
         return run(FileToken(token_file).get())
     return clean_token(token, "--token") if token is not None else None
+
+
+def _find(store: KeyStore, relay_url: str | None, host_id: str | None) -> Pairing:
+    """The stored pairing that fits; when none does, the message lists what is stored."""
+    from ..client import NotPairedError
+
+    try:
+        return store.find(relay_url, host_id)
+    except NotPairedError as exc:
+        stored = [f"host {p.host_id} at {p.relay_url}" for p in store.all()]
+        where = (
+            "; stored: " + ", ".join(stored) if stored else f"; none stored in {store.directory}"
+        )
+        raise click.ClickException(f"{exc}{where}") from None
 
 
 def _client_store(data_dir: Path | None) -> KeyStore:
@@ -238,7 +322,7 @@ def request_command(
         )
     method = method_and_path[0] if len(method_and_path) == 2 else ("POST" if data else "GET")
     store = _client_store(data_dir)
-    pairing = store.find(relay_url, host_id)
+    pairing = _find(store, relay_url, host_id)
     status = run(
         run_request(
             pairing,
@@ -278,7 +362,7 @@ def ws_command(
     """Open a signed WebSocket to PATH on a paired host: each line of standard input is
     sent as a text frame, each verified frame from the host is printed as a line."""
     store = _client_store(data_dir)
-    pairing = store.find(relay_url, host_id)
+    pairing = _find(store, relay_url, host_id)
     code = run(run_ws(pairing, store, _client_token(token, token_file), path, linger))
     if code not in (1000, 1005):
         raise click.ClickException(f"the host closed the WebSocket with code {code}")
