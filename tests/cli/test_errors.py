@@ -98,3 +98,17 @@ def test_request_output_into_a_missing_directory(cli: Cli, tmp_path: Path) -> No
     assert one_line_error(done) == (
         f"cannot write -o {target}: no directory {target.parent} (create it first)"
     )
+
+
+def test_a_second_demo_on_the_same_state_is_refused(cli: Cli) -> None:
+    import fcntl
+
+    state = cli.home / "data" / "demo"
+    state.mkdir(parents=True)
+    with (state / "demo.lock").open("a") as held:  # as a running demo holds it
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        done = cli("demo", "--port", "0")
+    assert one_line_error(done) == (
+        f"another demo is running with {state}: stop it first; "
+        "or give this one its own --data-dir DIR"
+    )

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
 
+from .common import data_dir as make_data_dir
 from .common import default_data_dir, fail_cleanly, run, setup_logging
 
 
@@ -38,14 +42,27 @@ def demo(port: int, data_dir: Path | None, allow_unsigned: bool, verbose: bool) 
     the relay with `agent-relay request`."""
     from ..demo.run import run_demo
 
+    state = make_data_dir(data_dir, default=default_data_dir() / "demo")
     setup_logging(verbose)
     try:
-        run(
-            run_demo(
-                data_dir or default_data_dir() / "demo", port=port, allow_unsigned=allow_unsigned
-            )
-        )
+        with _only_demo_in(state, given=data_dir is not None):
+            run(run_demo(state, port=port, allow_unsigned=allow_unsigned))
     except OSError as exc:
         raise click.ClickException(
             f"cannot start the demo: {exc} (is port {port} in use? try --port 0)"
         ) from None
+
+
+@contextlib.contextmanager
+def _only_demo_in(state: Path, *, given: bool) -> Iterator[None]:
+    """Two demos on one state dir would overwrite each other's pairing code: the second
+    one is refused while the first runs (the lock goes with the process)."""
+    with (state / "demo.lock").open("a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            hint = "" if given else "; or give this one its own --data-dir DIR"
+            raise click.ClickException(
+                f"another demo is running with {state}: stop it first{hint}"
+            ) from None
+        yield
