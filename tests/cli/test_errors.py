@@ -112,3 +112,38 @@ def test_a_second_demo_on_the_same_state_is_refused(cli: Cli) -> None:
         f"another demo is running with {state}: stop it first; "
         "or give this one its own --data-dir DIR"
     )
+
+
+def test_relay_server_has_a_version(cli: Cli) -> None:
+    import agent_relay
+
+    done = subprocess.run(
+        [sys.executable, "-c", "from agent_relay.cli import relay_server; relay_server()",
+         "--version"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().endswith(agent_relay.__version__)
+    assert "relay-server" in done.stdout
+
+
+def test_a_garbage_token_is_refused_not_ignored(cli: Cli) -> None:
+    done = cli("request", "--token", "garbage", "/api/x")
+    assert one_line_error(done) == (
+        "--token is not a relay token (a JWT: three dot-separated base64url parts, as "
+        "`agent-relay tokens issue` prints)"
+    )
+
+
+def test_a_pairing_code_for_a_data_dir_no_connector_uses_warns(cli: Cli, tmp_path: Path) -> None:
+    unused = tmp_path / "nobody"
+    done = cli("host", "pair-code", "--data-dir", str(unused))
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines()[0] == (
+        f"warning: no connector has run with the data dir {unused}; a connector reads the "
+        "code from its own data dir (give this command the same --data-dir)"
+    )
+    assert len(done.stdout.strip()) == 6
+    (unused / "machine-id").write_text("m\n")
+    quiet = cli("host", "pair-code", "--data-dir", str(unused))
+    assert "warning" not in quiet.stderr

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import sys
 from collections.abc import AsyncIterator, Callable
 from functools import wraps
@@ -212,6 +213,9 @@ def explain(exc: Exception, relay_url: str | None) -> str:
     return text
 
 
+_TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
+
+
 def _client_token(token: str | None, token_file: Path | None) -> str | None:
     """--token-file wins over a token from the environment; none is fine when a relay
     session is already stored."""
@@ -222,7 +226,16 @@ def _client_token(token: str | None, token_file: Path | None) -> str | None:
         if token is not None and source is not ParameterSource.ENVIRONMENT:
             raise click.UsageError("give --token or --token-file, not both")
         return run(FileToken(token_file).get())
-    return clean_token(token, "--token") if token is not None else None
+    if token is None:
+        return None
+    cleaned = clean_token(token, "--token")
+    if not _TOKEN_SHAPE.fullmatch(cleaned):
+        where = "AGENT_RELAY_TOKEN" if source is ParameterSource.ENVIRONMENT else "--token"
+        raise click.ClickException(
+            f"{where} is not a relay token (a JWT: three dot-separated base64url parts, "
+            "as `agent-relay tokens issue` prints)"
+        )
+    return cleaned
 
 
 def _find(store: KeyStore, relay_url: str | None, host_id: str | None) -> Pairing:
@@ -322,12 +335,13 @@ def request_command(
         )
     method = method_and_path[0] if len(method_and_path) == 2 else ("POST" if data else "GET")
     store = _client_store(data_dir)
+    relay_token = _client_token(token, token_file)  # checked before the pairing lookup
     pairing = _find(store, relay_url, host_id)
     status = run(
         run_request(
             pairing,
             store,
-            _client_token(token, token_file),
+            relay_token,
             method,
             path,
             body=_read_data(data),
@@ -362,8 +376,9 @@ def ws_command(
     """Open a signed WebSocket to PATH on a paired host: each line of standard input is
     sent as a text frame, each verified frame from the host is printed as a line."""
     store = _client_store(data_dir)
+    relay_token = _client_token(token, token_file)  # checked before the pairing lookup
     pairing = _find(store, relay_url, host_id)
-    code = run(run_ws(pairing, store, _client_token(token, token_file), path, linger))
+    code = run(run_ws(pairing, store, relay_token, path, linger))
     if code not in (1000, 1005):
         raise click.ClickException(f"the host closed the WebSocket with code {code}")
 

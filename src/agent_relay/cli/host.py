@@ -217,11 +217,19 @@ def host_pair_code(data_dir: Path | None, ttl: float) -> None:
 
     It goes to the data dir, where a running connector reads it when a pairing starts;
     a new code replaces the previous one."""
+    from ..host.identity import MACHINE_ID_FILE
     from ..trust.host import TrustHost
     from ..trust.limits import TrustLimits
 
     limits = TrustLimits(code_ttl=ttl * 60)
     trust = TrustHost(data_dir or default_data_dir(), limits=limits)
+    state = data_dir or default_data_dir()
+    if not (state / MACHINE_ID_FILE).exists():
+        click.echo(
+            f"warning: no connector has run with the data dir {state}; a connector reads "
+            "the code from its own data dir (give this command the same --data-dir)",
+            err=True,
+        )
     code = trust.issue_code()
     minutes = round((code.expires_at - time.time()) / 60)
     click.echo(code.code)

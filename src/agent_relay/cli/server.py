@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from .. import __version__
 from .common import (
     DATABASE_ENV,
     SECRET_ENV,
@@ -169,6 +170,7 @@ def server(shared: bool, **options: Any) -> None:
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="relay-server")
 @server_options
 @click.option(
     "--standalone",
