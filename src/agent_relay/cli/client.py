@@ -8,6 +8,7 @@ import contextlib
 import os
 import re
 import sys
+import threading
 from collections.abc import AsyncIterator, Callable
 from functools import wraps
 from pathlib import Path
@@ -71,12 +72,13 @@ async def _to_file(chunks: AsyncIterator[bytes], output: Path) -> None:
 
 async def run_ws(
     pairing: Pairing, store: KeyStore, token: str | None, path: str, linger: float = WS_LINGER
-) -> int:
-    """Returns the host's close code. At the end of standard input the answers still on
-    their way get ``linger`` seconds (the host may also close first), then we close."""
-    loop = asyncio.get_running_loop()
+) -> tuple[int, str]:
+    """Returns the host's close code and reason. At the end of standard input the answers
+    still on their way get ``linger`` seconds (the host may also close first), then we
+    close. A close by the host ends it at once, whatever standard input is doing."""
     from ..client import RelayClient
 
+    lines = _stdin_lines(asyncio.get_running_loop())
     async with (
         RelayClient(pairing, token=token, store=store) as client,
         client.websocket(path) as socket,
@@ -84,8 +86,8 @@ async def run_ws(
 
         async def pump_stdin() -> None:
             while True:
-                line = await loop.run_in_executor(None, sys.stdin.readline)
-                if not line:
+                line = await lines.get()
+                if line is None:
                     await asyncio.sleep(linger)
                     await socket.send("close", (1000).to_bytes(2, "big"))
                     return
@@ -96,7 +98,7 @@ async def run_ws(
             while True:
                 frame = await socket.recv()
                 if frame.msg_type == "close":
-                    return frame.close_code()[0]
+                    return frame.close_code()
                 if frame.msg_type == "text":
                     print(frame.payload.decode("utf-8", "replace"), flush=True)
                 elif frame.msg_type == "binary":
@@ -105,6 +107,25 @@ async def run_ws(
             sender.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await sender
+
+
+def _stdin_lines(loop: asyncio.AbstractEventLoop) -> asyncio.Queue[str | None]:
+    """Standard input's lines, then None at its end, read by a daemon thread: a blocked
+    read must not keep the process alive once the WebSocket has closed (the default
+    executor's threads are waited for at exit)."""
+    queue: asyncio.Queue[str | None] = asyncio.Queue()
+
+    def put(item: str | None) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is gone: we are exiting
+            loop.call_soon_threadsafe(queue.put_nowait, item)
+
+    def read() -> None:
+        for line in sys.stdin:
+            put(line)
+        put(None)
+
+    threading.Thread(target=read, name="stdin", daemon=True).start()
+    return queue
 
 
 def _client_command(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -378,9 +399,9 @@ def ws_command(
     store = _client_store(data_dir)
     relay_token = _client_token(token, token_file)  # checked before the pairing lookup
     pairing = _find(store, relay_url, host_id)
-    code = run(run_ws(pairing, store, relay_token, path, linger))
+    code, reason = run(run_ws(pairing, store, relay_token, path, linger))
     if code not in (1000, 1005):
-        raise click.ClickException(f"the host closed the WebSocket with code {code}")
+        raise click.ClickException(f"closed by host: {reason or 'no reason given'} (code {code})")
 
 
 def _read_data(data: str | None) -> bytes:
