@@ -1082,9 +1082,9 @@ def measure_behind_ingress(setup: Setup, args: argparse.Namespace) -> str:
     """The agent-relay path again, behind Caddy terminating TLS (a throwaway CA) with the
     routes generated from deploy/traefik/ingressroute.yaml, as tests/integration/test_ingress.py
     runs them: what the seed's ingress hop costs. Returns the table's rows."""
-    from tests.integration.caddy import GLOBAL_OPTIONS, find_caddy
-    from tests.integration.ingress import caddy_routes, load_ingress
-    from tests.integration.tlsca import make_certificates
+    from tests.support.caddy import GLOBAL_OPTIONS, find_caddy
+    from tests.support.ingress import caddy_routes, load_ingress
+    from tests.support.tlsca import make_certificates
 
     certificates = make_certificates(setup.tmp / "tls")
     port = free_port()

@@ -5,5 +5,5 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-bash scripts/setup.sh
+bash scripts/setup.sh runtime  # the demo needs no test tools
 exec .venv/bin/agent-relay demo "$@"

@@ -17,6 +17,8 @@ echo "== ruff" >&2
 .venv/bin/ruff format --check .
 echo "== mypy --strict" >&2
 .venv/bin/mypy
+echo "== lint-imports (layer rules, docs/architecture.md)" >&2
+.venv/bin/lint-imports
 echo "== pytest" >&2
 AGENT_RELAY_PG_BINDIR=$(bash scripts/postgres.sh); export AGENT_RELAY_PG_BINDIR  # for tests/integration
 AGENT_RELAY_CADDY=$(bash scripts/caddy.sh); export AGENT_RELAY_CADDY  # for tests/integration/test_tls.py

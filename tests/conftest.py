@@ -1,10 +1,13 @@
-"""Shared fixtures: yamux session pairs over real loopback sockets and WebSockets."""
+"""Fixtures shared by every test package: a real relay on loopback (one definition), a
+local agent server, and yamux session pairs over real loopback sockets and WebSockets.
+Helpers that are not fixtures live in ``tests/support/``."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +17,8 @@ from websockets.asyncio.server import serve as ws_serve
 
 from agent_relay.mux import MuxConfig, MuxSession
 from agent_relay.transport import SocketByteStream, WebSocketByteStream
+from tests.support.localserver import LocalServer, local_server
+from tests.support.relay import Relay, running_relay
 
 SessionPair = tuple[MuxSession, MuxSession]
 PairFactory = Callable[..., Any]
@@ -73,3 +78,26 @@ async def ws_pair(
 def make_pair(request: pytest.FixtureRequest) -> PairFactory:
     """A factory of connected (client, server) session pairs over the given transport."""
     return tcp_pair if request.param == "tcp" else ws_pair
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'relay.sqlite3'}"
+
+
+@pytest.fixture
+def relay_database(sqlite_url: str) -> str:
+    """The database the `relay` fixture runs on; a module overrides this to change it."""
+    return sqlite_url
+
+
+@pytest.fixture
+async def relay(relay_database: str) -> AsyncIterator[Relay]:
+    async with running_relay(relay_database) as running:
+        yield running
+
+
+@pytest.fixture
+async def local() -> AsyncIterator[LocalServer]:
+    async with local_server() as server:
+        yield server

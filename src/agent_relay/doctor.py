@@ -38,7 +38,8 @@ import h11
 from . import __version__
 from .baseurl import RelayUrl
 from .errors import AgentRelayError
-from .host.dial import CONNECT_PATH, tls_context
+from .host.dial import CONNECT_PATH
+from .tls import tls_context
 
 MAX_BODY = 64 * 1024  # we read this much of an answer, at most
 CLOCK_TOLERANCE = 30.0  # seconds: request signatures allow ±30 s

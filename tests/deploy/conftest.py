@@ -5,43 +5,12 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
-DEPLOY = ROOT / "deploy"
-K8S_FILES = sorted((DEPLOY / "k8s").rglob("*.yaml"))
-INGRESS_FILE = DEPLOY / "traefik" / "ingressroute.yaml"
-COMPOSE_FILE = DEPLOY / "compose.yaml"
-
-Doc = dict[str, Any]
-
-
-def load_documents(path: Path) -> list[Doc]:
-    documents = [doc for doc in yaml.safe_load_all(path.read_text()) if doc is not None]
-    assert documents, f"{path} holds no document"
-    return documents
-
-
-def find(documents: list[Doc], kind: str, name: str | None = None) -> Doc:
-    for doc in documents:
-        if doc["kind"] == kind and (name is None or doc["metadata"]["name"] == name):
-            return doc
-    raise AssertionError(f"no {kind} {name or ''} in the documents")
-
-
-def container(deployment: Doc, name: str) -> Doc:
-    for item in deployment["spec"]["template"]["spec"]["containers"]:
-        if item["name"] == name:
-            result: Doc = item
-            return result
-    raise AssertionError(f"no container {name} in {deployment['metadata']['name']}")
-
-
-def env_of(item: Doc) -> dict[str, Doc]:
-    return {entry["name"]: entry for entry in item.get("env", [])}
+from tests.support.deploy import (
+    ROOT,
+)
 
 
 @pytest.fixture(scope="session")

@@ -14,10 +14,15 @@ from typing import Any
 import jsonschema
 import pytest
 
-from ..integration.caddy import find_caddy
-from .conftest import COMPOSE_FILE, DEPLOY, Doc, load_documents
-from .test_dockerfile import final_user
-from .test_k8s import assert_cli_accepts
+from tests.support.caddy import find_caddy
+from tests.support.deploy import (
+    COMPOSE_FILE,
+    DEPLOY,
+    Doc,
+    assert_cli_accepts,
+    final_user,
+    load_documents,
+)
 
 
 def compose_schema() -> dict[str, Any]:

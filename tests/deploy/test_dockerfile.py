@@ -13,46 +13,19 @@ import shlex
 import subprocess
 import sys
 import tomllib
-from collections.abc import AsyncIterator
-from functools import cache
 from pathlib import Path
-from typing import Any
 
-import pytest
-from dockerfile_parse import DockerfileParser
-
-from ..integration.caddy import free_port
-from ..integration.test_relay import Relay, running_relay
-from .conftest import DEPLOY, ROOT
-
-DOCKERFILE = DEPLOY / "Dockerfile"
-
-
-@cache
-def instructions() -> list[dict[str, Any]]:
-    parser = DockerfileParser(path=str(DOCKERFILE), env_replace=False)
-    result: list[dict[str, Any]] = parser.structure
-    return result
-
-
-def stages() -> list[list[dict[str, Any]]]:
-    result: list[list[dict[str, Any]]] = []
-    for item in instructions():
-        if item["instruction"] == "FROM":
-            result.append([])
-        if result:
-            result[-1].append(item)
-    return result
-
-
-def final(instruction: str) -> list[str]:
-    return [i["value"] for i in stages()[-1] if i["instruction"] == instruction]
-
-
-def final_user() -> int:
-    """The runtime stage's USER, as a number (Kubernetes' runAsNonRoot needs one)."""
-    (user,) = final("USER")
-    return int(user.split(":")[0])
+from tests.support.caddy import free_port
+from tests.support.deploy import (
+    DEPLOY,
+    DOCKERFILE,
+    ROOT,
+    final,
+    final_user,
+    instructions,
+    stages,
+)
+from tests.support.relay import Relay
 
 
 def healthcheck_command() -> list[str]:
@@ -154,12 +127,6 @@ def test_pip_pinned_as_in_setup() -> None:
     setup = (ROOT / "scripts/setup.sh").read_text()
     (pin,) = re.findall(r"pip==[\d.]+", setup)
     assert pin in " ".join(v for stage in stages() for v in (i["value"] for i in stage))
-
-
-@pytest.fixture
-async def relay(tmp_path: Path) -> AsyncIterator[Relay]:
-    async with running_relay(f"sqlite:///{tmp_path / 'relay.sqlite3'}") as running:
-        yield running
 
 
 async def run_healthcheck(listen_addr: str) -> int:

@@ -6,18 +6,24 @@ from __future__ import annotations
 
 import copy
 import re
-import tomllib
 from pathlib import Path
 
 import kubernetes_validate
 import pytest
 
-from agent_relay.cli import main, relay_server
-
-from ..integration.test_host_cli import start_host
-from ..integration.test_relay import running_relay
-from .conftest import DEPLOY, K8S_FILES, ROOT, Doc, container, env_of, find, load_documents
-from .test_dockerfile import final_user
+from tests.support.cli import start_host
+from tests.support.deploy import (
+    DEPLOY,
+    K8S_FILES,
+    Doc,
+    assert_cli_accepts,
+    container,
+    env_of,
+    final_user,
+    find,
+    load_documents,
+)
+from tests.support.relay import running_relay
 
 KUBERNETES_VERSIONS = ["1.29.0", "1.37.0"]  # an older supported release and the newest
 
@@ -183,19 +189,6 @@ async def test_connector_sidecar_can_write_what_the_connector_writes(tmp_path: P
         )
     ]
     find(documents, "PersistentVolumeClaim", claim["persistentVolumeClaim"]["claimName"])
-
-
-def assert_cli_accepts(command: list[str]) -> None:
-    """The command names a real entry point and only options it has."""
-    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
-    program = Path(command[0]).name
-    assert program in scripts
-    command_object = relay_server if program == "relay-server" else main.commands[command[1]]
-    params = command_object.params
-    known = {opt for param in params for opt in param.opts}
-    for word in command[1:]:
-        if word.startswith("--"):
-            assert word in known, f"{word} is not an option of {' '.join(command[:2])}"
 
 
 def test_no_image_floats() -> None:

@@ -14,7 +14,13 @@ import jsonschema
 import pytest
 import yaml
 
-from .conftest import DEPLOY, INGRESS_FILE, Doc, find, load_documents
+from tests.support.deploy import (
+    DEPLOY,
+    INGRESS_FILE,
+    Doc,
+    find,
+    load_documents,
+)
 
 CRD_FILES = {
     "IngressRoute": "traefik.io_ingressroutes.yaml",

@@ -10,6 +10,7 @@ Every wait is bounded; every process is stopped with SIGTERM, then SIGKILL.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import signal
 import socket
@@ -23,6 +24,7 @@ from typing import Any
 
 import httpx
 
+from agent_relay.demo.sample_server import blob_bytes
 from agent_relay.keyfile import write_secret_file
 
 AGENT_RELAY = Path(sys.executable).with_name("agent-relay")
@@ -354,3 +356,14 @@ def running_stack(root: Path) -> Iterator[Stack]:
     finally:
         for process in stack.processes():
             process.close()
+
+
+MIB = 1024 * 1024
+
+
+def expected_blob_digest(size: int) -> str:
+    digest = hashlib.sha256()
+    step = 64 * 1024
+    for offset in range(0, size, step):
+        digest.update(blob_bytes(offset, min(step, size - offset)))
+    return digest.hexdigest()

@@ -14,13 +14,11 @@ from collections.abc import Iterator
 import pytest
 
 from .dropin import PAIRINGS, running_pairing
-from .stack import Stack, report
 
 # The functional cases, collected again here with this module's `stack` fixture.
+from .stack import MIB, Stack, expected_blob_digest, report
 from .test_traffic import (  # noqa: F401
-    MIB,
     client,
-    expected_blob_digest,
     test_100_mib_download_and_upload_with_checksums,
     test_json_api_through_relay,
     test_server_sent_events_arrive_while_the_stream_is_open,

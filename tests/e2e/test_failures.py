@@ -20,16 +20,17 @@ from websockets.exceptions import ConnectionClosed
 from agent_relay.keyfile import write_secret_file
 
 from .stack import (
+    MIB,
     USER,
     Process,
     Stack,
     admin,
     connector_command,
+    expected_blob_digest,
     free_port,
     get_json,
     report,
 )
-from .test_traffic import MIB, expected_blob_digest
 
 pytestmark = pytest.mark.timeout(90)
 

@@ -16,26 +16,15 @@ import httpx
 import pytest
 from websockets.asyncio.client import connect as ws_connect
 
-from agent_relay.demo.sample_server import blob_bytes
-
-from .stack import Process, Stack, report
+from .stack import MIB, Process, Stack, expected_blob_digest, report
 
 pytestmark = pytest.mark.timeout(120)
 
-MIB = 1024 * 1024
 BULK = 100 * MIB
 
 
 def client(stack: Stack, **options: Any) -> httpx.AsyncClient:
     return httpx.AsyncClient(base_url=stack.base, timeout=30, **options)
-
-
-def expected_blob_digest(size: int) -> str:
-    digest = hashlib.sha256()
-    step = 64 * 1024
-    for offset in range(0, size, step):
-        digest.update(blob_bytes(offset, min(step, size - offset)))
-    return digest.hexdigest()
 
 
 async def sse_events(lines: AsyncIterator[str]) -> AsyncIterator[tuple[str, str]]:

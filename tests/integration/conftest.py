@@ -3,16 +3,22 @@ database per test, and a fresh stand-alone Store on each backend (SQLite, Postgr
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
-from agent_relay.store import Store
-
-from .pgcluster import PostgresCluster, PostgresNotInstalled, find_bindir, running_cluster
+from agent_relay.store import (
+    Store,
+)
+from tests.support.clock import FakeClock
+from tests.support.pgcluster import (
+    PostgresCluster,
+    PostgresNotInstalled,
+    find_bindir,
+    running_cluster,
+)
+from tests.support.reference_db import REFERENCE_DDL, ReferenceDatabase
 
 BACKENDS = ["sqlite", "postgres"]
 
@@ -37,32 +43,12 @@ def postgres_url(postgres_cluster: PostgresCluster) -> Iterator[str]:
         postgres_cluster.drop_database(name)
 
 
-@pytest.fixture
-def sqlite_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'relay.sqlite3'}"
-
-
 @pytest.fixture(params=BACKENDS)
 def database_url(request: pytest.FixtureRequest) -> str:
     """A fresh, empty database on each backend."""
     fixture = "sqlite_url" if request.param == "sqlite" else "postgres_url"
     url: str = request.getfixturevalue(fixture)
     return url
-
-
-@dataclass
-class FakeClock:
-    """The store's clock, moved by hand. Starts at the real time (microseconds kept, to
-    check that both backends keep them)."""
-
-    now: datetime = field(default_factory=lambda: datetime.now(UTC))
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, delta: timedelta) -> datetime:
-        self.now += delta
-        return self.now
 
 
 @pytest.fixture
@@ -78,3 +64,25 @@ async def store(database_url: str, clock: FakeClock) -> AsyncIterator[Store]:
         yield opened
     finally:
         await opened.close()
+
+
+@pytest.fixture
+def reference_database(postgres_cluster: PostgresCluster) -> Iterator[ReferenceDatabase]:
+    name = postgres_cluster.create_database()
+    role = f"relay_{uuid.uuid4().hex[:12]}"
+    db = ReferenceDatabase(postgres_cluster, name, role)
+    try:
+        db.sql(REFERENCE_DDL)
+        db.sql(
+            f"CREATE ROLE {role} LOGIN;"
+            f'REVOKE ALL ON DATABASE "{name}" FROM PUBLIC;'
+            f'GRANT CONNECT ON DATABASE "{name}" TO {role};'
+            "REVOKE CREATE ON SCHEMA public FROM PUBLIC;"
+            f"GRANT USAGE ON SCHEMA public TO {role};"
+            f"GRANT SELECT ON users, auth_sessions, organization_member_metadata TO {role};"
+            f"GRANT SELECT, INSERT, UPDATE ON hosts, relay_browser_sessions TO {role};"
+        )
+        yield db
+    finally:
+        postgres_cluster.drop_database(name)
+        postgres_cluster.psql(f"DROP ROLE IF EXISTS {role}")

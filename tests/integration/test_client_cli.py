@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from .test_trust_e2e import BIG, Stack, flip_last_byte, trust_stack
+from tests.support.trust_stack import BIG, Stack, flip_last_byte, trust_stack
 
 TIMEOUT = 30
 
@@ -136,7 +136,7 @@ async def test_clear_errors(stack: Stack) -> None:
         stack, "pair", "--relay", stack.relay.url, "--host", stack.host_id, "--code", "ZZZZZZ"
     )
     assert guessed.status == 1
-    assert "refused pairing" in guessed.stderr or "proof is wrong" in guessed.stderr
+    assert "wrong code: it is now used up" in guessed.stderr
     bad_host = await cli(
         stack, "pair", "--relay", stack.relay.url, "--host", "not-a-uuid", "--code", "ZZZZZZ"
     )

@@ -12,23 +12,15 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.http11 import Request, Response
 
 from agent_relay.doctor import Finding, Options, Report, Status, diagnose, format_report
 from agent_relay.relay.auth import JwtSecret, issue_token
-
-from .caddy import free_port
-from .test_relay import Relay, running_relay
+from tests.support.caddy import free_port
+from tests.support.relay import Relay
 
 NOT_A_JWT = "garbage"  # a deliberately bad token
-
-
-@pytest.fixture
-async def relay(sqlite_url: str) -> AsyncIterator[Relay]:
-    async with running_relay(sqlite_url) as running:
-        yield running
 
 
 def by_check(report: Report) -> dict[str, Finding]:

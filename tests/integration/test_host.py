@@ -4,14 +4,12 @@ connector dialing it over a real WebSocket, and a real local server behind it.""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import hashlib
 import json
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -22,71 +20,21 @@ from websockets.asyncio.server import serve as ws_serve
 from agent_relay.host import (
     BackoffPolicy,
     Connector,
-    ConnectorConfig,
     FileToken,
     ForwardLimits,
     Phase,
     PoolLimits,
     StaticToken,
     StatusServer,
-    TokenSource,
-    UpstreamPool,
-    UpstreamTarget,
 )
 from agent_relay.relay.service import RelayService
 from agent_relay.store import Store
-
-from .fakehost import pattern
-from .localserver import LocalServer, local_server
-from .test_relay import Relay, running_relay
+from tests.support.connector import eventually, running_connector
+from tests.support.fakehost import pattern
+from tests.support.localserver import LocalServer, local_server
+from tests.support.relay import Relay, running_relay
 
 MIB = 1024 * 1024
-FAST = BackoffPolicy(base=0.05, cap=0.2, reset_after=60.0)
-
-
-async def eventually(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    for _ in range(int(timeout * 100)):
-        if predicate():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("the condition was not reached in time")
-
-
-@contextlib.asynccontextmanager
-async def running_connector(
-    relay: Relay,
-    upstream: str,
-    *,
-    tokens: TokenSource | None = None,
-    pool_limits: PoolLimits | None = None,
-    wait: bool = True,
-    **config: Any,
-) -> AsyncIterator[Connector]:
-    pool = UpstreamPool(UpstreamTarget.parse(upstream), pool_limits)
-    settings = ConnectorConfig(relay_url=relay.url, machine_id="machine-1", name="test-host")
-    settings = dataclasses.replace(settings, **{"backoff": FAST, **config})
-    connector = Connector(settings, tokens or StaticToken(relay.token), pool)
-    running = asyncio.create_task(connector.run())
-    try:
-        if wait:
-            await eventually(lambda: connector.state.connected)
-        yield connector
-    finally:
-        await connector.stop(timeout=5)
-        await running
-        await pool.close()
-
-
-@pytest.fixture
-async def relay(sqlite_url: str) -> AsyncIterator[Relay]:
-    async with running_relay(sqlite_url) as running:
-        yield running
-
-
-@pytest.fixture
-async def local() -> AsyncIterator[LocalServer]:
-    async with local_server() as server:
-        yield server
 
 
 @pytest.fixture

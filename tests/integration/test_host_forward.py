@@ -16,8 +16,7 @@ from agent_relay.host import ForwardLimits, PoolLimits, UpstreamPool, UpstreamTa
 from agent_relay.httpwire import HttpConnection
 from agent_relay.mux import MuxSession, MuxStream
 from tests.conftest import tcp_pair
-
-from .localserver import LocalServer, local_server
+from tests.support.localserver import LocalServer, local_server
 
 Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 

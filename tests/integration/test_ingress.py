@@ -1,5 +1,5 @@
 """The seed's deployment, carrying real traffic: Caddy with routes generated from the
-shipped IngressRoute (tests/integration/ingress.py) in front of a relay and a stand-in web
+shipped IngressRoute (tests/support/ingress.py) in front of a relay and a stand-in web
 UI, the web UI behind forward-auth (a stand-in auth service that answers a request
 without a session cookie with a redirect to its login page, as Authentik does), TLS from
 a throwaway CA. Through it: the connector's ``wss://`` connect (trust mode, as deployed),
@@ -29,9 +29,9 @@ from websockets.http11 import Request, Response
 from agent_relay.client import KeyStore, RelayClient
 from agent_relay.demo.sample_server import RunningServer, blob_bytes, create_app
 from agent_relay.host.identity import MACHINE_ID_FILE
-
-from .caddy import Caddy
-from .ingress import (
+from tests.support.caddy import Caddy
+from tests.support.cli import Process, start_host
+from tests.support.ingress import (
     Doc,
     caddy_routes,
     load_ingress,
@@ -39,9 +39,8 @@ from .ingress import (
     parse_rule,
     running_ingress,
 )
-from .test_host_cli import Process, start_host
-from .test_relay import Relay, running_relay
-from .tlsca import CertificateFiles, make_certificates
+from tests.support.relay import Relay, running_relay
+from tests.support.tlsca import CertificateFiles, make_certificates
 
 MIB = 1024 * 1024
 DOWNLOAD = 100 * MIB

@@ -13,13 +13,12 @@ from agent_relay.relay.auth import mint_token
 from agent_relay.relay.config import RelayConfig
 from agent_relay.relay.service import RelayService
 from agent_relay.store import HostStatus, Store, StoreMode
-
-from .fakehost import FakeHost
-from .test_store_shared import SECRET, ReferenceDatabase, reference_database  # noqa: F401
+from tests.support.fakehost import FakeHost
+from tests.support.reference_db import SECRET, ReferenceDatabase
 
 
 async def test_relay_in_shared_mode_end_to_end(
-    reference_database: ReferenceDatabase,  # noqa: F811 - the fixture imported above
+    reference_database: ReferenceDatabase,
 ) -> None:
     db = reference_database
     before = db.catalog()

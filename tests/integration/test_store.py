@@ -36,9 +36,8 @@ from agent_relay.store import (
     UserRecord,
 )
 from agent_relay.store.validation import MAX_BATCH, MAX_HOST_NAME_LENGTH
-
-from .conftest import FakeClock
-from .pgcluster import PostgresCluster, free_port
+from tests.support.clock import FakeClock
+from tests.support.pgcluster import PostgresCluster, free_port
 
 SECRET = JwtSecret(b"k" * 32)
 

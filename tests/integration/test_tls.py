@@ -22,11 +22,10 @@ from websockets.http11 import Request, Response
 from agent_relay.doctor import Options, Status, diagnose, format_report
 from agent_relay.host.dial import DialError, connect_url, dial
 from agent_relay.host.identity import MACHINE_ID_FILE
-
-from .caddy import Caddy, running_caddy
-from .test_host_cli import start_host
-from .test_relay import Relay, running_relay
-from .tlsca import CertificateFiles, make_certificates
+from tests.support.caddy import Caddy, running_caddy
+from tests.support.cli import start_host
+from tests.support.relay import Relay
+from tests.support.tlsca import CertificateFiles, make_certificates
 
 
 @contextlib.asynccontextmanager
@@ -50,12 +49,6 @@ async def http_and_websocket_server(name: str) -> AsyncIterator[Server]:
 def address(server: Server) -> str:
     host, port = next(iter(server.sockets)).getsockname()[:2]
     return f"{host}:{port}"
-
-
-@pytest.fixture
-async def relay(sqlite_url: str) -> AsyncIterator[Relay]:
-    async with running_relay(sqlite_url) as running:
-        yield running
 
 
 @pytest.fixture

@@ -18,9 +18,8 @@ from websockets.exceptions import InvalidStatus
 from agent_relay.trust import wire
 from agent_relay.trust.host import API_PREFIX
 from agent_relay.trust.limits import TrustLimits
-
-from ..trustpeer import Pairing, Peer
-from .test_trust_e2e import Stack, trust_stack
+from tests.support.trust_stack import Stack, trust_stack
+from tests.support.trustpeer import Pairing, Peer
 
 SESSION_TTL = 4.0
 LIMITS = TrustLimits(session_ttl=SESSION_TTL, body_limit=4096)

@@ -16,13 +16,10 @@ import httpx
 from agent_relay.host.identity import MACHINE_ID_FILE
 from agent_relay.trust import wire
 from agent_relay.trust.host import API_PREFIX
-
-from ..trustpeer import Pairing, Peer
-from .localserver import LocalServer
-from .test_host_cli import Process, local, relay, start_host
-from .test_relay import Relay
-
-__all__ = ["local", "relay"]
+from tests.support.cli import Process, start_host
+from tests.support.localserver import LocalServer
+from tests.support.relay import Relay
+from tests.support.trustpeer import Pairing, Peer
 
 
 async def cli(*args: str) -> tuple[int, str, str]:

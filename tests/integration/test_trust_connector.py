@@ -27,10 +27,9 @@ from agent_relay.host import (
 )
 from agent_relay.trust import TrustHost, wire
 from agent_relay.trust.host import API_PREFIX
-
-from ..trustpeer import Pairing, Peer, SignatureMismatch
-from .test_relay import Relay, running_relay
-from .test_trust_asgi import BIG, sample_app, serving
+from tests.support.relay import Relay, running_relay
+from tests.support.trust_app import BIG, sample_app, serving
+from tests.support.trustpeer import Pairing, Peer, SignatureMismatch
 
 FAST = BackoffPolicy(base=0.05, cap=0.2, reset_after=60.0)
 

@@ -7,6 +7,5 @@ from ..integration.conftest import (  # noqa: F401 (fixtures)
     database_url,
     postgres_cluster,
     postgres_url,
-    sqlite_url,
     store,
 )

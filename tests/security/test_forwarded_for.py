@@ -7,8 +7,7 @@ from __future__ import annotations
 import ipaddress
 
 from agent_relay.relay.forwarding import client_address, parse_trusted_proxies
-
-from ..integration.test_relay import running_relay
+from tests.support.relay import running_relay
 
 
 async def test_forged_forwarded_headers_are_replaced_by_the_real_peer(sqlite_url: str) -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from agent_relay.trust import TrustHost, wire
 from agent_relay.trust.host import FINISH_PATH, START_PATH
+from tests.support.trustpeer import Pairing, Peer
 
-from ..trustpeer import Pairing, Peer
 from ..unit.test_trust_core import NOW, call, pair
 
 

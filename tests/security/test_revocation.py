@@ -14,8 +14,7 @@ from datetime import timedelta
 import pytest
 
 from agent_relay.relay.auth import issue_token
-
-from ..integration.test_relay import running_relay
+from tests.support.relay import running_relay
 
 CUT_WITHIN = 1.5  # the poll runs every second; a little slack for a loaded machine
 

@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 
 from agent_relay.store import Store
-
-from ..integration.test_relay import running_relay
+from tests.support.relay import running_relay
 
 
 async def test_http10_request_without_host_is_400_not_500(sqlite_url: str) -> None:

@@ -10,8 +10,7 @@ import pytest
 from websockets.exceptions import InvalidStatus
 
 from agent_relay.relay.limits import UserLimits
-
-from ..integration.test_relay import running_relay
+from tests.support.relay import running_relay
 
 
 async def test_hosts_per_user_are_capped_but_known_hosts_reconnect(sqlite_url: str) -> None:

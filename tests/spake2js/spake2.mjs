@@ -1,5 +1,5 @@
 // An independent SPAKE2 over the Ed25519 prime-order group, written from the maths of
-// wire.md section 7 (and the key schedule the `spake2` package documents), on
+// docs/protocol.md section 7 (and the key schedule the `spake2` package documents), on
 // @noble/curves point arithmetic and @noble/hashes. It shares no code with the Python
 // side; tests/spake2js/test_spake2_vectors.py drives it over JSON lines on stdin/stdout.
 //
@@ -18,7 +18,7 @@
 // A random scalar from 64 bytes of entropy is OS2IP(bytes) mod L (so the test can hand
 // both implementations the same entropy and compare messages byte for byte).
 //
-// Pairing on top (wire.md section 7): ck = HKDF(key, "", "key-confirmation", 32);
+// Pairing on top (docs/protocol.md section 7): ck = HKDF(key, "", "key-confirmation", 32);
 // client proof = HMAC(ck, "vk-spake2-client-proof-v2" | enrollment uuid (16 bytes) |
 // client public key); server proof = HMAC(ck, "vk-spake2-server-proof-v2" | enrollment
 // uuid | client public key | server public key).

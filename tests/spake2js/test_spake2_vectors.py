@@ -23,7 +23,7 @@ from agent_relay.client.pairing import ClientPairing
 from agent_relay.trust import wire
 
 HERE = Path(__file__).parent
-# wire.md section 7 gives the first and last bytes; the full points, as the package
+# docs/protocol.md section 7 gives the first and last bytes; the full points, as the package
 # computes them from the seeds "M" and "N".
 M_HEX = "15cfd18e385952982b6a8f8c7854963b58e34388c8e6dae891db756481a02312"
 N_HEX = "f04f2e7eb734b2a8f8b472eaf9c3c632576ac64aea650b496a8a20ff00e583c3"

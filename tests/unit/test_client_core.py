@@ -130,7 +130,7 @@ def read_stream(request: SignedRequest, headers: dict[str, str], body: bytes, cu
 def test_pairing_with_the_right_code() -> None:
     attempt = ClientPairing(" ab12cd ", CLIENT_KEY, "client-1")
     start = attempt.start_request()
-    assert set(start) == {"client_message_b64"}  # never the code (wire.md §9.1)
+    assert set(start) == {"client_message_b64"}  # never the code (docs/protocol.md section 7)
     assert wire.b64decode(start["client_message_b64"])[:1] == b"A"
     answer, key = host_answers_pairing("AB12CD", start)
     finish = attempt.finish_request(answer, client_name="laptop")

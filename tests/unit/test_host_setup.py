@@ -18,8 +18,8 @@ from agent_relay.host.hostid import hosts_url
 from agent_relay.host.identity import MACHINE_ID_FILE, load_machine_id
 from agent_relay.host.service import parse_host_port
 from agent_relay.host.status import ConnectorState, Phase
-from agent_relay.host.tokens import CommandToken, FileToken, StaticToken, TokenError
 from agent_relay.host.upstream import PoolLimits, UpstreamTarget
+from agent_relay.tokens import CommandToken, FileToken, StaticToken, TokenError
 
 # --------------------------------------------------------------------- relay URL
 

@@ -26,8 +26,7 @@ from agent_relay.trust.host import (
 from agent_relay.trust.ratelimit import KeyedRateLimiter
 from agent_relay.trust.signing import BodyMode, choose_body_mode
 from agent_relay.trust.store import JsonClientStore
-
-from ..trustpeer import Pairing, Peer, SignatureMismatch
+from tests.support.trustpeer import Pairing, Peer, SignatureMismatch
 
 NOW = 1_800_000_000.0
 

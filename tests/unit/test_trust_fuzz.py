@@ -15,8 +15,8 @@ from agent_relay.trust import TrustHost, wire
 from agent_relay.trust.errors import TrustError
 from agent_relay.trust.frames import FrameError
 from agent_relay.trust.host import API_PREFIX
+from tests.support.trustpeer import Pairing, Peer
 
-from ..trustpeer import Pairing, Peer
 from .test_trust_core import NOW, call
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))

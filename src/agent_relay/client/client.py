@@ -550,7 +550,7 @@ def _http_client(limits: ClientLimits) -> httpx.AsyncClient:
 def _tls_context() -> ssl.SSLContext:
     """The connector's trust: the system's roots (and ``SSL_CERT_FILE``) plus the CA in
     ``AGENT_RELAY_CA_FILE``, for a relay behind a private CA."""
-    from ..host.dial import tls_context
+    from ..tls import tls_context
 
     ca_file = os.environ.get("AGENT_RELAY_CA_FILE")
     return tls_context(Path(ca_file) if ca_file else None)

@@ -1,4 +1,4 @@
-"""Signed WebSocket frames (wire.md section 6), without I/O. After a signed upgrade
+"""Signed WebSocket frames (docs/protocol.md section 6), without I/O. After a signed upgrade
 every message both ways is a JSON envelope signed over the upgrade's session and nonce
 and a per-direction sequence number that must rise by exactly one: so the relay can
 neither forge, alter, drop, reorder nor replay a frame without the peer noticing."""

@@ -1,4 +1,4 @@
-"""The client's half of pairing (wire.md section 7), without I/O: SPAKE2 side A against
+"""The client's half of pairing (docs/protocol.md section 7), without I/O: SPAKE2 side A against
 the host's current code, then key confirmation. The code itself never leaves this
 object: only the SPAKE2 message does, so a relay reading the traffic learns nothing it
 can use offline, and cannot finish a pairing in our place."""
@@ -65,7 +65,7 @@ class ClientPairing:
         self._enrollment_id: str | None = None
 
     def start_request(self) -> dict[str, Any]:
-        # No enrollment_code: the host runs against its current code (wire.md §9.1).
+        # No enrollment_code: the host runs against its current code (docs/protocol.md section 7).
         return {"client_message_b64": wire.b64encode(self.client_message)}
 
     def finish_request(

@@ -1,4 +1,4 @@
-"""Signing requests and checking the host's answers (wire.md section 6 and our streamed
+"""Signing requests and checking the host's answers (docs/protocol.md section 6 and our streamed
 body records), without I/O. The asyncio client feeds these with what it sends and reads.
 
 A response check is bound to the request it answers: same signing session, same request

@@ -25,13 +25,13 @@ from ..aio import stop_signals
 from ..host.connector import Connector, ConnectorConfig
 from ..host.identity import load_machine_id
 from ..host.status import PAGE_PATH, StatusServer
-from ..host.tokens import StaticToken
 from ..host.upstream import UpstreamPool, UpstreamTarget
 from ..keyfile import read_secret_file, write_secret_file
 from ..relay.auth import JwtSecret, issue_token
 from ..relay.config import RelayConfig
 from ..relay.service import RelayService
 from ..store import Store
+from ..tokens import StaticToken
 from ..trust.host import TrustHost
 from .sample_server import RunningServer, create_app
 

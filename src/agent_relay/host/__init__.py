@@ -8,29 +8,29 @@ from typing import TYPE_CHECKING
 from .._lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from ..tokens import CommandToken, FileToken, StaticToken, TokenError, TokenSource
     from .backoff import Backoff, BackoffPolicy
     from .connector import Connector, ConnectorConfig
     from .forward import ForwardLimits, serve_stream
     from .status import ConnectorState, Phase, StatusServer
-    from .tokens import CommandToken, FileToken, StaticToken, TokenError, TokenSource
     from .upstream import PoolLimits, UpstreamPool, UpstreamTarget
 
 # Loaded on first use, so importing one submodule does not load the whole package.
 _EXPORTS = {
     "Backoff": ".backoff",
     "BackoffPolicy": ".backoff",
-    "CommandToken": ".tokens",
+    "CommandToken": "..tokens",
     "Connector": ".connector",
     "ConnectorConfig": ".connector",
     "ConnectorState": ".status",
-    "FileToken": ".tokens",
+    "FileToken": "..tokens",
     "ForwardLimits": ".forward",
     "Phase": ".status",
     "PoolLimits": ".upstream",
-    "StaticToken": ".tokens",
+    "StaticToken": "..tokens",
     "StatusServer": ".status",
-    "TokenError": ".tokens",
-    "TokenSource": ".tokens",
+    "TokenError": "..tokens",
+    "TokenSource": "..tokens",
     "UpstreamPool": ".upstream",
     "UpstreamTarget": ".upstream",
     "serve_stream": ".forward",

@@ -18,14 +18,15 @@ from websockets.asyncio.client import ClientConnection
 
 from .. import __version__
 from ..mux import GoAwayCode, MuxConfig, MuxSession, MuxStream, SessionClosedError
+from ..tls import tls_context
+from ..tokens import TokenError, TokenSource
 from ..transport import WebSocketByteStream
 from ..trust.host import TrustHost
 from .backoff import Backoff, BackoffPolicy
-from .dial import DialError, connect_url, dial, tls_context
+from .dial import DialError, connect_url, dial
 from .forward import ForwardLimits, serve_stream
 from .hostid import look_up_host_id
 from .status import ConnectorState, Phase
-from .tokens import TokenError, TokenSource
 from .upstream import UpstreamPool
 
 log = logging.getLogger(__name__)

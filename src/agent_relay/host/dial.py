@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import ssl
-from pathlib import Path
 from urllib.parse import quote, urlencode
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -14,6 +13,7 @@ from websockets.exceptions import InvalidHandshake, InvalidStatus, WebSocketExce
 from .. import __version__
 from ..baseurl import RelayUrl
 from ..errors import AgentRelayError
+from ..tls import tls_context
 
 CONNECT_PATH = "/v1/relay/connect"
 # Largest WebSocket message we accept from the relay: a yamux frame of the biggest
@@ -33,19 +33,6 @@ def connect_url(relay_base: str, *, machine_id: str, name: str, agent_version: s
         quote_via=quote,
     )
     return f"{control_channel_url(relay_base)}?{query}"
-
-
-def tls_context(ca_file: Path | None = None) -> ssl.SSLContext:
-    """Certificate verification on, against the system's roots (OpenSSL also reads
-    ``SSL_CERT_FILE`` and ``SSL_CERT_DIR``) plus ``ca_file`` when given: a private CA in
-    front of a self-hosted relay then needs no change to the system's trust store."""
-    context = ssl.create_default_context()
-    if ca_file is not None:
-        try:
-            context.load_verify_locations(cafile=str(ca_file))
-        except (OSError, ssl.SSLError) as exc:
-            raise ValueError(f"cannot use {ca_file} as a CA file: {exc}") from None
-    return context
 
 
 class DialError(AgentRelayError):

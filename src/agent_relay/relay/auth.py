@@ -1,4 +1,4 @@
-"""Bearer JWT authentication, as the reference relay does it (wire.md section 3).
+"""Bearer JWT authentication, as the reference relay does it (docs/protocol.md section 3).
 
 A token is HS256-signed with the base64-decoded ``VIBEKANBAN_REMOTE_JWT_SECRET``; ``aud``
 is ``access``; ``sub`` (user) and ``session_id`` (auth session) are UUIDs; ``iat`` and

@@ -43,12 +43,13 @@ class RelayConfig:
     trusted_proxies: tuple[Network, ...] = field(default_factory=trusted_proxies_from_environment)
 
 
-def parse_listen_addr(value: str) -> tuple[str, int]:
-    """``host:port`` (IPv6 as ``[::]:8082``) as the reference's RELAY_LISTEN_ADDR."""
+def parse_listen_addr(value: str, name: str = "RELAY_LISTEN_ADDR") -> tuple[str, int]:
+    """``host:port`` (IPv6 as ``[::]:8082``) as the reference's RELAY_LISTEN_ADDR; port 0
+    is any free port. ``name`` is how the user gave it, for the message."""
     try:
-        return split_host_port(value, default_host="0.0.0.0", allow_port_zero=False)  # noqa: S104
+        return split_host_port(value, default_host="0.0.0.0")  # noqa: S104
     except ValueError:
-        raise ConfigError(f"RELAY_LISTEN_ADDR must be host:port, got {value!r}") from None
+        raise ConfigError(f"{name} must be HOST:PORT, got {value!r}") from None
 
 
 def database_url_from_env(env: Mapping[str, str]) -> str | None:

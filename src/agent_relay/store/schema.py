@@ -1,4 +1,4 @@
-"""Tables, with the names and columns of the reference schema (wire.md section 10).
+"""Tables, with the names and columns of the reference schema (docs/protocol.md section 10).
 
 In shared mode the remote API owns ``users``, ``organizations``, ``auth_sessions`` and
 ``organization_member_metadata`` and has more columns than these; the relay reads only the

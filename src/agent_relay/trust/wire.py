@@ -1,4 +1,4 @@
-"""Byte formats of the trust layer (wire.md sections 6 and 7, plus our streamed-body
+"""Byte formats of the trust layer (docs/protocol.md sections 6 and 7, plus our streamed-body
 signing). Pure functions: both the host side and the client SDK build and check exactly
 these strings, so one definition keeps them byte for byte the same.
 """
@@ -154,7 +154,7 @@ def _form_escape(text: str) -> str:
 
 def form_urlencode(pairs: list[tuple[str, str]]) -> str:
     """Pairs re-encoded as the host does before checking a signature sent in the query
-    of a WebSocket upgrade (wire.md section 6)."""
+    of a WebSocket upgrade (docs/protocol.md section 6)."""
     return "&".join(f"{_form_escape(name)}={_form_escape(value)}" for name, value in pairs)
 
 

@@ -26,8 +26,8 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from .caddy import Caddy, free_port, running_caddyfile
-from .tlsca import CertificateFiles
+from tests.support.caddy import Caddy, free_port, running_caddyfile
+from tests.support.tlsca import CertificateFiles
 
 INGRESS_FILE = Path(__file__).resolve().parents[2] / "deploy" / "traefik" / "ingressroute.yaml"
 TEST_SOURCE = "127.0.0.1/32"  # where the test's connector and clients come from

@@ -1,6 +1,6 @@
-"""Where the connector gets the token it presents to the relay, fresh on every attempt:
-a fixed value, a file (re-read each time, so a rotated token is picked up), or a command
-(re-run each time; its standard output is the token)."""
+"""Where a relay token comes from, for the host connector and the client verbs alike: a
+fixed value, a file (re-read on every attempt, so a rotated token is picked up), or a
+command (re-run on every attempt; its standard output is the token)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import stat
 from pathlib import Path
 from typing import Protocol
 
-from ..errors import AgentRelayError
+from .errors import AgentRelayError
 
 log = logging.getLogger(__name__)
 
@@ -125,3 +125,16 @@ def _kill_group(process: asyncio.subprocess.Process) -> None:
     """End the shell and whatever it started (it leads its own process group)."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
+
+
+def token_source(
+    token: str | None, token_file: Path | None = None, token_command: str | None = None
+) -> TokenSource:
+    """The one source among a value, a file and a command (exactly one must be given)."""
+    if sum(x is not None for x in (token, token_file, token_command)) != 1:
+        raise TokenError("give exactly one of --token, --token-file or --token-command")
+    if token_file is not None:
+        return FileToken(token_file)
+    if token_command is not None:
+        return CommandToken(token_command)
+    return StaticToken(str(token))

@@ -1,0 +1,5 @@
+"""``python -m agent_relay.cli``."""
+
+from . import main
+
+main()

@@ -1,0 +1,427 @@
+"""The client verbs: ``agent-relay pair``, ``request`` and ``ws``. They print only what
+verified, and keep a file unwritten until all of it did."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import sys
+import threading
+from collections.abc import AsyncIterator, Callable
+from functools import wraps
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+from click.core import ParameterSource
+
+from .common import default_data_dir, fail_cleanly, run
+
+if TYPE_CHECKING:
+    from ..client import KeyStore, Pairing
+
+WS_LINGER = 1.0
+
+
+async def run_request(
+    pairing: Pairing,
+    store: KeyStore,
+    token: str | None,
+    method: str,
+    path: str,
+    *,
+    body: bytes,
+    headers: dict[str, str],
+    output: Path | None,
+    include: bool,
+) -> int:
+    from ..client import RelayClient
+
+    async with (
+        RelayClient(pairing, token=token, store=store) as client,
+        client.stream(method, path, body=body, headers=headers) as response,
+    ):
+        if include:
+            print(f"{response.status}", file=sys.stderr)
+            for name, value in response.headers.items():
+                print(f"{name}: {value}", file=sys.stderr)
+        if output is not None:
+            await _to_file(response.iter_bytes(), output)
+        else:
+            out = sys.stdout.buffer
+            async for chunk in response.iter_bytes():
+                out.write(chunk)
+                out.flush()  # a streamed body (SSE) shows as it verifies
+        return response.status
+
+
+async def _to_file(chunks: AsyncIterator[bytes], output: Path) -> None:
+    """Into a temporary file beside ``output``, renamed over it only at the verified end."""
+    temporary = output.with_name(f".{output.name}.{os.getpid()}.part")
+    try:
+        with temporary.open("wb") as handle:
+            async for chunk in chunks:
+                handle.write(chunk)
+        os.replace(temporary, output)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            temporary.unlink()
+
+
+async def run_ws(
+    pairing: Pairing, store: KeyStore, token: str | None, path: str, linger: float = WS_LINGER
+) -> tuple[int, str]:
+    """Returns the host's close code and reason. At the end of standard input the answers
+    still on their way get ``linger`` seconds (the host may also close first), then we
+    close. A close by the host ends it at once, whatever standard input is doing."""
+    from ..client import RelayClient
+
+    lines = _stdin_lines(asyncio.get_running_loop())
+    async with (
+        RelayClient(pairing, token=token, store=store) as client,
+        client.websocket(path) as socket,
+    ):
+
+        async def pump_stdin() -> None:
+            while True:
+                line = await lines.get()
+                if line is None:
+                    await asyncio.sleep(linger)
+                    await socket.send("close", (1000).to_bytes(2, "big"))
+                    return
+                await socket.send_text(line.rstrip("\n"))
+
+        sender = asyncio.create_task(pump_stdin())
+        try:
+            while True:
+                frame = await socket.recv()
+                if frame.msg_type == "close":
+                    return frame.close_code()
+                if frame.msg_type == "text":
+                    print(frame.payload.decode("utf-8", "replace"), flush=True)
+                elif frame.msg_type == "binary":
+                    print(frame.payload.hex(), flush=True)
+        finally:
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await sender
+
+
+def _stdin_lines(loop: asyncio.AbstractEventLoop) -> asyncio.Queue[str | None]:
+    """Standard input's lines, then None at its end, read by a daemon thread: a blocked
+    read must not keep the process alive once the WebSocket has closed (the default
+    executor's threads are waited for at exit)."""
+    queue: asyncio.Queue[str | None] = asyncio.Queue()
+
+    def put(item: str | None) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is gone: we are exiting
+            loop.call_soon_threadsafe(queue.put_nowait, item)
+
+    def read() -> None:
+        for line in sys.stdin:
+            put(line)
+        put(None)
+
+    threading.Thread(target=read, name="stdin", daemon=True).start()
+    return queue
+
+
+def _client_command(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Options every client verb shares, and client errors as one-line messages."""
+    options = [
+        click.option(
+            "--relay",
+            "relay_url",
+            envvar="AGENT_RELAY_URL",
+            default=None,
+            metavar="URL",
+            help="the relay's base URL [env: AGENT_RELAY_URL]",
+        ),
+        click.option("--host", "host_id", default=None, metavar="HOST_ID", help="the host's id"),
+        click.option(
+            "--token",
+            envvar="AGENT_RELAY_TOKEN",
+            default=None,
+            help="the relay token [env: AGENT_RELAY_TOKEN]",
+        ),
+        click.option(
+            "--token-file",
+            type=click.Path(path_type=Path, dir_okay=False),
+            default=None,
+            help="a file holding the relay token",
+        ),
+        click.option(
+            "--data-dir",
+            type=click.Path(path_type=Path),
+            default=None,
+            help="where pairings are kept [env: AGENT_RELAY_DATA_DIR]",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+
+    @wraps(func)
+    def explained(*args: Any, **kwargs: Any) -> Any:
+        from ..client import ClientError
+
+        if kwargs.get("relay_url") is not None:
+            kwargs["relay_url"] = base_url(kwargs["relay_url"])
+        if kwargs.get("host_id") is not None:
+            kwargs["host_id"] = _host_id(kwargs["host_id"])
+        try:
+            return func(*args, **kwargs)
+        except ClientError as exc:
+            raise click.ClickException(explain(exc, kwargs.get("relay_url"))) from None
+
+    return fail_cleanly(explained)
+
+
+# What users give as the relay's URL besides its base: the API paths under it.
+_API_SUFFIXES = ("/v1/relay/connect", "/v1/relay", "/v1")
+
+
+def base_url(value: str) -> str:
+    """The relay's base URL: an API path pasted after it (``/v1``…) is dropped."""
+    url = value.strip().rstrip("/")
+    for suffix in _API_SUFFIXES:
+        if url.endswith(suffix):
+            return url.removesuffix(suffix)
+    return url
+
+
+def _host_id(value: str) -> str:
+    import uuid
+
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise click.ClickException(
+            f"--host takes the host's id (a UUID, as the relay's GET /v1/hosts lists it), "
+            f"got {value!r}; host names are not accepted"
+        ) from None
+
+
+def explain(exc: Exception, relay_url: str | None) -> str:
+    """A client error in words that say what to do."""
+    from ..client import PairingError, RelayRefusedError
+
+    text = str(exc)
+    if "WRONG_VERSION_NUMBER" in text:
+        plain = (relay_url or "").replace("https://", "http://", 1)
+        return f"that port speaks plain HTTP, not TLS: use {plain or 'http://'}"
+    if isinstance(exc, PairingError) and "(bad_proof)" in text:
+        return (
+            "wrong code: it is now used up; make a new one with `agent-relay host pair-code` "
+            "and pair again"
+        )
+    if isinstance(exc, PairingError) and "(code_expired)" in text:
+        return (
+            "the host has no valid code (expired or already used): make a new one with "
+            "`agent-relay host pair-code`"
+        )
+    if isinstance(exc, RelayRefusedError) and exc.status < 300:
+        return f"the local server did not upgrade to a WebSocket (it answered {exc.status})"
+    if (
+        isinstance(exc, RelayRefusedError)
+        and exc.status == 404
+        and relay_url
+        and "No active relay" not in exc.message
+        and "no such route" not in exc.message
+    ):
+        return f"{relay_url} is not an agent-relay relay (it answered 404)"
+    return text
+
+
+_TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
+
+
+def _client_token(token: str | None, token_file: Path | None) -> str | None:
+    """--token-file wins over a token from the environment; none is fine when a relay
+    session is already stored."""
+    from ..tokens import FileToken, clean_token
+
+    source = click.get_current_context().get_parameter_source("token")
+    if token_file is not None:
+        if token is not None and source is not ParameterSource.ENVIRONMENT:
+            raise click.UsageError("give --token or --token-file, not both")
+        return run(FileToken(token_file).get())
+    if token is None:
+        return None
+    cleaned = clean_token(token, "--token")
+    if not _TOKEN_SHAPE.fullmatch(cleaned):
+        where = "AGENT_RELAY_TOKEN" if source is ParameterSource.ENVIRONMENT else "--token"
+        raise click.ClickException(
+            f"{where} is not a relay token (a JWT: three dot-separated base64url parts, "
+            "as `agent-relay tokens issue` prints)"
+        )
+    return cleaned
+
+
+def _find(store: KeyStore, relay_url: str | None, host_id: str | None) -> Pairing:
+    """The stored pairing that fits; when none does, the message lists what is stored."""
+    from ..client import NotPairedError
+
+    try:
+        return store.find(relay_url, host_id)
+    except NotPairedError as exc:
+        stored = [f"host {p.host_id} at {p.relay_url}" for p in store.all()]
+        where = (
+            "; stored: " + ", ".join(stored) if stored else f"; none stored in {store.directory}"
+        )
+        raise click.ClickException(f"{exc}{where}") from None
+
+
+def _client_store(data_dir: Path | None) -> KeyStore:
+    from ..client import KeyStore
+
+    return KeyStore(data_dir or default_data_dir())
+
+
+@click.command("pair")
+@_client_command
+@click.option("--code", required=True, help="the 6-character code the host shows")
+@click.option("--name", default=None, help="this client's name, as the host lists it")
+def pair_command(
+    relay_url: str | None,
+    host_id: str | None,
+    token: str | None,
+    token_file: Path | None,
+    data_dir: Path | None,
+    code: str,
+    name: str | None,
+) -> None:
+    """Pair with a host through a relay, using the code it shows
+    (agent-relay host pair-code). Keys are kept in the data dir."""
+    from ..client import RelayClient
+
+    if relay_url is None or host_id is None:
+        raise click.UsageError("pair needs --relay URL and --host HOST_ID")
+    relay_token = _client_token(token, token_file)
+    if relay_token is None:
+        raise click.UsageError(
+            "pair needs a relay token: --token, --token-file or AGENT_RELAY_TOKEN"
+        )
+    store = _client_store(data_dir)
+    pairing = run(
+        RelayClient.pair(relay_url, host_id, code, token=relay_token, store=store, client_name=name)
+    )
+    click.echo(
+        f"paired with host {pairing.host_id} at {pairing.relay_url} as client "
+        f"{pairing.client_id}; keys in {store.path_for(pairing.relay_url, pairing.host_id)}",
+        err=True,
+    )
+
+
+@click.command("request")
+@click.argument("method_and_path", nargs=-1, required=True, metavar="[METHOD] PATH")
+@_client_command
+@click.option(
+    "--data",
+    "-d",
+    default=None,
+    help="the request body: text, @FILE, or - for standard input (default method: POST)",
+)
+@click.option("--header", "-H", "headers", multiple=True, help="an extra header, 'Name: value'")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="write the body to FILE (only once all of it verified)",
+)
+@click.option("--include", "-i", is_flag=True, help="print the status and headers on stderr")
+def request_command(
+    method_and_path: tuple[str, ...],
+    relay_url: str | None,
+    host_id: str | None,
+    token: str | None,
+    token_file: Path | None,
+    data_dir: Path | None,
+    data: str | None,
+    headers: tuple[str, ...],
+    output: Path | None,
+    include: bool,
+) -> None:
+    """Send a signed request to a paired host through the relay and print the verified
+    answer. Exits non-zero when the answer is 4xx/5xx, refused, or fails verification
+    (then nothing unverified is printed)."""
+    if len(method_and_path) > 2:
+        raise click.UsageError("give at most METHOD and PATH")
+    path = method_and_path[-1]
+    if output is not None and not output.parent.is_dir():
+        raise click.ClickException(
+            f"cannot write -o {output}: no directory {output.parent} (create it first)"
+        )
+    method = method_and_path[0] if len(method_and_path) == 2 else ("POST" if data else "GET")
+    store = _client_store(data_dir)
+    relay_token = _client_token(token, token_file)  # checked before the pairing lookup
+    pairing = _find(store, relay_url, host_id)
+    status = run(
+        run_request(
+            pairing,
+            store,
+            relay_token,
+            method,
+            path,
+            body=_read_data(data),
+            headers=_parse_headers(headers),
+            output=output,
+            include=include,
+        )
+    )
+    if status >= 400:
+        raise click.ClickException(f"the host answered {status}")
+
+
+@click.command("ws")
+@click.argument("path")
+@_client_command
+@click.option(
+    "--linger",
+    type=click.FloatRange(0),
+    default=1.0,
+    show_default=True,
+    help="seconds to keep reading after the end of standard input, then close",
+)
+def ws_command(
+    path: str,
+    relay_url: str | None,
+    host_id: str | None,
+    token: str | None,
+    token_file: Path | None,
+    data_dir: Path | None,
+    linger: float,
+) -> None:
+    """Open a signed WebSocket to PATH on a paired host: each line of standard input is
+    sent as a text frame, each verified frame from the host is printed as a line."""
+    store = _client_store(data_dir)
+    relay_token = _client_token(token, token_file)  # checked before the pairing lookup
+    pairing = _find(store, relay_url, host_id)
+    code, reason = run(run_ws(pairing, store, relay_token, path, linger))
+    if code not in (1000, 1005):
+        raise click.ClickException(f"closed by host: {reason or 'no reason given'} (code {code})")
+
+
+def _read_data(data: str | None) -> bytes:
+    if data is None:
+        return b""
+    if data == "-":
+        return sys.stdin.buffer.read()
+    if data.startswith("@"):
+        try:
+            return Path(data[1:]).read_bytes()
+        except OSError as exc:
+            raise click.BadParameter(f"cannot read {data[1:]}: {exc.strerror}") from None
+    return data.encode()
+
+
+def _parse_headers(headers: tuple[str, ...]) -> dict[str, str]:
+    parsed: dict[str, str] = {}
+    for header in headers:
+        name, sep, value = header.partition(":")
+        if not sep or not name.strip():
+            raise click.BadParameter(f"not 'Name: value': {header!r}", param_hint="--header")
+        parsed[name.strip().lower()] = value.strip()
+    return parsed
