@@ -29,6 +29,7 @@ from ..transport.wsserver import (
 from .auth import Authenticator, AuthError, auth_session_failure
 from .config import RelayConfig
 from .errors import RelayError, bad_request, forbidden, not_found, unauthorized, unavailable
+from .isolation import Isolation
 from .metrics import RelayMetrics
 from .proxy import ProxyLimits, proxy_request
 from .registry import Tunnel, TunnelRegistry
@@ -68,6 +69,7 @@ class RelayApp:
             total_timeout=config.total_timeout,
             max_response_head=config.max_head_size,
         )
+        self.isolation = Isolation(sandbox=config.host_content_sandbox)
         self._contexts: dict[uuid.UUID, _CachedContext] = {}
         self._loading: dict[uuid.UUID, asyncio.Future[ProxyContext | None]] = {}
         self._forgets = 0  # a load that started before a forget_* must not be cached
@@ -257,6 +259,7 @@ class RelayApp:
                 tunnel,
                 self.proxy_limits,
                 response_headers=ex.extra_headers,
+                isolation=self.isolation,
             )
         except RelayError as exc:
             self.metrics.count_request(exc.status)

@@ -29,6 +29,10 @@ class RelayConfig:
     shutdown_timeout: float = 25.0
     session_cache_ttl: float = 5.0
     session_cache_size: int = 100_000
+    # Proxied answers are sandboxed (relay/isolation.py); off only for a relay origin that
+    # serves one trusted host's own pages and no web UI (docs/security.md).
+    host_content_sandbox: bool = True
+    web_ui: bool = True  # the remote web UI at / (never with the sandbox off)
 
 
 def parse_listen_addr(value: str) -> tuple[str, int]:

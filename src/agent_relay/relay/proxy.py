@@ -17,6 +17,7 @@ from ..httpwire import HttpConnection, HttpProtocolError, splice
 from ..httpwire.connection import plain_body_length
 from ..mux import GoAwayError, MuxError, MuxStream, SessionClosedError, TooManyStreamsError
 from .errors import bad_gateway, gateway_timeout, unavailable
+from .isolation import Isolation
 from .registry import Tunnel
 
 # Headers that describe one hop, not the message; h11 frames the client side itself.
@@ -68,6 +69,7 @@ async def proxy_request(
     limits: ProxyLimits,
     *,
     response_headers: list[tuple[bytes, bytes]],
+    isolation: Isolation = Isolation(),  # noqa: B008 - frozen, shared
 ) -> ProxyResult:
     """Relay ``request`` (path rewritten to ``target``) and the host's answer.
 
@@ -82,7 +84,11 @@ async def proxy_request(
     uploading: asyncio.Task[None] | None = None
     try:
         async with asyncio.timeout(limits.total_timeout):
-            head = h11.Request(method=request.method, target=target, headers=request.headers)
+            head = h11.Request(
+                method=request.method,
+                target=target,
+                headers=isolation.request_headers(request.headers),
+            )
             if _has_body(request.headers):
                 await upstream.send(head)
                 uploading = asyncio.create_task(_upload(front, upstream, limits, result))
@@ -112,11 +118,12 @@ async def proxy_request(
             ]
             if response.status_code == 101:
                 upgrade = [(k, v) for k, v in response.headers if k in (b"upgrade", b"connection")]
+                headers = [(k, v) for k, v in headers if k != b"set-cookie"]
                 await _splice_upgrade(front, upstream, stream, headers + upgrade, result)
                 return result
             answer = h11.Response(
                 status_code=response.status_code,
-                headers=headers + response_headers,
+                headers=isolation.response_headers(headers) + response_headers,
                 reason=response.reason,
             )
             if upstream.body_ready():
