@@ -10,6 +10,7 @@ export PATH="$HOME/.cargo/bin:/usr/local/go/bin:$PATH"
 bash scripts/setup.sh
 bash tests/interop/build.sh
 bash tests/spake2js/build.sh  # @noble/curves for the independent SPAKE2
+bash scripts/browser.sh install  # clients/browser: the SDK toolchain (tests/browser)
 
 echo "== ruff" >&2
 .venv/bin/ruff check .
