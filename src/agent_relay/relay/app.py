@@ -33,6 +33,7 @@ from .isolation import Isolation
 from .metrics import RelayMetrics
 from .proxy import ProxyLimits, proxy_request
 from .registry import Tunnel, TunnelRegistry
+from .webui import WebUi
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,8 @@ class RelayApp:
             max_response_head=config.max_head_size,
         )
         self.isolation = Isolation(sandbox=config.host_content_sandbox)
+        # The UI only on an origin whose proxied answers are sandboxed (docs/security.md).
+        self.webui = WebUi() if config.web_ui and config.host_content_sandbox else None
         self._contexts: dict[uuid.UUID, _CachedContext] = {}
         self._loading: dict[uuid.UUID, asyncio.Future[ProxyContext | None]] = {}
         self._forgets = 0  # a load that started before a forget_* must not be cached
@@ -98,6 +101,8 @@ class RelayApp:
             await self._create_session(ex, path.removeprefix("/v1/relay/create/"))
         elif path.startswith(_PROXY_PREFIX):
             await self._proxy(ex, path, query)
+        elif self.webui is not None and self.webui.serves(path):
+            await self.webui.serve(ex, path)
         else:
             raise not_found("no such route")
 
