@@ -1,0 +1,611 @@
+// src/sdk/index.ts
+var NotPaired = class extends Error {
+};
+var PairingRevoked = class extends Error {
+};
+var HostOffline = class extends Error {
+};
+var SignatureInvalid = class extends Error {
+};
+var Timeout = class extends Error {
+};
+var RelayRefused = class extends Error {
+  status;
+  constructor(status, message) {
+    super(message);
+    this.status = status;
+  }
+};
+var PairingFailed = class extends Error {
+  reason;
+  constructor(reason, message) {
+    super(message);
+    this.reason = reason;
+  }
+};
+var notYet = () => {
+  throw new Error("not yet");
+};
+function normalizeCode(input) {
+  return input.trim().toUpperCase().replace(/[\s-]/g, "");
+}
+function keySupport() {
+  return notYet();
+}
+var RelayClient = class {
+  constructor(opts) {
+    void opts;
+  }
+  listHosts() {
+    return notYet();
+  }
+  pair(hostId, code, info) {
+    void hostId, code, info;
+    return notYet();
+  }
+  pairings() {
+    return notYet();
+  }
+  forget(hostId) {
+    void hostId;
+    return notYet();
+  }
+  relayFetch(hostId, path, init) {
+    void hostId, path, init;
+    return notYet();
+  }
+  relayWebSocket(hostId, path) {
+    void hostId, path;
+    return notYet();
+  }
+};
+
+// src/ui/dom.ts
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs)) {
+    if (typeof value === "function") el.addEventListener(name.replace(/^on/, ""), value);
+    else if (value === true) el.setAttribute(name, "");
+    else if (value !== false) el.setAttribute(name, value);
+  }
+  for (const child of children) if (child) el.append(child);
+  return el;
+}
+function clear(el, ...children) {
+  el.replaceChildren(...children.filter((c) => Boolean(c)));
+}
+function ago(iso, now = Date.now()) {
+  if (!iso) return "never";
+  const seconds = Math.max(0, Math.round((now - Date.parse(iso)) / 1e3));
+  if (Number.isNaN(seconds)) return iso;
+  if (seconds < 60) return `${seconds} s ago`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)} min ago`;
+  if (seconds < 86400) return `${Math.floor(seconds / 3600)} h ago`;
+  return new Date(iso).toLocaleDateString();
+}
+
+// src/ui/links.ts
+function readLinkFragment(hash) {
+  const raw = hash.replace(/^#/, "");
+  if (raw.startsWith("/") || !raw.includes("=")) return null;
+  const params = new URLSearchParams(raw);
+  const found = {};
+  const token2 = params.get("token");
+  if (token2) found.token = token2;
+  const hostId = params.get("pair");
+  if (hostId) found.pair = { hostId, code: params.get("code") ?? "" };
+  return found;
+}
+function parseRoute(hash) {
+  const parts = hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
+  if (parts[0] === "pair" && parts[1]) return { screen: "pair", hostId: parts[1] };
+  if (parts[0] === "host" && parts[1]) return { screen: "host", hostId: parts[1] };
+  return { screen: "hosts" };
+}
+function routeHash(route) {
+  if (route.screen === "hosts") return "#/hosts";
+  return `#/${route.screen}/${encodeURIComponent(route.hostId)}`;
+}
+
+// src/ui/remote.ts
+var TOKEN_KEY = "agent-relay.token";
+var HOSTS_EVERY_MS = 3e3;
+var PAIRING_CHECK_MS = 500;
+var MAX_EVENTS = 30;
+var MAX_SHOWN_BODY = 64 * 1024;
+var relayUrl = (document.querySelector('meta[name="agent-relay-url"]')?.content || location.origin).replace(/\/$/, "");
+var main = document.getElementById("main");
+var nav = document.getElementById("nav");
+var token = localStorage.getItem(TOKEN_KEY) ?? "";
+var pendingCode = null;
+var notice = null;
+var stopScreen = () => {
+};
+var hostsCache = [];
+var client = new RelayClient({ relayUrl, token: () => token });
+function start() {
+  const link = readLinkFragment(location.hash);
+  if (link) {
+    if (link.token) {
+      token = link.token.trim();
+      localStorage.setItem(TOKEN_KEY, token);
+    }
+    if (link.pair) pendingCode = { hostId: link.pair.hostId, code: normalizeCode(link.pair.code) };
+    const next = link.pair ? routeHash({ screen: "pair", hostId: link.pair.hostId }) : "#/hosts";
+    history.replaceState(null, "", location.pathname + location.search + next);
+  }
+  window.addEventListener("hashchange", render);
+  render();
+}
+function go(route) {
+  const hash = routeHash(route);
+  if (location.hash === hash) render();
+  else location.hash = hash;
+}
+function render() {
+  stopScreen();
+  stopScreen = () => {
+  };
+  clear(nav);
+  if (!token) {
+    signInScreen();
+    return;
+  }
+  clear(
+    nav,
+    h("a", { href: "#/hosts" }, "Hosts"),
+    h("button", { type: "button", class: "link", onclick: signOut }, "Sign out")
+  );
+  const route = parseRoute(location.hash);
+  if (route.screen === "pair") pairScreen(route.hostId);
+  else if (route.screen === "host") hostScreen(route.hostId);
+  else hostsScreen();
+}
+function signOut() {
+  token = "";
+  localStorage.removeItem(TOKEN_KEY);
+  go({ screen: "hosts" });
+}
+function screen(title, ...children) {
+  const heading = h("h1", { tabindex: "-1", id: "screen-title" }, title);
+  const shown = notice;
+  notice = null;
+  clear(main, heading, shown ? h("p", { class: "notice", role: "status" }, shown) : null, ...children);
+  heading.focus();
+  return heading;
+}
+function errorBox() {
+  return h("p", { class: "error", role: "alert", hidden: true });
+}
+function showError(box, message) {
+  box.textContent = message;
+  box.hidden = false;
+}
+function common(err, hostId) {
+  if (err instanceof RelayRefused && err.status === 401 && !hostId) {
+    token = "";
+    localStorage.removeItem(TOKEN_KEY);
+    notice = "The relay did not accept the token. Sign in again.";
+    render();
+    return true;
+  }
+  if (hostId && (err instanceof NotPaired || err instanceof PairingRevoked)) {
+    notice = err instanceof PairingRevoked ? "The host's owner revoked this browser. Pair again to reconnect." : "This browser is not paired with the host (anymore). Pair again.";
+    go({ screen: "pair", hostId });
+    return true;
+  }
+  return false;
+}
+function describe(err) {
+  if (err instanceof HostOffline) return "The host is offline. Start its connector and retry.";
+  if (err instanceof Timeout) return "No answer in time. The host or the relay may be overloaded.";
+  if (err instanceof RelayRefused) return `The relay refused the request (${err.status}): ${err.message}`;
+  if (err instanceof SignatureInvalid) return verificationMessage(err);
+  return err instanceof Error ? err.message : String(err);
+}
+function verificationMessage(err) {
+  return `An answer failed verification against the host's key and was not shown. Something between this page and the host (the relay?) altered it. (${err.message})`;
+}
+function signInScreen() {
+  const box = errorBox();
+  const input = h("input", {
+    id: "token",
+    name: "token",
+    type: "password",
+    autocomplete: "off",
+    required: true,
+    spellcheck: "false"
+  });
+  const form = h(
+    "form",
+    {
+      onsubmit: (ev) => {
+        ev.preventDefault();
+        const value = input.value.trim();
+        if (!value) return showError(box, "Paste the token first.");
+        token = value;
+        localStorage.setItem(TOKEN_KEY, token);
+        go({ screen: "hosts" });
+      }
+    },
+    h("label", { for: "token" }, "Relay token"),
+    input,
+    h("button", { type: "submit" }, "Sign in"),
+    box
+  );
+  screen(
+    "Sign in",
+    h(
+      "p",
+      {},
+      "Open the sign-in link from ",
+      h("code", {}, "agent-relay tokens issue USER --link"),
+      ", or paste a token here. It stays in this browser."
+    ),
+    form
+  );
+}
+function hostsScreen() {
+  const list = h("ul", { class: "hosts", "aria-live": "polite", id: "hosts" });
+  const box = errorBox();
+  const updated = h("p", { class: "muted", id: "hosts-updated" }, "Loading…");
+  screen("Hosts", updated, box, list);
+  let timer = 0;
+  let stopped = false;
+  const refresh = async () => {
+    try {
+      const hosts = await client.listHosts();
+      if (stopped) return;
+      hostsCache = hosts;
+      box.hidden = true;
+      updated.textContent = `Updated ${(/* @__PURE__ */ new Date()).toLocaleTimeString()} · refreshes every few seconds`;
+      clear(list, ...hosts.length ? hosts.map(hostItem) : [h("li", {}, "No hosts yet: start a connector with your token.")]);
+    } catch (err) {
+      if (stopped || common(err)) return;
+      showError(box, describe(err));
+    }
+    if (!stopped) timer = window.setTimeout(refresh, HOSTS_EVERY_MS);
+  };
+  void refresh();
+  stopScreen = () => {
+    stopped = true;
+    clearTimeout(timer);
+  };
+}
+function hostItem(host) {
+  const action = host.paired ? h("a", { class: "button", href: routeHash({ screen: "host", hostId: host.id }) }, `Open ${host.name}`) : h("a", { class: "button secondary", href: routeHash({ screen: "pair", hostId: host.id }) }, `Pair ${host.name}`);
+  return h(
+    "li",
+    { class: "host", "data-host": host.id },
+    h("div", { class: "host-name" }, host.name),
+    h(
+      "div",
+      { class: "host-facts" },
+      h("span", { class: `badge ${host.status}` }, host.status),
+      h("span", { class: `badge ${host.paired ? "paired" : "unpaired"}` }, host.paired ? "paired" : "not paired"),
+      h("span", { class: "muted" }, `last seen ${ago(host.lastSeenAt)}`)
+    ),
+    action
+  );
+}
+function hostName(hostId) {
+  return hostsCache.find((x) => x.id === hostId)?.name ?? "this host";
+}
+function deviceName() {
+  const ua = navigator.userAgent;
+  const browser = /Firefox\//.test(ua) ? "Firefox" : /Edg\//.test(ua) ? "Edge" : /Chrom/.test(ua) ? "Chrome" : /Safari\//.test(ua) ? "Safari" : "Browser";
+  const os = /Android/.test(ua) ? "Android" : /iPhone|iPad/.test(ua) ? "iOS" : /Mac OS/.test(ua) ? "macOS" : /Windows/.test(ua) ? "Windows" : /Linux/.test(ua) ? "Linux" : "";
+  return os ? `${browser} on ${os}` : browser;
+}
+function pairScreen(hostId) {
+  const prefill = pendingCode?.hostId === hostId ? pendingCode.code : "";
+  pendingCode = null;
+  const box = errorBox();
+  const boxes = Array.from(
+    { length: 6 },
+    (_, i) => h("input", {
+      class: "code-box",
+      id: `code-${i}`,
+      inputmode: "text",
+      maxlength: "1",
+      autocapitalize: "characters",
+      autocomplete: i === 0 ? "one-time-code" : "off",
+      spellcheck: "false",
+      "aria-label": `Code character ${i + 1} of 6`
+    })
+  );
+  const fill = (text, from) => {
+    const chars = normalizeCode(text).replace(/[^A-Z0-9]/g, "").split("");
+    let i = from;
+    for (const c of chars) {
+      const target = boxes[i];
+      if (!target) break;
+      target.value = c;
+      i++;
+    }
+    boxes[Math.min(i, 5)]?.focus();
+  };
+  boxes.forEach((input, i) => {
+    input.addEventListener("input", () => {
+      const value = input.value;
+      input.value = "";
+      if (value) fill(value, i);
+    });
+    input.addEventListener("paste", (ev) => {
+      ev.preventDefault();
+      fill(ev.clipboardData?.getData("text") ?? "", i);
+    });
+    input.addEventListener("keydown", (ev) => {
+      if (ev.key === "Backspace" && !input.value && i > 0) {
+        const prev = boxes[i - 1];
+        prev.value = "";
+        prev.focus();
+        ev.preventDefault();
+      } else if (ev.key === "ArrowLeft" && i > 0) boxes[i - 1]?.focus();
+      else if (ev.key === "ArrowRight" && i < 5) boxes[i + 1]?.focus();
+    });
+  });
+  const name = h("input", { id: "client-name", name: "client-name", value: `Web UI (${deviceName()})`, maxlength: "64" });
+  const submit = h("button", { type: "submit", id: "pair-submit" }, "Pair");
+  const form = h(
+    "form",
+    {
+      onsubmit: async (ev) => {
+        ev.preventDefault();
+        const code = boxes.map((b) => b.value).join("");
+        if (code.length !== 6) return showError(box, "The code has six letters and digits.");
+        box.hidden = true;
+        submit.disabled = true;
+        submit.textContent = "Pairing…";
+        try {
+          await client.pair(hostId, code, { clientName: name.value.trim() || deviceName(), device: deviceName() });
+          notice = "Paired. Every answer from this host is now checked against its key.";
+          go({ screen: "host", hostId });
+        } catch (err) {
+          if (common(err)) return;
+          showError(box, pairFailure(err));
+          boxes.forEach((b) => b.value = "");
+          boxes[0]?.focus();
+        } finally {
+          submit.disabled = false;
+          submit.textContent = "Pair";
+        }
+      }
+    },
+    h("fieldset", {}, h("legend", {}, "Pairing code from the host's page"), h("div", { class: "code-boxes" }, ...boxes)),
+    h("label", { for: "client-name" }, "This browser's name (the host lists it)"),
+    name,
+    submit,
+    box
+  );
+  screen(
+    `Pair with ${hostName(hostId)}`,
+    h("p", {}, "On the host, open its local page and press ", h("strong", {}, "Generate pairing code"), ". Type the six characters here, or scan its QR code. The code never leaves this page: it proves both sides know it."),
+    h("p", { class: "muted" }, "Host id ", h("code", {}, hostId)),
+    form
+  );
+  void keySupport().then((kind) => {
+    if (kind === "noble") {
+      form.append(h("p", { class: "notice" }, "This browser lacks WebCrypto Ed25519: the key is kept by script in IndexedDB instead of as a non-extractable key."));
+    }
+  });
+  if (prefill) fill(prefill, 0);
+  else boxes[0]?.focus();
+}
+function pairFailure(err) {
+  if (err instanceof PairingFailed) {
+    switch (err.reason) {
+      case "bad_code":
+      case "bad_proof":
+      case "code_expired":
+      case "unknown_enrollment":
+        return "That code is wrong, expired or already used. Generate a new one on the host's page and try again.";
+      case "rate_limited":
+        return "Too many attempts. Wait a minute, then try with a new code.";
+      default:
+        return `Pairing failed: ${err.message}`;
+    }
+  }
+  return describe(err);
+}
+function hostScreen(hostId) {
+  const box = errorBox();
+  box.id = "verify-error";
+  const badge = h(
+    "p",
+    { class: "verified", id: "verified-badge" },
+    h("span", { "aria-hidden": "true" }, "✓ "),
+    "Every answer on this screen was verified against the host's key."
+  );
+  const content = h("div", { id: "host-content" }, h("p", { class: "muted" }, "Loading…"));
+  screen(hostName(hostId), badge, box, content);
+  const stops = [];
+  let stopped = false;
+  stopScreen = () => {
+    stopped = true;
+    for (const stop of stops) stop();
+  };
+  const fail = (err) => {
+    if (stopped) return;
+    if (common(err, hostId)) return;
+    if (err instanceof SignatureInvalid) {
+      badge.hidden = true;
+      clear(content);
+    }
+    showError(box, describe(err));
+  };
+  const watch = window.setInterval(async () => {
+    try {
+      const mine = await client.pairings();
+      if (!stopped && !mine.some((p) => p.hostId === hostId)) fail(new NotPaired("no pairing stored"));
+    } catch (err) {
+      fail(err);
+    }
+  }, PAIRING_CHECK_MS);
+  stops.push(() => clearInterval(watch));
+  void (async () => {
+    try {
+      const answer = await client.relayFetch(hostId, "/api/workspaces");
+      const data = answer.status === 200 ? await answer.json() : null;
+      if (stopped) return;
+      if (data && typeof data === "object" && Array.isArray(data.workspaces)) {
+        const workspaces = data.workspaces;
+        clear(content, workspacesView(hostId, workspaces, fail), eventsView(hostId, fail, stops), terminalView(hostId, fail, stops), consoleView(hostId, fail, false));
+      } else {
+        clear(content, consoleView(hostId, fail, true));
+      }
+    } catch (err) {
+      fail(err);
+    }
+  })();
+}
+function workspacesView(hostId, workspaces, fail) {
+  const repos = h("div", { id: "repos", "aria-live": "polite" });
+  const open = async (ws) => {
+    clear(repos, h("p", { class: "muted" }, "Loading…"));
+    try {
+      const answer = await client.relayFetch(hostId, `/api/workspaces/${encodeURIComponent(ws.id)}/repos`);
+      const data = await answer.json();
+      clear(
+        repos,
+        h("h3", {}, `Repos in ${ws.name}`),
+        h("ul", { class: "repos" }, ...(data.repos ?? []).map((r) => h("li", {}, h("strong", {}, r.name), " ", h("code", {}, r.url))))
+      );
+    } catch (err) {
+      clear(repos);
+      fail(err);
+    }
+  };
+  return h(
+    "section",
+    { "aria-labelledby": "h-ws" },
+    h("h2", { id: "h-ws" }, "Workspaces"),
+    h("ul", { class: "workspaces" }, ...workspaces.map((ws) => h("li", {}, h("button", { type: "button", class: "secondary", "data-workspace": ws.id, onclick: () => void open(ws) }, ws.name)))),
+    repos
+  );
+}
+function eventsView(hostId, fail, stops) {
+  const list = h("ol", { class: "events", id: "events", "aria-live": "polite" });
+  const controller = new AbortController();
+  stops.push(() => controller.abort());
+  void (async () => {
+    try {
+      const answer = await client.relayFetch(hostId, "/api/events", { signal: controller.signal });
+      const reader = answer.body?.getReader();
+      if (!reader) return;
+      const decoder = new TextDecoder();
+      let buffered = "";
+      for (; ; ) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buffered += decoder.decode(value, { stream: true });
+        let end;
+        while ((end = buffered.indexOf("\n\n")) >= 0) {
+          const block = buffered.slice(0, end);
+          buffered = buffered.slice(end + 2);
+          const kind = /^event: (.*)$/m.exec(block)?.[1] ?? "message";
+          const data = /^data: (.*)$/m.exec(block)?.[1] ?? "";
+          if (!/^retry:/.test(block) || data) {
+            list.prepend(h("li", {}, h("span", { class: "badge" }, kind), " ", h("code", {}, data)));
+            while (list.children.length > MAX_EVENTS) list.lastElementChild?.remove();
+          }
+        }
+      }
+    } catch (err) {
+      if (!controller.signal.aborted) fail(err);
+    }
+  })();
+  return h("section", { "aria-labelledby": "h-ev" }, h("h2", { id: "h-ev" }, "Live events"), list);
+}
+function terminalView(hostId, fail, stops) {
+  const out = h("pre", { class: "terminal", id: "terminal", "aria-live": "polite", tabindex: "0", "aria-label": "Terminal output" });
+  const line = h("input", { id: "terminal-input", autocomplete: "off", spellcheck: "false", "aria-label": "Terminal input" });
+  let ws = null;
+  const write = (text) => {
+    out.textContent = (out.textContent + text).slice(-8e3);
+    out.scrollTop = out.scrollHeight;
+  };
+  try {
+    ws = client.relayWebSocket(hostId, "/api/terminal");
+    ws.onmessage = (ev) => write(typeof ev.data === "string" ? ev.data : new TextDecoder().decode(ev.data));
+    ws.onclose = (ev) => {
+      write(`\r
+[closed${ev.reason ? `: ${ev.reason}` : ""}]\r
+`);
+      if (/revoked/i.test(ev.reason)) fail(new PairingRevoked(ev.reason));
+    };
+    ws.onerror = (err) => fail(err);
+    stops.push(() => ws?.close(1e3, "left the page"));
+  } catch (err) {
+    fail(err);
+  }
+  const form = h(
+    "form",
+    {
+      class: "terminal-line",
+      onsubmit: (ev) => {
+        ev.preventDefault();
+        if (ws && ws.readyState === 1) ws.send(line.value);
+        line.value = "";
+      }
+    },
+    line,
+    h("button", { type: "submit" }, "Send")
+  );
+  return h("section", { "aria-labelledby": "h-term" }, h("h2", { id: "h-term" }, "Terminal"), out, form);
+}
+function consoleView(hostId, fail, open) {
+  const method = h("select", { id: "rc-method" }, ...["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"].map((m) => h("option", {}, m)));
+  const path = h("input", { id: "rc-path", value: "/", required: true, spellcheck: "false" });
+  const headers = h("textarea", { id: "rc-headers", rows: "3", spellcheck: "false", placeholder: "Name: value (one a line)" });
+  const body = h("textarea", { id: "rc-body", rows: "4", spellcheck: "false" });
+  const result = h("div", { id: "rc-result", "aria-live": "polite" });
+  const form = h(
+    "form",
+    {
+      onsubmit: async (ev) => {
+        ev.preventDefault();
+        clear(result, h("p", { class: "muted" }, "Sending…"));
+        const init = { method: method.value, headers: parseHeaders(headers.value) };
+        if (body.value && !["GET", "HEAD"].includes(method.value)) init.body = body.value;
+        try {
+          const answer = await client.relayFetch(hostId, path.value.startsWith("/") ? path.value : `/${path.value}`, init);
+          const bytes = await answer.bytes();
+          const shown = new TextDecoder().decode(bytes.subarray(0, MAX_SHOWN_BODY));
+          const type = answer.headers.get("content-type") ?? "application/octet-stream";
+          const save = h("a", { class: "button secondary", download: downloadName(path.value), href: URL.createObjectURL(new Blob([bytes], { type })) }, `Save body (${bytes.length} bytes, verified)`);
+          clear(
+            result,
+            h("p", {}, h("strong", {}, `Status ${answer.status}`), " · verified"),
+            h("pre", { class: "headers" }, [...answer.headers].map(([k, v]) => `${k}: ${v}`).join("\n")),
+            h("pre", { class: "body" }, shown + (bytes.length > MAX_SHOWN_BODY ? "\n… (cut; save it to see all)" : "")),
+            save
+          );
+        } catch (err) {
+          clear(result);
+          fail(err);
+        }
+      }
+    },
+    h("div", { class: "row" }, h("label", { for: "rc-method" }, "Method"), method, h("label", { for: "rc-path" }, "Path"), path),
+    h("label", { for: "rc-headers" }, "Headers"),
+    headers,
+    h("label", { for: "rc-body" }, "Body"),
+    body,
+    h("button", { type: "submit" }, "Send signed request")
+  );
+  const details = h("details", { class: "console" }, h("summary", {}, "Request console (any path on the host's local server)"), form, result);
+  details.open = open;
+  return h("section", { "aria-label": "Request console" }, details);
+}
+function parseHeaders(text) {
+  return text.split("\n").map((l) => l.trim()).filter(Boolean).map((l) => {
+    const at = l.indexOf(":");
+    return [l.slice(0, at).trim(), l.slice(at + 1).trim()];
+  }).filter(([k]) => k.length > 0);
+}
+function downloadName(path) {
+  const last = path.split("?")[0]?.split("/").filter(Boolean).pop();
+  return last || "response";
+}
+start();
