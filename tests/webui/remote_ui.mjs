@@ -24,6 +24,8 @@ async function shoot(page, label, name) {
   const file = join(cfg.outDir, `${label}-${name}.png`);
   await page.screenshot({ path: file, fullPage: true });
   summary.screens.push(file);
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  check(overflow <= 0, `${label}-${name}: no sideways scrolling (${overflow} px too wide)`);
   // axe in the same browser, on the same screen; evaluate() is not subject to the CSP.
   await page.evaluate(axeSource);
   const result = await page.evaluate(() =>
@@ -134,10 +136,38 @@ async function run(browser, label, viewport) {
   await context.close();
 }
 
+// The host's local page alone (no SDK involved): every state, both sizes.
+async function hostPage(browser, label, viewport) {
+  const context = await browser.newContext({ viewport });
+  const local = await context.newPage();
+  const errors = [];
+  local.on("pageerror", (err) => errors.push(String(err)));
+  local.on("console", (msg) => {
+    if (msg.type() === "error" && /Content Security Policy/.test(msg.text())) errors.push(msg.text());
+  });
+  await local.goto(cfg.hostPage);
+  check((await local.textContent("main")).includes(cfg.hostId), "the host id is shown");
+  await shoot(local, label, "host-page");
+  const link = await newCode(local, cfg.hostPage);
+  check(link.startsWith(cfg.relay + "/#pair=" + cfg.hostId + "&code="), `pair link (${link})`);
+  check(await local.isVisible(".qr svg"), "a QR code of the link");
+  const first = await local.textContent("#countdown");
+  await local.waitForFunction((t) => document.getElementById("countdown").textContent !== t, first, { timeout: 3000 });
+  check(!/[01IO]/.test(await local.textContent("#code")), "no look-alike characters in the code");
+  await shoot(local, label, "host-page-code");
+  check(errors.length === 0, `no page errors or CSP violations: ${errors.join(" | ")}`);
+  await context.close();
+}
+
 const browser = await chromium.launch({ executablePath: cfg.chromium, args: ["--no-sandbox"] });
 try {
-  await run(browser, "desktop", { width: 1280, height: 900 });
-  await run(browser, "phone", { width: 390, height: 844 });
+  if (cfg.mode === "host-page") {
+    await hostPage(browser, "desktop", { width: 1280, height: 900 });
+    await hostPage(browser, "phone", { width: 390, height: 844 });
+  } else {
+    await run(browser, "desktop", { width: 1280, height: 900 });
+    await run(browser, "phone", { width: 390, height: 844 });
+  }
 } catch (err) {
   console.log(JSON.stringify({ ...summary, error: String(err?.stack ?? err) }));
   await browser.close();

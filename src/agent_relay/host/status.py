@@ -272,7 +272,9 @@ _PAGE_HEADERS = [
     ),
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
-    (b"referrer-policy", b"no-referrer"),  # the pair link carries a code
+    # Not no-referrer: with it a browser sends "Origin: null" on the page's own form posts.
+    # (The pair link's code is in the fragment, which no Referer ever carries.)
+    (b"referrer-policy", b"same-origin"),
 ]
 
 

@@ -25,6 +25,7 @@ def svg_qr(data: str, *, label: str) -> str:
         border=3,
         xmldecl=False,
         svgns=True,
+        omitsize=True,  # a viewBox only: the page sizes it
         title=label,
         svgclass="qr",
         lineclass=None,
