@@ -43,19 +43,27 @@ const client = new RelayClient({ relayUrl, token: () => token });
 // ----------------------------------------------------------------------- start
 
 function start(): void {
-  const link = readLinkFragment(location.hash);
-  if (link) {
-    if (link.token) {
-      token = link.token.trim();
-      localStorage.setItem(TOKEN_KEY, token);
-    }
-    if (link.pair) pendingCode = { hostId: link.pair.hostId, code: normalizeCode(link.pair.code) };
-    // Out of the address bar (and history) at once: the fragment held a secret.
-    const next = link.pair ? routeHash({ screen: "pair", hostId: link.pair.hostId }) : "#/hosts";
-    history.replaceState(null, "", location.pathname + location.search + next);
-  }
-  window.addEventListener("hashchange", render);
+  takeLink();
+  // A link opened while the page is open only changes the fragment: no reload.
+  window.addEventListener("hashchange", () => {
+    takeLink();
+    render();
+  });
   render();
+}
+
+/** Reads a sign-in or pair link's fragment, keeps what it carries, and takes it out of
+ * the address bar (and history) at once: it held a secret. */
+function takeLink(): void {
+  const link = readLinkFragment(location.hash);
+  if (!link) return;
+  if (link.token) {
+    token = link.token.trim();
+    localStorage.setItem(TOKEN_KEY, token);
+  }
+  if (link.pair) pendingCode = { hostId: link.pair.hostId, code: normalizeCode(link.pair.code) };
+  const next = link.pair ? routeHash({ screen: "pair", hostId: link.pair.hostId }) : "#/hosts";
+  history.replaceState(null, "", location.pathname + location.search + next);
 }
 
 function go(route: Route): void {
@@ -117,6 +125,7 @@ function common(err: unknown, hostId?: string): boolean {
     return true;
   }
   if (hostId && (err instanceof NotPaired || err instanceof PairingRevoked)) {
+    void client.forget(hostId).catch(() => {}); // the stored pairing is of no use now
     notice =
       err instanceof PairingRevoked
         ? "The host's owner revoked this browser. Pair again to reconnect."
@@ -163,7 +172,8 @@ function signInScreen(): void {
         if (!value) return showError(box, "Paste the token first.");
         token = value;
         localStorage.setItem(TOKEN_KEY, token);
-        go({ screen: "hosts" });
+        // Opened from a pair link before signing in: on to its pair screen.
+        go(pendingCode ? { screen: "pair", hostId: pendingCode.hostId } : { screen: "hosts" });
       },
     },
     h("label", { for: "token" }, "Relay token"),

@@ -124,18 +124,23 @@ var stopScreen = () => {
 var hostsCache = [];
 var client = new RelayClient({ relayUrl, token: () => token });
 function start() {
-  const link = readLinkFragment(location.hash);
-  if (link) {
-    if (link.token) {
-      token = link.token.trim();
-      localStorage.setItem(TOKEN_KEY, token);
-    }
-    if (link.pair) pendingCode = { hostId: link.pair.hostId, code: normalizeCode(link.pair.code) };
-    const next = link.pair ? routeHash({ screen: "pair", hostId: link.pair.hostId }) : "#/hosts";
-    history.replaceState(null, "", location.pathname + location.search + next);
-  }
-  window.addEventListener("hashchange", render);
+  takeLink();
+  window.addEventListener("hashchange", () => {
+    takeLink();
+    render();
+  });
   render();
+}
+function takeLink() {
+  const link = readLinkFragment(location.hash);
+  if (!link) return;
+  if (link.token) {
+    token = link.token.trim();
+    localStorage.setItem(TOKEN_KEY, token);
+  }
+  if (link.pair) pendingCode = { hostId: link.pair.hostId, code: normalizeCode(link.pair.code) };
+  const next = link.pair ? routeHash({ screen: "pair", hostId: link.pair.hostId }) : "#/hosts";
+  history.replaceState(null, "", location.pathname + location.search + next);
 }
 function go(route) {
   const hash = routeHash(route);
@@ -190,6 +195,8 @@ function common(err, hostId) {
     return true;
   }
   if (hostId && (err instanceof NotPaired || err instanceof PairingRevoked)) {
+    void client.forget(hostId).catch(() => {
+    });
     notice = err instanceof PairingRevoked ? "The host's owner revoked this browser. Pair again to reconnect." : "This browser is not paired with the host (anymore). Pair again.";
     go({ screen: "pair", hostId });
     return true;
@@ -225,7 +232,7 @@ function signInScreen() {
         if (!value) return showError(box, "Paste the token first.");
         token = value;
         localStorage.setItem(TOKEN_KEY, token);
-        go({ screen: "hosts" });
+        go(pendingCode ? { screen: "pair", hostId: pendingCode.hostId } : { screen: "hosts" });
       }
     },
     h("label", { for: "token" }, "Relay token"),
