@@ -159,9 +159,36 @@ async function hostPage(browser, label, viewport) {
   await context.close();
 }
 
+// A host's own HTML page opened through the relay: it must not run as the relay's origin.
+async function sandboxed(browser) {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(cfg.relay + "/#token=secret-of-the-ui"); // the UI keeps a token here
+  await page.waitForFunction(() => localStorage.getItem("agent-relay.token") === "secret-of-the-ui");
+  await page.goto(cfg.hostHtml);
+  check((await page.textContent("h1")).includes("Sample local agent server"), "the host's page shows");
+  const seen = await page.evaluate(() => {
+    const attempt = (f) => {
+      try {
+        return String(f());
+      } catch (err) {
+        return `refused: ${err.name}`;
+      }
+    };
+    return { origin: self.origin, storage: attempt(() => localStorage.getItem("agent-relay.token")), cookie: attempt(() => document.cookie) };
+  });
+  check(seen.origin === "null", `opaque origin (${seen.origin})`);
+  check(seen.storage.startsWith("refused"), `no access to the relay origin's storage (${seen.storage})`);
+  check(seen.cookie.startsWith("refused"), `no cookies (${seen.cookie})`);
+  summary.sandbox = seen;
+  await context.close();
+}
+
 const browser = await chromium.launch({ executablePath: cfg.chromium, args: ["--no-sandbox"] });
 try {
-  if (cfg.mode === "host-page") {
+  if (cfg.mode === "sandbox") {
+    await sandboxed(browser);
+  } else if (cfg.mode === "host-page") {
     await hostPage(browser, "desktop", { width: 1280, height: 900 });
     await hostPage(browser, "phone", { width: 390, height: 844 });
   } else {

@@ -78,6 +78,25 @@ async def test_host_page_in_chromium(tmp_path: Path) -> None:
     assert len(summary["screens"]) == 2 * 2
 
 
+async def test_a_hosts_page_through_the_relay_runs_sandboxed(tmp_path: Path) -> None:
+    """Security issue item 1 in a real browser: a host's HTML, opened from the relay's
+    origin, gets an opaque origin: no storage (where the UI keeps its token), no cookies."""
+    browser = chromium()
+    async with running_demo(tmp_path, "--allow-unsigned") as banner:
+        browse = printed_line(banner, r"^http://\S+/v1/relay/h/")
+        summary = await drive(
+            {
+                "mode": "sandbox",
+                "clientsDir": str(CLIENTS),
+                "chromium": browser,
+                "outDir": str(SCREENS),
+                "relay": browse.partition("/v1/")[0],
+                "hostHtml": browse,
+            }
+        )
+    assert summary["sandbox"]["origin"] == "null"
+
+
 async def test_remote_ui_in_chromium(tmp_path: Path) -> None:
     browser = chromium()
     async with running_demo(tmp_path) as banner:

@@ -342,11 +342,13 @@ function pairScreen(hostId: string): void {
     h("p", { class: "muted" }, "Host id ", h("code", {}, hostId)),
     form,
   );
-  void keySupport().then((kind) => {
-    if (kind === "noble") {
-      form.append(h("p", { class: "notice" }, "This browser lacks WebCrypto Ed25519: the key is kept by script in IndexedDB instead of as a non-extractable key."));
-    }
-  });
+  keySupport()
+    .then((kind) => {
+      if (kind === "noble") {
+        form.append(h("p", { class: "notice" }, "This browser lacks WebCrypto Ed25519: the key is kept by script in IndexedDB instead of as a non-extractable key."));
+      }
+    })
+    .catch(() => {}); // only a note; pairing says what is wrong if it fails
   if (prefill) fill(prefill, 0);
   else boxes[0]?.focus();
 }

@@ -391,10 +391,11 @@ function pairScreen(hostId) {
     h("p", { class: "muted" }, "Host id ", h("code", {}, hostId)),
     form
   );
-  void keySupport().then((kind) => {
+  keySupport().then((kind) => {
     if (kind === "noble") {
       form.append(h("p", { class: "notice" }, "This browser lacks WebCrypto Ed25519: the key is kept by script in IndexedDB instead of as a non-extractable key."));
     }
+  }).catch(() => {
   });
   if (prefill) fill(prefill, 0);
   else boxes[0]?.focus();
