@@ -43,9 +43,14 @@ async function newCode(local, hostPage) {
   return local.getAttribute("#pair-link", "href");
 }
 
+let pairings = 0;
 async function pairVia(page, link) {
   await page.goto(link);
   await page.waitForSelector("#pair-submit");
+  // A name of its own, so the host page's revoke button for this very client is found.
+  const name = `Web UI test ${++pairings}`;
+  await page.fill("#client-name", name);
+  page.clientName = name;
   const filled = await page.$$eval(".code-box", (boxes) => boxes.map((b) => b.value).join(""));
   check(/^[A-Z0-9]{6}$/.test(filled), `the pair link filled in the code (${filled})`);
   check(!page.url().includes("code="), "the code left the address bar");
@@ -100,10 +105,11 @@ async function run(browser, label, viewport) {
 
   // Revoke on the host's page: the remote page asks to pair again within a second.
   await local.goto(cfg.hostPage);
-  await local.waitForSelector('button[aria-label^="Revoke"]');
+  const revoke = `button[aria-label="Revoke ${page.clientName}"]`;
+  await local.waitForSelector(revoke);
   await shoot(local, label, "6-host-page-clients");
   const revokedAt = Date.now();
-  await local.click('button[aria-label^="Revoke"]');
+  await local.click(revoke);
   await page.waitForSelector("#pair-submit", { timeout: 5000 });
   summary.revokeMs[label] = Date.now() - revokedAt;
   await shoot(page, label, "7-pair-again");
@@ -163,8 +169,9 @@ async function hostPage(browser, label, viewport) {
 async function sandboxed(browser) {
   const context = await browser.newContext();
   const page = await context.newPage();
-  await page.goto(cfg.relay + "/#token=secret-of-the-ui"); // the UI keeps a token here
-  await page.waitForFunction(() => localStorage.getItem("agent-relay.token") === "secret-of-the-ui");
+  await page.goto(cfg.relay + "/");
+  // Where the UI keeps its token (a made-up one: the page is not used further).
+  await page.evaluate(() => localStorage.setItem("agent-relay.token", "secret-of-the-ui"));
   await page.goto(cfg.hostHtml);
   check((await page.textContent("h1")).includes("Sample local agent server"), "the host's page shows");
   const seen = await page.evaluate(() => {
@@ -192,10 +199,18 @@ try {
     await hostPage(browser, "desktop", { width: 1280, height: 900 });
     await hostPage(browser, "phone", { width: 390, height: 844 });
   } else {
-    await run(browser, "desktop", { width: 1280, height: 900 });
-    await run(browser, "phone", { width: 390, height: 844 });
+    // One size a run: a host lets one address try 5 pairings a minute, a run makes 3.
+    const sizes = { desktop: { width: 1280, height: 900 }, phone: { width: 390, height: 844 } };
+    await run(browser, cfg.size, sizes[cfg.size]);
   }
 } catch (err) {
+  // What the pages showed when it failed, beside the screens.
+  let n = 0;
+  for (const context of browser.contexts()) {
+    for (const page of context.pages()) {
+      await page.screenshot({ path: join(cfg.outDir, `failure-${++n}.png`), fullPage: true }).catch(() => {});
+    }
+  }
   console.log(JSON.stringify({ ...summary, error: String(err?.stack ?? err) }));
   await browser.close();
   process.exit(1);

@@ -314,7 +314,9 @@ def render_page(snapshot: dict[str, Any], trust: TrustHost, ui_url: str, now: fl
         code_html = "<p>No pairing code is active. A code works once, for a few minutes.</p>"
 
     def device(c: TrustedClient) -> str:
-        return " / ".join(x for x in (c.client_browser, c.client_os, c.client_device) if x) or "-"
+        """What the client said it runs on, short: a browser's whole user agent is noise."""
+        said = c.client_device or " / ".join(x for x in (c.client_os, c.client_browser) if x)
+        return said if len(said) <= 60 else said[:57] + "…"
 
     rows = "".join(
         f"<tr><td>{esc(c.client_name or '-')}</td>"
@@ -398,7 +400,7 @@ header{display:flex;flex-wrap:wrap;gap:.6rem;align-items:center;justify-content:
 .qr svg{width:12rem;height:12rem;max-width:100%}
 dl{display:grid;grid-template-columns:max-content 1fr;gap:.25rem .9rem;margin:0}
 dt{font-weight:600}dd{margin:0;overflow-wrap:anywhere}
-.scroll{overflow-x:auto}table{border-collapse:collapse;width:100%}
+.scroll{overflow-x:auto;position:relative}table{border-collapse:collapse;width:100%}
 td,th{padding:.35rem .5rem;text-align:left;border-bottom:1px solid #ddd;vertical-align:top}
 button{font:inherit;padding:.5rem 1rem;border-radius:.4rem;border:1px solid #0b4f9c;
 background:#0b57b0;color:#fff;cursor:pointer;min-height:44px}
