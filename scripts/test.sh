@@ -25,4 +25,5 @@ AGENT_RELAY_CADDY=$(bash scripts/caddy.sh); export AGENT_RELAY_CADDY  # for test
 bash scripts/bench-tools.sh  # wrk, curl, sshd for tests/integration/test_bench_e2e.py
 bash scripts/deploy-schemas.sh >/dev/null  # Traefik's CRDs, pinned, for tests/deploy
 bash scripts/image.sh >/dev/null  # podman + debootstrap; the image for tests/image (cached)
+bash scripts/chromium.sh >/dev/null  # Debian's chromium, for tests/webui (Playwright drives it)
 .venv/bin/pytest "$@"

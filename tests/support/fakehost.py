@@ -89,6 +89,18 @@ class FakeHost:
             await drain(http)
             headers = {k.decode(): v.decode() for k, v in request.headers}
             await respond(http, 200, json.dumps({"target": target, "headers": headers}).encode())
+        elif path == "/page":
+            # What a hostile host would serve to a victim: a script page setting a cookie
+            # and trying to switch the relay's protections off.
+            await drain(http)
+            body = b"<!doctype html><script>document.title=document.cookie</script>"
+            page_headers = [
+                ("content-type", "text/html"),
+                ("set-cookie", "stolen=1; Path=/"),
+                ("x-content-type-options", "none"),
+                ("cross-origin-resource-policy", "cross-origin"),
+            ]
+            await respond(http, 200, body, page_headers)
         elif path == "/upload":
             digest = hashlib.sha256()
             size = 0

@@ -91,11 +91,13 @@ def tokens() -> None:
 @tokens.command("issue")
 @click.argument("user")
 @click.option("--ttl", default="30d", show_default=True, help="lifetime: 3600, 15m, 12h, 30d")
+@click.option("--link", metavar="RELAY_URL", default=None, help="also print a web UI sign-in link")
 @admin_options
 @fail_cleanly
 def tokens_issue(
     user: str,
     ttl: str,
+    link: str | None,
     database_url: str | None,
     data_dir: Path | None,
     jwt_secret_file: Path | None,
@@ -104,8 +106,11 @@ def tokens_issue(
     from ..relay.auth import issue_token
     from ..relay.secret import resolve_secret
     from ..store import Store
+    from ..web.links import sign_in_block, ui_base
 
     lifetime = parse_ttl(ttl)
+    if link is not None:
+        ui_base(link)  # a bad URL fails before a token is made
     data_dir = data_dir or default_data_dir()
     secret = resolve_secret(jwt_secret_file, data_dir, create=True)
 
@@ -118,6 +123,8 @@ def tokens_issue(
                 )
             issued = await issue_token(store, secret, record.id, lifetime)
             click.echo(issued.token)
+            if link is not None:
+                click.echo(sign_in_block(link, issued.token))
             click.echo(
                 f"expires {issued.expires_at.isoformat()}; session {issued.auth_session_id}",
                 err=True,

@@ -2,8 +2,9 @@
 
 A relay on SQLite, the sample agent server, a user and token, and a host connector that
 dials the relay and serves the sample server. The connector checks signatures as it does
-in production, so the demo also issues a pairing code and prints the client commands
-that pair and call through the relay, and the local pairing page to open; with
+in production, so the demo also issues a pairing code and prints, in this order, a
+sign-in link to the remote web UI, the host's local page and the client commands that
+pair and call through the relay; with
 ``--allow-unsigned`` it prints a page to open through the relay and plain ``curl`` lines
 instead. It runs until Ctrl-C (or SIGTERM), when everything stops in order.
 """
@@ -33,6 +34,7 @@ from ..relay.service import RelayService
 from ..store import Store
 from ..tokens import StaticToken
 from ..trust.host import TrustHost
+from ..web.links import sign_in_link
 from .sample_server import RunningServer, create_app
 
 log = logging.getLogger(__name__)
@@ -131,6 +133,7 @@ class Demo:
         urls = DemoUrls(self._relay.url, sample_url, host_id, browse, issued.token, data_dir)
         if trust is None:
             return urls
+        self._connector.state.host_id = str(host_id)  # known here; shown on the host page
         self._status = StatusServer(self._connector.snapshot, trust=trust)
         status_host, status_port = await self._status.start(self.host, 0)
         code = trust.issue_code()
@@ -173,12 +176,15 @@ def banner(urls: DemoUrls) -> str:
             "",
             "agent-relay demo is running: relay (SQLite) + sample agent server + connected host",
             "",
+            "Open the remote web UI (this link signs you in), then pair with the code below:",
+            f"  {sign_in_link(urls.relay, urls.token)}",
+            "",
+            "Open the host's local page (pairing codes with a link and QR, paired clients):",
+            f"  {urls.pairing_page}",
+            "",
             f"  relay:                 {urls.relay}   (health: {urls.relay}/health)",
             f"  sample agent server:   {urls.sample_server}   (direct, for comparison)",
             f"  host id:               {urls.host_id}",
-            "",
-            "Open the host's local pairing page (pairing codes, paired clients):",
-            f"  {urls.pairing_page}",
             "",
             f"The host only answers paired clients. Pairing code: {urls.code}"
             f"  (valid {urls.code_minutes} min, one attempt; the page makes new ones)",

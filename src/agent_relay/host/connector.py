@@ -102,7 +102,8 @@ class Connector:
             snapshot["trust"] = {
                 "signatures_required": True,
                 "paired_clients": len(trust.list_clients()),
-                "enrollment_code": code.code if code else None,
+                # Whether one is active, never the code: it is a secret of the local page.
+                "enrollment_code_active": code is not None,
                 "enrollment_code_expires_in": (
                     round(code.expires_at - time.time()) if code else None
                 ),

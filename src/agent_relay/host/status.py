@@ -1,16 +1,22 @@
 """What the connector is doing, as one line for the log and as JSON on a local endpoint
 (``GET /_relay/status``, served only when ``--status-listen`` is given). With the trust
-layer on, the same local listener serves a small page (``GET /_relay/``) showing the
-current pairing code, a button to make one, and the paired clients with a revoke button;
-the same actions as JSON: ``POST /_relay/pair-code``, ``GET /_relay/clients``,
-``POST /_relay/clients/{id}/revoke``."""
+layer on, the same local listener serves the host's page (``GET /_relay/``): host id and
+relay, tunnel status, "Generate pairing code" with its countdown, a link and QR code that
+open the remote web UI's pair screen with host and code filled in, and the paired clients
+with revoke; the same actions as JSON: ``POST /_relay/pair-code``, ``GET /_relay/clients``,
+``POST /_relay/clients/{id}/revoke``.
+
+The listener has no login: whoever reaches it owns the host. So it answers only requests
+addressed to a loopback name (or one configured): a DNS-rebinding page on another name
+gets 421; refuses POSTs another site made the browser send (``Origin`` /
+``Sec-Fetch-Site``); and never puts the pairing code in the status JSON."""
 
 from __future__ import annotations
 
 import html
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -19,6 +25,9 @@ from typing import Any
 from ..httpwire import HttpProtocolError
 from ..httpwire.server import Exchange, HttpServer, ServerLimits
 from ..trust.host import TrustHost
+from ..trust.store import TrustedClient
+from ..web.links import LinkError, pair_link, ui_base
+from ..web.qr import svg_qr
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +35,9 @@ STATUS_PATH = "/_relay/status"
 PAGE_PATH = "/_relay/"
 PAIR_CODE_PATH = "/_relay/pair-code"
 CLIENTS_PATH = "/_relay/clients"
+SCRIPT_PATH = "/_relay/page.js"
+STYLE_PATH = "/_relay/page.css"
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "[::1]"})
 
 
 class Phase(StrEnum):
@@ -122,13 +134,24 @@ def _iso(moment: float | None) -> str | None:
 
 
 class StatusServer:
-    """``GET /_relay/status`` on a local address; everything else is a JSON 404."""
+    """``GET /_relay/status`` on a local address; everything else is a JSON 404.
+
+    ``allowed_hosts``: Host names besides loopback the page may be opened by (a listener
+    on a LAN address). ``ui_url``: where the remote web UI lives, when not at the relay.
+    """
 
     def __init__(
-        self, snapshot: Callable[[], dict[str, Any]], trust: TrustHost | None = None
+        self,
+        snapshot: Callable[[], dict[str, Any]],
+        trust: TrustHost | None = None,
+        *,
+        allowed_hosts: Iterable[str] = (),
+        ui_url: str | None = None,
     ) -> None:
         self._snapshot = snapshot
         self._trust = trust
+        self._allowed_hosts = LOOPBACK_NAMES | {h.lower() for h in allowed_hosts}
+        self._ui_url = ui_url
         self._server = HttpServer(
             self._handle,
             self._on_error,
@@ -145,6 +168,9 @@ class StatusServer:
         await self._server.wait_connections(1.0)
 
     async def _handle(self, ex: Exchange) -> None:
+        if not _host_allowed(ex.header(b"host"), self._allowed_hosts):
+            await ex.respond_json(421, {"error": "this page answers only on localhost"})
+            return
         path = ex.target.partition("?")[0]
         if self._trust is not None and path != STATUS_PATH and path.startswith("/_relay"):
             await self._handle_trust(ex, path, self._trust)
@@ -158,19 +184,20 @@ class StatusServer:
 
     async def _handle_trust(self, ex: Exchange, path: str, trust: TrustHost) -> None:
         form = (ex.header(b"content-type") or b"").startswith(b"application/x-www-form-urlencoded")
-        if ex.method == "POST":
+        if ex.method not in ("GET", "HEAD"):
             await ex.read_body()
             if _cross_site(ex):
                 await ex.respond_json(403, {"error": "cross-site request refused"})
                 return
         if path in ("/_relay", PAGE_PATH) and ex.method in ("GET", "HEAD"):
-            page = _page(self._snapshot(), trust).encode()
+            page = self._page(trust).encode()
             await ex.respond(
-                200,
-                page,
-                content_type=b"text/html; charset=utf-8",
-                headers=[(b"cache-control", b"no-store")],
+                200, page, content_type=b"text/html; charset=utf-8", headers=_PAGE_HEADERS
             )
+        elif path == SCRIPT_PATH and ex.method in ("GET", "HEAD"):
+            await ex.respond(200, _SCRIPT, content_type=b"text/javascript", headers=_PAGE_HEADERS)
+        elif path == STYLE_PATH and ex.method in ("GET", "HEAD"):
+            await ex.respond(200, _STYLE, content_type=b"text/css", headers=_PAGE_HEADERS)
         elif path == PAIR_CODE_PATH and ex.method == "POST":
             code = trust.issue_code()
             if form:
@@ -180,7 +207,10 @@ class StatusServer:
                     200, {"enrollment_code": code.code, "expires_at": int(code.expires_at)}
                 )
         elif path == CLIENTS_PATH and ex.method in ("GET", "HEAD"):
-            clients = [c.public_info() for c in trust.list_clients()]
+            clients = [
+                {**c.public_info(), "last_seen": trust.last_seen(c.client_id)}
+                for c in trust.list_clients()
+            ]
             await ex.respond_json(200, {"clients": clients})
         elif path.startswith(CLIENTS_PATH + "/") and path.endswith("/revoke"):
             client_id = path.removeprefix(CLIENTS_PATH + "/").removesuffix("/revoke")
@@ -202,9 +232,29 @@ class StatusServer:
         log.error("status endpoint failed: %r", exc)
         await ex.respond_json(500, {"error": "internal error"})
 
+    def _page(self, trust: TrustHost) -> str:
+        snapshot = self._snapshot()
+        ui = self._ui_url or str(snapshot.get("relay_url") or "")
+        try:
+            ui = ui_base(ui)
+        except LinkError:
+            ui = ""
+        return render_page(snapshot, trust, ui, time.time())
+
+
+def _host_allowed(host: bytes | None, allowed: frozenset[str]) -> bool:
+    """The Host header names this machine: loopback or a configured name, any port."""
+    if host is None:
+        return False
+    name = host.decode("latin-1").strip().lower()
+    # "[::1]:8080" or "localhost:8080"
+    name = name.partition("]")[0] + "]" if name.startswith("[") else name.partition(":")[0]
+    return name in allowed or name.startswith("127.")
+
 
 def _cross_site(ex: Exchange) -> bool:
-    """A POST another web site made the owner's browser send (the page has no login)."""
+    """A request another web site made the owner's browser send (the page has no login).
+    Tools that send neither header (curl, the CLI) are not browsers and pass."""
     site = ex.header(b"sec-fetch-site")
     if site is not None and site not in (b"same-origin", b"none"):
         return True
@@ -213,36 +263,149 @@ def _cross_site(ex: Exchange) -> bool:
     return origin is not None and (host is None or origin != b"http://" + host)
 
 
-def _page(snapshot: dict[str, Any], trust: TrustHost) -> str:
-    code = trust.current_code()
+_PAGE_HEADERS = [
+    (b"cache-control", b"no-store"),
+    (
+        b"content-security-policy",
+        b"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+        b"form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+    ),
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    # Not no-referrer: with it a browser sends "Origin: null" on the page's own form posts.
+    # (The pair link's code is in the fragment, which no Referer ever carries.)
+    (b"referrer-policy", b"same-origin"),
+]
+
+
+def _when(moment: float | None, now: float) -> str:
+    if moment is None:
+        return "not since start"
+    ago = max(0, int(now - moment))
+    if ago < 60:
+        return f"{ago} s ago"
+    if ago < 3600:
+        return f"{ago // 60} min ago"
+    return _iso(moment) or "-"
+
+
+def render_page(snapshot: dict[str, Any], trust: TrustHost, ui_url: str, now: float) -> str:
     esc = html.escape
+    host_id = snapshot.get("host_id")
+    code = trust.current_code(now)
     if code is not None:
-        left = max(0, round((code.expires_at - time.time()) / 60))
-        code_html = f"<p class=code>{esc(code.code)}</p><p>valid {left} more min, single use</p>"
+        left = max(0, int(code.expires_at - now))
+        grouped = f"{code.code[:3]} {code.code[3:]}"
+        spelled = " ".join(code.code)
+        code_html = (
+            f'<p class=code aria-label="pairing code {esc(spelled)}" id=code>{esc(grouped)}</p>'
+            f'<p>Expires in <span id=countdown data-expires="{int(code.expires_at)}">'
+            f"{left // 60}:{left % 60:02d}</span> · single use</p>"
+        )
+        if host_id and ui_url:
+            link = pair_link(ui_url, str(host_id), code.code)
+            code_html += (
+                f'<p><a id=pair-link href="{esc(link)}">Open the pair screen</a> '
+                "on this device, or scan the code with a phone:</p>"
+                f'<div class=qr role=img aria-label="QR code of the pair link">'
+                f"{svg_qr(link, label='pair link')}</div>"
+            )
     else:
-        code_html = "<p>No pairing code is active.</p>"
+        code_html = "<p>No pairing code is active. A code works once, for a few minutes.</p>"
+
+    def device(c: TrustedClient) -> str:
+        """What the client said it runs on, short: a browser's whole user agent is noise."""
+        said = c.client_device or " / ".join(x for x in (c.client_os, c.client_browser) if x)
+        return said if len(said) <= 60 else said[:57] + "…"
+
     rows = "".join(
         f"<tr><td>{esc(c.client_name or '-')}</td>"
-        f"<td>{esc(' / '.join(x for x in (c.client_browser, c.client_os, c.client_device) if x))}"
-        f"</td><td><code>{esc(c.client_id)}</code></td><td>"
+        f"<td>{esc(device(c))}</td><td>{esc(_iso(c.paired_at) or '-') if c.paired_at else '-'}</td>"
+        f"<td>{esc(_when(trust.last_seen(c.client_id), now))}</td><td>"
         f'<form method=post action="{CLIENTS_PATH}/{esc(c.client_id)}/revoke">'
-        "<button>Revoke</button></form></td></tr>"
+        f'<button aria-label="Revoke {esc(c.client_name or c.client_id)}">Revoke</button>'
+        "</form></td></tr>"
         for c in trust.list_clients()
     )
     clients_html = (
-        f"<table><tr><th>name</th><th>device</th><th>id</th><th></th></tr>{rows}</table>"
+        "<div class=scroll><table><caption class=sr>Paired clients</caption>"
+        "<tr><th scope=col>Name</th><th scope=col>Device</th><th scope=col>Paired</th>"
+        f"<th scope=col>Last seen</th><th scope=col><span class=sr>Action</span></th></tr>"
+        f"{rows}</table></div>"
         if rows
         else "<p>No paired clients.</p>"
     )
+    state = str(snapshot.get("state", ""))
+    tunnel = [
+        ("Tunnel", str(snapshot.get("status", ""))),
+        ("Reconnects", str(snapshot.get("reconnects", 0))),
+        ("Requests now", str(snapshot.get("active_streams", 0))),
+        ("Requests served", str(snapshot.get("streams_served", 0))),
+    ]
+    if snapshot.get("last_error"):
+        tunnel.append(("Last error", f"{snapshot['last_error']} ({snapshot.get('last_error_at')})"))
+    facts = [
+        ("Host id", str(host_id or "not known yet")),
+        ("Name", str(snapshot.get("name", ""))),
+        ("Relay", str(snapshot.get("relay_url", ""))),
+        ("Remote web UI", ui_url or "-"),
+        ("Local server", str(snapshot.get("upstream", ""))),
+    ]
+
+    def dl(items: list[tuple[str, str]]) -> str:
+        return "<dl>" + "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in items) + "</dl>"
+
     return f"""<!doctype html>
-<html><head><meta charset=utf-8><title>agent-relay host</title>
-<style>body{{font-family:sans-serif;margin:2em}}
-.code{{font:bold 2.5em monospace;letter-spacing:.2em}}
-td,th{{padding:.2em .8em;text-align:left}}</style></head><body>
-<h1>agent-relay host</h1>
-<p>{esc(str(snapshot.get("status", "")))}</p>
-<h2>Pairing code</h2>{code_html}
-<form method=post action="{PAIR_CODE_PATH}"><button>New pairing code</button></form>
-<h2>Paired clients</h2>{clients_html}
-</body></html>
+<html lang=en><head><meta charset=utf-8>
+<meta name=viewport content="width=device-width, initial-scale=1">
+<title>agent-relay host</title>
+<link rel=stylesheet href="{STYLE_PATH}"><script src="{SCRIPT_PATH}" defer></script></head>
+<body><header><h1>agent-relay host</h1>
+<p class="state {esc(state)}" id=tunnel-state>{esc(state or "unknown")}</p></header>
+<main>
+<section aria-labelledby=h-pair><h2 id=h-pair>Pair a phone or browser</h2>{code_html}
+<form method=post action="{PAIR_CODE_PATH}">
+<button id=new-code>Generate pairing code</button></form>
+</section>
+<section aria-labelledby=h-clients><h2 id=h-clients>Paired clients</h2>{clients_html}</section>
+<section aria-labelledby=h-host><h2 id=h-host>This host</h2>{dl(facts)}</section>
+<section aria-labelledby=h-tunnel><h2 id=h-tunnel>Tunnel</h2>{dl(tunnel)}</section>
+</main></body></html>
+"""
+
+
+_SCRIPT = b"""// The pairing code's countdown; the page is reloaded when the code runs out.
+"use strict";
+(function () {
+  var el = document.getElementById("countdown");
+  if (!el) return;
+  var expires = Number(el.dataset.expires) * 1000;
+  function tick() {
+    var left = Math.max(0, Math.round((expires - Date.now()) / 1000));
+    el.textContent = Math.floor(left / 60) + ":" + String(left % 60).padStart(2, "0");
+    if (left === 0) { location.reload(); return; }
+    setTimeout(tick, 1000);
+  }
+  tick();
+})();
+"""
+
+_STYLE = b"""*{box-sizing:border-box}
+body{font:16px/1.45 system-ui,sans-serif;margin:0 auto;max-width:46rem;padding:1rem;color:#1a1a1a}
+h1{font-size:1.4rem;margin:.2rem 0}h2{font-size:1.15rem;margin:1.4rem 0 .5rem}
+header{display:flex;flex-wrap:wrap;gap:.6rem;align-items:center;justify-content:space-between}
+.state{padding:.15rem .6rem;border-radius:1rem;background:#eee;font-weight:600;margin:0}
+.state.connected{background:#d7f2dd;color:#0b5a1c}.state.retrying{background:#fde2cf;color:#7a3200}
+.code{font:700 2.4rem ui-monospace,monospace;letter-spacing:.18em;margin:.3rem 0}
+.qr svg{width:12rem;height:12rem;max-width:100%}
+dl{display:grid;grid-template-columns:max-content 1fr;gap:.25rem .9rem;margin:0}
+dt{font-weight:600}dd{margin:0;overflow-wrap:anywhere}
+.scroll{overflow-x:auto;position:relative}table{border-collapse:collapse;width:100%}
+td,th{padding:.35rem .5rem;text-align:left;border-bottom:1px solid #ddd;vertical-align:top}
+button{font:inherit;padding:.5rem 1rem;border-radius:.4rem;border:1px solid #0b4f9c;
+background:#0b57b0;color:#fff;cursor:pointer;min-height:44px}
+button:focus-visible,a:focus-visible{outline:3px solid #f0a400;outline-offset:2px}
+a{color:#0b57b0}
+.sr{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}
+@media (max-width:30rem){dl{grid-template-columns:1fr}dd{margin-bottom:.4rem}.code{font-size:2rem}}
 """

@@ -31,10 +31,12 @@ from .auth import Authenticator, auth_session_failure
 from .config import RelayConfig
 from .errors import RelayError, bad_request, forbidden, not_found, unauthorized, unavailable
 from .forwarding import with_client_address
+from .isolation import Isolation
 from .metrics import RelayMetrics
 from .proxy import ProxyLimits, proxy_request
 from .registry import Tunnel, TunnelRegistry
 from .revocation import LiveLogins
+from .webui import WebUi
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +81,9 @@ class RelayApp:
             total_timeout=config.total_timeout,
             max_response_head=config.max_response_head,
         )
+        self.isolation = Isolation(sandbox=config.host_content_sandbox)
+        # The UI only on an origin whose proxied answers are sandboxed (docs/security.md).
+        self.webui = WebUi() if config.web_ui and config.host_content_sandbox else None
         self._contexts: dict[uuid.UUID, _CachedContext] = {}
         self._loading: dict[uuid.UUID, asyncio.Future[ProxyContext | None]] = {}
         self._forgets = 0  # a load that started before a forget_* must not be cached
@@ -118,6 +123,8 @@ class RelayApp:
             await self._create_session(ex, path.removeprefix("/v1/relay/create/"))
         elif path.startswith(_PROXY_PREFIX):
             await self._proxy(ex, path, query)
+        elif self.webui is not None and self.webui.serves(path):
+            await self.webui.serve(ex, path)
         else:
             raise not_found("no such route")
 
@@ -316,6 +323,7 @@ class RelayApp:
                 request_headers=with_client_address(
                     ex.request.headers, ex.peer, self.config.trusted_proxies
                 ),
+                isolation=self.isolation,
             )
         except RelayError as exc:
             self.metrics.count_request(exc.status)

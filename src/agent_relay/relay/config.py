@@ -41,6 +41,10 @@ class RelayConfig:
     limits: UserLimits = field(default_factory=UserLimits.from_environment)
     # Peers whose X-Forwarded-For is believed (forwarding.py).
     trusted_proxies: tuple[Network, ...] = field(default_factory=trusted_proxies_from_environment)
+    # Proxied answers are sandboxed (relay/isolation.py); off only for a relay origin that
+    # serves one trusted host's own pages and no web UI (docs/security.md).
+    host_content_sandbox: bool = True
+    web_ui: bool = True  # the remote web UI at / (never with the sandbox off)
 
 
 def parse_listen_addr(value: str, name: str = "RELAY_LISTEN_ADDR") -> tuple[str, int]:

@@ -16,6 +16,7 @@ from ..httpwire import HttpConnection, HttpProtocolError, splice
 from ..httpwire.policy import end_to_end, has_body, plain_body_length
 from ..mux import GoAwayError, MuxError, MuxStream, SessionClosedError, TooManyStreamsError
 from .errors import bad_gateway, gateway_timeout, unavailable
+from .isolation import Isolation
 from .registry import Tunnel
 
 # Reads from the host's stream: as large as a yamux frame, so that a download goes to the
@@ -62,6 +63,7 @@ async def proxy_request(
     *,
     response_headers: list[tuple[bytes, bytes]],
     request_headers: list[tuple[bytes, bytes]] | None = None,
+    isolation: Isolation = Isolation(),  # noqa: B008 - frozen, shared
 ) -> ProxyResult:
     """Relay ``request`` (path rewritten to ``target``) and the host's answer.
 
@@ -80,7 +82,9 @@ async def proxy_request(
             head = h11.Request(
                 method=request.method,
                 target=target,
-                headers=request.headers if request_headers is None else request_headers,
+                headers=isolation.request_headers(
+                    request.headers if request_headers is None else request_headers
+                ),
             )
             if has_body(request.headers):
                 await upstream.send(head)
@@ -117,11 +121,12 @@ async def proxy_request(
             ]
             if response.status_code == 101:
                 upgrade = [(k, v) for k, v in response.headers if k in (b"upgrade", b"connection")]
+                headers = [(k, v) for k, v in headers if k != b"set-cookie"]
                 await _splice_upgrade(front, upstream, stream, headers + upgrade, result)
                 return result
             answer = h11.Response(
                 status_code=response.status_code,
-                headers=headers + response_headers,
+                headers=isolation.response_headers(headers) + response_headers,
                 reason=response.reason,
             )
             if upstream.body_ready():

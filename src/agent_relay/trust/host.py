@@ -48,7 +48,9 @@ REFRESH_PATH = API_PREFIX + "signing-session/refresh"
 CLIENTS_PATH = API_PREFIX + "clients"
 # Reachable through the relay without a request signature (they establish one).
 UNSIGNED_PATHS = frozenset({START_PATH, FINISH_PATH, REFRESH_PATH})
-CODE_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+# Codes this host makes leave out look-alikes (0/O, 1/I): 32 letters and digits, 30 bits.
+# Any A-Z0-9 code (a reference client's, one typed from elsewhere) is still accepted.
+CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 CODE_LENGTH = 6
 MAX_API_BODY = 64 * 1024
 MAX_TEXT_FIELD = 256
@@ -173,6 +175,10 @@ class TrustHost:
     def list_clients(self) -> list[TrustedClient]:
         self.sync()
         return sorted(self._clients.values(), key=lambda c: (c.paired_at, c.client_id))
+
+    def last_seen(self, client_id: str) -> float | None:
+        """When this process last checked a request of the client (None: not since start)."""
+        return self.sessions.last_used_by(client_id)
 
     def revoke(self, client_id: str) -> bool:
         """Forget a client: its sessions end and its signed WebSockets close now."""

@@ -101,6 +101,10 @@ class SessionTable:
             self._revoked.popitem(last=False)
         return ended
 
+    def last_used_by(self, client_id: str) -> float | None:
+        used = [s.last_used for s, _ in self._sessions.values() if s.client_id == client_id]
+        return max(used, default=None)
+
     def client_ids(self) -> set[str]:
         return {s.client_id for s, _ in self._sessions.values()}
 
