@@ -14,6 +14,7 @@ import h11
 from ..aio import reap
 from ..httpwire import HttpConnection, HttpProtocolError, splice
 from ..httpwire.policy import end_to_end, has_body, plain_body_length
+from ..httpwire.pump import PumpError, pump, receive_after_upload
 from ..mux import GoAwayError, MuxError, MuxStream, SessionClosedError, TooManyStreamsError
 from .errors import bad_gateway, gateway_timeout, unavailable
 from .registry import Tunnel
@@ -25,10 +26,13 @@ STREAM_READ_SIZE = 256 * 1024
 
 @dataclass(frozen=True, slots=True)
 class ProxyLimits:
-    # Time for the host to start its response head.
+    # Time for the host to start its response head, once the request body is sent.
     response_timeout: float = 60.0
     # Longest pause in a body, either direction, before the exchange is cut.
     idle_timeout: float = 300.0
+    # Longest write that makes no progress (a client that stopped reading) before the
+    # exchange is cut; so a stalled client cannot hold the host's stream and window.
+    send_timeout: float = 60.0
     # Whole exchange; None lets server-sent events and long downloads run on.
     total_timeout: float | None = None
     max_response_head: int = 64 * 1024
@@ -85,8 +89,9 @@ async def proxy_request(
                 async for _ in front.receive_body():
                     pass  # only the end of the message, already here
             try:
-                async with asyncio.timeout(limits.response_timeout):
-                    response = await upstream.receive_response()
+                response = await receive_after_upload(
+                    upstream.receive_response(), uploading, limits.response_timeout
+                )
             except TimeoutError:
                 raise gateway_timeout("host did not answer in time") from None
             except HttpProtocolError as exc:
@@ -149,14 +154,12 @@ async def proxy_request(
 async def _upload(
     front: HttpConnection, upstream: HttpConnection, limits: ProxyLimits, result: ProxyResult
 ) -> None:
-    body = front.receive_body()
-    while True:
-        async with asyncio.timeout(limits.idle_timeout):
-            chunk = await anext(body, None)
-        if chunk is None:
-            break
-        result.bytes_up += len(chunk)
-        await upstream.send_data(chunk)
+    result.bytes_up = await pump(
+        front.receive_body(),
+        upstream.send_data,
+        idle_timeout=limits.idle_timeout,
+        send_timeout=limits.send_timeout,
+    )
     await upstream.end_message()
 
 
@@ -170,20 +173,18 @@ async def _download(
     # A body of known length is read past h11 (fewer copies): the stream serves this one
     # exchange, so nothing is lost by h11 not seeing its end.
     body = upstream.receive_body() if length is None else upstream.receive_long_body(length)
-    while True:
-        try:
-            if upstream.body_ready():  # no wait: no timer to set
-                chunk = await anext(body, None)
-            else:
-                async with asyncio.timeout(limits.idle_timeout):
-                    chunk = await anext(body, None)
-        except (HttpProtocolError, MuxError, TimeoutError) as exc:
-            # Headers are out: all we can do is cut the client connection.
-            raise ConnectionAbortedError(f"host response broke off: {exc!r}") from None
-        if chunk is None:
-            break
-        result.bytes_down += len(chunk)
-        await front.send_data(chunk)
+    try:
+        result.bytes_down = await pump(
+            body,
+            front.send_data,
+            idle_timeout=limits.idle_timeout,
+            send_timeout=limits.send_timeout,
+            ready=upstream.body_ready,
+        )
+    except PumpError as exc:
+        # Headers are out: all we can do is cut the client connection (and reset the
+        # host's stream, which frees its slot and window).
+        raise ConnectionAbortedError(f"response body: {exc}") from None
     await front.end_message()
 
 
