@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import h11
 
 from ..aio import reap
-from ..httpwire import HttpConnection, HttpProtocolError, splice
+from ..httpwire import ByteChannel, HttpConnection, HttpProtocolError
 from ..httpwire.policy import (
     FRAMING,
     HOP_BY_HOP,
@@ -34,6 +34,7 @@ from ..httpwire.policy import (
     plain_body_length,
 )
 from ..httpwire.pump import SinkStalled, SourceBroken, pump, receive_after_upload
+from ..httpwire.splice import splice_upgraded, switching_protocols
 from ..mux import MuxError, MuxStream
 from ..trust.admission import (
     Reply,
@@ -531,38 +532,25 @@ class _Exchange:
             task, self.uploading = self.uploading, None
             await task
         self.pool.detach(upstream)  # the pipe owns the connection now
+        switched = switching_protocols(response, response_headers(response.headers))
         try:
-            upgrade = [(k, v) for k, v in response.headers if k in (b"upgrade", b"connection")]
-            await self.front.send(
-                h11.InformationalResponse(
-                    status_code=101,
-                    headers=response_headers(response.headers) + upgrade,
-                    reason=response.reason,
-                )
-            )
-            from_client = self.front.trailing_data()
-            from_server = upstream.http.trailing_data()
             if self.verified is not None and self.trust is not None:
-                await self._bridge(upstream, from_client, from_server)
+                await splice_upgraded(self.front, upstream.http, switched, pipe=self._bridge)
                 return
-            if from_client:
-                await upstream.channel.write(from_client)
-            if from_server:
-                await self.front.channel.write(from_server)
             log.debug("%s -> 101, spliced", self.what)
-            await splice(self.front.channel, upstream.channel)
+            await splice_upgraded(self.front, upstream.http, switched)
         finally:
             upstream.close()
 
     async def _bridge(
-        self, upstream: UpstreamConnection, from_client: bytes, from_server: bytes
+        self, client: ByteChannel, server: ByteChannel, from_client: bytes, from_server: bytes
     ) -> None:
         """A signed WebSocket: envelopes to and from the client, plain frames upstream."""
         assert self.trust is not None
         assert self.verified is not None
         bridge = SignedWebSocketBridge(
-            self.front.channel,
-            upstream.channel,
+            client,
+            server,
             self.trust.frame_codec(self.verified),
             max_message=self.trust.limits.max_ws_message,
         )

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 import h11
 
 from ..aio import reap
-from ..httpwire import HttpConnection, HttpProtocolError, splice
+from ..httpwire import HttpConnection, HttpProtocolError
 from ..httpwire.policy import end_to_end, has_body, plain_body_length
 from ..httpwire.pump import PumpError, pump, receive_after_upload
+from ..httpwire.splice import splice_upgraded, switching_protocols
 from ..mux import GoAwayError, MuxError, MuxStream, SessionClosedError, TooManyStreamsError
 from .errors import bad_gateway, gateway_timeout, unavailable
 from .registry import Tunnel
@@ -108,8 +109,9 @@ async def proxy_request(
                 if not (response_headers and k.startswith(b"access-control-"))
             ]
             if response.status_code == 101:
-                upgrade = [(k, v) for k, v in response.headers if k in (b"upgrade", b"connection")]
-                await _splice_upgrade(front, upstream, stream, headers + upgrade, result)
+                assert isinstance(response, h11.InformationalResponse)
+                result.upgraded = True
+                await splice_upgraded(front, upstream, switching_protocols(response, headers))
                 return result
             answer = h11.Response(
                 status_code=response.status_code,
@@ -186,21 +188,3 @@ async def _download(
         # host's stream, which frees its slot and window).
         raise ConnectionAbortedError(f"response body: {exc}") from None
     await front.end_message()
-
-
-async def _splice_upgrade(
-    front: HttpConnection,
-    upstream: HttpConnection,
-    stream: MuxStream,
-    headers: list[tuple[bytes, bytes]],
-    result: ProxyResult,
-) -> None:
-    result.upgraded = True
-    await front.send(h11.InformationalResponse(status_code=101, headers=headers))
-    early_from_client = front.trailing_data()
-    early_from_host = upstream.trailing_data()
-    if early_from_client:
-        await stream.write(early_from_client)
-    if early_from_host:
-        await front.channel.write(early_from_host)
-    await splice(front.channel, stream)
