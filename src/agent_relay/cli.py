@@ -581,7 +581,9 @@ def host_command(
     target = UpstreamTarget.parse(upstream)
     listen = parse_host_port(status_listen, "--status-listen") if status_listen else None
     data_dir = data_dir or default_data_dir()
-    trust = None if allow_unsigned else TrustHost(data_dir, trusted_keys_file=trusted_keys_file)
+    trust = (
+        None if allow_unsigned else TrustHost.open(data_dir, trusted_keys_file=trusted_keys_file)
+    )
     config = ConnectorConfig(
         relay_url=relay_url,
         machine_id=load_machine_id(data_dir),
@@ -644,8 +646,8 @@ def host_pair_code(data_dir: Path | None, ttl: float) -> None:
     from .trust.limits import TrustLimits
 
     limits = TrustLimits(code_ttl=ttl * 60)
-    trust = TrustHost(data_dir or default_data_dir(), limits=limits)
-    code = trust.issue_code()
+    trust = TrustHost.open(data_dir or default_data_dir(), limits=limits)
+    code = trust.issue_code(time.time())
     minutes = round((code.expires_at - time.time()) / 60)
     click.echo(code.code)
     click.echo(f"valid for {minutes} min, for one pairing attempt", err=True)
@@ -665,7 +667,7 @@ def host_clients_list(data_dir: Path | None, trusted_keys_file: Path | None, as_
     """List paired clients."""
     from .trust.host import TrustHost
 
-    trust = TrustHost(data_dir or default_data_dir(), trusted_keys_file=trusted_keys_file)
+    trust = TrustHost.open(data_dir or default_data_dir(), trusted_keys_file=trusted_keys_file)
     clients = trust.list_clients()
     if as_json:
         click.echo(json.dumps([c.public_info() for c in clients], indent=2))
@@ -690,7 +692,7 @@ def host_clients_revoke(
     WebSockets within a second."""
     from .trust.host import TrustHost
 
-    trust = TrustHost(data_dir or default_data_dir(), trusted_keys_file=trusted_keys_file)
+    trust = TrustHost.open(data_dir or default_data_dir(), trusted_keys_file=trusted_keys_file)
     if not trust.revoke(client_id):
         raise click.ClickException(f"no paired client {client_id}")
     click.echo(f"revoked {client_id}", err=True)

@@ -16,6 +16,7 @@ import dataclasses
 import logging
 import shlex
 import sys
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -111,7 +112,7 @@ class Demo:
 
         machine_id = load_machine_id(data_dir)
         pool = UpstreamPool(UpstreamTarget.parse(sample_url))
-        trust = None if self.allow_unsigned else TrustHost(data_dir / "host")
+        trust = None if self.allow_unsigned else TrustHost.open(data_dir / "host")
         self._connector = Connector(
             ConnectorConfig(
                 relay_url=self._relay.url,
@@ -133,7 +134,7 @@ class Demo:
             return urls
         self._status = StatusServer(self._connector.snapshot, trust=trust)
         status_host, status_port = await self._status.start(self.host, 0)
-        code = trust.issue_code()
+        code = trust.issue_code(time.time())
         return dataclasses.replace(
             urls,
             pairing_page=f"http://{status_host}:{status_port}{PAGE_PATH}",

@@ -172,7 +172,7 @@ class StatusServer:
                 headers=[(b"cache-control", b"no-store")],
             )
         elif path == PAIR_CODE_PATH and ex.method == "POST":
-            code = trust.issue_code()
+            code = trust.issue_code(time.time())
             if form:
                 await ex.respond(303, headers=[(b"location", PAGE_PATH.encode())])
             else:
@@ -214,7 +214,7 @@ def _cross_site(ex: Exchange) -> bool:
 
 
 def _page(snapshot: dict[str, Any], trust: TrustHost) -> str:
-    code = trust.current_code()
+    code = trust.current_code(time.time())
     esc = html.escape
     if code is not None:
         left = max(0, round((code.expires_at - time.time()) / 60))
