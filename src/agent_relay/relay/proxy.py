@@ -156,9 +156,14 @@ async def proxy_request(
 async def _upload(
     front: HttpConnection, upstream: HttpConnection, limits: ProxyLimits, result: ProxyResult
 ) -> None:
-    result.bytes_up = await pump(
+    async def send(chunk: bytes) -> None:
+        # Counted as it goes: a host that answers early cancels the rest of the upload.
+        result.bytes_up += len(chunk)
+        await upstream.send_data(chunk)
+
+    await pump(
         front.receive_body(),
-        upstream.send_data,
+        send,
         idle_timeout=limits.idle_timeout,
         send_timeout=limits.send_timeout,
     )
