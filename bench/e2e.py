@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
+import functools
 import getpass
 import json
 import os
@@ -51,6 +52,9 @@ MIB = 1024 * 1024
 GIB = 1024 * MIB
 BLOB_PERIOD = 251  # /api/blob: byte k is k % 251
 PATHS = ("direct", "agent-relay", "ssh -R")
+# The drop-in pairings, with ours+ours measured again beside them in the same rounds.
+MIXED = ("ours+ours", "our relay + ref-like host", "ref-like relay + our connector")
+REF_PEER = ROOT / "tests" / "interop" / "bin" / "ref-peer"  # tests/interop/build.sh
 SSH_MEMORY_BUDGET = 6 * GIB  # the N of ssh sessions is capped to what fits in this
 MIN_AVAILABLE = 3 * GIB  # and never leaves less than this free
 SSH_BATCH = 50  # sessions opened at once (sshd MaxStartups is set above this)
@@ -514,6 +518,71 @@ class Setup:
             f"http://127.0.0.1:{self.relay_port}/v1/relay/h/{self.host_id}/s/{session}"
         )
 
+    # -- the mixed pairings (drop-in): reference-like peers from tests/interop/refpeer
+
+    def start_mixed(self) -> dict[str, str]:
+        """Our relay + the reference-like host, and the reference-like relay + our
+        connector, both in front of the same sample server; pairing -> base URL."""
+        from datetime import timedelta
+        from uuid import uuid4
+
+        from agent_relay.relay.auth import JwtSecret, mint_token
+
+        bases = {"ours+ours": self.relay_base}
+        relay_url = f"http://127.0.0.1:{self.relay_port}"
+        self.procs.start(
+            "ref-host",
+            [str(REF_PEER), "host", "--relay", relay_url, "--token-file", str(self.tmp / "token"),
+             "--machine-id", "bench-ref-host", "--name", "bench-ref-host",
+             "--upstream", f"127.0.0.1:{self.sample_port}"],
+        )  # fmt: skip
+        host_id = self.wait_hosts({"bench-ref-host"}, 30)["bench-ref-host"]
+        session = http_json("POST", f"{relay_url}/v1/relay/create/{host_id}", self.token)
+        bases[MIXED[1]] = f"{relay_url}/v1/relay/h/{host_id}/s/{session['session_id']}"
+
+        secret = JwtSecret.generate()
+        token = mint_token(secret, uuid4(), uuid4(), timedelta(hours=2))
+        token_file = self.tmp / "ref-token"
+        token_file.write_text(token + "\n")
+        token_file.chmod(0o600)
+        ref_port = free_port()
+        os.environ["VIBEKANBAN_REMOTE_JWT_SECRET"] = secret.to_base64()  # for the child
+        ref_relay = self.procs.start(
+            "ref-relay", [str(REF_PEER), "relay", "--listen", f"127.0.0.1:{ref_port}"]
+        )
+        wait_until(
+            "the reference-like relay", lambda: self._up("ref-relay", ref_relay, ref_port), 30
+        )
+        ref_url = f"http://127.0.0.1:{ref_port}"
+        self.procs.start(
+            "connector-mixed",
+            [agent_relay_cli(), "host", "--relay", ref_url,
+             "--upstream", f"http://127.0.0.1:{self.sample_port}",
+             "--name", "bench-mixed", "--token-file", str(token_file),
+             "--data-dir", str(self.tmp / "connector-mixed"), "--allow-unsigned"],
+        )  # fmt: skip
+        hosts: dict[str, Any] = {}
+
+        def connected() -> bool:
+            nonlocal hosts
+            hosts = http_json("GET", f"{ref_url}/_test/hosts")
+            return bool(hosts)
+
+        wait_until("our connector at the reference-like relay", connected, 30, 0.2)
+        ref_host = str(next(iter(hosts.values())))
+        # The connector is online at the relay a moment after its WebSocket opens.
+        session = http_json("POST", f"{ref_url}/v1/relay/create/{ref_host}", token)
+        bases[MIXED[2]] = f"{ref_url}/v1/relay/h/{ref_host}/s/{session['session_id']}"
+        for pairing, base in bases.items():
+            wait_until(f"{pairing} to answer", functools.partial(_answers, base), 30, 0.2)
+            check_content(base)
+        return bases
+
+    def stop_mixed(self) -> None:
+        """The mixed pairings' processes, so that they do not count in what follows."""
+        names = {"ref-host", "ref-relay", "connector-mixed"}
+        self.procs.stop([p for name, p in self.procs.started if name in names])
+
     # -- OpenSSH
 
     def start_sshd(self) -> None:
@@ -820,6 +889,61 @@ def measure_requests(
     }
 
 
+def _answers(base: str) -> bool:
+    try:
+        http_json("GET", base + SMALL_PATH, timeout=2)
+    except (OSError, ValueError, BenchError):
+        return False
+    return True
+
+
+def measure_mixed(
+    bases: dict[str, str], args: argparse.Namespace, progress: Callable[..., None]
+) -> dict[str, dict[str, float]]:
+    """wrk c1 and c64 on each pairing, rounds interleaved as in measure_requests."""
+    samples: dict[str, dict[str, list[float]]] = {name: {} for name in MIXED}
+    for round_ in range(args.rounds):
+        for connections in (1, 64):
+            order = MIXED[round_ % len(MIXED) :] + MIXED[: round_ % len(MIXED)]
+            for name in order:
+                url = bases[name] + SMALL_PATH
+                if args.warmup and round_ == 0:
+                    wrk(url, connections, args.warmup)
+                result = wrk(url, connections, args.seconds)
+                figures = {f"rate{connections}": result.rate}
+                if connections == 1:
+                    figures.update(p50=result.p50_ms, p99=result.p99_ms)
+                for key, value in figures.items():
+                    samples[name].setdefault(key, []).append(value)
+                progress(f"round {round_ + 1} {name} c{connections}: {result}", file=sys.stderr)
+    return {
+        name: {key: statistics.median(values) for key, values in per_name.items()}
+        for name, per_name in samples.items()
+    }
+
+
+def mixed_table(mixed: dict[str, dict[str, float]] | None) -> list[str]:
+    if mixed is None:
+        return ["", f"Mixed pairings: skipped (no {REF_PEER}; run tests/interop/build.sh)."]
+    lines = [
+        "",
+        "Drop-in pairings (reference-like peers from tests/interop/refpeer: Nagle on, one "
+        "WebSocket message per yamux frame), same rounds as ours+ours:",
+        "",
+        f"| metric | {' | '.join(MIXED)} |",
+        "|---|" + "---:|" * len(MIXED),
+    ]
+    rows = [
+        ("requests/s, 1 connection", "rate1", "{:.0f}"),
+        ("requests/s, 64 connections", "rate64", "{:.0f}"),
+        ("latency p50, 1 connection (ms)", "p50", "{:.3f}"),
+        ("latency p99, 1 connection (ms)", "p99", "{:.3f}"),
+    ]
+    for label, key, fmt in rows:
+        lines.append(f"| {label} | {' | '.join(fmt.format(mixed[n][key]) for n in MIXED)} |")
+    return lines
+
+
 def run(args: argparse.Namespace) -> str:
     tools = ensure_tools(not args.no_install)
     tmp = Path(tempfile.mkdtemp(prefix="agent-relay-e2e-"))
@@ -874,6 +998,12 @@ def _run(setup: Setup, args: argparse.Namespace) -> str:
         )
         progress(f"{path} download: {results[path]['download']:.0f} MB/s", file=sys.stderr)
 
+    mixed = None
+    if args.mixed and REF_PEER.exists():
+        try:
+            mixed = measure_mixed(setup.start_mixed(), args, progress)
+        finally:
+            setup.stop_mixed()
     memory = Memory()
     memory.add(
         "sample agent server (reference), RSS",
@@ -884,7 +1014,9 @@ def _run(setup: Setup, args: argparse.Namespace) -> str:
     measure_relay_memory(setup, args, memory, idle)
     progress("relay memory done", file=sys.stderr)
     measure_ssh_memory(setup, args, memory, idle)
-    return table(results, memory, args, time.monotonic() - started)
+    behind_ingress = measure_behind_ingress(setup, args)
+    report = table(results, memory, args, time.monotonic() - started) + behind_ingress
+    return report + "\n" + "\n".join(mixed_table(mixed)) if args.mixed else report
 
 
 def table(
@@ -943,6 +1075,85 @@ def table(
     return "\n".join(lines)
 
 
+# ------------------------------------------------------------------ behind the ingress
+
+
+def measure_behind_ingress(setup: Setup, args: argparse.Namespace) -> str:
+    """The agent-relay path again, behind Caddy terminating TLS (a throwaway CA) with the
+    routes generated from deploy/traefik/ingressroute.yaml, as tests/integration/test_ingress.py
+    runs them: what the seed's ingress hop costs. Returns the table's rows."""
+    from tests.integration.caddy import GLOBAL_OPTIONS, find_caddy
+    from tests.integration.ingress import caddy_routes, load_ingress
+    from tests.integration.tlsca import make_certificates
+
+    certificates = make_certificates(setup.tmp / "tls")
+    port = free_port()
+    routes = caddy_routes(
+        load_ingress(),
+        upstreams={8082: f"127.0.0.1:{setup.relay_port}", 8081: f"127.0.0.1:{free_port()}"},
+        auth=f"127.0.0.1:{free_port()}",  # the catch-all's login, not measured here
+    )
+    caddyfile = setup.tmp / "Caddyfile"
+    options = GLOBAL_OPTIONS.format(
+        http_port=free_port(), https_port=port, state=setup.tmp / "caddy-state"
+    )
+    caddyfile.write_text(
+        f"{options}https://127.0.0.1:{port} {{\n\ttls {certificates.cert} {certificates.key}\n"
+        f"{routes}\n}}\n"
+    )
+    try:
+        caddy_path = find_caddy()  # AGENT_RELAY_CADDY, or on PATH (scripts/caddy.sh)
+    except AssertionError as exc:
+        raise BenchError(str(exc)) from None
+    caddy = setup.procs.start(
+        "caddy", [caddy_path, "run", "--adapter", "caddyfile", "--config", str(caddyfile)]
+    )
+    base = setup.relay_base.replace(
+        f"http://127.0.0.1:{setup.relay_port}", f"https://127.0.0.1:{port}"
+    )
+    previous = os.environ.get("CURL_CA_BUNDLE")
+    os.environ["CURL_CA_BUNDLE"] = str(certificates.ca)  # curl trusts the throwaway CA
+    try:
+
+        def serving() -> bool:
+            setup.procs.check_alive("caddy", caddy)
+            done = subprocess.run(
+                ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", base + SMALL_PATH],
+                capture_output=True, text=True, timeout=10,
+            )  # fmt: skip
+            return done.stdout == "200"
+
+        wait_until("Caddy in front of the relay", serving, 30, 0.1)
+        rates = {}
+        for connections in (1, 64):
+            if args.warmup:
+                wrk(base + SMALL_PATH, connections, args.warmup)
+            rates[connections] = statistics.median(
+                wrk(base + SMALL_PATH, connections, args.seconds).rate for _ in range(args.rounds)
+            )
+        download = download_mb_per_s(base + "/api/blob", args.download_mib * MIB, args.repeats)
+    finally:
+        if previous is None:
+            os.environ.pop("CURL_CA_BUNDLE", None)
+        else:
+            os.environ["CURL_CA_BUNDLE"] = previous
+        setup.procs.stop([caddy])
+    return "\n".join(
+        [
+            "",
+            "",
+            "Behind the ingress: agent-relay with Caddy in front (TLS, routes generated from "
+            "deploy/traefik/ingressroute.yaml: /v1/relay without forward-auth), same wrk and "
+            "curl runs (median of the rounds, not interleaved with the table above).",
+            "",
+            "| path | requests/s, 1 connection | requests/s, 64 connections | "
+            f"{args.download_mib} MiB download (MB/s) |",
+            "|---|---:|---:|---:|",
+            f"| behind the ingress | {rates[1]:.0f} | {rates[64]:.0f} | {download:.0f} |",
+        ]
+    )
+
+
 # ------------------------------------------------------------------ the load process
 
 
@@ -997,6 +1208,12 @@ def main() -> None:
     parser.add_argument("--hosts", type=int, help="idle hosts at the relay [1000; quick 20]")
     parser.add_argument("--connectors", type=int, help="connector processes [20; quick 2]")
     parser.add_argument("--ssh-sessions", type=int, help="ssh -R sessions [1000; quick 10]")
+    parser.add_argument(
+        "--no-mixed",
+        dest="mixed",
+        action="store_false",
+        help="skip the drop-in pairings with the reference-like peers",
+    )
     parser.add_argument("--no-install", action="store_true", help="fail instead of apt-get install")
     parser.add_argument("--keep-logs", action="store_true", help="keep the temp dir and its logs")
     parser.add_argument("-v", "--verbose", action="store_true", help="progress on stderr")

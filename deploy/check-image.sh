@@ -2,7 +2,7 @@
 # Builds the image and smoke-tests it where a Docker engine exists (the test suite checks
 # the Dockerfile statically only). Usage: deploy/check-image.sh [TAG]
 #   - both entry points run; the user is not root; the root filesystem can be read-only
-#   - a stand-alone relay starts, answers /health, and Docker's HEALTHCHECK turns healthy
+#   - a stand-alone relay starts, answers /ready, and Docker's HEALTHCHECK turns healthy
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 tag=${1:-agent-relay:check}
@@ -36,14 +36,14 @@ docker run -d --name "$name" --read-only --tmpfs /tmp --tmpfs /data:uid="$uid" \
   -p 127.0.0.1::8082 "$tag" >/dev/null
 port=$(docker port "$name" 8082/tcp | head -n1 | sed 's/.*://')
 for _ in $(seq 1 60); do
-  if body=$(python3 -c "import urllib.request as u; print(u.urlopen('http://127.0.0.1:$port/health', timeout=2).read().decode())" 2>/dev/null); then
+  if body=$(python3 -c "import urllib.request as u; print(u.urlopen('http://127.0.0.1:$port/ready', timeout=2).read().decode())" 2>/dev/null); then
     break
   fi
   sleep 0.5
 done
-[ -n "${body:-}" ] || { docker logs "$name" >&2; fail "/health never answered"; }
-echo "/health: $body"
-case "$body" in *'"database":"ok"'*) ;; *) fail "/health did not report the database ok";; esac
+[ -n "${body:-}" ] || { docker logs "$name" >&2; fail "/ready never answered"; }
+echo "/ready: $body"
+case "$body" in *'"database":"ok"'*) ;; *) fail "/ready did not report the database ok";; esac
 
 echo "== HEALTHCHECK" >&2
 for _ in $(seq 1 60); do

@@ -10,6 +10,7 @@ export PATH="$HOME/.cargo/bin:/usr/local/go/bin:$PATH"
 bash scripts/setup.sh
 bash tests/interop/build.sh
 bash tests/spake2js/build.sh  # @noble/curves for the independent SPAKE2
+bash scripts/browser.sh install  # clients/browser: the SDK toolchain (tests/browser)
 
 echo "== ruff" >&2
 .venv/bin/ruff check .
@@ -21,4 +22,5 @@ AGENT_RELAY_PG_BINDIR=$(bash scripts/postgres.sh); export AGENT_RELAY_PG_BINDIR 
 AGENT_RELAY_CADDY=$(bash scripts/caddy.sh); export AGENT_RELAY_CADDY  # for tests/integration/test_tls.py
 bash scripts/bench-tools.sh  # wrk, curl, sshd for tests/integration/test_bench_e2e.py
 bash scripts/deploy-schemas.sh >/dev/null  # Traefik's CRDs, pinned, for tests/deploy
+bash scripts/image.sh >/dev/null  # podman + debootstrap; the image for tests/image (cached)
 .venv/bin/pytest "$@"

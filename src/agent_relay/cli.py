@@ -172,17 +172,24 @@ def _server_options(func: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option(
             "--max-head-size",
-            type=click.IntRange(1024, 1024 * 1024),
-            default=16 * 1024,
+            type=click.IntRange(1024, 16 * 1024 * 1024),
+            default=128 * 1024,
             show_default=True,
-            help="largest request head, bytes",
+            help="largest request head from a client, bytes (then 431)",
+        ),
+        click.option(
+            "--max-response-head-size",
+            type=click.IntRange(1024, 16 * 1024 * 1024),
+            default=128 * 1024,
+            show_default=True,
+            help="largest response head from a host, bytes (then 502)",
         ),
         click.option(
             "--response-timeout",
             type=click.FloatRange(0.1),
-            default=60.0,
+            default=600.0,
             show_default=True,
-            help="seconds for a host to start answering (then 504)",
+            help="seconds for a host to start answering (then 504); bodies: --idle-timeout",
         ),
         click.option(
             "--idle-timeout",
@@ -221,6 +228,7 @@ def _serve(
     jwt_secret_file: Path | None,
     max_streams_per_host: int,
     max_head_size: int,
+    max_response_head_size: int,
     response_timeout: float,
     idle_timeout: float,
     total_timeout: float | None,
@@ -245,6 +253,7 @@ def _serve(
         shared_database=shared,
         jwt_secret=secret,
         max_head_size=max_head_size,
+        max_response_head=max_response_head_size,
         max_streams_per_host=max_streams_per_host,
         response_timeout=response_timeout,
         idle_timeout=idle_timeout,
@@ -501,9 +510,16 @@ def tokens_revoke(
 @click.option(
     "--response-timeout",
     type=click.FloatRange(0.1),
-    default=55.0,
+    default=590.0,
     show_default=True,
     help="seconds for the local server to start answering (then 502)",
+)
+@click.option(
+    "--max-head-size",
+    type=click.IntRange(1024, 16 * 1024 * 1024),
+    default=128 * 1024,
+    show_default=True,
+    help="largest request head from the relay and response head from the local server, bytes",
 )
 @click.option(
     "--shutdown-timeout",
@@ -541,6 +557,7 @@ def host_command(
     max_upstream_connections: int,
     upstream_idle_timeout: float,
     response_timeout: float,
+    max_head_size: int,
     shutdown_timeout: float,
     allow_unsigned: bool,
     trusted_keys_file: Path | None,
@@ -589,7 +606,7 @@ def host_command(
         machine_id=load_machine_id(data_dir),
         name=name or default_name(),
         shutdown_timeout=shutdown_timeout,
-        forward=ForwardLimits(response_timeout=response_timeout),
+        forward=ForwardLimits(response_timeout=response_timeout, max_head_size=max_head_size),
         ca_file=ca_file,
     )
     limits = PoolLimits(
@@ -602,7 +619,7 @@ def host_command(
     _setup_logging(verbose)
 
     async def serve() -> None:
-        pool = UpstreamPool(target, limits)
+        pool = UpstreamPool(target, limits, max_head_size=max_head_size)
         connector = Connector(config, tokens, pool, trust=trust)
         await run_host_until_signalled(connector, pool, status_listen=listen)
 
@@ -743,7 +760,7 @@ def doctor_command(
     ca_file: Path | None,
     timeout: float,
 ) -> None:
-    """Check a relay from the outside: DNS, TCP, TLS, /health, that /v1/relay is not
+    """Check a relay from the outside: DNS, TCP, TLS, /ready, that /v1/relay is not
     behind a login proxy, the token, and a host. Exit status 1 when something is wrong."""
     from .doctor import Options, diagnose, format_report, read_token
 

@@ -2,7 +2,7 @@
 client reaches it, and say plainly what is wrong.
 
 In order: the URL; DNS; TCP; TLS (the certificate, with the system's roots plus
-``--ca-file``); ``/health`` and its database field; that ``/v1/relay/connect`` is answered
+``--ca-file``); ``/ready`` and its database field; that ``/v1/relay/connect`` is answered
 by the relay itself (a WebSocket upgrade with a deliberately invalid token must get the
 relay's JSON 401, not a redirect or a login page from an auth proxy); the token (accepted
 or refused, expired, issued in the future); the host (online or not); the clock against
@@ -141,6 +141,8 @@ def judge_health(answer: Answer) -> Finding:
     if isinstance(payload, dict) and "database" in payload:
         if answer.status == 200 and payload.get("database") == "ok":
             return Finding(Status.OK, "health", "the relay is up; its database answers")
+        if payload.get("database") == "ok" and payload.get("accepting_tunnels") is False:
+            return Finding(Status.WARN, "health", "the relay is draining (shutting down)")
         return Finding(
             Status.FAIL,
             "health",
@@ -152,7 +154,7 @@ def judge_health(answer: Answer) -> Finding:
     return Finding(
         Status.WARN,
         "health",
-        f"/health is not the relay's ({answer.describe()})",
+        f"/ready is not the relay's ({answer.describe()})",
         "expected when the ingress sends only /v1/relay/* to the relay (the sidecar setup); "
         "otherwise the URL does not point at the relay",
     )
@@ -429,11 +431,11 @@ async def diagnose(options: Options, *, now: Callable[[], float] = time.time) ->
 
     date_header: str | None = None
     try:
-        health = await prober.request("GET", "/health")
+        health = await prober.request("GET", "/ready")
         date_header = health.headers.get("date")
         report.add(judge_health(health))
     except ProbeError as exc:
-        report.add(Finding(Status.FAIL, "health", f"GET /health failed: {exc}"))
+        report.add(Finding(Status.FAIL, "health", f"GET /ready failed: {exc}"))
 
     connect_path = f"{CONNECT_PATH}?machine_id={PROBE_MACHINE_ID}"
     upgrade = [

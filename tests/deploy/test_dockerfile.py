@@ -89,12 +89,33 @@ def test_hadolint_is_live() -> None:
     assert "DL3013" in result.stdout  # unpinned pip install
 
 
+def base_default() -> str:
+    """The default of the BASE build argument (declared before the first FROM)."""
+    declared: str = next(i["value"] for i in instructions() if i["instruction"] == "ARG")
+    name, _, default = declared.partition("=")
+    assert name == "BASE"
+    return default
+
+
 def test_multi_stage_slim_python_311() -> None:
+    first = next(i for i in instructions() if i["instruction"] != "COMMENT")
+    assert first["instruction"] == "ARG"  # BASE, for every stage
+    assert re.fullmatch(r"python:3\.11-slim(-[a-z]+)?", base_default()), base_default()
     assert len(stages()) >= 2
     for stage in stages():
-        image = stage[0]["value"].split()[0]
-        assert re.fullmatch(r"python:3\.11-slim(-[a-z]+)?", image), image
+        assert stage[0]["value"].split()[0] == "${BASE}"
     assert stages()[-1][0]["value"].split()[-1] != "AS"
+
+
+def test_proxy_settings_stay_out_of_the_final_image() -> None:
+    """Build arguments for pip's index and proxies belong to the build stage only; the
+    CA bundle comes as a build secret, never copied."""
+    assert not final("ARG")
+    build_args = " ".join(i["value"] for i in stages()[0] if i["instruction"] == "ARG")
+    for name in ("PIP_INDEX_URL", "HTTPS_PROXY", "NO_PROXY"):
+        assert name in build_args
+    (run,) = [i["value"] for i in stages()[0] if i["instruction"] == "RUN"]
+    assert run.startswith("--mount=type=secret,id=ca-certificates,required=false")
 
 
 def test_runs_as_a_fixed_non_root_user() -> None:

@@ -14,6 +14,8 @@ import pytest
 
 from agent_relay.cli import main, relay_server
 
+from ..integration.test_host_cli import start_host
+from ..integration.test_relay import running_relay
 from .conftest import DEPLOY, K8S_FILES, ROOT, Doc, container, env_of, find, load_documents
 from .test_dockerfile import final_user
 
@@ -62,8 +64,8 @@ def test_sidecar_matches_the_reference_story() -> None:
         "limits": {"cpu": "200m", "memory": "128Mi"},
     }
     assert relay["ports"] == [{"name": "relay", "containerPort": 8082, "protocol": "TCP"}]
-    for probe in ("readinessProbe", "livenessProbe"):
-        assert relay[probe]["httpGet"] == {"path": "/health", "port": "relay"}
+    assert relay["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "relay"}
+    assert relay["livenessProbe"]["httpGet"] == {"path": "/health", "port": "relay"}
     assert_locked_down(relay)
     pod = find(documents, "Deployment", "vk-remote")["spec"]["template"]["spec"]
     assert "securityContext" not in pod  # the remote API container is left as it was
@@ -127,12 +129,60 @@ def test_connector_sidecar_snippet() -> None:
     secret = find(documents, "Secret", volumes[secret_volume]["secret"]["secretName"])
     assert token_file.parent == Path(mounts[secret_volume])
     assert token_file.name in secret["stringData"]
-    data_dir = command[command.index("--data-dir") + 1]
-    identity = next(n for n, p in mounts.items() if p == data_dir)
-    config_map = find(documents, "ConfigMap", volumes[identity]["configMap"]["name"])
-    assert config_map["data"]["machine-id"].strip()
-    assert "securityContext" not in spec  # the agent container is left as it was
+    # The agent container is left as it was, but for the volume group the connector needs.
+    assert spec["securityContext"] == {"fsGroup": 10001, "fsGroupChangePolicy": "OnRootMismatch"}
     assert_locked_down(connector)
+
+
+async def test_connector_sidecar_can_write_what_the_connector_writes(tmp_path: Path) -> None:
+    """The connector of the manifest, run for real (trust mode, as deployed) until it is
+    connected: every file it writes in its data dir must land on a writable mount that
+    outlives the pod (its host key and paired clients; a new key means pairing again)."""
+    documents = load_documents(DEPLOY / "k8s/host/connector-sidecar.yaml")
+    deployment = find(documents, "Deployment")
+    connector = container(deployment, "relay-connector")
+    command = connector["command"]
+    manifest_data_dir = Path(command[command.index("--data-dir") + 1])
+
+    data_dir = tmp_path / "data"
+    async with running_relay(f"sqlite:///{tmp_path / 'relay.sqlite3'}") as relay:
+        host = await start_host(
+            "--relay",
+            relay.url,
+            "--upstream",
+            "http://127.0.0.1:9",
+            "--data-dir",
+            str(data_dir),
+            env={"AGENT_RELAY_TOKEN": relay.token},
+        )
+        try:
+            await host.wait_for_line(r"connected to ws://", 15)
+        finally:
+            host.process.terminate()
+            await host.wait(10)
+    written = sorted(p.relative_to(data_dir) for p in data_dir.rglob("*") if p.is_file())
+    assert any(p.name.endswith(".key") for p in written), written  # the host key
+
+    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+    for relative in written:
+        target = manifest_data_dir / relative
+        mount = max(
+            (m for m in connector["volumeMounts"] if target.is_relative_to(m["mountPath"])),
+            key=lambda m: len(m["mountPath"]),
+            default=None,
+        )
+        assert mount is not None, f"{target} is on the read-only root filesystem"
+        assert not mount.get("readOnly", False), f"{target} is on a read-only mount"
+        volume = volumes[mount["name"]]
+        assert "persistentVolumeClaim" in volume, f"{target} would not survive the pod: {volume}"
+    claim = volumes[
+        next(
+            m["name"]
+            for m in connector["volumeMounts"]
+            if Path(m["mountPath"]) == manifest_data_dir
+        )
+    ]
+    find(documents, "PersistentVolumeClaim", claim["persistentVolumeClaim"]["claimName"])
 
 
 def assert_cli_accepts(command: list[str]) -> None:

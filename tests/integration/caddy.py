@@ -33,7 +33,7 @@ def free_port() -> int:
         return port
 
 
-CADDYFILE = """\
+GLOBAL_OPTIONS = """\
 {{
 	admin off
 	auto_https disable_redirects
@@ -47,6 +47,11 @@ CADDYFILE = """\
 	}}
 }}
 
+"""
+
+CADDYFILE = (
+    GLOBAL_OPTIONS
+    + """\
 https://localhost:{https_port}, https://127.0.0.1:{https_port} {{
 	tls {cert} {key}
 	handle /v1/relay/* {{
@@ -57,6 +62,7 @@ https://localhost:{https_port}, https://127.0.0.1:{https_port} {{
 	}}
 }}
 """
+)
 
 
 @dataclass
@@ -101,6 +107,34 @@ async def running_caddy(
     """Caddy on a free loopback port, TLS with ``certificates``; ``relay`` and ``rest``
     are ``host:port`` upstreams."""
     caddyfile, port = write_caddyfile(directory, certificates, relay=relay, rest=rest)
+    async with _run(directory, caddyfile, port, certificates) as caddy:
+        yield caddy
+
+
+@contextlib.asynccontextmanager
+async def running_caddyfile(
+    directory: Path, certificates: CertificateFiles, port: int, sites: str
+) -> AsyncIterator[Caddy]:
+    """Caddy with the test's global options and ``sites`` (serving HTTPS on ``port``)."""
+    caddyfile = _write_sites(directory, port, sites)
+    async with _run(directory, caddyfile, port, certificates) as caddy:
+        yield caddy
+
+
+def _write_sites(directory: Path, port: int, sites: str) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    caddyfile = directory / "Caddyfile"
+    options = GLOBAL_OPTIONS.format(
+        http_port=free_port(), https_port=port, state=directory / "state"
+    )
+    caddyfile.write_text(options + sites)
+    return caddyfile
+
+
+@contextlib.asynccontextmanager
+async def _run(
+    directory: Path, caddyfile: Path, port: int, certificates: CertificateFiles
+) -> AsyncIterator[Caddy]:
     log = directory / "caddy.log"
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),

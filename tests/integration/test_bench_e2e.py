@@ -68,6 +68,17 @@ def test_quick_run_prints_the_table_and_cleans_up() -> None:
     assert re.search(r"^\| 16 MiB download \(MB/s\) \| \d+ \| \d+ \|", table, re.M), table
     assert "20 hosts online = the connector + 19 control channels" in table
     assert "N = 10 sessions" in table
+    ingress = re.search(r"^\| behind the ingress \| (\d+) \| (\d+) \| (\d+) \|", table, re.M)
+    assert ingress is not None, table
+    assert all(int(value) > 0 for value in ingress.groups())
+    # The drop-in pairings (the reference-like peers come from tests/interop/build.sh).
+    assert (
+        "| metric | ours+ours | our relay + ref-like host | ref-like relay + our connector |"
+        in table
+    )
+    mixed = re.search(r"^\| requests/s, 1 connection \| (\d+) \| (\d+) \| (\d+) \|$", table, re.M)
+    assert mixed is not None, table
+    assert all(int(value) > 0 for value in mixed.groups())
     assert wait_gone(before) == []
 
 

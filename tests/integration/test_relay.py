@@ -25,6 +25,7 @@ from agent_relay.store import Store
 from agent_relay.store.records import HostStatus
 
 from .fakehost import FakeHost, pattern
+from .pgcluster import PostgresCluster
 
 MIB = 1024 * 1024
 
@@ -111,10 +112,13 @@ async def host(relay: Relay) -> AsyncIterator[FakeHost]:
     await connected.close()
 
 
-async def test_health_reports_the_database(relay: Relay) -> None:
+async def test_health_is_liveness_and_ready_reports_the_database(relay: Relay) -> None:
     response = await relay.client.get("/health")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": "ok"}
+    assert response.json() == {"status": "ok"}
+    ready = await relay.client.get("/ready")
+    assert ready.status_code == 200
+    assert ready.json() == {"status": "ready", "database": "ok", "accepting_tunnels": True}
 
 
 async def test_unknown_route_is_json_404(relay: Relay) -> None:
@@ -386,11 +390,101 @@ async def test_cors_mirrors_the_origin(relay: Relay, host: FakeHost) -> None:
     assert preflight.headers["access-control-allow-credentials"] == "true"
     response = await relay.client.get(f"{base}/echo", headers={"Origin": "https://ui.example"})
     assert response.headers["access-control-allow-origin"] == "https://ui.example"
-    assert "x-vk-resp-signature" in response.headers["access-control-expose-headers"]
+    exposed_list = response.headers["access-control-expose-headers"]
+    exposed = {name.strip() for name in exposed_list.split(",")}
+    # All the browser SDK reads on another origin (clients/browser/src/sdk/verify.ts).
+    assert {
+        "x-vk-resp-ts",
+        "x-vk-resp-nonce",
+        "x-vk-resp-signature",
+        "x-vk-resp-body-signing",
+        "x-vk-host-time",
+    } <= exposed
+
+
+async def test_every_options_is_answered_by_the_relay(relay: Relay, host: FakeHost) -> None:
+    """As the reference: 200, empty body, no auth, never forwarded, preflight or not."""
+    base = await relay.path()
+    bare = await relay.client.options(f"{base}/echo", headers={"Origin": "https://ui.example"})
+    assert (bare.status_code, bare.content) == (200, b"")
+    assert bare.headers["access-control-allow-origin"] == "https://ui.example"
+    assert bare.headers["access-control-allow-credentials"] == "true"
+    assert "origin" in bare.headers["vary"].lower()
+    # No session, no host, no token: still the relay's own answer.
+    nobody = await relay.client.options(f"/v1/relay/h/{uuid.uuid4()}/s/{uuid.uuid4()}/x")
+    assert (nobody.status_code, nobody.content) == (200, b"")
+    assert (await relay.client.options("/v1/relay/connect")).status_code == 200
+    assert host.requests == []
+    response = await relay.client.get(f"{base}/echo", headers={"Origin": "https://ui.example"})
+    exposed = {h.strip() for h in response.headers["access-control-expose-headers"].split(",")}
+    assert exposed >= {
+        "x-vk-resp-ts",
+        "x-vk-resp-nonce",
+        "x-vk-resp-signature",
+        "x-vk-resp-body-signing",
+        "x-vk-host-time",
+    }
+    assert "origin" in response.headers["vary"].lower()
+
+
+async def test_relay_responses_carry_the_standard_reason_phrase(relay: Relay) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", int(relay.url.rpartition(":")[2]))
+    try:
+        writer.write(
+            b"GET /health HTTP/1.1\r\nhost: x\r\n\r\nGET /nope HTTP/1.1\r\nhost: x\r\n\r\n"
+        )
+        async with asyncio.timeout(10):
+            assert (await reader.readline()) == b"HTTP/1.1 200 OK\r\n"
+            await reader.readuntil(b'{"status":"ok"}')
+            assert (await reader.readline()) == b"HTTP/1.1 404 Not Found\r\n"
+    finally:
+        writer.close()
+
+
+async def test_a_70_kb_request_head_passes(relay: Relay, host: FakeHost) -> None:
+    """The reference passes request heads of 70 KB; ours did 431 past 16 KiB."""
+    base = await relay.path()
+    response = await relay.client.get(f"{base}/echo", headers={"x-big": "a" * 70_000})
+    assert response.status_code == 200
+    assert host.requests[-1].headers  # it reached the host
+    assert dict(host.requests[-1].headers)[b"x-big"] == b"a" * 70_000
+
+
+async def test_ready_is_503_while_draining_and_health_stays_200(relay: Relay) -> None:
+    assert (await relay.client.get("/ready")).status_code == 200
+    await relay.service.app.close(timeout=1)  # what SIGTERM does first: Go Away, drain
+    ready = await relay.client.get("/ready")
+    assert ready.status_code == 503
+    assert ready.json() == {"status": "not ready", "database": "ok", "accepting_tunnels": False}
+    assert (await relay.client.get("/health")).json() == {"status": "ok"}
+
+
+async def test_ready_follows_the_database_and_health_does_not(
+    postgres_cluster: PostgresCluster, postgres_url: str
+) -> None:
+    """A database blip makes the relay not ready (out of the Service), never not live
+    (a liveness probe would restart it for nothing)."""
+    name = postgres_url.rpartition("/")[2].partition("?")[0]
+    async with running_relay(postgres_url) as relay:
+        assert (await relay.client.get("/ready")).status_code == 200
+        assert name.isidentifier()  # a name the cluster made; safe to put in SQL
+        postgres_cluster.psql(
+            f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false; '  # noqa: S608
+            f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}';"
+        )
+        try:
+            ready = await relay.client.get("/ready")
+            assert ready.status_code == 503
+            assert ready.json()["database"] == "unreachable"
+            health = await relay.client.get("/health")
+            assert (health.status_code, health.json()) == (200, {"status": "ok"})
+        finally:
+            postgres_cluster.psql(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true;')
+        assert (await relay.client.get("/ready")).status_code == 200
 
 
 async def test_oversized_request_head_is_431(relay: Relay) -> None:
-    response = await relay.client.get("/health", headers={"x-big": "a" * 40_000})
+    response = await relay.client.get("/health", headers={"x-big": "a" * 200_000})
     assert response.status_code == 431
     assert response.json()["error"]
 

@@ -157,7 +157,7 @@ async def test_a_server_reading_the_body_says_100_continue_first() -> None:
         reading = asyncio.create_task(first_chunk())
         async with asyncio.timeout(5):
             interim = await up.read(1024)
-        assert interim == b"HTTP/1.1 100 \r\n\r\n"
+        assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
         await up.write(b"hello")
         assert await reading == b"hello"
         assert await anext(body, None) is None
@@ -223,7 +223,7 @@ async def test_a_started_head_goes_out_with_the_body_in_one_write() -> None:
     assert channel.writes == []
     await conn.send_data(b"hello")
     await conn.end_message()
-    assert channel.writes == [b"HTTP/1.1 200 \r\ncontent-length: 5\r\n\r\nhello"]
+    assert channel.writes == [b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello"]
 
 
 async def test_body_ready_says_whether_a_read_would_wait() -> None:

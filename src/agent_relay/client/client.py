@@ -19,10 +19,12 @@ import json
 import os
 import platform
 import socket
+import ssl
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -348,7 +350,9 @@ class RelayClient:
             await self.refresh_signing_session()
 
     def _observe_host_time(self, header: str | None, *, verified: bool) -> None:
-        if self.clock.observe(header, verified=verified):
+        # Only a correction the host signed is saved; an unsigned one (it may be the
+        # relay's) lasts for this run.
+        if self.clock.observe(header, verified=verified) and verified:
             self.pairing = dataclasses.replace(self.pairing, clock_offset=self.clock.offset)
             self._save()
 
@@ -414,6 +418,7 @@ class RelayClient:
                     max_size=MAX_ENVELOPE_SIZE,
                     open_timeout=self.limits.connect_timeout,
                     additional_headers={wire.ACCEPT_STREAM_SIGNING: "1"},
+                    ssl=_tls_context() if url.startswith("wss:") else None,
                 )
             except websockets.InvalidStatus as exc:
                 status = exc.response.status_code
@@ -537,7 +542,18 @@ def _http_client(limits: ClientLimits) -> httpx.AsyncClient:
         write=limits.connect_timeout,
         pool=limits.connect_timeout,
     )
-    return httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=False)
+    return httpx.AsyncClient(
+        timeout=timeout, follow_redirects=False, trust_env=False, verify=_tls_context()
+    )
+
+
+def _tls_context() -> ssl.SSLContext:
+    """The connector's trust: the system's roots (and ``SSL_CERT_FILE``) plus the CA in
+    ``AGENT_RELAY_CA_FILE``, for a relay behind a private CA."""
+    from ..host.dial import tls_context
+
+    ca_file = os.environ.get("AGENT_RELAY_CA_FILE")
+    return tls_context(Path(ca_file) if ca_file else None)
 
 
 async def _create_relay_session(

@@ -5,14 +5,15 @@ from ``x-vk-host-time`` on a 401 and signs with the corrected time from then on.
 A correction learned from an answer the host signed is taken as is. One learned from an
 unsigned answer could come from the relay, which could push our timestamps into the
 future, keep a request it withheld, and deliver it later; so such a correction is
-bounded to ``max_unverified`` seconds."""
+bounded to ``max_unverified`` seconds (the host's own window, so a relay can delay a
+signed request by at most that much more), and kept in memory only, never saved."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
 
-MAX_UNVERIFIED_CORRECTION = 90.0
+MAX_UNVERIFIED_CORRECTION = 30.0  # the host's timestamp window
 
 
 class HostClock:

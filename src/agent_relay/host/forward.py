@@ -64,15 +64,20 @@ _REPLACED = frozenset({b"host", RELAYED_HEADER, FORWARDED_HOST_HEADER})
 # An answer at least this long (by its Content-Length) is read past h11, for speed; its
 # upstream connection is then closed rather than kept, which is cheap next to the body.
 LONG_BODY = 1024 * 1024
+# A response head waits for its body (to leave in one frame) when the body is known to
+# be at most this long.
+HEAD_WITH_BODY = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
 class ForwardLimits:
-    max_head_size: int = 64 * 1024  # request head from the relay (then 431)
+    max_head_size: int = 128 * 1024  # request head from the relay (then 431)
     head_timeout: float = 30.0  # for the relay's request head (then 408)
-    # For the local server's response head once the request body is sent (then 502);
-    # below the relay's own 60 s, so the browser learns what happened.
-    response_timeout: float = 55.0
+    # For the local server's response head once the request body is sent (then 502):
+    # minutes, as an agent waiting on a model or a long poll may take that long; below
+    # the relay's own 600 s, so the browser learns what happened. A stalled body is cut
+    # by idle_timeout.
+    response_timeout: float = 590.0
     idle_timeout: float = 300.0  # longest pause inside a body, either way
     # Longest write that makes no progress (the relay's client stopped reading, or the
     # local server stopped reading a request body); then the exchange is cut and its
@@ -457,11 +462,16 @@ class _Exchange:
         head = h11.Response(
             status_code=response.status_code, headers=headers, reason=response.reason
         )
-        if upstream.http.body_ready():
-            front.start_message(head)  # out with the body, in one frame
-        else:
-            await front.send(head)  # the body may take a while (an event stream)
         length = plain_body_length(self.request.method, response.status_code, response.headers)
+        # Out with the body, in one frame, when it is at hand or is a small body of known
+        # length (it follows at once): a relay with Nagle on (the reference) would
+        # otherwise send the head and the body as two small writes, the second waiting
+        # on the client's delayed ACK (~40 ms). A body of unknown length may take a while
+        # (an event stream): its head goes at once.
+        if upstream.http.body_ready() or (length is not None and length <= HEAD_WITH_BODY):
+            front.start_message(head)
+        else:
+            await front.send(head)
         long_body = length if length is not None and length >= LONG_BODY else None
         await self._pump_response_body(upstream, front.send_data, long_body)
         await self._complete(upstream, response)

@@ -22,7 +22,7 @@ from ..httpwire import HttpConnection, SocketChannel
 from ..httpwire.channel import READ_SIZE
 from .errors import bad_gateway, busy
 
-DEFAULT_MAX_RESPONSE_HEAD = 64 * 1024
+DEFAULT_MAX_RESPONSE_HEAD = 128 * 1024
 # Reads from the local server (and the reader's buffer, which holds up to twice this):
 # large reads mean fewer, larger yamux frames and WebSocket messages on a download.
 UPSTREAM_READ_SIZE = 256 * 1024

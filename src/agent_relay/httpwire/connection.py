@@ -3,13 +3,31 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
+from http import HTTPStatus
 
 import h11
 
 from ..errors import HttpError
 from .channel import READ_SIZE, ByteChannel
 
-DEFAULT_MAX_HEAD = 64 * 1024
+DEFAULT_MAX_HEAD = 128 * 1024
+# Standard reason phrases, for the responses we make ourselves (h11 would send none:
+# ``HTTP/1.1 200 ``); a peer's own phrase is passed on as it is.
+_PHRASES = {status.value: status.phrase.encode("ascii") for status in HTTPStatus}
+
+
+def with_reason(event: h11.Event) -> h11.Event:
+    """A response head with an empty reason phrase gets the standard one."""
+    if isinstance(event, h11.Response | h11.InformationalResponse) and not event.reason:
+        phrase = _PHRASES.get(event.status_code)
+        if phrase:
+            return type(event)(
+                status_code=event.status_code,
+                headers=event.headers,
+                reason=phrase,
+                http_version=event.http_version,
+            )
+    return event
 
 
 class HttpProtocolError(HttpError):
@@ -168,13 +186,13 @@ class HttpConnection:
     # ----------------------------------------------------------------- writing
 
     async def send(self, event: h11.Event) -> None:
-        await self._write(self._h11.send(event) or b"")
+        await self._write(self._h11.send(with_reason(event)) or b"")
 
     def start_message(self, head: h11.Response | h11.Request) -> None:
         """Queue a message head: it goes out in one write with the next body bytes (or the
         end), instead of a write of its own. For a body that is already at hand; a head
         must not wait for one that may take a while (an event stream)."""
-        self._held += self._h11.send(head) or b""
+        self._held += self._h11.send(with_reason(head)) or b""
 
     async def _write(self, data: bytes) -> None:
         if self._held:
@@ -185,7 +203,7 @@ class HttpConnection:
     async def send_message(self, head: h11.Response | h11.Request, body: bytes) -> None:
         """A whole small message in one write: head, body and end."""
         conn = self._h11
-        data = conn.send(head) or b""
+        data = conn.send(with_reason(head)) or b""
         if body:
             data += conn.send(h11.Data(data=body)) or b""
         data += conn.send(h11.EndOfMessage()) or b""
@@ -220,6 +238,11 @@ class HttpConnection:
         if isinstance(self._peeked, h11.EndOfMessage):
             self._peeked = None  # the end of the message just finished
         self._h11.start_next_cycle()
+
+    def keep_received(self, data: bytes) -> None:
+        """Bytes read off the channel by someone else (a watch for the peer leaving):
+        h11 keeps them for the next message."""
+        self._h11.receive_data(data)
 
     def trailing_data(self) -> bytes:
         """Bytes that arrived after the message head that switched protocols."""

@@ -7,9 +7,10 @@ import contextlib
 import logging
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 from urllib.parse import parse_qs
@@ -29,13 +30,20 @@ from ..transport.wsserver import (
 from .auth import Authenticator, auth_session_failure
 from .config import RelayConfig
 from .errors import RelayError, bad_request, forbidden, not_found, unauthorized, unavailable
+from .forwarding import with_client_address
 from .metrics import RelayMetrics
 from .proxy import ProxyLimits, proxy_request
 from .registry import Tunnel, TunnelRegistry
+from .revocation import LiveLogins
 
 log = logging.getLogger(__name__)
 
-_EXPOSED = b"x-vk-resp-ts, x-vk-resp-nonce, x-vk-resp-signature"
+# What the browser SDK reads from an answer when the page is on another origin: the
+# signature, the chunked-v1 marker and the host clock of a 401.
+_EXPOSED = (
+    b"x-vk-resp-ts, x-vk-resp-nonce, x-vk-resp-signature, x-vk-resp-body-signing, x-vk-host-time"
+)
+_DEFAULT_METHODS = b"GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS"
 _PROXY_PREFIX = "/v1/relay/h/"
 LAST_SEEN_EVERY = 30.0  # seconds between last_seen_at refreshes of connected hosts
 _SESSION_TOUCH_EVERY = 60.0  # seconds between last_used_at writes of a browser session
@@ -70,23 +78,34 @@ class RelayApp:
             idle_timeout=config.idle_timeout,
             send_timeout=config.send_timeout,
             total_timeout=config.total_timeout,
-            max_response_head=config.max_head_size,
+            max_response_head=config.max_response_head,
         )
         self._contexts: dict[uuid.UUID, _CachedContext] = {}
         self._loading: dict[uuid.UUID, asyncio.Future[ProxyContext | None]] = {}
         self._forgets = 0  # a load that started before a forget_* must not be cached
         self._background: set[asyncio.Task[None]] = set()
         self.draining = False
+        # What each login has open, so that revoking it cuts them (see revocation.py).
+        self.live = LiveLogins()
+        self.limits = config.limits
+        # Relay session ids the database did not know, until when (a bounded negative cache).
+        self._unknown: OrderedDict[uuid.UUID, float] = OrderedDict()
 
     # ----------------------------------------------------------------- dispatch
 
     async def handle(self, ex: Exchange) -> None:
         ex.extra_headers = _cors_headers(ex)
         path, _, query = ex.target.partition("?")
-        if ex.method == "OPTIONS" and ex.header(b"access-control-request-method"):
+        if ex.method == "OPTIONS":
+            # Every OPTIONS is answered here, preflight or not, with no auth, as the
+            # reference does: never forwarded to a host.
             await self._preflight(ex)
         elif path == "/health":
-            await self._health(ex)
+            # Liveness: the process is up and serving. Never fails on a database blip
+            # (a liveness probe would restart a healthy relay); /ready says that.
+            await ex.respond_json(200, {"status": "ok"})
+        elif path == "/ready":
+            await self._ready(ex)
         elif path == "/metrics":
             await ex.respond(200, self.metrics.render(), content_type=b"text/plain; version=0.0.4")
         elif path == "/v1/hosts":
@@ -112,7 +131,7 @@ class RelayApp:
         elif isinstance(exc, StoreError):
             error = HttpError(400, str(exc))
         else:
-            log.exception("unexpected error on %s %s", ex.method, ex.target)
+            log.exception("unexpected error on %s %s", ex.method, _redact(ex.target))
             error = HttpError(500, "internal error")
         status, message = error.status, error.message
         headers = [(k.encode(), v.encode()) for k, v in error.headers]
@@ -131,7 +150,10 @@ class RelayApp:
 
     async def _preflight(self, ex: Exchange) -> None:
         headers = [
-            (b"access-control-allow-methods", ex.header(b"access-control-request-method") or b""),
+            (
+                b"access-control-allow-methods",
+                ex.header(b"access-control-request-method") or _DEFAULT_METHODS,
+            ),
             (b"access-control-max-age", b"600"),
         ]
         requested = ex.header(b"access-control-request-headers")
@@ -139,11 +161,16 @@ class RelayApp:
             headers.append((b"access-control-allow-headers", requested))
         await ex.respond(200, headers=headers)
 
-    async def _health(self, ex: Exchange) -> None:
+    async def _ready(self, ex: Exchange) -> None:
+        """Readiness: the database answers, and we accept tunnels (not draining)."""
         database_ok = await self.store.health()
-        payload = {"status": "ok" if database_ok else "degraded"}
-        payload["database"] = "ok" if database_ok else "unreachable"
-        await ex.respond_json(200 if database_ok else 503, payload)
+        ready = database_ok and not self.draining
+        payload = {
+            "status": "ready" if ready else "not ready",
+            "database": "ok" if database_ok else "unreachable",
+            "accepting_tunnels": not self.draining,
+        }
+        await ex.respond_json(200 if ready else 503, payload)
 
     async def _list_hosts(self, ex: Exchange) -> None:
         identity = await self.auth.authenticate(ex.header(b"authorization"))
@@ -172,6 +199,15 @@ class RelayApp:
         identity = await self.auth.authenticate(ex.header(b"authorization"))
         if not await self.store.can_access_host(identity.user_id, host_id):
             raise forbidden("no access to this host")
+        cap = self.limits.max_sessions_per_user
+        used_since = datetime.now(UTC) - timedelta(seconds=self.limits.session_idle_timeout)
+        if await self.store.count_live_browser_sessions(identity.user_id, used_since) >= cap:
+            raise RelayError(
+                429,
+                f"too many relay sessions: at most {cap} live per user "
+                f"(unused ones expire after {self.limits.session_idle_timeout:.0f} s)",
+                headers=[("retry-after", "60")],
+            )
         session_id = await self.store.create_browser_session(
             host_id, identity.user_id, identity.auth_session_id
         )
@@ -193,6 +229,12 @@ class RelayApp:
         protocol, response = handshake(ex.method, ex.target, ex.request.headers)
         if response.status_code != 101:
             raise bad_request("expected a WebSocket upgrade")
+        host_cap = self.limits.max_hosts_per_user
+        if (
+            await self.store.count_hosts_of_user(identity.user_id, other_than=machine_id)
+            >= host_cap
+        ):
+            raise forbidden(f"host limit reached: at most {host_cap} hosts per user")
         host_id = await self.store.upsert_host(identity.user_id, machine_id, name, agent_version)
         self._spawn(self._touch_login(identity.auth_session_id))
         ex.taken_over = True
@@ -209,6 +251,13 @@ class RelayApp:
             stream, client=False, config=self._mux_config(), name=f"host-{host_id}"
         )
         tunnel = Tunnel(host_id, session, max_streams=self.config.max_streams_per_host)
+        login = identity.auth_session_id
+
+        def close_revoked() -> None:
+            log.info("host %s: its login was revoked; closing its control channel", host_id)
+            self._spawn(session.close())
+
+        self.live.add_closer(login, close_revoked)
         replaced = self.registry.register(tunnel)
         if replaced is not None:
             log.info("host %s reconnected; closing its previous control channel", host_id)
@@ -219,6 +268,7 @@ class RelayApp:
             await self.store.set_host_status(host_id, HostStatus.ONLINE)
             await session.wait_closed()
         finally:
+            self.live.discard_closer(login, close_revoked)
             await session.close()
             if self.registry.unregister(tunnel):
                 with contextlib.suppress(StoreError):
@@ -245,11 +295,17 @@ class RelayApp:
         host_id = _parse_uuid(raw_host, "host id")
         session_id = _parse_uuid(raw_session, "session id")
         target = "/" + tail + ("?" + query if query else "")
-        tunnel = await self._authorize_proxy(host_id, session_id)
+        if ex.header(b"host") is None:
+            # HTTP/1.0 allows it; the hop to the host is HTTP/1.1, which requires one.
+            raise bad_request("a Host header is required")
+        tunnel, login = await self._authorize_proxy(host_id, session_id)
         if not tunnel.try_acquire():
             raise unavailable("too many concurrent requests for this host", retry_after=1)
         self.metrics.streams.inc()
         started = time.perf_counter()
+        task = asyncio.current_task()
+        assert task is not None
+        self.live.add_task(login, task)  # a revoke cancels the exchange, splice included
         try:
             result = await proxy_request(
                 ex.http,
@@ -258,11 +314,15 @@ class RelayApp:
                 tunnel,
                 self.proxy_limits,
                 response_headers=ex.extra_headers,
+                request_headers=with_client_address(
+                    ex.request.headers, ex.peer, self.config.trusted_proxies
+                ),
             )
         except RelayError as exc:
             self.metrics.count_request(exc.status)
             raise
         finally:
+            self.live.discard_task(login, task)
             tunnel.release()
             self.metrics.streams.dec()
         ex.responded = True
@@ -274,13 +334,22 @@ class RelayApp:
         if result.bytes_down:
             self.metrics.bytes_down.inc(result.bytes_down)
 
-    async def _authorize_proxy(self, host_id: uuid.UUID, session_id: uuid.UUID) -> Tunnel:
-        """The spec's checks, in its order, on at most one database round trip."""
+    async def _authorize_proxy(
+        self, host_id: uuid.UUID, session_id: uuid.UUID
+    ) -> tuple[Tunnel, uuid.UUID]:
+        """The spec's checks, in its order, on at most one database round trip; the
+        host's tunnel and the login (auth session) behind the relay session."""
         context = await self._proxy_context(session_id)
         if context is None or context.revoked_at is not None:
             raise unauthorized("invalid or revoked relay session")
         if context.host_id != host_id:
             raise forbidden("relay session belongs to another host")
+        last_used = context.last_used_at or context.created_at
+        if datetime.now(UTC) - last_used > timedelta(seconds=self.limits.session_idle_timeout):
+            self.forget_session(session_id)
+            with contextlib.suppress(StoreError):  # for good: it no longer counts either
+                await self.store.revoke_browser_session(session_id)
+            raise unauthorized("relay session expired (unused too long); create a new one")
         failure = auth_session_failure(context.auth_session, context.user_id, datetime.now(UTC))
         if failure is not None:
             self.forget_session(session_id)
@@ -292,7 +361,8 @@ class RelayApp:
         tunnel = self.registry.get(host_id)
         if tunnel is None:
             raise not_found("No active relay")
-        return tunnel
+        assert context.auth_session is not None  # auth_session_failure checked it
+        return tunnel, context.auth_session.id
 
     async def _proxy_context(self, session_id: uuid.UUID) -> ProxyContext | None:
         now = self.clock()
@@ -302,6 +372,11 @@ class RelayApp:
                 cached.touched_at = now
                 self._spawn(self._touch_session(session_id))
             return cached.context
+        unknown_until = self._unknown.get(session_id)
+        if unknown_until is not None:
+            if unknown_until > now:
+                return None
+            del self._unknown[session_id]
         # One load per session at a time: when an entry expires under load, every request
         # in flight would otherwise query the database for the same row.
         loading = self._loading.get(session_id)
@@ -317,6 +392,9 @@ class RelayApp:
         cached = self._contexts.get(session_id)
         if context is None:
             self._contexts.pop(session_id, None)
+            self._unknown[session_id] = time.monotonic() + self.limits.unknown_session_ttl
+            while len(self._unknown) > self.limits.unknown_session_cache_size:
+                self._unknown.popitem(last=False)
             return None
         if forgets != self._forgets:
             return context  # revoked meanwhile: answer this wave, keep nothing
@@ -350,6 +428,21 @@ class RelayApp:
         self._forgets += 1
         self._contexts.pop(session_id, None)
         self._loading.pop(session_id, None)
+
+    def revoke_logins(self, logins: list[uuid.UUID]) -> None:
+        """Logins revoked (seen by the RevocationWatcher): forget what is cached for
+        them and cut their open exchanges and host control channels."""
+        revoked = set(logins)
+        self.auth.invalidate(*revoked)
+        cached = [
+            sid
+            for sid, entry in self._contexts.items()
+            if entry.context.auth_session is not None and entry.context.auth_session.id in revoked
+        ]
+        for sid in cached:
+            self.forget_session(sid)
+        cut = self.live.cut(revoked)
+        log.info("%d login(s) revoked: %d open exchange(s) or channel(s) cut", len(revoked), cut)
 
     def forget_all_sessions(self) -> None:
         self._forgets += 1

@@ -300,6 +300,9 @@ class Authenticator:
     call against the cached row. A revoke done in this process should call
     ``invalidate``; one done elsewhere (the remote API, the admin CLI) is seen within
     ``cache_ttl``. The default, 0, caches nothing.
+
+    ``refusal_ttl`` > 0 remembers refused logins (unknown or revoked) that long, so a
+    revoked host retrying its connect costs no database lookup per attempt.
     """
 
     def __init__(
@@ -309,12 +312,15 @@ class Authenticator:
         *,
         cache_ttl: float = 0.0,
         cache_size: int = 10_000,
+        refusal_ttl: float = 0.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if isinstance(secret, bytes):
             secret = JwtSecret(secret)  # raises SecretError when shorter than 32 bytes
         if not isinstance(secret, JwtSecret):
             raise TypeError("secret must be a JwtSecret or bytes")
+        if not 0 <= refusal_ttl <= 300:
+            raise ValueError("refusal_ttl must be within 0..300 s")
         if not 0 <= cache_ttl <= 300 or cache_size < 1:
             raise ValueError("cache_ttl must be within 0..300 s and cache_size positive")
         self._secret = secret
@@ -323,6 +329,8 @@ class Authenticator:
         self._cache_size = cache_size
         self._clock = clock
         self._cache: OrderedDict[UUID, tuple[float, AuthSessionRecord]] = OrderedDict()
+        self._refusal_ttl = refusal_ttl
+        self._refused: OrderedDict[UUID, tuple[float, AuthSessionRecord | None]] = OrderedDict()
 
     async def authenticate(self, authorization: str | bytes | None) -> Identity:
         """Verifies the token of an ``Authorization`` header value."""
@@ -351,6 +359,20 @@ class Authenticator:
         self._cache.clear()
 
     async def _auth_session(self, session_id: UUID, now: float) -> AuthSessionRecord | None:
+        refused = self._refused.get(session_id)
+        if refused is not None:
+            if refused[0] > now:
+                return refused[1]
+            del self._refused[session_id]
+        record = await self._load_auth_session(session_id, now)
+        if self._refusal_ttl > 0 and (record is None or record.revoked_at is not None):
+            self._refused[session_id] = (now + self._refusal_ttl, record)
+            self._refused.move_to_end(session_id)
+            while len(self._refused) > self._cache_size:
+                self._refused.popitem(last=False)
+        return record
+
+    async def _load_auth_session(self, session_id: UUID, now: float) -> AuthSessionRecord | None:
         if self._cache_ttl <= 0:
             return await self._sessions.get_auth_session(session_id)
         cached = self._cache.get(session_id)

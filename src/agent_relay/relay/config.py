@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from ..errors import AgentRelayError
 from ..netaddr import split_host_port
 from .auth import JwtSecret
+from .forwarding import Network, trusted_proxies_from_environment
+from .limits import UserLimits
 
 
 class ConfigError(AgentRelayError, ValueError):
@@ -21,9 +23,14 @@ class RelayConfig:
     database_url: str | None = None  # None: SQLite in the data dir
     shared_database: bool = False  # the remote API owns the schema: no DDL
     jwt_secret: JwtSecret = field(default_factory=JwtSecret.generate)
-    max_head_size: int = 16 * 1024
+    # Request heads from clients and response heads from hosts: the reference passes heads
+    # of 70 KB and more (browsers with many cookies, long signed URLs).
+    max_head_size: int = 128 * 1024
+    max_response_head: int = 128 * 1024
     max_streams_per_host: int = 256
-    response_timeout: float = 60.0
+    # For a host to start its answer (then 504): an agent waiting on a model or a long
+    # poll may take minutes; a stalled body is cut by idle_timeout instead.
+    response_timeout: float = 600.0
     idle_timeout: float = 300.0
     send_timeout: float = 60.0  # a write to a client that makes no progress
     total_timeout: float | None = None
@@ -32,6 +39,9 @@ class RelayConfig:
     shutdown_timeout: float = 25.0
     session_cache_ttl: float = 5.0
     session_cache_size: int = 100_000
+    limits: UserLimits = field(default_factory=UserLimits.from_environment)
+    # Peers whose X-Forwarded-For is believed (forwarding.py).
+    trusted_proxies: tuple[Network, ...] = field(default_factory=trusted_proxies_from_environment)
 
 
 def parse_listen_addr(value: str) -> tuple[str, int]:

@@ -28,7 +28,7 @@ STREAM_READ_SIZE = 256 * 1024
 @dataclass(frozen=True, slots=True)
 class ProxyLimits:
     # Time for the host to start its response head, once the request body is sent.
-    response_timeout: float = 60.0
+    response_timeout: float = 600.0
     # Longest pause in a body, either direction, before the exchange is cut.
     idle_timeout: float = 300.0
     # Longest write that makes no progress (a client that stopped reading) before the
@@ -36,7 +36,7 @@ class ProxyLimits:
     send_timeout: float = 60.0
     # Whole exchange; None lets server-sent events and long downloads run on.
     total_timeout: float | None = None
-    max_response_head: int = 64 * 1024
+    max_response_head: int = 128 * 1024
 
 
 @dataclass(slots=True)
@@ -66,6 +66,7 @@ async def proxy_request(
     limits: ProxyLimits,
     *,
     response_headers: list[tuple[bytes, bytes]],
+    request_headers: list[tuple[bytes, bytes]] | None = None,
 ) -> ProxyResult:
     """Relay ``request`` (path rewritten to ``target``) and the host's answer.
 
@@ -78,9 +79,14 @@ async def proxy_request(
     )
     result = ProxyResult(status=0)
     uploading: asyncio.Task[None] | None = None
+    watching: asyncio.Task[None] | None = None
     try:
         async with asyncio.timeout(limits.total_timeout):
-            head = h11.Request(method=request.method, target=target, headers=request.headers)
+            head = h11.Request(
+                method=request.method,
+                target=target,
+                headers=request.headers if request_headers is None else request_headers,
+            )
             if has_body(request.headers):
                 await upstream.send(head)
                 uploading = asyncio.create_task(_upload(front, upstream, limits, result))
@@ -89,6 +95,11 @@ async def proxy_request(
                 await upstream.send_message(head, b"")
                 async for _ in front.receive_body():
                     pass  # only the end of the message, already here
+                # A client that leaves while the host thinks must not hold its stream slot
+                # until the response timeout.
+                handler = asyncio.current_task()
+                assert handler is not None
+                watching = asyncio.create_task(_cancel_when_client_leaves(front, handler))
             try:
                 response = await receive_after_upload(
                     upstream.receive_response(), uploading, limits.response_timeout
@@ -101,6 +112,8 @@ async def proxy_request(
                 if uploading and uploading.done() and uploading.exception() is not None:
                     raise bad_gateway("request body could not be forwarded") from None
                 raise bad_gateway("host closed the stream without a response") from None
+            if watching is not None:
+                watching.cancel()
             result.status = response.status_code
             headers = [
                 (k, v)
@@ -148,9 +161,20 @@ async def proxy_request(
         stream.reset()
         raise
     finally:
+        if watching is not None:
+            watching.cancel()
         # Not suppress(BaseException) around the await: that would swallow this
         # handler's own cancellation along with the upload's.
         await reap(uploading)
+
+
+async def _cancel_when_client_leaves(front: HttpConnection, handler: asyncio.Task[object]) -> None:
+    while True:
+        data = await front.channel.read()
+        if not data:
+            handler.cancel()
+            return
+        front.keep_received(data)  # a pipelined next request: h11 keeps it
 
 
 async def _upload(

@@ -12,6 +12,7 @@ from ..store import Store
 from .app import RelayApp
 from .auth import Authenticator
 from .config import RelayConfig
+from .revocation import RevocationWatcher
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +23,9 @@ class RelayService:
     def __init__(self, config: RelayConfig, store: Store) -> None:
         self.config = config
         self.store = store
-        authenticator = Authenticator(config.jwt_secret, store, cache_ttl=config.session_cache_ttl)
+        authenticator = Authenticator(
+            config.jwt_secret, store, cache_ttl=config.session_cache_ttl, refusal_ttl=10.0
+        )
         self.app = RelayApp(config, store, authenticator)
         self.server = HttpServer(
             self.app.handle,
@@ -31,6 +34,8 @@ class RelayService:
             render_error=HttpError.body,
         )
         self._refresher: asyncio.Task[None] | None = None
+        self.revocations = RevocationWatcher(store, self.app.revoke_logins)
+        self._watcher: asyncio.Task[None] | None = None
         self.address: tuple[str, int] | None = None
 
     async def start(self) -> tuple[str, int]:
@@ -38,6 +43,7 @@ class RelayService:
         await self.store.mark_all_hosts_offline()
         self.address = await self.server.start(self.config.listen_host, self.config.listen_port)
         self._refresher = asyncio.create_task(self.app.refresh_last_seen())
+        self._watcher = asyncio.create_task(self.revocations.run())
         return self.address
 
     @property
@@ -54,6 +60,7 @@ class RelayService:
         await self.app.close(timeout)
         await self.server.wait_connections(timeout)
         await reap(self._refresher)
+        await reap(self._watcher)
         await self.store.close()
 
 

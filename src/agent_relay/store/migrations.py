@@ -29,12 +29,21 @@ from sqlalchemy import (
 from . import schema
 from .errors import SchemaMismatch
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # UPGRADES[i] takes a database from version i + 1 to i + 2. A step must be written against
 # the tables as they were then (plain DDL), never against `schema.metadata`, which always
 # describes the newest version.
-UPGRADES: Sequence[Callable[[Connection], None]] = ()
+
+
+def _index_revoked_logins(conn: Connection) -> None:
+    """2: the relay polls ``auth_sessions.revoked_at`` once a second (revocation.py)."""
+    conn.execute(
+        text("CREATE INDEX IF NOT EXISTS ix_auth_sessions_revoked_at ON auth_sessions (revoked_at)")
+    )
+
+
+UPGRADES: Sequence[Callable[[Connection], None]] = (_index_revoked_logins,)
 assert len(UPGRADES) == SCHEMA_VERSION - 1
 
 _version_metadata = MetaData()

@@ -122,6 +122,8 @@ auth_sessions = Table(
     Column("last_used_at", UtcDateTime),
     Column("revoked_at", UtcDateTime),
     Index(None, "user_id"),
+    # Stand-alone only (migration 2); in shared mode the remote API owns this table.
+    Index(None, "revoked_at"),
 )
 
 hosts = Table(

@@ -28,6 +28,7 @@ from sqlalchemy import (
     Uuid,
     and_,
     exists,
+    func,
     literal,
     or_,
     select,
@@ -193,6 +194,14 @@ class Store:
             row = (await conn.execute(stmt)).one_or_none()
         return _auth_session(row._mapping, "") if row is not None else None
 
+    async def auth_sessions_revoked_since(self, since: datetime) -> list[UUID]:
+        """Ids of auth sessions revoked at or after ``since`` (the relay polls this once
+        a second to cut what a revoked login has open)."""
+        since = check.aware_datetime(since, "since")
+        stmt = select(auth_sessions.c.id).where(auth_sessions.c.revoked_at >= since)
+        async with self._connect(transaction=False) as conn:
+            return [UUID(str(value)) for value in (await conn.execute(stmt)).scalars()]
+
     async def touch_auth_session(self, session_id: UUID) -> bool:
         """Stand-alone: sets ``last_used_at`` to now (it drives the 365-day idle check).
         Shared mode: does nothing and returns False (the remote API keeps that column)."""
@@ -296,6 +305,36 @@ class Store:
                 stmt = update(hosts).where(hosts.c.id.in_(chunk)).values(last_seen_at=now)
                 touched += (await conn.execute(stmt)).rowcount
         return touched
+
+    async def count_hosts_of_user(self, user_id: UUID, *, other_than: str) -> int:
+        """How many hosts the user owns besides the one with machine id ``other_than``
+        (the per-user host cap: reconnecting an existing host is never refused)."""
+        check.uuid(user_id, "user_id")
+        stmt = (
+            select(func.count())
+            .select_from(hosts)
+            .where(hosts.c.owner_user_id == user_id, hosts.c.machine_id != other_than)
+        )
+        async with self._connect(transaction=False) as conn:
+            return int((await conn.execute(stmt)).scalar_one())
+
+    async def count_live_browser_sessions(self, user_id: UUID, used_since: datetime) -> int:
+        """The user's relay sessions that are not revoked and were used (or made) at or
+        after ``used_since`` (the per-user session cap; idle ones do not count)."""
+        check.uuid(user_id, "user_id")
+        used_since = check.aware_datetime(used_since, "used_since")
+        s = relay_browser_sessions
+        stmt = (
+            select(func.count())
+            .select_from(s)
+            .where(
+                s.c.user_id == user_id,
+                s.c.revoked_at.is_(None),
+                func.coalesce(s.c.last_used_at, s.c.created_at) >= used_since,
+            )
+        )
+        async with self._connect(transaction=False) as conn:
+            return int((await conn.execute(stmt)).scalar_one())
 
     async def list_hosts_for_user(self, user_id: UUID) -> list[HostRecord]:
         """The user's own hosts and those shared with an organization they belong to,
@@ -648,6 +687,16 @@ def _prepare_sqlite_file(target: DatabaseTarget, mode: StoreMode) -> None:
         target.sqlite_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
         raise StoreUnavailable(f"cannot create the directory of {target.display}: {exc}") from exc
+    # It holds session ids, which are credentials: 0600 also when the directory existed
+    # already. SQLite gives its -wal and -shm files the main file's mode.
+    path = target.sqlite_path
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        for name in (path.name, path.name + "-wal", path.name + "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.chmod(path.with_name(name), 0o600)
+    except OSError as exc:
+        raise StoreUnavailable(f"cannot make {target.display} private: {exc}") from exc
 
 
 def _has_access(user_id: UUID | ColumnElement[Any]) -> ColumnElement[bool]:

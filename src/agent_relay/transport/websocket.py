@@ -10,6 +10,8 @@ from __future__ import annotations
 from websockets.asyncio.connection import Connection
 from websockets.exceptions import ConnectionClosed
 
+from .sockopts import quick_ack, set_nodelay, tcp_socket
+
 # Receivers with default settings accept messages up to 1 MiB; stay within that.
 DEFAULT_MAX_MESSAGE = 1024 * 1024
 
@@ -18,6 +20,8 @@ class WebSocketByteStream:
     def __init__(self, websocket: Connection, *, max_message: int = DEFAULT_MAX_MESSAGE) -> None:
         self.websocket = websocket
         self._max_message = max_message
+        self._socket = tcp_socket(getattr(websocket, "transport", None))
+        set_nodelay(self._socket)
 
     async def read(self) -> bytes:
         while True:
@@ -25,6 +29,7 @@ class WebSocketByteStream:
                 message = await self.websocket.recv(decode=False)
             except ConnectionClosed:
                 return b""
+            quick_ack(self._socket)
             if message:  # an empty message is not the end of the stream
                 return message if isinstance(message, bytes) else bytes(message)
 

@@ -19,6 +19,7 @@ from websockets.http11 import Request, Response
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 
+from .sockopts import quick_ack, set_nodelay, tcp_socket
 from .websocket import DEFAULT_MAX_MESSAGE
 
 READ_SIZE = 256 * 1024
@@ -44,6 +45,8 @@ class WebSocketServerStream:
         self._max_message = max_message
         self._pending: deque[bytes] = deque()
         self._eof = False
+        self._socket = tcp_socket(writer.transport)
+        set_nodelay(self._socket)
 
     async def read(self) -> bytes:
         while not self._pending:
@@ -54,6 +57,7 @@ class WebSocketServerStream:
             except ConnectionError:
                 data = b""
             if data:
+                quick_ack(self._socket)
                 self._protocol.receive_data(data)
             else:
                 self._protocol.receive_eof()

@@ -318,12 +318,8 @@ class TrustHost:
         # Charged only when there is a code to use up: polling while none is active costs
         # the caller nothing, so it cannot drain a shared bucket ahead of the owner.
         self._limit(self._pair_limiter, address, "pairing start", now)
-        self.codes.burn()  # single use, whatever happens next
-        if offered:
-            given = wire.normalize_code(offered).encode()
-            if not hmac.compare_digest(given, code.code.encode()):
-                log.warning("trust: pairing start from %s: wrong code; code burned", address)
-                raise unauthorized("bad_code", "wrong enrollment code; make a new one")
+        # The message is checked first: a junk start (through the relay, from anyone) is
+        # refused without using up the owner's code. A well-formed one burns it.
         spake = SPAKE2_B(
             code.code.encode(),
             idA=wire.SPAKE2_CLIENT_IDENTITY,
@@ -333,8 +329,14 @@ class TrustHost:
         try:
             shared_key = spake.finish(client_message)
         except (SPAKEError, ValueError, AssertionError):
-            log.warning("trust: pairing start from %s: bad SPAKE2 message; code burned", address)
+            log.warning("trust: pairing start from %s: bad SPAKE2 message", address)
             raise TrustError(400, "bad_request", "not a valid SPAKE2 message") from None
+        self.codes.burn()  # single use, whatever happens next
+        if offered:
+            given = wire.normalize_code(offered).encode()
+            if not hmac.compare_digest(given, code.code.encode()):
+                log.warning("trust: pairing start from %s: wrong code; code burned", address)
+                raise unauthorized("bad_code", "wrong enrollment code; make a new one")
         enrollment_id = str(uuid.uuid4())
         self._expire_enrollments(now)
         while len(self._enrollments) >= self.limits.max_pending_enrollments:
@@ -388,6 +390,12 @@ class TrustHost:
             key = Ed25519PublicKey.from_public_bytes(public_key)
         except ValueError:
             raise TrustError(400, "bad_request", "not an Ed25519 public key") from None
+        self.sync()
+        if fields["client_id"] in self._keys:
+            # Replacing a paired client's key would hand its identity to whoever knows one
+            # code: a newcomer picks a fresh id (revoke the old client to reuse one).
+            log.warning("trust: pairing finish from %s: client_id already paired", address)
+            raise TrustError(409, "client_id_taken", "this client_id is already paired")
         client = TrustedClient(public_key_b64=wire.b64encode(public_key), paired_at=now, **fields)
         self.store.add(client)
         self.sync()
