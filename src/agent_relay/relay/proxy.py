@@ -112,8 +112,10 @@ async def proxy_request(
                 if uploading and uploading.done() and uploading.exception() is not None:
                     raise bad_gateway("request body could not be forwarded") from None
                 raise bad_gateway("host closed the stream without a response") from None
-            if watching is not None:
-                watching.cancel()
+            # Ended, not only told to end: the front channel is read next (a body, a
+            # pipe, the next request) and must have one reader at a time.
+            await reap(watching)
+            watching = None
             result.status = response.status_code
             headers = [
                 (k, v)
