@@ -62,7 +62,7 @@ def main() -> None:
     parser.add_argument("--mib", type=int, default=64)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        host = TrustHost(Path(tmp))
+        host = TrustHost.open(Path(tmp))
         client = Ed25519PrivateKey.generate()
         client_id = str(uuid.uuid4())
         host.store.add(

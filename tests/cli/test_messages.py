@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from pathlib import Path
 
@@ -49,7 +50,7 @@ async def test_https_against_a_plain_http_port(cli: Cli, relay: Relay) -> None:
 
 async def test_a_wrong_code_says_it_is_used_up(cli: Cli, tmp_path: Path, sqlite_url: str) -> None:
     async with trust_stack(tmp_path, sqlite_url) as stack:
-        right = stack.host.issue_code().code
+        right = stack.host.issue_code(time.time()).code
         wrong = "AAAAAA" if right != "AAAAAA" else "BBBBBB"
         args = ["--relay", stack.relay.url, "--host", stack.host_id, "--token", stack.relay.token]
         done = await asyncio.to_thread(cli, "pair", *args, "--code", wrong)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import time
 from pathlib import Path
 
 from tests.support.trust_stack import trust_stack
@@ -17,7 +18,7 @@ async def test_ws_exits_at_once_when_the_host_closes(tmp_path: Path, sqlite_url:
             "AGENT_RELAY_DATA_DIR": str(tmp_path / "cli"),
             "AGENT_RELAY_TOKEN": stack.relay.token,
         }
-        code = stack.host.issue_code().code
+        code = stack.host.issue_code(time.time()).code
         paired = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "agent_relay.cli", "pair", "--relay", stack.relay.url,
             "--host", stack.host_id, "--code", code, env=env,

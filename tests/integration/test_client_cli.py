@@ -8,6 +8,7 @@ import json
 import os
 import stat
 import sys
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,7 +60,7 @@ async def stack(tmp_path: Path, sqlite_url: str) -> AsyncIterator[Stack]:
 
 
 async def pair(stack: Stack, relay_url: str | None = None) -> Result:
-    code = stack.host.issue_code().code
+    code = stack.host.issue_code(time.time()).code
     return await cli(
         stack,
         "pair",
@@ -131,7 +132,7 @@ async def test_clear_errors(stack: Stack) -> None:
     )
     assert wrong.status == 1
     assert "6 characters" in wrong.stderr
-    stack.host.issue_code()
+    stack.host.issue_code(time.time())
     guessed = await cli(
         stack, "pair", "--relay", stack.relay.url, "--host", stack.host_id, "--code", "ZZZZZZ"
     )

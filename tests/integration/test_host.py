@@ -561,3 +561,45 @@ async def test_each_relay_stream_is_ended_cleanly(
     await eventually(lambda: connector.state.active_streams == 0)
     [tunnel] = relay.service.app.registry.tunnels()
     await eventually(lambda: tunnel.session.num_streams == 0)
+
+
+async def test_a_slow_upload_is_not_cut_by_the_response_timeout(
+    relay: Relay, local: LocalServer
+) -> None:
+    # The connector's response timeout counts from the request body's end: a body that
+    # keeps flowing for longer than it (here 1 s against 0.3 s) gets its answer.
+    forward = ForwardLimits(response_timeout=0.3, idle_timeout=2.0)
+    async with running_connector(relay, local.url, forward=forward):
+        base = await relay.path()
+        chunk = pattern(10 * 1024)
+
+        async def slowly() -> AsyncIterator[bytes]:
+            for _ in range(10):
+                yield chunk
+                await asyncio.sleep(0.1)
+
+        response = await relay.client.post(f"{base}/upload", content=slowly())
+        assert response.status_code == 200, response.text
+        assert response.text == f"{10 * len(chunk)} {hashlib.sha256(chunk * 10).hexdigest()}"
+
+
+async def test_a_stalled_client_does_not_hold_the_upstream_pool(
+    relay: Relay, local: LocalServer
+) -> None:
+    # One pooled connection; a client that stops reading a long download stalls the
+    # connector's writes to the relay. The send timeout cuts that exchange and frees the
+    # connection, so the next request gets it instead of a 503 after the pool's wait.
+    forward = ForwardLimits(send_timeout=0.5)
+    pool = PoolLimits(max_connections=1, wait_timeout=3.0)
+    async with running_connector(relay, local.url, forward=forward, pool_limits=pool) as conn:
+        base = await relay.path()
+        port = int(relay.url.rsplit(":", 1)[1])
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(f"GET {base}/bytes/{256 * MIB} HTTP/1.1\r\nhost: relay\r\n\r\n".encode())
+        head = await reader.readuntil(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200 ")
+        await eventually(lambda: conn.state.active_streams == 0)
+        response = await relay.client.get(f"{base}/echo")
+        assert response.status_code == 200
+        assert local.bytes_sent < 256 * MIB
+        writer.close()

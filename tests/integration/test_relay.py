@@ -4,6 +4,7 @@ clients, and a host that is a real yamux client over a real WebSocket."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import random
 import uuid
@@ -530,3 +531,50 @@ async def test_statuses_are_reset_at_start(database_url: str) -> None:
         record = await relay.store.get_host(host_id)
         assert record is not None
         assert record.status is HostStatus.OFFLINE
+
+
+async def test_a_slow_upload_is_not_cut_by_the_response_timeout(database_url: str) -> None:
+    # The response timeout counts from the request body's end: a body that keeps flowing
+    # for longer than it (here 1 s against 0.3 s) gets its answer.
+    async with running_relay(database_url, response_timeout=0.3, idle_timeout=2.0) as relay:
+        host = await relay.host()
+        base = await relay.path()
+        chunk = pattern(10 * 1024)
+
+        async def slowly() -> AsyncIterator[bytes]:
+            for _ in range(10):
+                yield chunk
+                await asyncio.sleep(0.1)
+
+        response = await relay.client.post(f"{base}/upload", content=slowly())
+        assert response.status_code == 200, response.text
+        assert response.text == f"{10 * len(chunk)} {hashlib.sha256(chunk * 10).hexdigest()}"
+        await host.close()
+
+
+async def test_a_client_that_stops_reading_is_cut_by_the_send_timeout(database_url: str) -> None:
+    async with running_relay(database_url, send_timeout=0.5) as relay:
+        host = await relay.host()
+        base = await relay.path()
+        port = int(relay.url.rsplit(":", 1)[1])
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(f"GET {base}/bytes/{256 * MIB} HTTP/1.1\r\nhost: relay\r\n\r\n".encode())
+        head = await reader.readuntil(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200 ")
+        (tunnel,) = relay.service.app.registry.tunnels()
+        # The client reads nothing more: the relay's writes stop making progress, and
+        # after the send timeout it cuts the client and resets the host's stream.
+        for _ in range(250):
+            if not tunnel.session.num_streams:
+                break
+            await asyncio.sleep(0.02)
+        assert tunnel.session.num_streams == 0
+        # Other requests go on as before.
+        assert (await relay.client.get(f"{base}/echo")).status_code == 200
+        received = 0
+        with contextlib.suppress(ConnectionError):
+            while data := await reader.read(1024 * 1024):
+                received += len(data)
+        assert received < 256 * MIB
+        writer.close()
+        await host.close()

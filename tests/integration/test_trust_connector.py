@@ -41,7 +41,7 @@ async def trusted_connector(
     pool = UpstreamPool(UpstreamTarget.parse(upstream))
     config = ConnectorConfig(relay_url=relay.url, machine_id="machine-1", name="trusted")
     config = dataclasses.replace(config, backoff=FAST)
-    connector = Connector(config, StaticToken(relay.token), pool, trust=TrustHost(data_dir))
+    connector = Connector(config, StaticToken(relay.token), pool, trust=TrustHost.open(data_dir))
     running = asyncio.create_task(connector.run())
     try:
         for _ in range(500):
@@ -68,7 +68,7 @@ async def setup(sqlite_url: str, tmp_path: Path) -> AsyncIterator[tuple[Relay, C
 
 async def pair_through_relay(relay: Relay, base: str, data_dir: Path) -> Peer:
     # The owner makes a code locally (what `agent-relay host pair-code` does).
-    code = TrustHost(data_dir).issue_code().code
+    code = TrustHost.open(data_dir).issue_code(time.time()).code
     pairing = Pairing(code)
     start = await relay.client.post(f"{base}{API_PREFIX}spake2/start", json=pairing.start_body())
     assert start.status_code == 200, start.text
@@ -169,7 +169,7 @@ async def test_signed_websocket_and_revocation_by_the_cli(
             b"\x00" * 100_000,
         )
         # Another process (the CLI) revokes the client: the socket closes within ~1 s.
-        assert TrustHost(tmp_path / "host").revoke(peer.client_id)
+        assert TrustHost.open(tmp_path / "host").revoke(peer.client_id)
         msg_type, payload = peer.open_frame(3, nonce, await asyncio.wait_for(ws.recv(), 5))
         assert msg_type == "close"
         assert payload[:2] == (1008).to_bytes(2, "big")
@@ -202,7 +202,7 @@ async def test_guessing_the_code_through_the_relay_cannot_succeed(
     """One SPAKE2 run per code: the first guess uses the code up, every later one finds
     none. Polling costs the attacker nothing, so the owner's next code still pairs."""
     relay, _, base = setup
-    real = TrustHost(tmp_path / "host").issue_code().code
+    real = TrustHost.open(tmp_path / "host").issue_code(time.time()).code
     outcomes: dict[str, int] = {}
     for i in range(60):
         guess = f"{i:06d}"
@@ -245,7 +245,7 @@ async def test_revocation_cuts_a_signed_stream(
             async for chunk in response.aiter_raw():
                 received.extend(chunk)
                 if len(received) > 3 * (4 + 14 + 64) and not revoked:
-                    revoked = TrustHost(tmp_path / "host").revoke(peer.client_id)
+                    revoked = TrustHost.open(tmp_path / "host").revoke(peer.client_id)
 
     with pytest.raises(httpx.RemoteProtocolError):  # cut off, before any end record
         await asyncio.wait_for(read_and_revoke(), 10)

@@ -396,7 +396,7 @@ async def test_guessing_the_code_through_the_relay_cannot_succeed(
     limits = TrustLimits()
     async with trust_stack(tmp_path, sqlite_url, "connector", limits) as stack:
         host = stack.host
-        host.issue_code()
+        host.issue_code(time.time())
         relay_session = await stack.relay.browser_session(uuid.UUID(stack.host_id))
         base = f"{stack.relay.url}/v1/relay/h/{stack.host_id}/s/{relay_session}{API_PREFIX}"
 
@@ -416,12 +416,12 @@ async def test_guessing_the_code_through_the_relay_cannot_succeed(
             one_code = [await guess(http, n) for n in range(20)]
             assert one_code[0] == 200
             assert set(one_code[1:]) == {401}
-            assert host.current_code() is None
+            assert host.current_code(time.time()) is None
             # Even if the owner made a new code before every guess, the per-address limit
             # stops the guesser after a burst.
             fresh_codes = []
             for n in range(limits.pair_burst + 5):
-                host.issue_code()
+                host.issue_code(time.time())
                 fresh_codes.append(await guess(http, n))
         allowed = limits.pair_burst - 1  # the first guess above spent one try
         assert fresh_codes == [200] * allowed + [429] * (len(fresh_codes) - allowed)

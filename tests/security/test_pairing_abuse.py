@@ -13,7 +13,7 @@ from ..unit.test_trust_core import NOW, call, pair
 
 
 def test_a_well_sized_junk_spake2_message_does_not_burn_the_code(tmp_path: Path) -> None:
-    host = TrustHost(tmp_path / "data")
+    host = TrustHost.open(tmp_path / "data")
     code = host.issue_code(NOW).code
     junk = {"client_message_b64": wire.b64encode(b"A" + b"\xff" * 32)}  # not a curve point
     status, answer, _ = call(host, "POST", START_PATH, junk)
@@ -24,7 +24,7 @@ def test_a_well_sized_junk_spake2_message_does_not_burn_the_code(tmp_path: Path)
 
 
 def test_a_newcomer_cannot_take_an_existing_client_id(tmp_path: Path) -> None:
-    host = TrustHost(tmp_path / "data")
+    host = TrustHost.open(tmp_path / "data")
     first = pair(host)
     [paired] = host.list_clients()
     code = host.issue_code(NOW).code

@@ -5,6 +5,7 @@ site makes the owner's browser send, and keep the pairing code out of the status
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -29,7 +30,7 @@ class Page:
 
 
 async def _serve(tmp_path: Path, **options: object) -> AsyncIterator[Page]:
-    trust = TrustHost(tmp_path / "host")
+    trust = TrustHost.open(tmp_path / "host")
     connector = Connector(
         ConnectorConfig(relay_url="http://127.0.0.1:9", machine_id="m-1", name="laptop"),
         StaticToken("t"),
@@ -70,7 +71,7 @@ async def test_a_rebound_host_name_can_do_nothing(page: Page) -> None:
         answer = await page.client.request(method, path, headers=evil)
         assert answer.status_code == 421, (method, path, answer.text)
         assert "error" in answer.json()
-    assert page.trust.current_code() is None
+    assert page.trust.current_code(time.time()) is None
     assert [c.client_id for c in page.trust.list_clients()] == [client_id]
 
 
@@ -90,7 +91,7 @@ async def test_configured_names_are_served_too(tmp_path: Path) -> None:
 
 
 async def test_the_status_json_never_holds_the_code(page: Page) -> None:
-    code = page.trust.issue_code().code
+    code = page.trust.issue_code(time.time()).code
     answer = await page.client.get("/_relay/status")
     assert code not in answer.text
     assert answer.json()["trust"]["enrollment_code_active"] is True
@@ -111,7 +112,7 @@ async def test_cross_site_posts_are_refused(page: Page, headers: dict[str, str])
     assert minted.status_code == 403
     revoked = await page.client.post(f"/_relay/clients/{client_id}/revoke", headers=headers)
     assert revoked.status_code == 403
-    assert page.trust.current_code() is None
+    assert page.trust.current_code(time.time()) is None
     assert [c.client_id for c in page.trust.list_clients()] == [client_id]
 
 
@@ -124,7 +125,7 @@ async def test_the_pages_own_forms_work(page: Page) -> None:
     }
     minted = await page.client.post("/_relay/pair-code", headers=same)
     assert minted.status_code == 303
-    assert page.trust.current_code() is not None
+    assert page.trust.current_code(time.time()) is not None
     revoked = await page.client.post(f"/_relay/clients/{client_id}/revoke", headers=same)
     assert revoked.status_code == 303
     assert page.trust.list_clients() == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,7 +55,7 @@ class Stack:
     async def pair(
         self, *, via_hostile: bool = True, name: str = "client", token: str | None = None
     ) -> Pairing:
-        code = self.host.issue_code().code
+        code = self.host.issue_code(time.time()).code
         return await RelayClient.pair(
             self.hostile.url if via_hostile else self.relay.url,
             self.host_id,
@@ -77,7 +78,7 @@ async def trust_stack(
     async with contextlib.AsyncExitStack() as stack:
         relay = await stack.enter_async_context(running_relay(sqlite_url))
         if mode == "connector":
-            host = TrustHost(tmp_path / "host", limits=limits)
+            host = TrustHost.open(tmp_path / "host", limits=limits)
             local_url = await stack.enter_async_context(serve_asgi(upstream.app()))
             await stack.enter_async_context(connector_with_trust(relay, local_url, host))
         else:

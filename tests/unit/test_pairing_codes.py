@@ -14,7 +14,7 @@ from .test_trust_core import NOW, call
 
 
 def test_issued_codes_have_no_look_alikes(tmp_path: Path) -> None:
-    host = TrustHost(tmp_path / "data")
+    host = TrustHost.open(tmp_path / "data")
     seen: set[str] = set()
     for _ in range(300):
         seen |= set(host.issue_code(NOW).code)
@@ -23,7 +23,7 @@ def test_issued_codes_have_no_look_alikes(tmp_path: Path) -> None:
 
 
 def test_a_code_with_look_alikes_still_pairs(tmp_path: Path) -> None:
-    host = TrustHost(tmp_path / "data")
+    host = TrustHost.open(tmp_path / "data")
     host.codes.save(EnrollmentCode("O0I1Z9", NOW + 300))
     pairing = Pairing("o0i1z9")
     status, answer, _ = call(host, "POST", START_PATH, pairing.start_body())

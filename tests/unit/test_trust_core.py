@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent_relay.trust import TrustHost, TrustLimits, wire
 from agent_relay.trust.errors import TrustError
@@ -25,7 +26,7 @@ from agent_relay.trust.host import (
 )
 from agent_relay.trust.ratelimit import KeyedRateLimiter
 from agent_relay.trust.signing import BodyMode, choose_body_mode
-from agent_relay.trust.store import JsonClientStore
+from agent_relay.trust.store import EnrollmentCode, HostStorage, JsonClientStore, TrustedClient
 from tests.support.trustpeer import Pairing, Peer, SignatureMismatch
 
 NOW = 1_800_000_000.0
@@ -64,7 +65,7 @@ def pair(host: TrustHost, *, now: float = NOW, address: str = "relay") -> Peer:
 
 @pytest.fixture
 def host(tmp_path: Path) -> TrustHost:
-    return TrustHost(tmp_path / "data")
+    return TrustHost.open(tmp_path / "data")
 
 
 def test_pairing_stores_the_client_and_opens_a_session(host: TrustHost, tmp_path: Path) -> None:
@@ -76,7 +77,7 @@ def test_pairing_stores_the_client_and_opens_a_session(host: TrustHost, tmp_path
         assert mode == 0o600, name
     assert len((tmp_path / "data" / "host-ed25519.key").read_bytes()) == 32
     # The same host key after a restart.
-    again = TrustHost(tmp_path / "data")
+    again = TrustHost.open(tmp_path / "data")
     assert again.public_key_b64 == host.public_key_b64
     assert [c.client_id for c in again.list_clients()] == [peer.client_id]
 
@@ -311,7 +312,7 @@ def test_revocation_by_another_process_is_picked_up(host: TrustHost, tmp_path: P
     peer = pair(host)
     closed: list[bool] = []
     host.watch(peer.session_id, lambda: closed.append(True))
-    TrustHost(tmp_path / "data").store.remove(peer.client_id)  # e.g. the CLI
+    TrustHost.open(tmp_path / "data").store.remove(peer.client_id)  # e.g. the CLI
     assert host.sync() == [peer.session_id]
     assert closed == [True]
     assert reason(host, peer, peer.sign("POST", "/x", b"", int(NOW))) == "client_revoked"
@@ -319,7 +320,7 @@ def test_revocation_by_another_process_is_picked_up(host: TrustHost, tmp_path: P
 
 def test_reference_json_store(tmp_path: Path) -> None:
     keys = tmp_path / "trusted_ed25519_public_keys.json"
-    host = TrustHost(tmp_path / "data", trusted_keys_file=keys)
+    host = TrustHost.open(tmp_path / "data", trusted_keys_file=keys)
     peer = pair(host)
     data = json.loads(keys.read_text())
     assert data["clients"][0]["client_id"] == peer.client_id
@@ -420,3 +421,52 @@ def test_query_signature_canonical_form_is_whatwg(host: TrustHost) -> None:
     target, _ = peer.signed_query("/ws", int(NOW), q="a b~*", x="é&")
     verified = host.verify("GET", target, {}, wire.EMPTY_BODY_HASH, NOW, allow_query=True)
     assert verified.path_and_query == "/ws?q=a+b%7E*&x=%C3%A9%26"
+
+
+class _MemoryClients:
+    def __init__(self) -> None:
+        self.clients: dict[str, TrustedClient] = {}
+
+    def all(self) -> list[TrustedClient]:
+        return list(self.clients.values())
+
+    def get(self, client_id: str) -> TrustedClient | None:
+        return self.clients.get(client_id)
+
+    def add(self, client: TrustedClient) -> None:
+        self.clients[client.client_id] = client
+
+    def remove(self, client_id: str) -> bool:
+        return self.clients.pop(client_id, None) is not None
+
+    def version(self) -> object:
+        return tuple(self.clients)
+
+
+class _MemoryCodes:
+    def __init__(self) -> None:
+        self.code: EnrollmentCode | None = None
+
+    def save(self, code: EnrollmentCode) -> None:
+        self.code = code
+
+    def load(self, now: float) -> EnrollmentCode | None:
+        return self.code if self.code is not None and self.code.expires_at > now else None
+
+    def burn(self) -> None:
+        self.code = None
+
+
+def test_a_trust_host_keeps_what_it_is_handed(tmp_path: Path, monkeypatch: Any) -> None:
+    # The core opens no file and reads no clock: storage and `now` come from the adapter.
+    monkeypatch.chdir(tmp_path)
+    clients, codes = _MemoryClients(), _MemoryCodes()
+    host = TrustHost(HostStorage(Ed25519PrivateKey.generate(), clients, codes))
+    code = host.issue_code(NOW)
+    assert codes.code == code
+    assert host.current_code(NOW) == code
+    assert host.current_code(code.expires_at) is None  # expiry by the `now` handed in
+    peer = pair(host)
+    assert [c.client_id for c in clients.all()] == [peer.client_id]
+    assert codes.code is None  # pairing burnt it
+    assert list(tmp_path.iterdir()) == []

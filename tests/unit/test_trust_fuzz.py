@@ -23,7 +23,7 @@ FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=list(Heal
 
 
 def paired_host(tmp: Path) -> tuple[TrustHost, Peer]:
-    host = TrustHost(tmp)
+    host = TrustHost.open(tmp)
     code = host.issue_code(NOW).code
     pairing = Pairing(code)
     _, answer, _ = call(host, "POST", API_PREFIX + "spake2/start", pairing.start_body())

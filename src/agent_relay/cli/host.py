@@ -231,7 +231,7 @@ def host_pair_code(data_dir: Path | None, ttl: float) -> None:
     from ..trust.limits import TrustLimits
 
     limits = TrustLimits(code_ttl=ttl * 60)
-    trust = TrustHost(data_dir or default_data_dir(), limits=limits)
+    trust = TrustHost.open(data_dir or default_data_dir(), limits=limits)
     state = data_dir or default_data_dir()
     if not (state / MACHINE_ID_FILE).exists():
         click.echo(
@@ -239,7 +239,7 @@ def host_pair_code(data_dir: Path | None, ttl: float) -> None:
             "the code from its own data dir (give this command the same --data-dir)",
             err=True,
         )
-    code = trust.issue_code()
+    code = trust.issue_code(time.time())
     minutes = round((code.expires_at - time.time()) / 60)
     click.echo(code.code)
     click.echo(f"valid for {minutes} min, for one pairing attempt", err=True)
@@ -259,7 +259,7 @@ def host_clients_list(data_dir: Path | None, trusted_keys_file: Path | None, as_
     """List paired clients."""
     from ..trust.host import TrustHost
 
-    trust = TrustHost(data_dir or default_data_dir(), trusted_keys_file=trusted_keys_file)
+    trust = TrustHost.open(data_dir or default_data_dir(), trusted_keys_file=trusted_keys_file)
     clients = trust.list_clients()
     if as_json:
         click.echo(json.dumps([c.public_info() for c in clients], indent=2))
@@ -284,7 +284,7 @@ def host_clients_revoke(
     WebSockets within a second."""
     from ..trust.host import TrustHost
 
-    trust = TrustHost(data_dir or default_data_dir(), trusted_keys_file=trusted_keys_file)
+    trust = TrustHost.open(data_dir or default_data_dir(), trusted_keys_file=trusted_keys_file)
     if not trust.revoke(client_id):
         raise click.ClickException(f"no paired client {client_id}")
     click.echo(f"revoked {client_id}", err=True)

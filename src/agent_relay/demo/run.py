@@ -17,6 +17,7 @@ import dataclasses
 import logging
 import shlex
 import sys
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -113,7 +114,7 @@ class Demo:
 
         machine_id = load_machine_id(data_dir)
         pool = UpstreamPool(UpstreamTarget.parse(sample_url))
-        trust = None if self.allow_unsigned else TrustHost(data_dir / "host")
+        trust = None if self.allow_unsigned else TrustHost.open(data_dir / "host")
         self._connector = Connector(
             ConnectorConfig(
                 relay_url=self._relay.url,
@@ -136,7 +137,7 @@ class Demo:
         self._connector.state.host_id = str(host_id)  # known here; shown on the host page
         self._status = StatusServer(self._connector.snapshot, trust=trust)
         status_host, status_port = await self._status.start(self.host, 0)
-        code = trust.issue_code()
+        code = trust.issue_code(time.time())
         return dataclasses.replace(
             urls,
             pairing_page=f"http://{status_host}:{status_port}{PAGE_PATH}",

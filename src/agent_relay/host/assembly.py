@@ -63,7 +63,7 @@ def assemble(settings: ConnectorSettings) -> AssembledConnector:
     trust = (
         None
         if settings.allow_unsigned
-        else TrustHost(settings.data_dir, trusted_keys_file=settings.trusted_keys_file)
+        else TrustHost.open(settings.data_dir, trusted_keys_file=settings.trusted_keys_file)
     )
     config = ConnectorConfig(
         relay_url=settings.relay_url,

@@ -98,7 +98,7 @@ class Connector:
         if trust is None:
             snapshot["trust"] = {"signatures_required": False}
         else:
-            code = trust.current_code()
+            code = trust.current_code(time.time())
             snapshot["trust"] = {
                 "signatures_required": True,
                 "paired_clients": len(trust.list_clients()),

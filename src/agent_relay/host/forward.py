@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import h11
 
 from ..aio import reap
-from ..httpwire import HttpConnection, HttpProtocolError, splice
+from ..httpwire import ByteChannel, HttpConnection, HttpProtocolError
 from ..httpwire.policy import (
     FRAMING,
     HOP_BY_HOP,
@@ -33,6 +33,8 @@ from ..httpwire.policy import (
     is_upgrade,
     plain_body_length,
 )
+from ..httpwire.pump import SinkStalled, SourceBroken, pump, receive_after_upload
+from ..httpwire.splice import splice_upgraded, switching_protocols
 from ..mux import MuxError, MuxStream
 from ..trust.admission import (
     Reply,
@@ -71,16 +73,34 @@ HEAD_WITH_BODY = 64 * 1024
 class ForwardLimits:
     max_head_size: int = 128 * 1024  # request head from the relay (then 431)
     head_timeout: float = 30.0  # for the relay's request head (then 408)
-    # For the local server's response head (then 502): minutes, as an agent waiting on a
-    # model or a long poll may take that long; below the relay's own 600 s, so the
-    # browser learns what happened. A stalled body is cut by idle_timeout.
+    # For the local server's response head once the request body is sent (then 502):
+    # minutes, as an agent waiting on a model or a long poll may take that long; below
+    # the relay's own 600 s, so the browser learns what happened. A stalled body is cut
+    # by idle_timeout.
     response_timeout: float = 590.0
     idle_timeout: float = 300.0  # longest pause inside a body, either way
+    # Longest write that makes no progress (the relay's client stopped reading, or the
+    # local server stopped reading a request body); then the exchange is cut and its
+    # upstream connection discarded, so a stalled client cannot hold a pooled one.
+    send_timeout: float = 60.0
     linger: float = 30.0  # after our FIN, for the relay to end the stream (then reset)
 
 
 class _Abort(Exception):
     """The exchange can no longer be answered; the stream is reset."""
+
+
+class _Decided(Exception):
+    """The trust core answered the request before its body's end."""
+
+    def __init__(self, reply: Reply) -> None:
+        super().__init__(reply.status)
+        self.reply = reply
+
+
+async def _buffered(chunks: Iterable[bytes]) -> AsyncIterator[bytes]:
+    for chunk in chunks:
+        yield chunk
 
 
 async def serve_stream(
@@ -249,11 +269,17 @@ class _Exchange:
         admission = admit(trust, head, "relay", self.clock())
         assert admission is not None  # relayed: the trust layer always decides
         self.body = admission.body
+
+        async def feed(chunk: bytes) -> None:
+            decided = admission.feed(chunk)
+            if decided is not None:
+                raise _Decided(decided)
+
         outcome: Reply | None = None
-        async for chunk in self._request_body():
-            outcome = admission.feed(chunk)
-            if outcome is not None:
-                break
+        try:
+            await self._pump_request_body(feed)
+        except _Decided as early:
+            outcome = early.reply
         if outcome is None:
             decided = admission.finish(self.clock)
             if not isinstance(decided, Reply):
@@ -265,17 +291,16 @@ class _Exchange:
         await self._reply(outcome)
         return True
 
-    async def _request_body(self) -> AsyncIterator[bytes]:
-        body = self.front.receive_body()
-        while True:
-            try:
-                async with asyncio.timeout(self.limits.idle_timeout):
-                    chunk = await anext(body, None)
-            except (HttpProtocolError, MuxError, TimeoutError) as exc:
-                raise _Abort(f"the request body from the relay broke off: {exc!r}") from None
-            if chunk is None:
-                return
-            yield chunk
+    async def _pump_request_body(self, send: Callable[[bytes], Awaitable[None]]) -> None:
+        try:
+            await pump(
+                self.front.receive_body(),
+                send,
+                idle_timeout=self.limits.idle_timeout,
+                send_timeout=self.limits.send_timeout,
+            )
+        except SourceBroken as exc:
+            raise _Abort(f"the request body from the relay broke off: {exc}") from None
 
     async def _reply(self, reply: Reply) -> None:
         await self.front.send_message(
@@ -339,21 +364,26 @@ class _Exchange:
         else:
             await http.send_message(self.head, b"")
         try:
-            async with asyncio.timeout(self.limits.response_timeout):
-                return await http.receive_response()
+            return await receive_after_upload(
+                http.receive_response(), self.uploading, self.limits.response_timeout
+            )
         except TimeoutError:
             raise bad_gateway(
                 f"the local server did not answer within {self.limits.response_timeout:g} s"
             ) from None
 
     async def _upload(self, http: HttpConnection) -> None:
+        # A SinkStalled (the server stopped reading) is like an OSError: an answer it
+        # gives still stands (``_settle_upload``).
         if self.body is not None:  # read already, for its signature
-            for data in self.body.chunks():
-                await http.send_data(data)
-            await http.end_message()
-            return
-        async for chunk in self._request_body():
-            await http.send_data(chunk)
+            await pump(
+                _buffered(self.body.chunks()),
+                http.send_data,
+                idle_timeout=None,
+                send_timeout=self.limits.send_timeout,
+            )
+        else:
+            await self._pump_request_body(http.send_data)
         await http.end_message()
 
     async def _stop_upload(self) -> None:
@@ -370,24 +400,31 @@ class _Exchange:
 
     # ----------------------------------------------------------------- response
 
-    async def _response_body(
-        self, upstream: UpstreamConnection, long_body: int | None = None
-    ) -> AsyncIterator[bytes]:
-        """The answer's body; ``long_body``: its length, to read it past h11 (the
-        connection is closed afterwards instead of being kept)."""
+    async def _pump_response_body(
+        self,
+        upstream: UpstreamConnection,
+        send: Callable[[bytes], Awaitable[None]],
+        long_body: int | None = None,
+    ) -> None:
+        """Stream the answer's body into ``send``; ``long_body``: its length, to read it
+        past h11 (the connection is closed afterwards instead of being kept)."""
         http = upstream.http
         body = http.receive_body() if long_body is None else http.receive_long_body(long_body)
-        while True:
-            try:
-                if http.body_ready():  # no wait: no timer to set
-                    chunk = await self._unless_revoked(anext(body, None))
-                else:
-                    async with asyncio.timeout(self.limits.idle_timeout):
-                        chunk = await self._unless_revoked(anext(body, None))
-            except (HttpProtocolError, TimeoutError) as exc:
-                raise _Abort(f"the local server's response broke off: {exc!r}") from None
-            if chunk is None:
-                return
+        try:
+            await pump(
+                self._revocable(body),
+                send,
+                idle_timeout=self.limits.idle_timeout,
+                send_timeout=self.limits.send_timeout,
+                ready=http.body_ready,
+            )
+        except SourceBroken as exc:
+            raise _Abort(f"the local server's response broke off: {exc}") from None
+        except SinkStalled as exc:
+            raise _Abort(f"the relay took no response data: {exc}") from None
+
+    async def _revocable(self, body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        while (chunk := await self._unless_revoked(anext(body, None))) is not None:
             yield chunk
 
     async def _unless_revoked(self, next_chunk: Awaitable[bytes | None]) -> bytes | None:
@@ -436,8 +473,7 @@ class _Exchange:
         else:
             await front.send(head)
         long_body = length if length is not None and length >= LONG_BODY else None
-        async for chunk in self._response_body(upstream, long_body):
-            await front.send_data(chunk)
+        await self._pump_response_body(upstream, front.send_data, long_body)
         await self._complete(upstream, response)
 
     async def _complete(self, upstream: UpstreamConnection, response: h11.Response) -> None:
@@ -463,13 +499,16 @@ class _Exchange:
                     status_code=sealed.status, headers=sealed.headers, reason=response.reason
                 )
             )
-        async for chunk in self._response_body(upstream):
+
+        async def seal(chunk: bytes) -> None:
             try:
                 out = sealer.feed(chunk)
             except ResponseOverrun as exc:
                 raise _Abort(str(exc)) from None
             if out:
                 await front.send_data(out)
+
+        await self._pump_response_body(upstream, seal)
         late_head, tail = sealer.finish()
         if late_head is not None:
             await front.send(
@@ -503,38 +542,25 @@ class _Exchange:
             task, self.uploading = self.uploading, None
             await task
         self.pool.detach(upstream)  # the pipe owns the connection now
+        switched = switching_protocols(response, response_headers(response.headers))
         try:
-            upgrade = [(k, v) for k, v in response.headers if k in (b"upgrade", b"connection")]
-            await self.front.send(
-                h11.InformationalResponse(
-                    status_code=101,
-                    headers=response_headers(response.headers) + upgrade,
-                    reason=response.reason,
-                )
-            )
-            from_client = self.front.trailing_data()
-            from_server = upstream.http.trailing_data()
             if self.verified is not None and self.trust is not None:
-                await self._bridge(upstream, from_client, from_server)
+                await splice_upgraded(self.front, upstream.http, switched, pipe=self._bridge)
                 return
-            if from_client:
-                await upstream.channel.write(from_client)
-            if from_server:
-                await self.front.channel.write(from_server)
             log.debug("%s -> 101, spliced", self.what)
-            await splice(self.front.channel, upstream.channel)
+            await splice_upgraded(self.front, upstream.http, switched)
         finally:
             upstream.close()
 
     async def _bridge(
-        self, upstream: UpstreamConnection, from_client: bytes, from_server: bytes
+        self, client: ByteChannel, server: ByteChannel, from_client: bytes, from_server: bytes
     ) -> None:
         """A signed WebSocket: envelopes to and from the client, plain frames upstream."""
         assert self.trust is not None
         assert self.verified is not None
         bridge = SignedWebSocketBridge(
-            self.front.channel,
-            upstream.channel,
+            client,
+            server,
             self.trust.frame_codec(self.verified),
             max_message=self.trust.limits.max_ws_message,
         )

@@ -199,7 +199,7 @@ class StatusServer:
         elif path == STYLE_PATH and ex.method in ("GET", "HEAD"):
             await ex.respond(200, _STYLE, content_type=b"text/css", headers=_PAGE_HEADERS)
         elif path == PAIR_CODE_PATH and ex.method == "POST":
-            code = trust.issue_code()
+            code = trust.issue_code(time.time())
             if form:
                 await ex.respond(303, headers=[(b"location", PAGE_PATH.encode())])
             else:

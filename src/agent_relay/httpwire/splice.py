@@ -1,11 +1,19 @@
-"""A raw two-way pipe between byte channels, used after ``101 Switching Protocols``."""
+"""A raw two-way pipe between byte channels, used after ``101 Switching Protocols``, and
+the switch itself for a proxy (``splice_upgraded``), the same at both hops."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
+
+import h11
 
 from .channel import ByteChannel
+from .connection import HttpConnection
+
+# (front channel, back channel, early bytes from the front, early bytes from the back)
+Pipe = Callable[[ByteChannel, ByteChannel, bytes, bytes], Awaitable[None]]
 
 
 async def _pump(source: ByteChannel, sink: ByteChannel) -> None:
@@ -30,3 +38,38 @@ async def splice(left: ByteChannel, right: ByteChannel) -> None:
             with contextlib.suppress(Exception):
                 channel.reset()
         raise
+
+
+def switching_protocols(
+    response: h11.InformationalResponse, headers: list[tuple[bytes, bytes]]
+) -> h11.InformationalResponse:
+    """The ``101`` for the client: ``headers`` (end to end, already filtered) plus the
+    upstream answer's own ``Upgrade`` and ``Connection``, which a proxy must pass on."""
+    upgrade = [(k, v) for k, v in response.headers if k in (b"upgrade", b"connection")]
+    return h11.InformationalResponse(
+        status_code=101, headers=headers + upgrade, reason=response.reason
+    )
+
+
+async def splice_upgraded(
+    front: HttpConnection,
+    back: HttpConnection,
+    switched: h11.InformationalResponse,
+    *,
+    pipe: Pipe | None = None,
+) -> None:
+    """Answer ``front`` with the ``101`` ``switched`` and join the two connections as one
+    raw byte pipe until both directions end. What each side's parser had read past its
+    head goes across first. ``pipe`` replaces the raw copy (e.g. a bridge that re-frames
+    WebSocket messages); it gets the two channels and those early bytes."""
+    await front.send(switched)
+    early_from_front = front.trailing_data()
+    early_from_back = back.trailing_data()
+    if pipe is not None:
+        await pipe(front.channel, back.channel, early_from_front, early_from_back)
+        return
+    if early_from_front:
+        await back.channel.write(early_from_front)
+    if early_from_back:
+        await front.channel.write(early_from_back)
+    await splice(front.channel, back.channel)

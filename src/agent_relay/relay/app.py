@@ -78,6 +78,7 @@ class RelayApp:
         self.proxy_limits = ProxyLimits(
             response_timeout=config.response_timeout,
             idle_timeout=config.idle_timeout,
+            send_timeout=config.send_timeout,
             total_timeout=config.total_timeout,
             max_response_head=config.max_response_head,
         )

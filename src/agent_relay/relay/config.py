@@ -32,6 +32,7 @@ class RelayConfig:
     # poll may take minutes; a stalled body is cut by idle_timeout instead.
     response_timeout: float = 600.0
     idle_timeout: float = 300.0
+    send_timeout: float = 60.0  # a write to a client that makes no progress
     total_timeout: float | None = None
     keepalive_interval: float = 30.0
     max_stream_window: int = 4 * 1024 * 1024

@@ -12,8 +12,10 @@ from dataclasses import dataclass
 import h11
 
 from ..aio import reap
-from ..httpwire import HttpConnection, HttpProtocolError, splice
+from ..httpwire import HttpConnection, HttpProtocolError
 from ..httpwire.policy import end_to_end, has_body, plain_body_length
+from ..httpwire.pump import PumpError, pump, receive_after_upload
+from ..httpwire.splice import splice_upgraded, switching_protocols
 from ..mux import GoAwayError, MuxError, MuxStream, SessionClosedError, TooManyStreamsError
 from .errors import bad_gateway, gateway_timeout, unavailable
 from .isolation import Isolation
@@ -26,10 +28,13 @@ STREAM_READ_SIZE = 256 * 1024
 
 @dataclass(frozen=True, slots=True)
 class ProxyLimits:
-    # Time for the host to start its response head.
+    # Time for the host to start its response head, once the request body is sent.
     response_timeout: float = 600.0
     # Longest pause in a body, either direction, before the exchange is cut.
     idle_timeout: float = 300.0
+    # Longest write that makes no progress (a client that stopped reading) before the
+    # exchange is cut; so a stalled client cannot hold the host's stream and window.
+    send_timeout: float = 60.0
     # Whole exchange; None lets server-sent events and long downloads run on.
     total_timeout: float | None = None
     max_response_head: int = 128 * 1024
@@ -100,8 +105,9 @@ async def proxy_request(
                 assert handler is not None
                 watching = asyncio.create_task(_cancel_when_client_leaves(front, handler))
             try:
-                async with asyncio.timeout(limits.response_timeout):
-                    response = await upstream.receive_response()
+                response = await receive_after_upload(
+                    upstream.receive_response(), uploading, limits.response_timeout
+                )
             except TimeoutError:
                 raise gateway_timeout("host did not answer in time") from None
             except HttpProtocolError as exc:
@@ -110,8 +116,10 @@ async def proxy_request(
                 if uploading and uploading.done() and uploading.exception() is not None:
                     raise bad_gateway("request body could not be forwarded") from None
                 raise bad_gateway("host closed the stream without a response") from None
-            if watching is not None:
-                watching.cancel()
+            # Ended, not only told to end: the front channel is read next (a body, a
+            # pipe, the next request) and must have one reader at a time.
+            await reap(watching)
+            watching = None
             result.status = response.status_code
             headers = [
                 (k, v)
@@ -120,9 +128,11 @@ async def proxy_request(
                 if not (response_headers and k.startswith(b"access-control-"))
             ]
             if response.status_code == 101:
-                upgrade = [(k, v) for k, v in response.headers if k in (b"upgrade", b"connection")]
+                assert isinstance(response, h11.InformationalResponse)
+                result.upgraded = True
+                # A host's cookies never reach the relay's origin, upgrades included.
                 headers = [(k, v) for k, v in headers if k != b"set-cookie"]
-                await _splice_upgrade(front, upstream, stream, headers + upgrade, result)
+                await splice_upgraded(front, upstream, switching_protocols(response, headers))
                 return result
             answer = h11.Response(
                 status_code=response.status_code,
@@ -178,14 +188,17 @@ async def _cancel_when_client_leaves(front: HttpConnection, handler: asyncio.Tas
 async def _upload(
     front: HttpConnection, upstream: HttpConnection, limits: ProxyLimits, result: ProxyResult
 ) -> None:
-    body = front.receive_body()
-    while True:
-        async with asyncio.timeout(limits.idle_timeout):
-            chunk = await anext(body, None)
-        if chunk is None:
-            break
+    async def send(chunk: bytes) -> None:
+        # Counted as it goes: a host that answers early cancels the rest of the upload.
         result.bytes_up += len(chunk)
         await upstream.send_data(chunk)
+
+    await pump(
+        front.receive_body(),
+        send,
+        idle_timeout=limits.idle_timeout,
+        send_timeout=limits.send_timeout,
+    )
     await upstream.end_message()
 
 
@@ -199,36 +212,16 @@ async def _download(
     # A body of known length is read past h11 (fewer copies): the stream serves this one
     # exchange, so nothing is lost by h11 not seeing its end.
     body = upstream.receive_body() if length is None else upstream.receive_long_body(length)
-    while True:
-        try:
-            if upstream.body_ready():  # no wait: no timer to set
-                chunk = await anext(body, None)
-            else:
-                async with asyncio.timeout(limits.idle_timeout):
-                    chunk = await anext(body, None)
-        except (HttpProtocolError, MuxError, TimeoutError) as exc:
-            # Headers are out: all we can do is cut the client connection.
-            raise ConnectionAbortedError(f"host response broke off: {exc!r}") from None
-        if chunk is None:
-            break
-        result.bytes_down += len(chunk)
-        await front.send_data(chunk)
+    try:
+        result.bytes_down = await pump(
+            body,
+            front.send_data,
+            idle_timeout=limits.idle_timeout,
+            send_timeout=limits.send_timeout,
+            ready=upstream.body_ready,
+        )
+    except PumpError as exc:
+        # Headers are out: all we can do is cut the client connection (and reset the
+        # host's stream, which frees its slot and window).
+        raise ConnectionAbortedError(f"response body: {exc}") from None
     await front.end_message()
-
-
-async def _splice_upgrade(
-    front: HttpConnection,
-    upstream: HttpConnection,
-    stream: MuxStream,
-    headers: list[tuple[bytes, bytes]],
-    result: ProxyResult,
-) -> None:
-    result.upgraded = True
-    await front.send(h11.InformationalResponse(status_code=101, headers=headers))
-    early_from_client = front.trailing_data()
-    early_from_host = upstream.trailing_data()
-    if early_from_client:
-        await stream.write(early_from_client)
-    if early_from_host:
-        await front.channel.write(early_from_host)
-    await splice(front.channel, stream)

@@ -47,7 +47,7 @@ def protect(
     trusted_keys_file: Path | None = None,
     clock: Callable[[], float] = time.time,
 ) -> TrustMiddleware:
-    host = TrustHost(Path(data_dir), limits=limits, trusted_keys_file=trusted_keys_file)
+    host = TrustHost.open(Path(data_dir), limits=limits, trusted_keys_file=trusted_keys_file)
     return TrustMiddleware(app, host, clock=clock)
 
 

@@ -9,7 +9,6 @@ import hmac
 import json
 import logging
 import secrets
-import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -24,19 +23,12 @@ from spake2.spake2 import SPAKEError
 from . import wire
 from .errors import TrustError, success_body, unauthorized
 from .frames import FrameCodec
-from .keys import HOST_KEY_FILE, load_or_create_host_key, public_bytes, verifies
+from .keys import public_bytes, verifies
 from .limits import TrustLimits
 from .ratelimit import KeyedRateLimiter
 from .sessions import NonceWindow, RequestVerifier, SessionTable, VerifiedRequest
 from .signing import ResponseSigner
-from .store import (
-    CODE_FILE,
-    ClientStore,
-    CodeFile,
-    EnrollmentCode,
-    TrustedClient,
-    open_client_store,
-)
+from .store import EnrollmentCode, HostStorage, TrustedClient, open_host_storage
 
 log = logging.getLogger(__name__)
 
@@ -107,21 +99,12 @@ class _Enrollment:
 
 
 class TrustHost:
-    def __init__(
-        self,
-        data_dir: Path,
-        *,
-        limits: TrustLimits | None = None,
-        trusted_keys_file: Path | None = None,
-        store: ClientStore | None = None,
-    ) -> None:
+    def __init__(self, storage: HostStorage, *, limits: TrustLimits | None = None) -> None:
         self.limits = limits or TrustLimits()
-        self.data_dir = data_dir
-        data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.host_key = load_or_create_host_key(data_dir / HOST_KEY_FILE)
+        self.host_key = storage.host_key
         self.public_key_b64 = wire.b64encode(public_bytes(self.host_key))
-        self.store = store or open_client_store(data_dir, trusted_keys_file)
-        self.codes = CodeFile(data_dir / CODE_FILE)
+        self.store = storage.clients
+        self.codes = storage.codes
         self.sessions = SessionTable(self.limits)
         self.verifier = RequestVerifier(self.sessions)
         self.signer = ResponseSigner(self.host_key)
@@ -139,6 +122,17 @@ class TrustHost:
         self._next_watch = 0
         self._synced_at: float | None = None
         self.sync()
+
+    @classmethod
+    def open(
+        cls,
+        data_dir: Path,
+        *,
+        limits: TrustLimits | None = None,
+        trusted_keys_file: Path | None = None,
+    ) -> TrustHost:
+        """A TrustHost kept in the files of ``data_dir`` (``open_host_storage``)."""
+        return cls(open_host_storage(data_dir, trusted_keys_file), limits=limits)
 
     # ----------------------------------------------------------------- clients
 
@@ -216,16 +210,15 @@ class TrustHost:
 
     # ----------------------------------------------------------------- codes
 
-    def issue_code(self, now: float | None = None) -> EnrollmentCode:
-        now = time.time() if now is None else now
+    def issue_code(self, now: float) -> EnrollmentCode:
         code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
         issued = EnrollmentCode(code, now + self.limits.code_ttl)
         self.codes.save(issued)
         log.info("trust: new enrollment code issued (valid %d s)", int(self.limits.code_ttl))
         return issued
 
-    def current_code(self, now: float | None = None) -> EnrollmentCode | None:
-        return self.codes.load(time.time() if now is None else now)
+    def current_code(self, now: float) -> EnrollmentCode | None:
+        return self.codes.load(now)
 
     # ----------------------------------------------------------------- requests
 

@@ -13,12 +13,14 @@ import contextlib
 import json
 import os
 import sqlite3
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from ..keyfile import read_secret_file, write_secret_file
+from .keys import HOST_KEY_FILE, load_or_create_host_key
 
 CLIENTS_DB_FILE = "trusted-clients.sqlite3"
 CODE_FILE = "enrollment-code.json"
@@ -199,9 +201,8 @@ class CodeFile:
     def save(self, code: EnrollmentCode) -> None:
         write_secret_file(self.path, json.dumps(asdict(code)).encode())
 
-    def load(self, now: float | None = None) -> EnrollmentCode | None:
-        """The current code, or None (none issued, expired, or unreadable)."""
-        now = time.time() if now is None else now
+    def load(self, now: float) -> EnrollmentCode | None:
+        """The current code at ``now``, or None (none issued, expired, or unreadable)."""
         try:
             data = json.loads(read_secret_file(self.path))
             code = EnrollmentCode(str(data["code"]), float(data["expires_at"]))
@@ -215,3 +216,33 @@ class CodeFile:
     def burn(self) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
+
+
+class CodeStore(Protocol):
+    """Where the one current enrollment code is kept (``CodeFile``)."""
+
+    def save(self, code: EnrollmentCode) -> None: ...
+    def load(self, now: float) -> EnrollmentCode | None: ...
+    def burn(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class HostStorage:
+    """What a TrustHost keeps: its key, its trusted clients and its enrollment code. The
+    adapters hand it in (``open_host_storage`` for a data directory), so the trust core
+    itself opens no file."""
+
+    host_key: Ed25519PrivateKey
+    clients: ClientStore
+    codes: CodeStore
+
+
+def open_host_storage(data_dir: Path, trusted_keys_file: Path | None = None) -> HostStorage:
+    """The files of a host's data directory (created 0700): the host key, the trusted
+    clients (or ``trusted_keys_file``) and the code file."""
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return HostStorage(
+        host_key=load_or_create_host_key(data_dir / HOST_KEY_FILE),
+        clients=open_client_store(data_dir, trusted_keys_file),
+        codes=CodeFile(data_dir / CODE_FILE),
+    )
