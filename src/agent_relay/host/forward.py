@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import h11
 
@@ -39,8 +40,12 @@ from ..trust.host import (
 from ..trust.sessions import VerifiedRequest
 from ..trust.signing import BodyMode, choose_body_mode
 from ..trust.wsbridge import SignedWebSocketBridge
+from ..webrtc.host import OFFER_PATH
 from .errors import ForwardError, bad_gateway, bad_request, error_response
 from .upstream import UpstreamConnection, UpstreamPool, UpstreamTarget, describe_os_error
+
+if TYPE_CHECKING:
+    from ..webrtc.answerer import WebRtcAnswerer
 
 log = logging.getLogger(__name__)
 
@@ -87,14 +92,18 @@ class _Abort(Exception):
 
 
 async def serve_stream(
-    stream: MuxStream, pool: UpstreamPool, limits: ForwardLimits, trust: TrustHost | None = None
+    stream: MuxStream,
+    pool: UpstreamPool,
+    limits: ForwardLimits,
+    trust: TrustHost | None = None,
+    webrtc: WebRtcAnswerer | None = None,
 ) -> None:
     """Serve the one request carried by ``stream``. A failed exchange never raises.
     With ``trust``, the request must be signed (or be a pairing step) and the answer is
     signed (``agent_relay.trust``)."""
     front = HttpConnection(stream, client=False, max_head_size=limits.max_head_size)
     try:
-        await _serve(stream, front, pool, limits, trust)
+        await _serve(stream, front, pool, limits, trust, webrtc)
     except (_Abort, MuxError, ConnectionError) as exc:
         log.debug("stream %d aborted: %s", stream.stream_id, exc)
         stream.reset()
@@ -115,6 +124,7 @@ async def _serve(
     pool: UpstreamPool,
     limits: ForwardLimits,
     trust: TrustHost | None,
+    webrtc: WebRtcAnswerer | None = None,
 ) -> None:
     try:
         async with asyncio.timeout(limits.head_timeout):
@@ -127,7 +137,7 @@ async def _serve(
         return
     if request is None:  # the relay closed the stream without a request
         return
-    await _Exchange(stream, front, request, pool, limits, trust).run()
+    await _Exchange(stream, front, request, pool, limits, trust, webrtc).run()
 
 
 async def _finish(stream: MuxStream, linger: float) -> None:
@@ -158,8 +168,10 @@ class _Exchange:
         pool: UpstreamPool,
         limits: ForwardLimits,
         trust: TrustHost | None = None,
+        webrtc: WebRtcAnswerer | None = None,
     ) -> None:
         self.stream = stream
+        self.webrtc = webrtc
         self.front = front
         self.request = request
         self.pool = pool
@@ -266,6 +278,11 @@ class _Exchange:
                 log.info("%s -> %d: %s (%s)", self.what, exc.status, exc.message, exc.reason)
                 await self._reply(error_reply(exc, now))
                 return True
+        if path == OFFER_PATH and method == "POST" and self.webrtc and self.verified:
+            # The WebRTC upgrade: answered here, after admission, signed like every answer.
+            reply = await self.webrtc.handle_offer(self.verified, self.body.read_all())
+            await self._reply(self._signed(trust, reply))
+            return True
         if not api:
             return False
         reply = trust.handle_api(
@@ -276,13 +293,16 @@ class _Exchange:
             address=relay_address(headers),
             now=now,
         )
-        if self.verified is not None:
-            signature = trust.signer.sign(
-                self.verified, reply.status, wire.body_hash(reply.body), time.time()
-            )
-            reply = ApiReply(reply.status, reply.body, reply.headers + signature.headers())
-        await self._reply(reply)
+        await self._reply(self._signed(trust, reply))
         return True
+
+    def _signed(self, trust: TrustHost, reply: ApiReply) -> ApiReply:
+        if self.verified is None:
+            return reply
+        signature = trust.signer.sign(
+            self.verified, reply.status, wire.body_hash(reply.body), time.time()
+        )
+        return ApiReply(reply.status, reply.body, reply.headers + signature.headers())
 
     async def _request_body(self) -> AsyncIterator[bytes]:
         body = self.front.receive_body()

@@ -1,0 +1,225 @@
+"""The host's answerer: answer a verified offer with an aiortc peer, then serve the
+channel's ``http_request`` messages as that client (same admission as relayed, answers
+signed) from the local server.
+
+Not here yet: WebSockets over the channel (``ws_open`` is answered with ``ws_error``) and
+the streamed-body extension (bodies are whole, as in the reference); see docs/webrtc.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import Coroutine, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from ..trust import wire
+from ..trust.errors import TrustError, success_body
+from ..trust.host import ApiReply, TrustHost, error_reply, json_reply
+from ..trust.sessions import VerifiedRequest
+from .host import ChannelOwner, ChannelRefused, PeerTable, admit
+from .limits import ChannelLimits
+from .messages import METHODS, Headers, HttpRequest, HttpResponse, WsError, WsOpen
+from .peer import IceServer, MessagePipe, NegotiationError, make_answer
+
+if TYPE_CHECKING:
+    from aiortc import RTCPeerConnection
+
+log = logging.getLogger(__name__)
+
+# Not passed to the local server: hop-by-hop, and what the relay would not pass either.
+_DROPPED = frozenset({"host", "origin", "connection", "content-length", "transfer-encoding"})
+_DROPPED_ANSWER = frozenset({"connection", "transfer-encoding", "content-length", "keep-alive"})
+
+
+@dataclass
+class ChannelStats:
+    offers: int = 0
+    channels_opened: int = 0
+    http_served: int = 0
+    refused: int = 0
+
+
+class WebRtcAnswerer:
+    def __init__(
+        self,
+        trust: TrustHost,
+        upstream_url: str,
+        *,
+        limits: ChannelLimits | None = None,
+        ice_servers: Sequence[IceServer] = (),
+    ) -> None:
+        self.trust = trust
+        self.upstream_url = upstream_url.rstrip("/")
+        self.limits = limits or ChannelLimits()
+        self.ice_servers = list(ice_servers)
+        self.peers = PeerTable(self.limits)
+        self.stats = ChannelStats()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._pcs: set[RTCPeerConnection] = set()
+        self._http = httpx.AsyncClient(timeout=60.0, follow_redirects=False)
+
+    async def close_peers(self) -> None:
+        """Close every peer connection (their clients fall back to the relay)."""
+        for pc in list(self._pcs):
+            await self._close_pc(pc)
+
+    async def aclose(self) -> None:
+        await self.close_peers()
+        for task in list(self._tasks):
+            task.cancel()
+        await self._http.aclose()
+
+    async def handle_offer(self, verified: VerifiedRequest, body: bytes) -> ApiReply:
+        """Answer ``POST /api/webrtc/offer`` (already verified as a signed relayed request);
+        the caller signs the reply like every answer."""
+        now = time.time()
+        self.stats.offers += 1
+        try:
+            obj = json.loads(body)
+            offer, offer_id = obj["sdp"], obj["session_id"]
+            if not isinstance(offer, str) or not isinstance(offer_id, str) or len(offer_id) > 64:
+                raise TypeError
+        except (ValueError, KeyError, TypeError):
+            return error_reply(TrustError(400, "bad_request", "expected {sdp, session_id}"), now)
+        owner = ChannelOwner(verified.client_id, verified.session_id)
+        try:
+            pc, answer = await make_answer(offer, self.ice_servers, self.limits)
+        except NegotiationError as exc:
+            log.info("webrtc: offer from client %s refused: %s", owner.client_id, exc)
+            return error_reply(TrustError(400, "webrtc_error", str(exc)), now)
+        self._pcs.add(pc)
+
+        def close() -> None:
+            self._spawn(self._close_pc(pc))
+
+        try:
+            handle = self.peers.add(owner, offer_id, close, now, self.trust)
+        except ChannelRefused as exc:
+            await self._close_pc(pc)
+            return error_reply(exc, now)
+
+        @pc.on("datachannel")
+        def on_channel(channel: object) -> None:
+            pipe = MessagePipe(channel, self.limits)  # type: ignore[arg-type]
+            self.stats.channels_opened += 1
+            log.info("webrtc: channel open for client %s", owner.client_id)
+            self._spawn(self._serve(pipe, owner, handle))
+
+        @pc.on("connectionstatechange")
+        def on_state() -> None:
+            if pc.connectionState in ("failed", "closed"):
+                self.peers.remove(handle)
+                self._spawn(self._close_pc(pc))
+
+        return json_reply(200, success_body({"sdp": answer, "session_id": offer_id}))
+
+    async def _close_pc(self, pc: RTCPeerConnection) -> None:
+        self._pcs.discard(pc)
+        await pc.close()
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _serve(self, pipe: MessagePipe, owner: ChannelOwner, handle: int) -> None:
+        in_flight = asyncio.Semaphore(self.limits.max_in_flight)
+        try:
+            while True:
+                try:
+                    async with asyncio.timeout(self.limits.idle_timeout):
+                        message = await pipe.receive()
+                except TimeoutError:
+                    log.info("webrtc: channel of client %s idle, closed", owner.client_id)
+                    return
+                if message is None:
+                    return
+                self.peers.touch(handle, time.time())
+                if isinstance(message, HttpRequest):
+                    await in_flight.acquire()
+                    self._spawn(self._answer_http(pipe, owner, message, in_flight))
+                elif isinstance(message, WsOpen):
+                    await pipe.send(
+                        WsError(message.conn_id, "WebSockets over WebRTC: use the relay")
+                    )
+                # Anything else from a client is ignored, as the reference does.
+        except ConnectionError:
+            return
+        finally:
+            pipe.close()
+            self.peers._end(handle)
+
+    async def _answer_http(
+        self, pipe: MessagePipe, owner: ChannelOwner, request: HttpRequest, slot: asyncio.Semaphore
+    ) -> None:
+        try:
+            response = await self._http_response(owner, request)
+            with contextlib.suppress(ConnectionError):
+                await pipe.send(response)
+        finally:
+            slot.release()
+
+    async def _http_response(self, owner: ChannelOwner, request: HttpRequest) -> HttpResponse:
+        now = time.time()
+        try:
+            verified = admit(
+                self.trust, owner, request.method, request.path, request.headers, request.body, now
+            )
+        except TrustError as exc:
+            self.stats.refused += 1
+            log.info("webrtc: %s %s refused: %s", request.method, request.path, exc.reason)
+            reply = error_reply(exc, now)
+            return HttpResponse(request.id, reply.status, _headers(reply.headers), reply.body)
+        if request.method not in METHODS:
+            return self._signed(verified, request.id, 405, {}, b"")
+        headers = [
+            (name, value)
+            for name, values in request.headers.items()
+            if name not in _DROPPED
+            for value in values
+        ]
+        # The local server sees a relayed, verified request, as through the connector.
+        headers += [("x-vk-relayed", "1")]
+        try:
+            answer = await self._http.request(
+                request.method,
+                self.upstream_url + request.path,
+                headers=headers,
+                content=request.body,
+            )
+        except (httpx.HTTPError, RuntimeError) as exc:  # RuntimeError: shutting down
+            log.info("webrtc: local server failed: %r", exc)
+            return self._signed(verified, request.id, 502, {}, b"")
+        self.stats.http_served += 1
+        out: Headers = {}
+        for name, value in answer.headers.multi_items():
+            if name.lower() not in _DROPPED_ANSWER:
+                out.setdefault(name.lower(), []).append(value)
+        return self._signed(verified, request.id, answer.status_code, out, answer.content)
+
+    def _signed(
+        self, verified: VerifiedRequest, id: str, status: int, headers: Headers, body: bytes
+    ) -> HttpResponse:
+        signature = self.trust.signer.sign(verified, status, wire.body_hash(body), time.time())
+        for name, value in signature.headers():
+            headers.setdefault(name.decode("latin-1").lower(), []).append(value.decode("latin-1"))
+        return HttpResponse(id, status, headers, body)
+
+
+def _headers(pairs: Sequence[tuple[bytes, bytes]]) -> Headers:
+    out: Headers = {}
+    for name, value in pairs:
+        out.setdefault(name.decode("latin-1").lower(), []).append(value.decode("latin-1"))
+    return out
+
+
+def new_offer_id() -> str:
+    return str(uuid.uuid4())

@@ -1,0 +1,218 @@
+"""The WebRTC upgrade end to end on loopback: agent_relay.client (aiortc offerer) pairs with
+a host through the real relay and the real connector (aiortc answerer), upgrades, and its
+later calls go over the data channel, checked by the same admission as relayed ones."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from agent_relay.client import HostRefusedError, KeyStore, RelayClient
+from agent_relay.host import Connector, ConnectorConfig, StaticToken, UpstreamPool, UpstreamTarget
+from agent_relay.trust import TrustHost
+from agent_relay.trust.host import CLIENTS_PATH, ENROLLMENT_CODE_PATH
+from agent_relay.webrtc.answerer import WebRtcAnswerer
+from agent_relay.webrtc.messages import HttpRequest, HttpResponse
+from agent_relay.webrtc.offerer import MayHaveRunError, P2PClient, P2POptions
+
+from .hostile import serve_asgi
+from .test_host import FAST, eventually
+from .test_relay import Relay, running_relay
+
+pytestmark = pytest.mark.timeout(90)
+
+
+class Upstream:
+    def __init__(self) -> None:
+        self.posts = 0
+
+    def app(self) -> Starlette:
+        async def echo(request: Request) -> Response:
+            body = await request.body()
+            if request.method == "POST":
+                self.posts += 1
+            return JSONResponse({"method": request.method, "body": body.decode(), "n": self.posts})
+
+        async def slow(request: Request) -> Response:
+            self.posts += 1
+            await asyncio.sleep(1.0)
+            return JSONResponse({"slow": True})
+
+        return Starlette(
+            routes=[
+                Route("/echo", echo, methods=["GET", "POST"]),
+                Route("/slow", slow, methods=["POST"]),
+            ]
+        )
+
+
+@dataclass
+class Stack:
+    relay: Relay
+    trust: TrustHost
+    answerer: WebRtcAnswerer
+    upstream: Upstream
+    host_id: str
+    data_dir: Path
+
+    async def client(self, **options: object) -> P2PClient:
+        pairing = await RelayClient.pair(
+            self.relay.url,
+            self.host_id,
+            self.trust.issue_code().code,
+            token=self.relay.token,
+            store=KeyStore(self.data_dir / f"client-{uuid.uuid4()}"),
+        )
+        relay = RelayClient(pairing, token=self.relay.token)
+        return P2PClient(relay, P2POptions(**options))  # type: ignore[arg-type]
+
+
+@contextlib.asynccontextmanager
+async def webrtc_stack(tmp_path: Path, sqlite_url: str) -> AsyncIterator[Stack]:
+    upstream = Upstream()
+    async with contextlib.AsyncExitStack() as stack:
+        relay = await stack.enter_async_context(running_relay(sqlite_url))
+        local_url = await stack.enter_async_context(serve_asgi(upstream.app()))
+        trust = TrustHost(tmp_path / "host")
+        answerer = WebRtcAnswerer(trust, local_url)
+        stack.push_async_callback(answerer.aclose)
+        pool = UpstreamPool(UpstreamTarget.parse(local_url))
+        stack.push_async_callback(pool.close)
+        config = ConnectorConfig(
+            relay_url=relay.url, machine_id="machine-1", name="h", backoff=FAST
+        )
+        connector = Connector(config, StaticToken(relay.token), pool, trust=trust, webrtc=answerer)
+        running = asyncio.create_task(connector.run())
+
+        async def stop() -> None:
+            await connector.stop(timeout=5)
+            await running
+
+        stack.push_async_callback(stop)
+        await eventually(lambda: connector.state.connected)
+        yield Stack(relay, trust, answerer, upstream, str(await relay.host_id()), tmp_path)
+
+
+@pytest.fixture
+async def stack(tmp_path: Path, sqlite_url: str) -> AsyncIterator[Stack]:
+    async with webrtc_stack(tmp_path, sqlite_url) as running:
+        yield running
+
+
+async def test_calls_go_over_the_channel_and_back_to_the_relay(stack: Stack) -> None:
+    client = await stack.client()
+    try:
+        assert await client.upgrade()
+        assert stack.answerer.stats.channels_opened == 1
+        for n in range(1, 6):
+            answer = await client.request("POST", "/echo", body=f"hi {n}".encode())
+            assert answer.path == "direct"
+            assert json.loads(answer.body) == {"method": "POST", "body": f"hi {n}", "n": n}
+        assert stack.answerer.stats.http_served == 5
+        big = await client.request("POST", "/echo", body=b"x" * 300_000)  # several chunks
+        assert big.path == "direct"
+        assert json.loads(big.body)["body"] == "x" * 300_000
+        # The host drops the channel: the next call upgrades again at once (it worked).
+        await stack.answerer.close_peers()
+        await eventually(lambda: not client.direct)
+        answer = await client.request("GET", "/echo")
+        assert (answer.status, answer.path) == (200, "direct")
+        assert client.upgrades == 2
+    finally:
+        await client.aclose()
+        await client.relay.aclose()
+
+
+async def test_a_failed_upgrade_leaves_calls_on_the_relay_and_waits(stack: Stack) -> None:
+    client = await stack.client(retry_after_failure=300.0)
+    stack.answerer.limits = stack.answerer.peers.limits = type(stack.answerer.limits)(
+        max_peers=1, max_peers_per_client=1
+    )
+    other = await stack.client()
+    try:
+        assert await other.upgrade()  # takes the host's only peer slot
+        offers = stack.answerer.stats.offers
+        assert not await client.upgrade()
+        assert "429" in (client.last_error or "")
+        for _ in range(3):
+            answer = await client.request("POST", "/echo", body=b"relayed")
+            assert answer.path == "relayed"
+            assert json.loads(answer.body)["body"] == "relayed"
+        assert stack.answerer.stats.offers == offers + 1  # no retry inside the cool-down
+    finally:
+        for one in (client, other):
+            await one.aclose()
+            await one.relay.aclose()
+
+
+async def test_forged_and_pairing_route_requests_over_the_channel_are_refused(stack: Stack) -> None:
+    client = await stack.client()
+    try:
+        assert await client.upgrade()
+        pipe = client._pipe
+        assert pipe is not None
+        posts = stack.upstream.posts
+        # A forged request: no signature at all, then a signature from a stranger's session.
+        for headers in [
+            {},
+            {
+                "x-vk-sig-session": [str(uuid.uuid4())],
+                "x-vk-sig-ts": [str(int(time.time()))],
+                "x-vk-sig-nonce": ["n"],
+                "x-vk-sig-signature": ["A" * 86 + "=="],
+            },
+        ]:
+            waiter: asyncio.Future[HttpResponse] = asyncio.get_running_loop().create_future()
+            client._pending["forged"] = waiter
+            await pipe.send(HttpRequest("forged", "POST", "/echo", headers, b"evil"))
+            answer = await asyncio.wait_for(waiter, 10)
+            assert answer.status == 401
+        assert stack.upstream.posts == posts
+        assert stack.answerer.stats.refused == 2
+        # The pairing-code route and the client list, even well signed: 403.
+        for path in (ENROLLMENT_CODE_PATH, CLIENTS_PATH):
+            with pytest.raises(HostRefusedError) as caught:
+                await client.request("POST", path)
+            assert (caught.value.status, caught.value.reason) == (403, "not_over_channel")
+        assert client.direct
+    finally:
+        await client.aclose()
+        await client.relay.aclose()
+
+
+async def test_revocation_closes_the_channel_within_a_second(stack: Stack) -> None:
+    client = await stack.client()
+    try:
+        assert await client.upgrade()
+        stack.trust.revoke(client.relay.pairing.client_id)
+        start = time.monotonic()
+        await eventually(lambda: not client.direct, timeout=1.0)
+        assert time.monotonic() - start < 1.0
+    finally:
+        await client.aclose()
+        await client.relay.aclose()
+
+
+async def test_a_timed_out_call_is_not_run_twice(stack: Stack) -> None:
+    client = await stack.client(answer_timeout=0.3)
+    try:
+        assert await client.upgrade()
+        with pytest.raises(MayHaveRunError, match="may have run"):
+            await client.request("POST", "/slow")
+        await asyncio.sleep(1.2)
+        assert stack.upstream.posts == 1
+    finally:
+        await client.aclose()
+        await client.relay.aclose()
