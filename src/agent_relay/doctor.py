@@ -31,18 +31,19 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import h11
 
 from . import __version__
+from .baseurl import RelayUrl
+from .errors import AgentRelayError
 from .host.dial import CONNECT_PATH, tls_context
 
 MAX_BODY = 64 * 1024  # we read this much of an answer, at most
 CLOCK_TOLERANCE = 30.0  # seconds: request signatures allow ±30 s
 PROBE_TOKEN = "agent-relay-doctor.invalid.token"  # noqa: S105 - deliberately invalid
 PROBE_MACHINE_ID = "agent-relay-doctor"
-_SCHEMES = {"https": "https", "wss": "https", "http": "http", "ws": "http"}
 
 
 class Status(enum.Enum):
@@ -78,10 +79,7 @@ class Target:
 
     @property
     def origin(self) -> str:
-        default = 443 if self.scheme == "https" else 80
-        port = "" if self.port == default else f":{self.port}"
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{self.scheme}://{host}{port}"
+        return RelayUrl(self.scheme, self.host, self.port, "", self.prefix).origin
 
 
 @dataclass(frozen=True)
@@ -134,17 +132,8 @@ class Report:
 
 
 def parse_target(url: str) -> Target:
-    parts = urlsplit(url.strip())
-    scheme = _SCHEMES.get(parts.scheme.lower())
-    if scheme is None or not parts.hostname:
-        raise ValueError(f"the relay URL must be https://HOST[:PORT][/PATH], got {url!r}")
-    if parts.query or parts.fragment or parts.username or parts.password:
-        raise ValueError("the relay URL must not carry a query, fragment or credentials")
-    try:
-        port = parts.port or (443 if scheme == "https" else 80)
-    except ValueError:
-        raise ValueError(f"bad port in {url!r}") from None
-    return Target(scheme, parts.hostname, port, parts.path.rstrip("/"))
+    relay = RelayUrl.parse(url)
+    return Target(relay.scheme, relay.host, relay.port, relay.prefix)
 
 
 def judge_health(answer: Answer) -> Finding:
@@ -343,7 +332,7 @@ def _duration(seconds: float) -> str:
 # --------------------------------------------------------------------- I/O
 
 
-class ProbeError(Exception):
+class ProbeError(AgentRelayError):
     pass
 
 

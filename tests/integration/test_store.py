@@ -547,7 +547,7 @@ async def test_authenticate_against_the_store(store: Store, clock: FakeClock) ->
     assert await store.revoke_auth_session(issued.auth_session_id)
     with pytest.raises(AuthError) as caught:
         await auth.verify(issued.token)
-    assert caught.value.reason is AuthFailure.SESSION_REVOKED
+    assert caught.value.failure is AuthFailure.SESSION_REVOKED
 
 
 async def test_idle_auth_session_is_refused(store: Store, clock: FakeClock) -> None:
@@ -556,7 +556,7 @@ async def test_idle_auth_session_is_refused(store: Store, clock: FakeClock) -> N
     issued = await issue_token(store, SECRET, alice.id, timedelta(hours=1))
     with pytest.raises(AuthError) as caught:
         await Authenticator(SECRET, store).verify(issued.token)
-    assert caught.value.reason is AuthFailure.SESSION_IDLE
+    assert caught.value.failure is AuthFailure.SESSION_IDLE
     clock.advance(timedelta(days=366))
     assert await store.touch_auth_session(issued.auth_session_id)
     assert (await Authenticator(SECRET, store).verify(issued.token)).user_id == alice.id

@@ -292,7 +292,7 @@ async def test_auth_checks_on_remote_rows(reference_database: ReferenceDatabase)
         for session, reason in cases.items():
             with pytest.raises(AuthError) as caught:
                 await auth.verify(mint_token(SECRET, alice, session, timedelta(minutes=1)))
-            assert caught.value.reason is reason
+            assert caught.value.failure is reason
         identity = await auth.verify(mint_token(SECRET, alice, old_but_used, timedelta(minutes=1)))
         assert identity.auth_session_id == old_but_used
 

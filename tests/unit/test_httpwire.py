@@ -9,7 +9,7 @@ import h11
 import pytest
 
 from agent_relay.httpwire import HttpConnection, HttpProtocolError, SocketChannel, splice
-from agent_relay.httpwire.connection import plain_body_length
+from agent_relay.httpwire.policy import plain_body_length
 from tests.conftest import tcp_pair
 
 

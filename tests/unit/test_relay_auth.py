@@ -109,7 +109,7 @@ class Clock:
 def reason_of(token: str, *, now: float = NOW) -> AuthFailure:
     with pytest.raises(AuthError) as caught:
         decode_token(SECRET, token, now=now)
-    return caught.value.reason
+    return caught.value.failure
 
 
 # -- the secret -----------------------------------------------------------------------------
@@ -173,13 +173,13 @@ def test_bearer_token(header: str | bytes, token: str) -> None:
 def test_missing_bearer_token(header: str | None) -> None:
     with pytest.raises(AuthError) as caught:
         bearer_token(header)
-    assert caught.value.reason is AuthFailure.MISSING_TOKEN
+    assert caught.value.failure is AuthFailure.MISSING_TOKEN
 
 
 def test_non_ascii_header_bytes() -> None:
     with pytest.raises(AuthError) as caught:
         bearer_token("Bearer tökén".encode())
-    assert caught.value.reason is AuthFailure.MALFORMED_TOKEN
+    assert caught.value.failure is AuthFailure.MALFORMED_TOKEN
 
 
 # -- the token --------------------------------------------------------------------------------
@@ -359,7 +359,7 @@ async def test_authenticator_end_to_end() -> None:
     assert identity == Identity(USER, SESSION, datetime.fromtimestamp(NOW + 3600, UTC))
     with pytest.raises(AuthError) as caught:
         await auth.authenticate(None)
-    assert caught.value.reason is AuthFailure.MISSING_TOKEN
+    assert caught.value.failure is AuthFailure.MISSING_TOKEN
     assert sessions.lookups == 1  # a bad token never reaches the database
 
 
@@ -382,7 +382,7 @@ async def test_authenticator_session_failures(
     auth = Authenticator(SECRET, sessions, clock=Clock())
     with pytest.raises(AuthError) as caught:
         await auth.verify(mint_token(SECRET, USER, SESSION, timedelta(hours=1), now=NOW))
-    assert caught.value.reason is reason
+    assert caught.value.failure is reason
     assert str(caught.value) == reason.value
 
 

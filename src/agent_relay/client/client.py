@@ -21,7 +21,7 @@ import platform
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -31,6 +31,7 @@ import websockets
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from websockets.asyncio.client import ClientConnection
 
+from ..baseurl import ws_url
 from ..trust import wire
 from .clock import HostClock
 from .errors import (
@@ -157,6 +158,7 @@ class RelayClient:
         store: KeyStore | None,
         client_name: str | None = None,
         limits: ClientLimits | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> Pairing:
         """Pair with the host through the relay; stores and returns the pairing."""
         relay_url = normalize_relay_url(relay_url)
@@ -176,7 +178,7 @@ class RelayClient:
             )
             finished = await _auth_call(http, base, "spake2/finish", finish)
         paired = attempt.check_finish(finished)
-        now = time.time()
+        now = clock()
         pairing = Pairing(
             relay_url=relay_url,
             host_id=host_id,
@@ -332,13 +334,13 @@ class RelayClient:
             session = str(uuid.UUID(str(session)))
         except ValueError:
             raise ClientError("the host's refresh answer has no signing_session_id") from None
-        self.pairing = self.pairing.with_signing_session(session, time.time())
+        self.pairing = self.pairing.with_signing_session(session, self.clock.local())
         self.refreshes += 1
         self._save()
         return session
 
     async def _renew_if_stale(self) -> None:
-        now = time.time()
+        now = self.clock.local()
         if (
             now - self.pairing.session_started_at > SESSION_MAX_AGE
             or now - self.pairing.session_used_at > SESSION_MAX_IDLE
@@ -351,7 +353,7 @@ class RelayClient:
             self._save()
 
     def _note_use(self) -> None:
-        now = time.time()
+        now = self.clock.local()
         self.pairing = self.pairing.used(now)
         if now - self._saved_use >= SAVE_USE_EVERY:  # a file write at most this often
             self._saved_use = now
@@ -405,7 +407,7 @@ class RelayClient:
             )
             query = wire.form_urlencode(pairs + signed.query_pairs())
             base = await self._proxy_base()
-            url = _ws_url(base) + parts.path + "?" + query
+            url = ws_url(base) + parts.path + "?" + query
             try:
                 connection = await websockets.connect(
                     url,
@@ -634,12 +636,6 @@ def _is_relay_error(response: httpx.Response) -> bool:
 
 def _proxy_base(relay_url: str, host_id: str, relay_session: str) -> str:
     return f"{relay_url}/v1/relay/h/{host_id}/s/{relay_session}"
-
-
-def _ws_url(http_url: str) -> str:
-    if http_url.startswith("https://"):
-        return "wss://" + http_url.removeprefix("https://")
-    return "ws://" + http_url.removeprefix("http://")
 
 
 def _check_path(path: str) -> str:

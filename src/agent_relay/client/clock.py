@@ -26,6 +26,10 @@ class HostClock:
         self.offset = 0.0
         self.max_unverified = max_unverified
 
+    def local(self) -> float:
+        """Our own clock (what pairing and session records are dated with)."""
+        return self._clock()
+
     def now(self) -> int:
         """The host's time as we estimate it, in whole seconds."""
         return int(self._clock() + self.offset)

@@ -3,8 +3,10 @@ the CLI) can tell a forged answer from a refused one from a network failure."""
 
 from __future__ import annotations
 
+from ..errors import AgentRelayError
 
-class ClientError(Exception):
+
+class ClientError(AgentRelayError):
     """Base of every error the client SDK raises on purpose."""
 
 

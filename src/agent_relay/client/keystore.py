@@ -11,10 +11,10 @@ import uuid
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from ..baseurl import RelayUrl
 from ..keyfile import read_secret_file, write_secret_file
 from ..trust import wire
 from .errors import ClientError, NotPairedError
@@ -25,12 +25,10 @@ FORMAT_VERSION = 1
 def normalize_relay_url(url: str) -> str:
     """The relay's base URL as stored and compared: scheme and host lower case, no
     trailing slash. Refuses anything but http(s)."""
-    parts = urlsplit(url.strip())
-    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
-        raise ClientError(f"the relay URL must be http(s)://host[:port][/prefix], not {url!r}")
-    if parts.query or parts.fragment:
-        raise ClientError("the relay URL must not have a query or fragment")
-    return f"{parts.scheme.lower()}://{parts.netloc.lower()}{parts.path.rstrip('/')}"
+    try:
+        return RelayUrl.parse(url).base
+    except ValueError as exc:
+        raise ClientError(str(exc)) from None
 
 
 @dataclass(frozen=True)

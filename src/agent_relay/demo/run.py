@@ -15,13 +15,13 @@ import contextlib
 import dataclasses
 import logging
 import shlex
-import signal
 import sys
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+from ..aio import stop_signals
 from ..host.connector import Connector, ConnectorConfig
 from ..host.identity import load_machine_id
 from ..host.status import PAGE_PATH, StatusServer
@@ -228,15 +228,12 @@ def _unsigned_banner(urls: DemoUrls) -> str:
 
 
 async def run_demo(data_dir: Path, *, port: int, allow_unsigned: bool = False) -> None:
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     demo = Demo(data_dir, port=port, allow_unsigned=allow_unsigned)
     try:
-        urls = await demo.start()
-        print(banner(urls), flush=True)
-        await stop.wait()
+        with stop_signals() as stop:
+            urls = await demo.start()
+            print(banner(urls), flush=True)
+            await stop.wait()
         log.info("stopping the demo")
     finally:
         await demo.stop()

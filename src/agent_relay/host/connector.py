@@ -250,7 +250,9 @@ class Connector:
         state.active_streams += 1
         state.streams_served += 1
         try:
-            await serve_stream(stream, self.pool, self.config.forward, self.trust, self.webrtc)
+            await serve_stream(
+                stream, self.pool, self.config.forward, self.trust, webrtc=self.webrtc
+            )
         except Exception:
             log.exception("unexpected error while serving a relayed request")
             stream.reset()

@@ -6,15 +6,16 @@ from __future__ import annotations
 import json
 import ssl
 from pathlib import Path
-from urllib.parse import quote, urlencode, urlsplit, urlunsplit
+from urllib.parse import quote, urlencode
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidHandshake, InvalidStatus, WebSocketException
 
 from .. import __version__
+from ..baseurl import RelayUrl
+from ..errors import AgentRelayError
 
 CONNECT_PATH = "/v1/relay/connect"
-_SCHEMES = {"https": "wss", "http": "ws", "wss": "wss", "ws": "ws"}
 # Largest WebSocket message we accept from the relay: a yamux frame of the biggest
 # window (16 MiB) and its header, as the relay's own limit.
 MAX_MESSAGE = 16 * 1024 * 1024 + 4096
@@ -23,16 +24,7 @@ MAX_MESSAGE = 16 * 1024 * 1024 + 4096
 def control_channel_url(relay_base: str) -> str:
     """The relay base URL (``https://relay.example[/prefix]``) as its connect URL:
     https→wss, http→ws, trailing slashes stripped, ``/v1/relay/connect`` appended."""
-    parts = urlsplit(relay_base.strip())
-    scheme = _SCHEMES.get(parts.scheme.lower())
-    if scheme is None or not parts.hostname:
-        raise ValueError(f"the relay URL must be http(s)://HOST[:PORT][/PATH], got {relay_base!r}")
-    if parts.query or parts.fragment:
-        raise ValueError(f"the relay URL must not have a query or fragment: {relay_base!r}")
-    if parts.username or parts.password:
-        raise ValueError("the relay URL must not carry credentials; use a token option")
-    path = parts.path.rstrip("/") + CONNECT_PATH
-    return urlunsplit((scheme, parts.netloc, path, "", ""))
+    return RelayUrl.parse(relay_base).ws(CONNECT_PATH)
 
 
 def connect_url(relay_base: str, *, machine_id: str, name: str, agent_version: str) -> str:
@@ -56,7 +48,7 @@ def tls_context(ca_file: Path | None = None) -> ssl.SSLContext:
     return context
 
 
-class DialError(Exception):
+class DialError(AgentRelayError):
     """An attempt failed. ``status`` is the relay's HTTP answer when it gave one;
     ``refused`` means it rejected our credentials (401 or 403)."""
 

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import json
-
 import h11
 
+from ..errors import HttpError
 
-class ForwardError(Exception):
+
+class ForwardError(HttpError):
     """A relayed request failed before any of its response went out; it is answered with
     ``status`` and ``{"error": message}``."""
 
     def __init__(self, status: int, message: str, *, retry_after: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+        extra = [("retry-after", str(retry_after))] if retry_after is not None else []
+        super().__init__(status, message, headers=extra)
         self.retry_after = retry_after
 
 
@@ -33,12 +32,11 @@ def busy(message: str) -> ForwardError:
 
 
 def error_response(error: ForwardError) -> tuple[h11.Response, bytes]:
-    body = json.dumps({"error": error.message}, separators=(",", ":")).encode()
+    body = error.body()
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
         (b"cache-control", b"no-store"),
     ]
-    if error.retry_after is not None:
-        headers.append((b"retry-after", str(error.retry_after).encode()))
+    headers += [(k.encode(), v.encode()) for k, v in error.headers]
     return h11.Response(status_code=error.status, headers=headers), body

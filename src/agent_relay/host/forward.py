@@ -12,37 +12,47 @@ relay turns into a cut client connection.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import json
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import h11
 
+from ..aio import reap
 from ..httpwire import HttpConnection, HttpProtocolError, splice
-from ..httpwire.connection import plain_body_length
+from ..httpwire.policy import (
+    FRAMING,
+    HOP_BY_HOP,
+    connection_tokens,
+    decode_target,
+    end_to_end,
+    has_body,
+    header,
+    is_upgrade,
+    plain_body_length,
+)
 from ..mux import MuxError, MuxStream
 from ..trust import wire
-from ..trust.body import BodyBuffer
-from ..trust.errors import TrustError
-from ..trust.host import (
-    ENROLLMENT_CODE_PATH,
-    MAX_API_BODY,
-    UNSIGNED_PATHS,
-    ApiReply,
-    TrustHost,
-    error_reply,
-    is_api_path,
-    relay_address,
+from ..trust.admission import (
+    Reply,
+    RequestHead,
+    ResponseOverrun,
+    ResponseSealer,
+    SealedHead,
+    admit,
+    header_map,
 )
+from ..trust.body import BodyBuffer
+from ..trust.host import TrustHost
 from ..trust.sessions import VerifiedRequest
-from ..trust.signing import BodyMode, choose_body_mode
-from ..trust.wsbridge import SignedWebSocketBridge
+from ..trust.signing import BodyMode
 from ..webrtc.host import OFFER_PATH
 from .errors import ForwardError, bad_gateway, bad_request, error_response
 from .upstream import UpstreamConnection, UpstreamPool, UpstreamTarget, describe_os_error
+from .wsbridge import SignedWebSocketBridge
 
 if TYPE_CHECKING:
     from ..webrtc.answerer import WebRtcAnswerer
@@ -51,24 +61,8 @@ log = logging.getLogger(__name__)
 
 RELAYED_HEADER = b"x-vk-relayed"
 FORWARDED_HOST_HEADER = b"x-forwarded-host"
-# Headers about one hop, not the message. h11 frames each hop's body itself.
-_HOP_BY_HOP = frozenset(
-    {
-        b"connection",
-        b"keep-alive",
-        b"proxy-connection",
-        b"proxy-authenticate",
-        b"proxy-authorization",
-        b"te",
-        b"trailer",
-        b"transfer-encoding",
-        b"upgrade",
-    }
-)
 # Set by the connector itself, whatever the client sent.
 _REPLACED = frozenset({b"host", RELAYED_HEADER, FORWARDED_HOST_HEADER})
-# Never dropped because a Connection header names them: that would change the framing.
-_FRAMING = frozenset({b"content-length", b"transfer-encoding", b"host"})
 
 
 # An answer at least this long (by its Content-Length) is read past h11, for speed; its
@@ -96,6 +90,8 @@ async def serve_stream(
     pool: UpstreamPool,
     limits: ForwardLimits,
     trust: TrustHost | None = None,
+    *,
+    clock: Callable[[], float] = time.time,
     webrtc: WebRtcAnswerer | None = None,
 ) -> None:
     """Serve the one request carried by ``stream``. A failed exchange never raises.
@@ -103,7 +99,7 @@ async def serve_stream(
     signed (``agent_relay.trust``)."""
     front = HttpConnection(stream, client=False, max_head_size=limits.max_head_size)
     try:
-        await _serve(stream, front, pool, limits, trust, webrtc)
+        await _serve(stream, front, pool, limits, trust, clock, webrtc)
     except (_Abort, MuxError, ConnectionError) as exc:
         log.debug("stream %d aborted: %s", stream.stream_id, exc)
         stream.reset()
@@ -124,6 +120,7 @@ async def _serve(
     pool: UpstreamPool,
     limits: ForwardLimits,
     trust: TrustHost | None,
+    clock: Callable[[], float],
     webrtc: WebRtcAnswerer | None = None,
 ) -> None:
     try:
@@ -137,7 +134,7 @@ async def _serve(
         return
     if request is None:  # the relay closed the stream without a request
         return
-    await _Exchange(stream, front, request, pool, limits, trust, webrtc).run()
+    await _Exchange(stream, front, request, pool, limits, trust, clock, webrtc).run()
 
 
 async def _finish(stream: MuxStream, linger: float) -> None:
@@ -168,9 +165,11 @@ class _Exchange:
         pool: UpstreamPool,
         limits: ForwardLimits,
         trust: TrustHost | None = None,
+        clock: Callable[[], float] = time.time,
         webrtc: WebRtcAnswerer | None = None,
     ) -> None:
         self.stream = stream
+        self.clock = clock
         self.webrtc = webrtc
         self.front = front
         self.request = request
@@ -178,7 +177,7 @@ class _Exchange:
         self.limits = limits
         self.trust = trust
         self.head = upstream_request(request, pool.target, signed_frames=trust is not None)
-        self.has_body = _has_body(request)
+        self.has_body = has_body(request.headers)
         self.upstream: UpstreamConnection | None = None
         self.uploading: asyncio.Task[None] | None = None
         # With trust: the request body, read whole before forwarding (its hash is signed).
@@ -217,7 +216,7 @@ class _Exchange:
         await self._forward()
 
     async def _forward(self) -> None:
-        if _is_upgrade(self.request):
+        if is_upgrade(self.request.headers):
             await self._exchange()  # what follows on the stream belongs to the pipe
             return
         # Nothing more comes from the relay for this request; if it resets the stream (its
@@ -244,65 +243,48 @@ class _Exchange:
     # ----------------------------------------------------------------- trust
 
     async def _admit(self, trust: TrustHost) -> bool:
-        """Read the body, check the signature, serve the pairing routes. True when the
-        request was answered here (refused, or a ``/api/relay-auth/server/`` route)."""
-        now = time.time()
-        trust.sync()
+        """Read the body, check the signature, serve the pairing routes (the trust core
+        decides). True when the request was answered here."""
         request = self.request
-        method = request.method.decode("ascii", "replace")
-        try:
-            target = request.target.decode()
-        except UnicodeDecodeError:
-            await self._reply(error_reply(TrustError(400, "bad_request", "bad target"), now))
-            return True
-        path = target.partition("?")[0]
-        headers: dict[str, str] = {}
-        for name, value in request.headers:
-            headers.setdefault(name.decode("latin-1"), value.decode("latin-1"))
-        api = is_api_path(path)
-        limits = trust.limits
-        self.body = BodyBuffer(limits.body_memory_limit, MAX_API_BODY if api else limits.body_limit)
-        try:
-            async for chunk in self._request_body():
-                self.body.add(chunk)
-        except TrustError as exc:
-            log.info("%s -> %d: %s", self.what, exc.status, exc.message)
-            await self._reply(error_reply(exc, now))
-            return True
-        if not (api and (path in UNSIGNED_PATHS or path == ENROLLMENT_CODE_PATH)):
-            try:
-                self.verified = trust.verify(
-                    method, target, headers, self.body.h_body, now, allow_query=_is_upgrade(request)
-                )
-            except TrustError as exc:
-                log.info("%s -> %d: %s (%s)", self.what, exc.status, exc.message, exc.reason)
-                await self._reply(error_reply(exc, now))
-                return True
-        if path == OFFER_PATH and method == "POST" and self.webrtc and self.verified:
-            # The WebRTC upgrade: answered here, after admission, signed like every answer.
-            reply = await self.webrtc.handle_offer(self.verified, self.body.read_all())
-            await self._reply(self._signed(trust, reply))
-            return True
-        if not api:
-            return False
-        reply = trust.handle_api(
-            method,
-            path,
-            self.body.read_all(),
-            relayed=True,
-            address=relay_address(headers),
-            now=now,
+        head = RequestHead(
+            request.method.decode("ascii", "replace"),
+            decode_target(request.target),
+            header_map(request.headers),
+            websocket=is_upgrade(request.headers),
         )
-        await self._reply(self._signed(trust, reply))
+        admission = admit(trust, head, "relay", self.clock())
+        assert admission is not None  # relayed: the trust layer always decides
+        self.body = admission.body
+        outcome: Reply | None = None
+        async for chunk in self._request_body():
+            outcome = admission.feed(chunk)
+            if outcome is not None:
+                break
+        if outcome is None:
+            decided = admission.finish(self.clock)
+            if not isinstance(decided, Reply):
+                self.verified = decided.verified
+                if not (head.path == OFFER_PATH and head.method == "POST" and self.webrtc):
+                    return False
+                # The WebRTC upgrade: answered here, after admission, signed like any answer.
+                outcome = await self._answer_offer(self.webrtc, trust, decided.verified)
+            else:
+                outcome = decided
+        if outcome.status >= 400:
+            log.info("%s -> %d: %s", self.what, outcome.status, _reason(outcome))
+        await self._reply(outcome)
         return True
 
-    def _signed(self, trust: TrustHost, reply: ApiReply) -> ApiReply:
-        if self.verified is None:
-            return reply
+    async def _answer_offer(
+        self, webrtc: WebRtcAnswerer, trust: TrustHost, verified: VerifiedRequest | None
+    ) -> Reply:
+        assert verified is not None  # relayed: always signed
+        assert self.body is not None
+        reply = await webrtc.handle_offer(verified, self.body.read_all())
         signature = trust.signer.sign(
-            self.verified, reply.status, wire.body_hash(reply.body), time.time()
+            verified, reply.status, wire.body_hash(reply.body), self.clock()
         )
-        return ApiReply(reply.status, reply.body, reply.headers + signature.headers())
+        return Reply(reply.status, reply.body, reply.headers + signature.headers())
 
     async def _request_body(self) -> AsyncIterator[bytes]:
         body = self.front.receive_body()
@@ -316,7 +298,7 @@ class _Exchange:
                 return
             yield chunk
 
-    async def _reply(self, reply: ApiReply) -> None:
+    async def _reply(self, reply: Reply) -> None:
         await self.front.send_message(
             h11.Response(status_code=reply.status, headers=reply.headers), reply.body
         )
@@ -391,27 +373,13 @@ class _Exchange:
                 await http.send_data(data)
             await http.end_message()
             return
-        body = self.front.receive_body()
-        while True:
-            try:
-                async with asyncio.timeout(self.limits.idle_timeout):
-                    chunk = await anext(body, None)
-            except (HttpProtocolError, MuxError, TimeoutError) as exc:
-                raise _Abort(f"the request body from the relay broke off: {exc!r}") from None
-            if chunk is None:
-                break
+        async for chunk in self._request_body():
             await http.send_data(chunk)
         await http.end_message()
 
     async def _stop_upload(self) -> None:
         task, self.uploading = self.uploading, None
-        if task is None:
-            return
-        if not task.done():
-            task.cancel()
-        await asyncio.wait({task})
-        if not task.cancelled():
-            task.exception()  # seen; what it means is decided by the caller
+        await reap(task)
 
     def _failure(self, upstream: UpstreamConnection, exc: Exception) -> ForwardError:
         if isinstance(exc, HttpProtocolError):
@@ -466,36 +434,67 @@ class _Exchange:
     async def _respond(self, upstream: UpstreamConnection, response: h11.Response) -> None:
         front = self.front
         headers = response_headers(response.headers)
-        mode = BodyMode.UNSIGNED
         if self.verified is not None and self.trust is not None:
-            mode = choose_body_mode(
-                self.verified,
-                response.status_code,
-                response.headers,
-                self.trust.limits,
-                head=self.request.method == b"HEAD",
+            sealer = ResponseSealer(
+                self.trust, self.verified, self.clock, head_request=self.request.method == b"HEAD"
             )
-        if mode is BodyMode.BUFFERED:
-            await self._respond_buffered(upstream, response, headers)
-        elif mode is BodyMode.CHUNKED:
-            await self._respond_chunked(upstream, response, headers)
+            sealed = sealer.head(response.status_code, headers)
+            if sealer.mode is not BodyMode.UNSIGNED:
+                await self._respond_sealed(upstream, response, sealer, sealed)
+                await self._complete(upstream, response)
+                return
+        head = h11.Response(
+            status_code=response.status_code, headers=headers, reason=response.reason
+        )
+        if upstream.http.body_ready():
+            front.start_message(head)  # out with the body, in one frame
         else:
-            head = h11.Response(
-                status_code=response.status_code, headers=headers, reason=response.reason
-            )
-            if upstream.http.body_ready():
-                front.start_message(head)  # out with the body, in one frame
-            else:
-                await front.send(head)  # the body may take a while (an event stream)
-            length = plain_body_length(self.request.method, response.status_code, response.headers)
-            long_body = length if length is not None and length >= LONG_BODY else None
-            async for chunk in self._response_body(upstream, long_body):
-                await front.send_data(chunk)
-        await front.end_message()
+            await front.send(head)  # the body may take a while (an event stream)
+        length = plain_body_length(self.request.method, response.status_code, response.headers)
+        long_body = length if length is not None and length >= LONG_BODY else None
+        async for chunk in self._response_body(upstream, long_body):
+            await front.send_data(chunk)
+        await self._complete(upstream, response)
+
+    async def _complete(self, upstream: UpstreamConnection, response: h11.Response) -> None:
+        await self.front.end_message()
         await self._settle_upload()
         if log.isEnabledFor(logging.DEBUG):
             log.debug("%s -> %d", self.what, response.status_code)
         self.pool.release(upstream)
+
+    async def _respond_sealed(
+        self,
+        upstream: UpstreamConnection,
+        response: h11.Response,
+        sealer: ResponseSealer,
+        sealed: SealedHead | None,
+    ) -> None:
+        """A signed answer: a small body read whole and signed in the reference headers,
+        or a streamed one signed record by record (chunked-v1)."""
+        front = self.front
+        if sealed is not None:
+            await front.send(
+                h11.Response(
+                    status_code=sealed.status, headers=sealed.headers, reason=response.reason
+                )
+            )
+        async for chunk in self._response_body(upstream):
+            try:
+                out = sealer.feed(chunk)
+            except ResponseOverrun as exc:
+                raise _Abort(str(exc)) from None
+            if out:
+                await front.send_data(out)
+        late_head, tail = sealer.finish()
+        if late_head is not None:
+            await front.send(
+                h11.Response(
+                    status_code=late_head.status, headers=late_head.headers, reason=response.reason
+                )
+            )
+        if tail:
+            await front.send_data(tail)
 
     async def _settle_upload(self) -> None:
         """The response is complete; what became of the request body?"""
@@ -512,64 +511,6 @@ class _Exchange:
         if isinstance(error, _Abort):
             raise error  # the relay's side broke: nothing more to say on this stream
         # An OSError: the server stopped reading after answering; the answer stands.
-
-    async def _respond_buffered(
-        self,
-        upstream: UpstreamConnection,
-        response: h11.Response,
-        headers: list[tuple[bytes, bytes]],
-    ) -> None:
-        """A small body of known length: read whole, signed in the reference headers."""
-        assert self.trust is not None
-        assert self.verified is not None
-        cap = self.trust.limits.response_buffer_limit
-        parts: list[bytes] = []
-        size = 0
-        async for chunk in self._response_body(upstream):
-            size += len(chunk)
-            if size > cap:
-                raise _Abort("the local server sent more than its content-length")
-            parts.append(chunk)
-        body = b"".join(parts)
-        signature = self.trust.signer.sign(
-            self.verified, response.status_code, wire.body_hash(body), time.time()
-        )
-        await self.front.send(
-            h11.Response(
-                status_code=response.status_code,
-                headers=headers + signature.headers(),
-                reason=response.reason,
-            )
-        )
-        if body:
-            await self.front.send_data(body)
-
-    async def _respond_chunked(
-        self,
-        upstream: UpstreamConnection,
-        response: h11.Response,
-        headers: list[tuple[bytes, bytes]],
-    ) -> None:
-        """A streamed body: signed record by record as it comes (chunked-v1)."""
-        assert self.trust is not None
-        assert self.verified is not None
-        signer = self.trust.signer
-        signature = signer.sign(
-            self.verified, response.status_code, wire.STREAM_SIGNING_V1, time.time()
-        )
-        stream = signer.stream(self.verified, signature)
-        headers = [(k, v) for k, v in headers if k != b"content-length"]
-        headers.append((wire.RESP_BODY_SIGNING.encode(), wire.STREAM_SIGNING_V1.encode()))
-        await self.front.send(
-            h11.Response(
-                status_code=response.status_code,
-                headers=headers + signature.headers(),
-                reason=response.reason,
-            )
-        )
-        async for chunk in self._response_body(upstream):
-            await self.front.send_data(stream.feed(chunk))
-        await self.front.send_data(stream.end())
 
     async def _splice(
         self, upstream: UpstreamConnection, response: h11.InformationalResponse
@@ -630,12 +571,12 @@ def upstream_request(
     """The request as the local server gets it: ``Host`` is the server's own address
     (the client's goes in ``x-forwarded-host``), hop-by-hop headers are dropped (an
     upgrade's are kept), and ``x-vk-relayed: 1`` replaces whatever the client sent."""
-    named = _connection_tokens(request.headers) - _FRAMING
-    chunked = _header(request.headers, b"transfer-encoding") is not None
-    upgrade = _header(request.headers, b"upgrade")
+    named = connection_tokens(request.headers) - FRAMING
+    chunked = header(request.headers, b"transfer-encoding") is not None
+    upgrade = header(request.headers, b"upgrade")
     headers: list[tuple[bytes, bytes]] = [(b"host", target.host_header)]
     for name, value in request.headers:
-        if name in _HOP_BY_HOP or name in _REPLACED or name in named:
+        if name in HOP_BY_HOP or name in _REPLACED or name in named:
             continue
         if name == b"content-length" and chunked:
             continue
@@ -644,7 +585,7 @@ def upstream_request(
         headers.append((name, value))
     if chunked:
         headers.append((b"transfer-encoding", b"chunked"))
-    client_host = _header(request.headers, b"host")
+    client_host = header(request.headers, b"host")
     if client_host:
         headers.append((FORWARDED_HOST_HEADER, client_host))
     if upgrade is not None and b"upgrade" in named:
@@ -655,43 +596,13 @@ def upstream_request(
 
 def response_headers(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
     """The local server's response headers for the relay; h11 redoes the framing."""
-    headers = list(headers)
-    named = _connection_tokens(headers) - _FRAMING
-    chunked = _header(headers, b"transfer-encoding") is not None
-    return [
-        (name, value)
-        for name, value in headers
-        if name not in _HOP_BY_HOP
-        and name not in named
-        and not (chunked and name == b"content-length")
-    ]
+    return end_to_end(headers)
 
 
-def _header(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> bytes | None:
-    for key, value in headers:
-        if key == name:
-            return bytes(value)
-    return None
-
-
-def _connection_tokens(headers: Iterable[tuple[bytes, bytes]]) -> set[bytes]:
-    tokens: set[bytes] = set()
-    for name, value in headers:
-        if name == b"connection":
-            tokens.update(t.strip().lower() for t in value.split(b",") if t.strip())
-    return tokens
-
-
-def _is_upgrade(request: h11.Request) -> bool:
-    return _header(request.headers, b"upgrade") is not None and b"upgrade" in _connection_tokens(
-        request.headers
-    )
-
-
-def _has_body(request: h11.Request) -> bool:
-    length = _header(request.headers, b"content-length")
-    if _header(request.headers, b"transfer-encoding") is not None:
-        return True
-    with contextlib.suppress(ValueError):
-        return length is not None and int(length) > 0
-    return False
+def _reason(reply: Reply) -> str:
+    """A refusal's message and reason, for the log line."""
+    try:
+        data = json.loads(reply.body)
+        return f"{data.get('message')} ({data.get('reason')})"
+    except (ValueError, AttributeError):
+        return "refused"

@@ -10,22 +10,17 @@ import logging
 import ssl
 import urllib.request
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from .. import __version__
+from ..baseurl import RelayUrl
 
 log = logging.getLogger(__name__)
 
-_HTTP_SCHEMES = {"https": "https", "wss": "https", "http": "http", "ws": "http"}
 MAX_BODY = 1024 * 1024
 
 
 def hosts_url(relay_base: str) -> str:
-    parts = urlsplit(relay_base.strip())
-    scheme = _HTTP_SCHEMES.get(parts.scheme.lower())
-    if scheme is None:
-        raise ValueError(f"not an http(s) URL: {relay_base!r}")
-    return urlunsplit((scheme, parts.netloc, parts.path.rstrip("/") + "/v1/hosts", "", ""))
+    return RelayUrl.parse(relay_base).http("/v1/hosts")
 
 
 class _RefuseRedirects(urllib.request.HTTPRedirectHandler):

@@ -6,8 +6,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 
+from ..aio import reap, stop_signals
+from ..netaddr import split_host_port
 from .connector import Connector
 from .status import PAGE_PATH, STATUS_PATH, StatusServer
 from .upstream import UpstreamPool
@@ -17,20 +18,25 @@ log = logging.getLogger(__name__)
 
 def parse_host_port(value: str, option: str) -> tuple[str, int]:
     """``HOST:PORT`` (IPv6 as ``[::1]:PORT``)."""
-    host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
-        raise ValueError(f"{option} must be HOST:PORT, got {value!r}")
-    return host.strip("[]"), int(port)
+    try:
+        return split_host_port(value)
+    except ValueError:
+        raise ValueError(f"{option} must be HOST:PORT, got {value!r}") from None
 
 
 async def run_until_signalled(
     connector: Connector, pool: UpstreamPool, *, status_listen: tuple[str, int] | None
 ) -> None:
-    loop = asyncio.get_running_loop()
-    signalled = asyncio.Event()
-    signals = (signal.SIGTERM, signal.SIGINT)
-    for sig in signals:
-        loop.add_signal_handler(sig, signalled.set)
+    with stop_signals() as signalled:
+        await _run(connector, pool, signalled, status_listen)
+
+
+async def _run(
+    connector: Connector,
+    pool: UpstreamPool,
+    signalled: asyncio.Event,
+    status_listen: tuple[str, int] | None,
+) -> None:
     status: StatusServer | None = None
     running = asyncio.create_task(connector.run())
     try:
@@ -56,12 +62,7 @@ async def run_until_signalled(
         with contextlib.suppress(asyncio.CancelledError):
             await running
     finally:
-        for sig in signals:
-            loop.remove_signal_handler(sig)
-        if not running.done():
-            running.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await running
+        await reap(running)
         if status is not None:
             await status.stop()
         await pool.close()

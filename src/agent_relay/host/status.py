@@ -197,7 +197,7 @@ class StatusServer:
 
     async def _on_error(self, ex: Exchange, exc: BaseException) -> None:
         if isinstance(exc, HttpProtocolError):
-            await ex.respond_json(exc.status, {"error": str(exc) or "bad request"})
+            await ex.respond(exc.status, exc.body(), content_type=b"application/json")
             return
         log.error("status endpoint failed: %r", exc)
         await ex.respond_json(500, {"error": "internal error"})

@@ -13,13 +13,15 @@ import stat
 from pathlib import Path
 from typing import Protocol
 
+from ..errors import AgentRelayError
+
 log = logging.getLogger(__name__)
 
 COMMAND_TIMEOUT = 30.0
 MAX_TOKEN_LENGTH = 16 * 1024
 
 
-class TokenError(Exception):
+class TokenError(AgentRelayError):
     """No usable token could be had; the message says where it came from and why."""
 
 

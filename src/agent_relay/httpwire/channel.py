@@ -1,4 +1,5 @@
-"""The byte-stream interface HTTP runs over, and its socket implementation."""
+"""The byte-stream interface HTTP runs over, and the one socket adapter (HTTP's, and a
+yamux session's over a plain socket)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,14 @@ import asyncio
 import contextlib
 from typing import Protocol
 
+from ..mux.session import ByteStream
+
 READ_SIZE = 64 * 1024
 
 
-class ByteChannel(Protocol):
-    """An ordered byte stream in each direction; a yamux stream is one."""
+class ByteChannel(ByteStream, Protocol):
+    """A :class:`~agent_relay.mux.session.ByteStream` with a read size and a reset; a
+    yamux stream is one."""
 
     async def read(self, max_bytes: int = ...) -> bytes:
         """At least one byte, or ``b""`` at end of stream."""
@@ -61,3 +65,15 @@ class SocketChannel:
         self.writer.close()
         with contextlib.suppress(OSError):
             await self.writer.wait_closed()
+
+
+class SocketByteStream(SocketChannel):
+    """The socket adapter for a yamux session: larger reads (a frame's worth), and its
+    ``close`` ends the connection (the session is done with it)."""
+
+    async def read(self, max_bytes: int = 256 * 1024) -> bytes:
+        return await super().read(max_bytes)
+
+    async def close(self) -> None:
+        if not self.writer.is_closing():
+            await self.aclose()

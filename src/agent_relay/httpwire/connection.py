@@ -6,17 +6,17 @@ from collections.abc import AsyncIterator, Sequence
 
 import h11
 
+from ..errors import HttpError
 from .channel import READ_SIZE, ByteChannel
 
 DEFAULT_MAX_HEAD = 64 * 1024
 
 
-class HttpProtocolError(Exception):
+class HttpProtocolError(HttpError):
     """The peer broke HTTP/1.1; ``status`` is the answer a server should give."""
 
     def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
+        super().__init__(status, message or "bad request")
 
 
 class HttpConnection:
@@ -224,24 +224,6 @@ class HttpConnection:
     def trailing_data(self) -> bytes:
         """Bytes that arrived after the message head that switched protocols."""
         return bytes(self._h11.trailing_data[0])
-
-
-def plain_body_length(
-    request_method: bytes, status: int, headers: Sequence[tuple[bytes, bytes]]
-) -> int | None:
-    """The length of a response body framed by Content-Length alone (RFC 9112 6.3), or
-    None (no body, chunked, read to the close, or an unusable header)."""
-    if request_method == b"HEAD" or status < 200 or status in (204, 304):
-        return None
-    length: int | None = None
-    for name, value in headers:
-        if name == b"transfer-encoding":
-            return None
-        if name == b"content-length":
-            if not value.isdigit() or (length is not None and int(value) != length):
-                return None
-            length = int(value)
-    return length
 
 
 def _head_size(first_line: bytes, headers: Sequence[tuple[bytes, bytes]]) -> int:

@@ -15,6 +15,7 @@ from functools import lru_cache
 
 import h11
 
+from ..errors import HttpError
 from .channel import SocketChannel
 from .connection import HttpConnection, HttpProtocolError
 
@@ -112,9 +113,17 @@ ErrorHandler = Callable[[Exchange, BaseException], Awaitable[None]]
 class HttpServer:
     """Serves ``handler`` on each request; ``on_error`` answers what it raised."""
 
-    def __init__(self, handler: Handler, on_error: ErrorHandler, limits: ServerLimits) -> None:
+    def __init__(
+        self,
+        handler: Handler,
+        on_error: ErrorHandler,
+        limits: ServerLimits,
+        *,
+        render_error: Callable[[HttpError], bytes] = HttpError.body,
+    ) -> None:
         self._handler = handler
         self._on_error = on_error
+        self._render_error = render_error
         self.limits = limits
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
@@ -180,7 +189,7 @@ class HttpServer:
             except TimeoutError:
                 return
             except HttpProtocolError as exc:
-                await _answer_protocol_error(http, exc)
+                await _answer_protocol_error(http, exc, self._render_error(exc))
                 return
             finally:
                 self._idle.discard(task)
@@ -212,8 +221,8 @@ class HttpServer:
             http.start_next_cycle()
 
 
-async def _answer_protocol_error(http: HttpConnection, exc: HttpProtocolError) -> None:
-    body = json.dumps({"error": str(exc) or "bad request"}).encode()
+async def _answer_protocol_error(http: HttpConnection, exc: HttpProtocolError, body: bytes) -> None:
+    """A request that could not even be parsed: the app's renderer made ``body``."""
     with contextlib.suppress(Exception):
         await http.send(
             h11.Response(

@@ -7,14 +7,14 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 from urllib.parse import parse_qs
 
-from ..httpwire import HttpProtocolError
+from ..errors import HttpError
 from ..httpwire.server import Exchange
 from ..mux import MuxConfig, MuxSession
 from ..store import Store
@@ -26,7 +26,7 @@ from ..transport.wsserver import (
     open_protocol,
     response_bytes,
 )
-from .auth import Authenticator, AuthError, auth_session_failure
+from .auth import Authenticator, auth_session_failure
 from .config import RelayConfig
 from .errors import RelayError, bad_request, forbidden, not_found, unauthorized, unavailable
 from .metrics import RelayMetrics
@@ -56,7 +56,10 @@ class RelayApp:
         authenticator: Authenticator,
         registry: TunnelRegistry | None = None,
         metrics: RelayMetrics | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self.clock = clock  # for the session cache's ages
         self.config = config
         self.store = store
         self.auth = authenticator
@@ -101,22 +104,17 @@ class RelayApp:
 
     async def on_error(self, ex: Exchange, exc: BaseException) -> None:
         """The one place where errors become an HTTP status and a JSON body."""
-        headers: list[tuple[bytes, bytes]] = []
-        if isinstance(exc, RelayError):
-            status, message = exc.status, exc.message
-            headers = [(k.encode(), v.encode()) for k, v in exc.headers]
-        elif isinstance(exc, AuthError):
-            status, message = 401, str(exc)
-        elif isinstance(exc, HttpProtocolError):
-            status, message = exc.status, str(exc)
+        if isinstance(exc, HttpError):  # RelayError, AuthError, HttpProtocolError
+            error = exc
         elif isinstance(exc, StoreUnavailable):
-            status, message = 503, "database unavailable"
-            headers = [(b"retry-after", b"5")]
+            error = HttpError(503, "database unavailable", headers=[("retry-after", "5")])
         elif isinstance(exc, StoreError):
-            status, message = 400, str(exc)
+            error = HttpError(400, str(exc))
         else:
             log.exception("unexpected error on %s %s", ex.method, ex.target)
-            status, message = 500, "internal error"
+            error = HttpError(500, "internal error")
+        status, message = error.status, error.message
+        headers = [(k.encode(), v.encode()) for k, v in error.headers]
         level = logging.WARNING if status >= 500 else logging.INFO
         log.log(
             level, "%s %s from %s -> %d %s", ex.method, _redact(ex.target), ex.peer, status, message
@@ -124,7 +122,9 @@ class RelayApp:
         if status in (401, 403, 404) and ex.target.startswith(_PROXY_PREFIX):
             self.metrics.count_request(status)
         with contextlib.suppress(Exception):
-            await ex.respond_json(status, {"error": message}, headers=headers)
+            await ex.respond(
+                status, error.body(), content_type=b"application/json", headers=headers
+            )
 
     # ----------------------------------------------------------------- small routes
 
@@ -294,7 +294,7 @@ class RelayApp:
         return tunnel
 
     async def _proxy_context(self, session_id: uuid.UUID) -> ProxyContext | None:
-        now = time.monotonic()
+        now = self.clock()
         cached = self._contexts.get(session_id)
         if cached is not None and now - cached.loaded_at < self.config.session_cache_ttl:
             if now - cached.touched_at > _SESSION_TOUCH_EVERY:
@@ -319,7 +319,7 @@ class RelayApp:
             return None
         if forgets != self._forgets:
             return context  # revoked meanwhile: answer this wave, keep nothing
-        now = time.monotonic()
+        now = self.clock()
         if len(self._contexts) >= self.config.session_cache_size:
             self._contexts.clear()  # rare; cheaper than tracking recency
         touched = cached.touched_at if cached is not None else now

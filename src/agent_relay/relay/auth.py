@@ -31,6 +31,7 @@ from uuid import UUID
 
 import jwt
 
+from ..errors import AgentRelayError, HttpError
 from ..store.records import AuthSessionRecord
 
 if TYPE_CHECKING:
@@ -50,7 +51,7 @@ _MAX_TIMESTAMP = 253_402_300_799
 _TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 
 
-class SecretError(ValueError):
+class SecretError(AgentRelayError, ValueError):
     """The JWT secret is missing, not standard base64, or shorter than 32 bytes. The
     message names the variable and the fix, never the value."""
 
@@ -71,12 +72,12 @@ class AuthFailure(enum.StrEnum):
     SESSION_USER_MISMATCH = "session user mismatch"
 
 
-class AuthError(Exception):
-    """Authentication failed: 401. ``reason`` is short and safe to show the client."""
+class AuthError(HttpError):
+    """Authentication failed: 401. ``failure`` is short and safe to show the client."""
 
-    def __init__(self, reason: AuthFailure) -> None:
-        super().__init__(reason.value)
-        self.reason = reason
+    def __init__(self, failure: AuthFailure) -> None:
+        super().__init__(401, failure.value)
+        self.failure = failure
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from ..errors import AgentRelayError
+from ..netaddr import split_host_port
 from .auth import JwtSecret
 
 
-class ConfigError(ValueError):
+class ConfigError(AgentRelayError, ValueError):
     """A setting that cannot be used; the message says which and why."""
 
 
@@ -33,11 +35,10 @@ class RelayConfig:
 
 def parse_listen_addr(value: str) -> tuple[str, int]:
     """``host:port`` (IPv6 as ``[::]:8082``) as the reference's RELAY_LISTEN_ADDR."""
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ConfigError(f"RELAY_LISTEN_ADDR must be host:port, got {value!r}")
-    host = host.strip("[]") or "0.0.0.0"  # noqa: S104
-    return host, int(port)
+    try:
+        return split_host_port(value, default_host="0.0.0.0", allow_port_zero=False)  # noqa: S104
+    except ValueError:
+        raise ConfigError(f"RELAY_LISTEN_ADDR must be host:port, got {value!r}") from None
 
 
 def database_url_from_env(env: Mapping[str, str]) -> str | None:

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from ..errors import HttpError
 
-class RelayError(Exception):
+
+class RelayError(HttpError):
+    """The relay's own refusal of a request (rendered by ``RelayApp.on_error``)."""
+
     def __init__(
         self, status: int, message: str, *, headers: list[tuple[str, str]] | None = None
     ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.headers = headers or []
+        super().__init__(status, message, headers=headers or [])
 
 
 def bad_request(message: str) -> RelayError:

@@ -7,23 +7,16 @@ host's stream through the yamux window); a ``101`` turns both hops into a raw by
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import h11
 
+from ..aio import reap
 from ..httpwire import HttpConnection, HttpProtocolError, splice
-from ..httpwire.connection import plain_body_length
+from ..httpwire.policy import end_to_end, has_body, plain_body_length
 from ..mux import GoAwayError, MuxError, MuxStream, SessionClosedError, TooManyStreamsError
 from .errors import bad_gateway, gateway_timeout, unavailable
 from .registry import Tunnel
-
-# Headers that describe one hop, not the message; h11 frames the client side itself.
-_HOP_BY_HOP = frozenset(
-    {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"}
-)
-
 
 # Reads from the host's stream: as large as a yamux frame, so that a download goes to the
 # client in a few large writes rather than many small ones.
@@ -83,7 +76,7 @@ async def proxy_request(
     try:
         async with asyncio.timeout(limits.total_timeout):
             head = h11.Request(method=request.method, target=target, headers=request.headers)
-            if _has_body(request.headers):
+            if has_body(request.headers):
                 await upstream.send(head)
                 uploading = asyncio.create_task(_upload(front, upstream, limits, result))
             else:
@@ -105,10 +98,9 @@ async def proxy_request(
             result.status = response.status_code
             headers = [
                 (k, v)
-                for k, v in response.headers
-                if k not in _HOP_BY_HOP
+                for k, v in end_to_end(response.headers)
                 # The relay answers CORS itself; the host's own would be duplicates.
-                and not (response_headers and k.startswith(b"access-control-"))
+                if not (response_headers and k.startswith(b"access-control-"))
             ]
             if response.status_code == 101:
                 upgrade = [(k, v) for k, v in response.headers if k in (b"upgrade", b"connection")]
@@ -149,18 +141,9 @@ async def proxy_request(
         stream.reset()
         raise
     finally:
-        if uploading is not None and not uploading.done():
-            uploading.cancel()
-            with contextlib.suppress(BaseException):
-                await uploading
-
-
-def _has_body(headers: Sequence[tuple[bytes, bytes]]) -> bool:
-    """Whether a request carries a body (RFC 9112 6.3: framed by one of these two)."""
-    for name, value in headers:
-        if name == b"transfer-encoding" or (name == b"content-length" and value != b"0"):
-            return True
-    return False
+        # Not suppress(BaseException) around the await: that would swallow this
+        # handler's own cancellation along with the upload's.
+        await reap(uploading)
 
 
 async def _upload(

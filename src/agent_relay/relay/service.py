@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import signal
 
+from ..aio import reap, stop_signals
+from ..errors import HttpError
 from ..httpwire.server import HttpServer, ServerLimits
 from ..store import Store
 from .app import RelayApp
@@ -25,7 +25,10 @@ class RelayService:
         authenticator = Authenticator(config.jwt_secret, store, cache_ttl=config.session_cache_ttl)
         self.app = RelayApp(config, store, authenticator)
         self.server = HttpServer(
-            self.app.handle, self.app.on_error, ServerLimits(max_head_size=config.max_head_size)
+            self.app.handle,
+            self.app.on_error,
+            ServerLimits(max_head_size=config.max_head_size),
+            render_error=HttpError.body,
         )
         self._refresher: asyncio.Task[None] | None = None
         self.address: tuple[str, int] | None = None
@@ -50,20 +53,14 @@ class RelayService:
         await self.server.stop_accepting()
         await self.app.close(timeout)
         await self.server.wait_connections(timeout)
-        if self._refresher is not None:
-            self._refresher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._refresher
+        await reap(self._refresher)
         await self.store.close()
 
 
 async def run_until_signalled(service: RelayService) -> None:
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    host, port = await service.start()
-    log.info("relay listening on %s:%d (database: %s)", host, port, service.store.display_url)
-    await stop.wait()
+    with stop_signals() as stop:
+        host, port = await service.start()
+        log.info("relay listening on %s:%d (database: %s)", host, port, service.store.display_url)
+        await stop.wait()
     log.info("shutting down: draining for up to %.0f s", service.config.shutdown_timeout)
     await service.stop()

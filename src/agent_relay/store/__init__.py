@@ -4,21 +4,53 @@
 database; shared mode uses the remote API's database without changing its schema.
 """
 
-from .engine import DatabaseTarget, default_sqlite_path, parse_database_url
-from .errors import (
-    AccessDenied,
-    AlreadyExists,
-    InvalidDatabaseUrl,
-    InvalidInput,
-    NotFound,
-    SchemaMismatch,
-    SharedModeRefused,
-    StoreError,
-    StoreUnavailable,
-)
-from .migrations import SCHEMA_VERSION
-from .records import AuthSessionRecord, HostRecord, HostStatus, ProxyContext, UserRecord
-from .store import Store, StoreMode, utc_now
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from .engine import DatabaseTarget, default_sqlite_path, parse_database_url
+    from .errors import (
+        AccessDenied,
+        AlreadyExists,
+        InvalidDatabaseUrl,
+        InvalidInput,
+        NotFound,
+        SchemaMismatch,
+        SharedModeRefused,
+        StoreError,
+        StoreUnavailable,
+    )
+    from .migrations import SCHEMA_VERSION
+    from .records import AuthSessionRecord, HostRecord, HostStatus, ProxyContext, UserRecord
+    from .store import Store, StoreMode, utc_now
+
+# Loaded on first use, so importing one submodule does not load the whole package.
+_EXPORTS = {
+    "AccessDenied": ".errors",
+    "AlreadyExists": ".errors",
+    "AuthSessionRecord": ".records",
+    "DatabaseTarget": ".engine",
+    "HostRecord": ".records",
+    "HostStatus": ".records",
+    "InvalidDatabaseUrl": ".errors",
+    "InvalidInput": ".errors",
+    "NotFound": ".errors",
+    "ProxyContext": ".records",
+    "SCHEMA_VERSION": ".migrations",
+    "SchemaMismatch": ".errors",
+    "SharedModeRefused": ".errors",
+    "Store": ".store",
+    "StoreError": ".errors",
+    "StoreMode": ".store",
+    "StoreUnavailable": ".errors",
+    "UserRecord": ".records",
+    "default_sqlite_path": ".engine",
+    "parse_database_url": ".engine",
+    "utc_now": ".store",
+}
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -43,3 +75,6 @@ __all__ = [
     "parse_database_url",
     "utc_now",
 ]
+
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from ..errors import AgentRelayError
 
-class StoreError(Exception):
+
+class StoreError(AgentRelayError):
     """Base class of store errors."""
 
 

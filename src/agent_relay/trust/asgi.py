@@ -13,31 +13,30 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Any
 
-from . import wire
+from ..httpwire.policy import decode_target
+from .admission import (
+    Admission,
+    Reply,
+    RequestHead,
+    ResponseOverrun,
+    ResponseSealer,
+    admit,
+    admit_websocket,
+    header_map,
+)
 from .body import BodyBuffer
 from .errors import TrustError
 from .frames import POLICY_VIOLATION, FrameCodec, FrameError, close_payload, parse_close_payload
-from .host import (
-    ENROLLMENT_CODE_PATH,
-    MAX_API_BODY,
-    UNSIGNED_PATHS,
-    ApiReply,
-    TrustHost,
-    error_reply,
-    is_api_path,
-    relay_address,
-)
+from .host import TrustHost, error_reply
 from .limits import TrustLimits
 from .sessions import VerifiedRequest
-from .signing import BodyMode, choose_body_mode
+from .signing import BodyMode
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-
-SYNC_INTERVAL = 1.0  # how often the trusted-client store is checked for outside changes
 
 
 def protect(
@@ -52,18 +51,24 @@ def protect(
     return TrustMiddleware(app, host, clock=clock)
 
 
-def _headers(scope: Scope) -> dict[str, str]:
-    headers: dict[str, str] = {}
-    for name, value in scope.get("headers", []):
-        headers.setdefault(name.decode("latin-1").lower(), value.decode("latin-1"))
-    return headers
-
-
-def _target(scope: Scope) -> str:
+def _head(scope: Scope, *, relayed: bool, websocket: bool = False) -> RequestHead:
     raw = scope.get("raw_path")
-    path = raw.decode("latin-1") if raw else scope.get("path", "/")
     query = scope.get("query_string", b"")
-    return f"{path}?{query.decode('latin-1')}" if query else path
+    target = decode_target(raw or scope.get("path", "/").encode("latin-1"), query)
+    return RequestHead(
+        scope.get("method", "GET"),
+        target,
+        header_map(scope.get("headers", [])),
+        relayed=relayed,
+        websocket=websocket,
+    )
+
+
+def _is_relayed(scope: Scope) -> bool:
+    for name, value in scope.get("headers", []):
+        if name.lower() == b"x-vk-relayed":
+            return bool(value.strip() == b"1")
+    return False
 
 
 class TrustMiddleware:
@@ -73,14 +78,6 @@ class TrustMiddleware:
         self.app = app
         self.host = host
         self.clock = clock
-        self._synced_at = 0.0
-
-    def _now(self) -> float:
-        now = self.clock()
-        if now - self._synced_at >= SYNC_INTERVAL or now < self._synced_at:
-            self._synced_at = now
-            self.host.sync()
-        return now
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -93,147 +90,77 @@ class TrustMiddleware:
     # ----------------------------------------------------------------- HTTP
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        headers = _headers(scope)
-        relayed = headers.get("x-vk-relayed", "").strip() == "1"
-        path = scope.get("path", "/")
-        if not relayed and not is_api_path(path):
+        client = scope.get("client")
+        peer = str(client[0]) if client else "local"
+        admission = admit(self.host, _head(scope, relayed=_is_relayed(scope)), peer, self.clock())
+        if admission is None:
             await self.app(scope, receive, send)
             return
-        now = self._now()
-        limits = self.host.limits
-        api = is_api_path(path)
-        body = BodyBuffer(limits.body_memory_limit, MAX_API_BODY if api else limits.body_limit)
         try:
-            try:
-                await _read_body(receive, body)
-            except TrustError as exc:
-                await _send_reply(send, error_reply(exc, now))
+            refused = await _read_body(receive, admission)
+            outcome = admission.finish(self.clock) if refused is None else refused
+            if isinstance(outcome, Reply):
+                await _send_reply(send, outcome)
                 return
-            if relayed:
-                address = relay_address(headers)
-            else:
-                client = scope.get("client")
-                address = str(client[0]) if client else "local"
-            verified: VerifiedRequest | None = None
-            if relayed and not (api and (path in UNSIGNED_PATHS or path == ENROLLMENT_CODE_PATH)):
-                try:
-                    verified = self.host.verify(
-                        scope["method"], _target(scope), headers, body.h_body, now
-                    )
-                except TrustError as exc:
-                    await _send_reply(send, error_reply(exc, now))
-                    return
-            if api:
-                reply = self.host.handle_api(
-                    scope["method"],
-                    path,
-                    body.read_all(),
-                    relayed=relayed,
-                    address=address,
-                    now=now,
-                )
-                if verified is not None:
-                    signature = self.host.signer.sign(
-                        verified, reply.status, wire.body_hash(reply.body), self.clock()
-                    )
-                    reply = ApiReply(reply.status, reply.body, reply.headers + signature.headers())
-                await _send_reply(send, reply)
-                return
-            assert verified is not None
-            await self._signed_http(scope, _replay(body, receive), send, verified)
+            assert outcome.verified is not None
+            assert outcome.body is not None
+            await self._signed_http(scope, _replay(outcome.body, receive), send, outcome.verified)
         finally:
-            body.close()
+            admission.close()
 
     async def _signed_http(
         self, scope: Scope, receive: Receive, send: Send, verified: VerifiedRequest
     ) -> None:
-        host = self.host
-        limits = host.limits
         inner_scope = dict(scope)
         extensions = dict(scope.get("extensions") or {})
         for name in ("http.response.pathsend", "http.response.zerocopy", "http.response.trailers"):
             extensions.pop(name, None)
         inner_scope["extensions"] = extensions
-        head: dict[str, Any] = {}
-        mode: BodyMode | None = None
-        buffered: list[bytes] = []
-        buffered_size = 0
-        stream = None
+        sealer = ResponseSealer(
+            self.host, verified, self.clock, head_request=scope["method"] == "HEAD"
+        )
+        start: Message = {}
 
         async def signing_send(message: Message) -> None:
-            nonlocal mode, buffered_size, stream
             kind = message["type"]
             if kind == "http.response.start":
-                head.update(message)
-                mode = choose_body_mode(
-                    verified,
-                    message["status"],
-                    message.get("headers", []),
-                    limits,
-                    head=scope["method"] == "HEAD",
-                )
-                if mode is BodyMode.UNSIGNED:
-                    await send(message)
-                elif mode is BodyMode.CHUNKED:
-                    signature = host.signer.sign(
-                        verified, message["status"], wire.STREAM_SIGNING_V1, self.clock()
-                    )
-                    stream = host.signer.stream(verified, signature)
-                    out_headers = [
-                        (k, v)
-                        for k, v in message.get("headers", [])
-                        if k.lower() not in (b"content-length", b"transfer-encoding")
-                    ]
-                    out_headers.append(
-                        (wire.RESP_BODY_SIGNING.encode(), wire.STREAM_SIGNING_V1.encode())
-                    )
-                    await send({**message, "headers": out_headers + signature.headers()})
+                start.update(message)
+                sealed = sealer.head(message["status"], message.get("headers", []))
+                if sealed is not None:
+                    await send({**message, "headers": sealed.headers})
                 return
             if kind != "http.response.body":
                 await send(message)
                 return
-            data = message.get("body", b"")
             more = message.get("more_body", False)
-            if mode is BodyMode.UNSIGNED:
+            if sealer.mode is BodyMode.UNSIGNED:
                 await send(message)
-            elif mode is BodyMode.CHUNKED:
-                assert stream is not None
-                out = stream.feed(data) if data else b""
-                if not more:
-                    out += stream.end()
-                if out or not more:
-                    await send({"type": "http.response.body", "body": out, "more_body": more})
-            else:
-                buffered.append(data)
-                buffered_size += len(data)
-                if buffered_size > limits.response_buffer_limit * 2:
-                    raise RuntimeError("the app sent more body than its content-length")
-                if not more:
-                    whole = b"".join(buffered)
-                    signature = host.signer.sign(
-                        verified, head["status"], wire.body_hash(whole), self.clock()
-                    )
-                    await send(
-                        {**head, "headers": list(head.get("headers", [])) + signature.headers()}
-                    )
-                    await send({"type": "http.response.body", "body": whole, "more_body": False})
+                return
+            try:
+                out = sealer.feed(message.get("body", b""))
+            except ResponseOverrun as exc:
+                raise RuntimeError(str(exc)) from None
+            if not more:
+                late_head, tail = sealer.finish()
+                if late_head is not None:
+                    await send({**start, "headers": late_head.headers})
+                out += tail
+            if out or not more:
+                await send({"type": "http.response.body", "body": out, "more_body": more})
 
         await self.app(inner_scope, receive, signing_send)
 
     # ----------------------------------------------------------------- WebSocket
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
-        headers = _headers(scope)
-        if headers.get("x-vk-relayed", "").strip() != "1":
+        if not _is_relayed(scope):
             await self.app(scope, receive, send)
             return
-        now = self._now()
-        try:
-            verified = self.host.verify(
-                "GET", _target(scope), headers, wire.EMPTY_BODY_HASH, now, allow_query=True
-            )
-        except TrustError as exc:
-            await _refuse_websocket(scope, receive, send, error_reply(exc, now))
+        verified = admit_websocket(
+            self.host, _head(scope, relayed=True, websocket=True), self.clock()
+        )
+        if isinstance(verified, Reply):
+            await _refuse_websocket(scope, receive, send, verified)
             return
         bridge = _SignedWebSocket(self.host.frame_codec(verified), receive, send)
         unwatch = self.host.watch(verified.session_id, bridge.revoke)
@@ -354,14 +281,19 @@ class _SignedWebSocket:
         return receiving.result()
 
 
-async def _read_body(receive: Receive, body: BodyBuffer) -> None:
+async def _read_body(receive: Receive, admission: Admission) -> Reply | None:
+    """Feed the request body to the admission; a refusal (too big, client gone) or None."""
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            raise TrustError(400, "bad_request", "the client went away")
-        body.add(message.get("body", b""))
+            return error_reply(
+                TrustError(400, "bad_request", "the client went away"), admission.now
+            )
+        refused = admission.feed(message.get("body", b""))
+        if refused is not None:
+            return refused
         if not message.get("more_body", False):
-            return
+            return None
 
 
 def _replay(body: BodyBuffer, receive: Receive) -> Receive:
@@ -384,12 +316,12 @@ def _replay(body: BodyBuffer, receive: Receive) -> Receive:
     return replay
 
 
-async def _send_reply(send: Send, reply: ApiReply) -> None:
+async def _send_reply(send: Send, reply: Reply) -> None:
     await send({"type": "http.response.start", "status": reply.status, "headers": reply.headers})
     await send({"type": "http.response.body", "body": reply.body, "more_body": False})
 
 
-async def _refuse_websocket(scope: Scope, receive: Receive, send: Send, reply: ApiReply) -> None:
+async def _refuse_websocket(scope: Scope, receive: Receive, send: Send, reply: Reply) -> None:
     """Answer the upgrade with the error (status, reason, host time) when the server
     allows it; else refuse it with a close (the server answers 403)."""
     message = await receive()

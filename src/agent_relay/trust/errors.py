@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 
+from ..errors import HttpError
 
-class TrustError(Exception):
+
+class TrustError(HttpError):
     """A request the trust layer refuses. ``reason`` is for programs (a client refreshes its
     session on ``session_expired``, corrects its clock on ``clock_skew``…), ``message``
     for people."""
@@ -13,10 +15,9 @@ class TrustError(Exception):
     def __init__(
         self, status: int, reason: str, message: str, *, retry_after: int | None = None
     ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.reason = reason
-        self.message = message
+        extra = [("retry-after", str(retry_after))] if retry_after is not None else []
+        super().__init__(status, message, reason=reason, headers=extra)
+        self.reason: str = reason
         self.retry_after = retry_after
 
     def body(self) -> bytes:

@@ -52,6 +52,7 @@ CODE_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 CODE_LENGTH = 6
 MAX_API_BODY = 64 * 1024
 MAX_TEXT_FIELD = 256
+SYNC_INTERVAL = 1.0  # how often the trusted-client store is checked for outside changes
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +135,7 @@ class TrustHost:
         self._store_version: object = object()
         self._watchers: dict[str, dict[int, Callable[[], None]]] = {}
         self._next_watch = 0
+        self._synced_at: float | None = None
         self.sync()
 
     # ----------------------------------------------------------------- clients
@@ -159,6 +161,14 @@ class TrustHost:
         for client_id in self.sessions.client_ids() - keys.keys():
             ended += self._end_client(client_id)
         return ended
+
+    def maybe_sync(self, now: float) -> None:
+        """:meth:`sync` at most once per :data:`SYNC_INTERVAL` of ``now`` (it asks the
+        store, which may stat a file): what the adapters call per request."""
+        last = self._synced_at
+        if last is None or now - last >= SYNC_INTERVAL or now < last:
+            self._synced_at = now
+            self.sync()
 
     def list_clients(self) -> list[TrustedClient]:
         self.sync()

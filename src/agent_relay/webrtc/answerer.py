@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from ..trust import wire
+from ..trust.admission import Reply
 from ..trust.errors import TrustError, success_body
 from ..trust.host import ApiReply, TrustHost, error_reply, json_reply
 from ..trust.sessions import VerifiedRequest
@@ -169,15 +170,15 @@ class WebRtcAnswerer:
 
     async def _http_response(self, owner: ChannelOwner, request: HttpRequest) -> HttpResponse:
         now = time.time()
-        try:
-            verified = admit(
-                self.trust, owner, request.method, request.path, request.headers, request.body, now
-            )
-        except TrustError as exc:
+        verified = admit(
+            self.trust, owner, request.method, request.path, request.headers, request.body, now
+        )
+        if isinstance(verified, Reply):
             self.stats.refused += 1
-            log.info("webrtc: %s %s refused: %s", request.method, request.path, exc.reason)
-            reply = error_reply(exc, now)
-            return HttpResponse(request.id, reply.status, _headers(reply.headers), reply.body)
+            log.info("webrtc: %s %s refused: %d", request.method, request.path, verified.status)
+            return HttpResponse(
+                request.id, verified.status, _headers(verified.headers), verified.body
+            )
         if request.method not in METHODS:
             return self._signed(verified, request.id, 405, {}, b"")
         headers = [

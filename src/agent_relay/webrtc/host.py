@@ -4,8 +4,10 @@ over it must prove, and the bounds on peers.
 A channel belongs to the signing session of the signed offer that opened it. Every request
 or WebSocket over it passes the same signature check as a relayed one (:func:`admit`, the
 one place that calls into the trust layer) and must be signed in that same session; the
-pairing routes are never served over a channel. The table ends a client's peers when the
-client is revoked or its session ends, and closes idle ones.
+pairing routes are never served over a channel. The check itself is the trust core's
+(:mod:`agent_relay.trust.admission`), the same as for the connector and the middleware.
+The table ends a client's peers when the client is revoked or its session ends,
+and closes idle ones.
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from ..trust import wire
+from ..trust.admission import Reply, RequestHead
+from ..trust.admission import admit as trust_admit
 from ..trust.errors import TrustError
-from ..trust.host import API_PREFIX, TrustHost
+from ..trust.host import API_PREFIX, TrustHost, error_reply
 from ..trust.sessions import VerifiedRequest
 from .limits import ChannelLimits
 from .messages import Headers
@@ -50,20 +53,28 @@ def admit(
     now: float,
     *,
     upgrade: bool = False,
-) -> VerifiedRequest:
-    """Check one channel request exactly as a relayed one, then that it belongs here.
-
-    Raises :class:`TrustError` (401/429 as relayed) or :class:`ChannelRefused` (403)."""
+) -> VerifiedRequest | Reply:
+    """Check one channel request with the trust core's admission, exactly as a relayed
+    one, then that it belongs to this channel. A :class:`Reply` is a refusal to send."""
     path = target.partition("?")[0]
     if path.startswith(API_PREFIX) or path == OFFER_PATH:
         # The pairing routes, enrollment code included, and nested offers: relay only.
-        raise ChannelRefused(403, "not_over_channel", "this route is not served over WebRTC")
-    trust.sync()
-    verified = trust.verify(
-        method, target, single_headers(headers), wire.body_hash(body), now, allow_query=upgrade
-    )
+        refused = ChannelRefused(403, "not_over_channel", "this route is not served over WebRTC")
+        return error_reply(refused, now)
+    head = RequestHead(method, target, single_headers(headers), relayed=True, websocket=upgrade)
+    admission = trust_admit(trust, head, "webrtc", now)
+    assert admission is not None  # relayed: the trust core always decides
+    try:
+        outcome = admission.feed(body) or admission.finish(lambda: now)
+    finally:
+        admission.close()
+    if isinstance(outcome, Reply):
+        return outcome
+    verified = outcome.verified
+    assert verified is not None  # relayed and outside the pairing routes: signed
     if verified.session_id != owner.session_id or verified.client_id != owner.client_id:
-        raise ChannelRefused(403, "wrong_session", "signed in another session than the channel's")
+        refused = ChannelRefused(403, "wrong_session", "signed in another session")
+        return error_reply(refused, now)
     return verified
 
 

@@ -16,7 +16,13 @@ from websockets.frames import Close, Frame, Opcode
 from websockets.protocol import Protocol, Side
 
 from ..httpwire.channel import ByteChannel
-from .frames import POLICY_VIOLATION, FrameCodec, FrameError, close_payload, parse_close_payload
+from ..trust.frames import (
+    POLICY_VIOLATION,
+    FrameCodec,
+    FrameError,
+    close_payload,
+    parse_close_payload,
+)
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,228 @@
+"""The trust layer's request admission and response sealing, sans-IO: the one place that
+decides whether a request reaches the local server and how its answer is signed.
+
+An adapter (the connector's forwarder, the ASGI middleware, later a WebRTC data channel)
+turns its own request into a :class:`RequestHead`, calls :func:`admit`, feeds the body
+into the :class:`Admission` and calls :meth:`Admission.finish`; it gets either a
+:class:`Reply` to send as is, or :class:`Admitted` (forward the request, seal the answer
+with a :class:`ResponseSealer`). Time is passed in; nothing here reads a file, a socket
+or a clock."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+from . import wire
+from .body import BodyBuffer
+from .errors import TrustError
+from .host import (
+    ENROLLMENT_CODE_PATH,
+    MAX_API_BODY,
+    UNSIGNED_PATHS,
+    ApiReply,
+    TrustHost,
+    error_reply,
+    is_api_path,
+    relay_address,
+)
+from .sessions import VerifiedRequest
+from .signing import BodyMode, ResponseSignature, StreamSigner, choose_body_mode
+
+Reply = ApiReply
+Headers = list[tuple[bytes, bytes]]
+
+
+def header_map(headers: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
+    """Header names lowercased, the first value of each kept: what the checks read."""
+    out: dict[str, str] = {}
+    for name, value in headers:
+        out.setdefault(name.decode("latin-1").lower(), value.decode("latin-1"))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class RequestHead:
+    """A request as the trust layer sees it. ``target`` is the path and query as sent,
+    decoded as latin-1 (``httpwire.decode_target``), ``headers`` from :func:`header_map`;
+    ``websocket``: an upgrade, whose signature may ride in the query."""
+
+    method: str
+    target: str
+    headers: Mapping[str, str]
+    relayed: bool = True
+    websocket: bool = False
+
+    @property
+    def path(self) -> str:
+        return self.target.partition("?")[0]
+
+
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    """Forward the request: ``verified`` signed it (None for a local request the trust
+    layer lets through untouched); ``body`` holds it, read whole (its hash was checked)."""
+
+    verified: VerifiedRequest | None
+    body: BodyBuffer | None
+
+
+class Admission:
+    """One request on its way in: body fed chunk by chunk, then :meth:`finish`."""
+
+    def __init__(self, host: TrustHost, head: RequestHead, peer: str, now: float) -> None:
+        self.host = host
+        self.head = head
+        self.now = now
+        self.api = is_api_path(head.path)
+        self.address = relay_address(head.headers) if head.relayed else peer
+        limits = host.limits
+        self.body = BodyBuffer(
+            limits.body_memory_limit, MAX_API_BODY if self.api else limits.body_limit
+        )
+
+    def feed(self, data: bytes) -> Reply | None:
+        """Take body bytes; a :class:`Reply` (413) when the body is too big."""
+        try:
+            self.body.add(data)
+        except TrustError as exc:
+            return error_reply(exc, self.now)
+        return None
+
+    def finish(self, clock: Callable[[], float]) -> Reply | Admitted:
+        """The whole body is in. ``clock`` dates a signed pairing-route answer."""
+        head, host, now = self.head, self.host, self.now
+        verified: VerifiedRequest | None = None
+        signed = head.relayed and not (
+            self.api and (head.path in UNSIGNED_PATHS or head.path == ENROLLMENT_CODE_PATH)
+        )
+        if signed:
+            try:
+                verified = host.verify(
+                    head.method,
+                    head.target,
+                    head.headers,
+                    self.body.h_body,
+                    now,
+                    allow_query=head.websocket,
+                )
+            except TrustError as exc:
+                return error_reply(exc, now)
+        if not self.api:
+            return Admitted(verified, self.body)
+        reply = host.handle_api(
+            head.method,
+            head.path,
+            self.body.read_all(),
+            relayed=head.relayed,
+            address=self.address,
+            now=now,
+        )
+        if verified is not None:
+            signature = host.signer.sign(
+                verified, reply.status, wire.body_hash(reply.body), clock()
+            )
+            reply = Reply(reply.status, reply.body, reply.headers + signature.headers())
+        return reply
+
+    def close(self) -> None:
+        self.body.close()
+
+
+def admit(host: TrustHost, head: RequestHead, peer: str, now: float) -> Admission | None:
+    """Start admitting ``head``; None when the trust layer has no say (a local request
+    outside the pairing routes: the adapter passes it through untouched)."""
+    if not head.relayed and not is_api_path(head.path):
+        return None
+    host.maybe_sync(now)
+    return Admission(host, head, peer, now)
+
+
+def admit_websocket(host: TrustHost, head: RequestHead, now: float) -> Reply | VerifiedRequest:
+    """A relayed WebSocket upgrade (no body): its verified signer, or the refusal."""
+    host.maybe_sync(now)
+    try:
+        return host.verify(
+            "GET", head.target, head.headers, wire.EMPTY_BODY_HASH, now, allow_query=True
+        )
+    except TrustError as exc:
+        return error_reply(exc, now)
+
+
+class ResponseOverrun(Exception):
+    """The local server sent more body than its Content-Length: the answer is cut."""
+
+
+@dataclass(frozen=True, slots=True)
+class SealedHead:
+    status: int
+    headers: Headers
+
+
+class ResponseSealer:
+    """Signs one answer: :meth:`head` with the local server's status and headers (the
+    head to send now, or None while a buffered body is collected), :meth:`feed` with each
+    body chunk (the bytes to send now), :meth:`finish` at the end (a deferred head, if
+    any, and the last bytes)."""
+
+    def __init__(
+        self,
+        host: TrustHost,
+        verified: VerifiedRequest,
+        clock: Callable[[], float],
+        *,
+        head_request: bool = False,
+    ) -> None:
+        self.host = host
+        self.verified = verified
+        self.clock = clock
+        self.head_request = head_request
+        self.mode = BodyMode.UNSIGNED
+        self._status = 0
+        self._headers: Headers = []
+        self._parts: list[bytes] = []
+        self._size = 0
+        self._stream: StreamSigner | None = None
+
+    def head(self, status: int, headers: Iterable[tuple[bytes, bytes]]) -> SealedHead | None:
+        headers = list(headers)
+        limits = self.host.limits
+        self.mode = choose_body_mode(self.verified, status, headers, limits, head=self.head_request)
+        self._status = status
+        if self.mode is BodyMode.UNSIGNED:
+            return SealedHead(status, headers)
+        if self.mode is BodyMode.BUFFERED:
+            self._headers = headers
+            return None
+        signature = self._sign(wire.STREAM_SIGNING_V1)
+        self._stream = self.host.signer.stream(self.verified, signature)
+        out = [
+            (k, v) for k, v in headers if k.lower() not in (b"content-length", b"transfer-encoding")
+        ]
+        out.append((wire.RESP_BODY_SIGNING.encode(), wire.STREAM_SIGNING_V1.encode()))
+        return SealedHead(status, out + signature.headers())
+
+    def feed(self, data: bytes) -> bytes:
+        if self.mode is BodyMode.UNSIGNED:
+            return data
+        if self.mode is BodyMode.CHUNKED:
+            assert self._stream is not None
+            return self._stream.feed(data) if data else b""
+        self._size += len(data)
+        if self._size > self.host.limits.response_buffer_limit:
+            raise ResponseOverrun("the local server sent more than its content-length")
+        self._parts.append(data)
+        return b""
+
+    def finish(self) -> tuple[SealedHead | None, bytes]:
+        if self.mode is BodyMode.UNSIGNED:
+            return None, b""
+        if self.mode is BodyMode.CHUNKED:
+            assert self._stream is not None
+            return None, self._stream.end()
+        whole = b"".join(self._parts)
+        signature = self._sign(wire.body_hash(whole))
+        return SealedHead(self._status, self._headers + signature.headers()), whole
+
+    def _sign(self, h_body: str) -> ResponseSignature:
+        return self.host.signer.sign(self.verified, self._status, h_body, self.clock())
