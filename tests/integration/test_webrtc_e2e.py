@@ -23,11 +23,15 @@ from agent_relay.client import HostRefusedError, KeyStore, RelayClient
 from agent_relay.host import Connector, ConnectorConfig, StaticToken, UpstreamPool, UpstreamTarget
 from agent_relay.trust import TrustHost
 from agent_relay.trust.host import CLIENTS_PATH, ENROLLMENT_CODE_PATH
+from agent_relay.webrtc import dtls_fingerprints
 from agent_relay.webrtc.answerer import WebRtcAnswerer
+from agent_relay.webrtc.host import OFFER_PATH
+from agent_relay.webrtc.limits import ChannelLimits
 from agent_relay.webrtc.messages import HttpRequest, HttpResponse
 from agent_relay.webrtc.offerer import MayHaveRunError, P2PClient, P2POptions
+from agent_relay.webrtc.peer import make_answer, make_offer
 
-from .hostile import serve_asgi
+from .hostile import Answer, HostileRelay, Recorded, hostile_relay, serve_asgi
 from .test_host import FAST, eventually
 from .test_relay import Relay, running_relay
 
@@ -66,10 +70,11 @@ class Stack:
     upstream: Upstream
     host_id: str
     data_dir: Path
+    hostile: HostileRelay
 
-    async def client(self, **options: object) -> P2PClient:
+    async def client(self, *, via_hostile: bool = False, **options: object) -> P2PClient:
         pairing = await RelayClient.pair(
-            self.relay.url,
+            self.hostile.url if via_hostile else self.relay.url,
             self.host_id,
             self.trust.issue_code().code,
             token=self.relay.token,
@@ -102,7 +107,9 @@ async def webrtc_stack(tmp_path: Path, sqlite_url: str) -> AsyncIterator[Stack]:
 
         stack.push_async_callback(stop)
         await eventually(lambda: connector.state.connected)
-        yield Stack(relay, trust, answerer, upstream, str(await relay.host_id()), tmp_path)
+        hostile = await stack.enter_async_context(hostile_relay(relay.url))
+        host_id = str(await relay.host_id())
+        yield Stack(relay, trust, answerer, upstream, host_id, tmp_path, hostile)
 
 
 @pytest.fixture
@@ -213,6 +220,58 @@ async def test_a_timed_out_call_is_not_run_twice(stack: Stack) -> None:
             await client.request("POST", "/slow")
         await asyncio.sleep(1.2)
         assert stack.upstream.posts == 1
+    finally:
+        await client.aclose()
+        await client.relay.aclose()
+
+
+# ===================================================================== hostile relay
+
+
+async def test_a_swapped_answer_is_refused(stack: Stack) -> None:
+    """The relay puts an answer from its own aiortc peer (another DTLS fingerprint) in the
+    host's envelope: the answer's signature does not check out, no channel opens."""
+    client = await stack.client(via_hostile=True)
+    relay_offerer, _, offer = await make_offer([], ChannelLimits())
+    relay_answerer, forged = await make_answer(offer, [], ChannelLimits())
+
+    def swap(recorded: Recorded, answer: Answer) -> Answer:
+        if OFFER_PATH not in recorded.target:
+            return answer
+        envelope = json.loads(answer.body)
+        assert dtls_fingerprints(forged) != dtls_fingerprints(envelope["data"]["sdp"])
+        envelope["data"]["sdp"] = forged
+        body = json.dumps(envelope).encode()
+        headers = [(k, v) for k, v in answer.headers if k != b"content-length"]
+        return Answer(answer.status, [*headers, (b"content-length", str(len(body)).encode())], body)
+
+    stack.hostile.on_answer = swap
+    try:
+        assert not await client.upgrade()
+        assert "VerificationError" in (client.last_error or "")
+        assert not client.direct
+        await asyncio.sleep(0.5)
+        assert stack.answerer.stats.channels_opened == 0
+        stack.hostile.reset()
+        answer = await client.request("POST", "/echo", body=b"still works")
+        assert answer.path == "relayed"
+    finally:
+        await relay_offerer.close()
+        await relay_answerer.close()
+        await client.aclose()
+        await client.relay.aclose()
+
+
+async def test_a_replayed_offer_is_refused(stack: Stack) -> None:
+    client = await stack.client(via_hostile=True)
+    try:
+        assert await client.upgrade()
+        offers = [r for r in stack.hostile.requests if OFFER_PATH in r.target]
+        assert len(offers) == 1
+        replayed = await stack.hostile.replay(offers[0])
+        assert replayed.status_code == 401
+        assert replayed.json()["reason"] == "replayed_nonce"
+        assert stack.answerer.stats.offers == 1  # the replay never reached the answerer
     finally:
         await client.aclose()
         await client.relay.aclose()
