@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import os
@@ -41,6 +42,7 @@ _CLEAN_ERRORS = (
     ("agent_relay.relay.config", ("ConfigError",)),
     ("agent_relay.relay.auth", ("SecretError", "AuthError")),
     ("agent_relay.store.errors", ("StoreError",)),
+    ("agent_relay.webrtc.peer", ("WebRtcUnavailable",)),
 )
 
 
@@ -526,6 +528,9 @@ def tokens_revoke(
     help="keep paired clients in this JSON file (the reference's "
     "trusted_ed25519_public_keys.json format) instead of SQLite in the data dir",
 )
+@click.option("--p2p", is_flag=True, help="answer WebRTC upgrades (needs agent-relay[webrtc])")
+@click.option("--stun", multiple=True, help="a STUN server HOST:PORT for --p2p (none by default)")
+@click.option("--turn", multiple=True, help="a TURN server USER:PASS@HOST:PORT for --p2p")
 @click.option("-v", "--verbose", is_flag=True, help="debug logging")
 @_fail_cleanly
 def host_command(
@@ -544,6 +549,9 @@ def host_command(
     shutdown_timeout: float,
     allow_unsigned: bool,
     trusted_keys_file: Path | None,
+    p2p: bool,
+    stun: tuple[str, ...],
+    turn: tuple[str, ...],
     verbose: bool,
 ) -> None:
     """Connect the local agent server to a relay: dial out, serve what the relay sends.
@@ -601,7 +609,12 @@ def host_command(
 
     async def serve() -> None:
         pool = UpstreamPool(target, limits)
-        connector = Connector(config, tokens, pool, trust=trust)
+        webrtc = None
+        if p2p and trust is not None:  # p2p: a channel needs the signed session
+            from .webrtc.run import host_answerer, ice_servers
+
+            webrtc = host_answerer(trust, target.url, ice_servers(stun, turn))
+        connector = Connector(config, tokens, pool, trust=trust, webrtc=webrtc)
         await run_host_until_signalled(connector, pool, status_listen=listen)
 
     if trust is None:
@@ -879,6 +892,11 @@ def pair_command(
     default=None,
     help="write the body to FILE (only once all of it verified)",
 )
+@click.option(
+    "--p2p", is_flag=True, help="try a WebRTC data channel first (needs agent-relay[webrtc])"
+)
+@click.option("--stun", multiple=True, help="a STUN server HOST:PORT for --p2p (none by default)")
+@click.option("--turn", multiple=True, help="a TURN server USER:PASS@HOST:PORT for --p2p")
 @click.option("--include", "-i", is_flag=True, help="print the status and headers on stderr")
 def request_command(
     method_and_path: tuple[str, ...],
@@ -890,6 +908,9 @@ def request_command(
     data: str | None,
     headers: tuple[str, ...],
     output: Path | None,
+    p2p: bool,
+    stun: tuple[str, ...],
+    turn: tuple[str, ...],
     include: bool,
 ) -> None:
     """Send a signed request to a paired host through the relay and print the verified
@@ -903,6 +924,10 @@ def request_command(
     method = method_and_path[0] if len(method_and_path) == 2 else ("POST" if data else "GET")
     store = _client_store(data_dir)
     pairing = store.find(relay_url, host_id)
+    if p2p:
+        from .webrtc.run import ice_servers, run_p2p_request
+
+        run_request = functools.partial(run_p2p_request, servers=ice_servers(stun, turn))
     status = _run(
         run_request(
             pairing,

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ..client.errors import ClientError
 from .chunking import ChunkError, Reassembler, split_message
 from .limits import ChannelLimits
 from .messages import ChannelMessage, MessageError, decode_message, encode_message
@@ -30,8 +31,8 @@ CHANNEL_LABEL = "relay"
 HIGH_WATER = 1 << 20
 
 
-class WebRtcUnavailable(RuntimeError):
-    """aiortc is not installed."""
+class WebRtcUnavailable(ClientError):
+    """aiortc is not installed, or --p2p cannot be used as asked."""
 
 
 class NegotiationError(RuntimeError):
