@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from agent_relay.client import HostRefusedError, KeyStore, RelayClient
@@ -54,8 +54,21 @@ class Upstream:
             await asyncio.sleep(1.0)
             return JSONResponse({"slow": True})
 
+        async def blob(request: Request) -> Response:
+            size = int(request.query_params.get("size", "1048576"))
+
+            async def generate() -> AsyncIterator[bytes]:
+                piece = bytes(range(256)) * 1024  # 256 KiB
+                left = size
+                while left > 0:
+                    yield piece[:left]
+                    left -= len(piece)
+
+            return StreamingResponse(generate(), media_type="application/octet-stream")
+
         return Starlette(
             routes=[
+                Route("/blob", blob),
                 Route("/echo", echo, methods=["GET", "POST"]),
                 Route("/slow", slow, methods=["POST"]),
             ]
