@@ -17,7 +17,8 @@ import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from agent_relay.client import HostRefusedError, KeyStore, RelayClient
 from agent_relay.host import Connector, ConnectorConfig, StaticToken, UpstreamPool, UpstreamTarget
@@ -66,8 +67,19 @@ class Upstream:
 
             return StreamingResponse(generate(), media_type="application/octet-stream")
 
+        async def terminal(websocket: WebSocket) -> None:
+            await websocket.accept()
+            with contextlib.suppress(WebSocketDisconnect):
+                while True:
+                    text = await websocket.receive_text()
+                    if text == "bye":
+                        await websocket.close(4000, "asked to")
+                        return
+                    await websocket.send_text(f"echo:{text}")
+
         return Starlette(
             routes=[
+                WebSocketRoute("/terminal", terminal),
                 Route("/blob", blob),
                 Route("/echo", echo, methods=["GET", "POST"]),
                 Route("/slow", slow, methods=["POST"]),
@@ -150,6 +162,24 @@ async def test_calls_go_over_the_channel_and_back_to_the_relay(stack: Stack) -> 
         answer = await client.request("GET", "/echo")
         assert (answer.status, answer.path) == (200, "direct")
         assert client.upgrades == 2
+    finally:
+        await client.aclose()
+        await client.relay.aclose()
+
+
+async def test_a_websocket_goes_over_the_channel(stack: Stack) -> None:
+    client = await stack.client()
+    try:
+        async with client.websocket("/terminal") as ws:
+            for n in range(3):
+                await ws.send_text(f"line {n}")
+                assert await asyncio.wait_for(ws.recv(), 10) == f"echo:line {n}"
+            await ws.send_text("bye")
+            assert await asyncio.wait_for(ws.recv(), 10) is None
+            assert (ws.close_code, ws.close_reason) == (4000, "asked to")
+        assert stack.answerer.stats.ws_opened == 1
+        assert stack.answerer.stats.ws_frames == 3
+        assert client.direct
     finally:
         await client.aclose()
         await client.relay.aclose()

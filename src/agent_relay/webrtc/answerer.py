@@ -2,8 +2,8 @@
 channel's ``http_request`` messages as that client (same admission as relayed, answers
 signed) from the local server.
 
-Not here yet: WebSockets over the channel (``ws_open`` is answered with ``ws_error``) and
-the streamed-body extension (bodies are whole, as in the reference); see docs/webrtc.md.
+Not here yet: the streamed-body extension (bodies are whole, as in the reference); see
+docs/webrtc.md.
 """
 
 from __future__ import annotations
@@ -19,6 +19,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import httpx
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
+from websockets.typing import Subprotocol
 
 from ..trust import wire
 from ..trust.admission import Reply
@@ -27,7 +30,17 @@ from ..trust.host import ApiReply, TrustHost, error_reply, json_reply
 from ..trust.sessions import VerifiedRequest
 from .host import ChannelOwner, ChannelRefused, PeerTable, admit
 from .limits import ChannelLimits
-from .messages import METHODS, Headers, HttpRequest, HttpResponse, WsError, WsOpen
+from .messages import (
+    METHODS,
+    Headers,
+    HttpRequest,
+    HttpResponse,
+    WsClose,
+    WsError,
+    WsFrame,
+    WsOpen,
+    WsOpened,
+)
 from .peer import IceServer, MessagePipe, NegotiationError, make_answer
 
 if TYPE_CHECKING:
@@ -45,6 +58,8 @@ class ChannelStats:
     offers: int = 0
     channels_opened: int = 0
     http_served: int = 0
+    ws_opened: int = 0
+    ws_frames: int = 0
     refused: int = 0
 
 
@@ -133,6 +148,7 @@ class WebRtcAnswerer:
 
     async def _serve(self, pipe: MessagePipe, owner: ChannelOwner, handle: int) -> None:
         in_flight = asyncio.Semaphore(self.limits.max_in_flight)
+        sockets: dict[str, ClientConnection] = {}
         try:
             while True:
                 try:
@@ -148,15 +164,73 @@ class WebRtcAnswerer:
                     await in_flight.acquire()
                     self._spawn(self._answer_http(pipe, owner, message, in_flight))
                 elif isinstance(message, WsOpen):
-                    await pipe.send(
-                        WsError(message.conn_id, "WebSockets over WebRTC: use the relay")
-                    )
+                    if message.conn_id in sockets or len(sockets) >= self.limits.max_in_flight:
+                        await pipe.send(WsError(message.conn_id, "too many WebSockets"))
+                        continue
+                    self._spawn(self._websocket(pipe, owner, message, sockets))
+                elif isinstance(message, WsFrame):
+                    ws = sockets.get(message.conn_id)
+                    if ws is not None:
+                        await _to_local(ws, message)
+                elif isinstance(message, WsClose):
+                    ws = sockets.get(message.conn_id)
+                    if ws is not None:
+                        await ws.close(message.code or 1000, message.reason or "")
                 # Anything else from a client is ignored, as the reference does.
         except ConnectionError:
             return
         finally:
             pipe.close()
             self.peers._end(handle)
+            for ws in list(sockets.values()):
+                await ws.close(1001, "channel closed")
+
+    async def _websocket(
+        self,
+        pipe: MessagePipe,
+        owner: ChannelOwner,
+        message: WsOpen,
+        sockets: dict[str, ClientConnection],
+    ) -> None:
+        """A WebSocket over the channel: admitted like a relayed upgrade (signature in the
+        headers or the query), then bridged to the local server. Frames need no signature
+        of their own: the channel's DTLS keys are bound to the signed offer and answer."""
+        conn_id = message.conn_id
+        verified = admit(
+            self.trust, owner, "GET", message.path, message.headers, b"", time.time(), upgrade=True
+        )
+        if isinstance(verified, Reply):
+            self.stats.refused += 1
+            with contextlib.suppress(ConnectionError):
+                await pipe.send(WsError(conn_id, f"refused ({verified.status})"))
+            return
+        url = "ws" + self.upstream_url.removeprefix("http") + verified.path_and_query
+        try:
+            async with connect(
+                url,
+                additional_headers={"x-vk-relayed": "1"},
+                subprotocols=[Subprotocol(message.protocols)] if message.protocols else None,
+                max_size=self.limits.max_message // 2,
+                open_timeout=15,
+            ) as ws:
+                sockets[conn_id] = ws
+                self.stats.ws_opened += 1
+                await pipe.send(WsOpened(conn_id, ws.subprotocol))
+                with contextlib.suppress(ConnectionClosed):
+                    async for data in ws:
+                        text = isinstance(data, str)
+                        payload = data.encode() if isinstance(data, str) else data
+                        await pipe.send(WsFrame(conn_id, "text" if text else "binary", payload))
+                        self.stats.ws_frames += 1
+                code = ws.close_code if ws.close_code and ws.close_code >= 1000 else 1006
+                await pipe.send(WsClose(conn_id, code, ws.close_reason or ""))
+        except (OSError, InvalidHandshake, TimeoutError) as exc:
+            with contextlib.suppress(ConnectionError):
+                await pipe.send(WsError(conn_id, f"the local server refused: {exc}"[:200]))
+        except ConnectionError:
+            pass
+        finally:
+            sockets.pop(conn_id, None)
 
     async def _answer_http(
         self, pipe: MessagePipe, owner: ChannelOwner, request: HttpRequest, slot: asyncio.Semaphore
@@ -224,3 +298,12 @@ def _headers(pairs: Sequence[tuple[bytes, bytes]]) -> Headers:
 
 def new_offer_id() -> str:
     return str(uuid.uuid4())
+
+
+async def _to_local(ws: ClientConnection, frame: WsFrame) -> None:
+    with contextlib.suppress(ConnectionClosed):
+        if frame.msg_type == "text":
+            await ws.send(frame.payload.decode("utf-8", "replace"))
+        elif frame.msg_type == "binary":
+            await ws.send(frame.payload)
+        # ping/pong/close frames: the local hop keeps its own; close comes as ws_close.

@@ -16,11 +16,12 @@ call, and route later calls over it, with the relay as the fallback.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -30,7 +31,7 @@ from ..client.signing import SignedRequest, check_response
 from ..trust import wire
 from .host import OFFER_PATH
 from .limits import ChannelLimits
-from .messages import HttpRequest, HttpResponse
+from .messages import HttpRequest, HttpResponse, WsClose, WsError, WsFrame, WsOpen, WsOpened
 from .peer import (
     IceServer,
     MessagePipe,
@@ -80,6 +81,7 @@ class P2PClient:
         self._pc: RTCPeerConnection | None = None
         self._pipe: MessagePipe | None = None
         self._pending: dict[str, asyncio.Future[HttpResponse]] = {}
+        self._sockets: dict[str, ChannelWebSocket] = {}
         self._reader: asyncio.Task[None] | None = None
         self._failed_at: float | None = None
         self._connecting: asyncio.Task[None] | None = None
@@ -146,6 +148,12 @@ class P2PClient:
                 waiter = self._pending.pop(message.id, None)
                 if waiter is not None and not waiter.done():
                     waiter.set_result(message)
+            elif isinstance(message, WsOpened | WsFrame | WsClose | WsError):
+                socket = self._sockets.get(message.conn_id)
+                if socket is not None:
+                    socket._deliver(message)
+        for socket in list(self._sockets.values()):
+            socket._deliver(WsClose(socket.conn_id, 1006, "WebRTC disconnected"))
         for waiter in self._pending.values():
             if not waiter.done():
                 waiter.set_exception(ConnectionError("data channel closed"))
@@ -227,6 +235,35 @@ class P2PClient:
         check.finish()
         return P2PResponse(answer.status, flat, answer.body, "direct")
 
+    @contextlib.asynccontextmanager
+    async def websocket(self, path: str) -> AsyncIterator[ChannelWebSocket]:
+        """A WebSocket over the channel (signed like a relayed upgrade). Raises
+        :class:`ClientError` when no channel is open or the host refuses it: the caller
+        then uses :meth:`RelayClient.websocket` (a WebSocket is not moved between paths)."""
+        if not self.direct:
+            await self.upgrade()
+        pipe = self._pipe
+        if pipe is None or not self.direct:
+            raise ClientError("no WebRTC channel open")
+        signed = self.relay._sign("GET", path, b"")
+        conn_id = str(uuid.uuid4())
+        socket = ChannelWebSocket(pipe, conn_id, self.options.limits.max_queue)
+        self._sockets[conn_id] = socket
+        try:
+            headers = {k.lower(): [v] for k, v in signed.headers().items()}
+            await pipe.send(WsOpen(conn_id, signed.path_and_query, headers=headers))
+            async with asyncio.timeout(self.options.answer_timeout):
+                first = await socket._inbox.get()
+            if not isinstance(first, WsOpened):
+                detail = first.error if isinstance(first, WsError) else "closed"
+                raise ClientError(f"the host did not open the WebSocket over WebRTC: {detail}")
+            yield socket
+        finally:
+            self._sockets.pop(conn_id, None)
+            if not socket.closed:
+                with contextlib.suppress(ConnectionError):
+                    await pipe.send(WsClose(conn_id, 1000))
+
     async def _resend(
         self, method: str, signed: SignedRequest, body: bytes, headers: dict[str, str]
     ) -> P2PResponse:
@@ -252,6 +289,54 @@ class P2PClient:
         check.feed(raw)
         check.finish()
         return P2PResponse(response.status_code, dict(response.headers), raw, "relayed")
+
+
+class ChannelWebSocket:
+    """One WebSocket over the data channel."""
+
+    def __init__(self, pipe: MessagePipe, conn_id: str, max_queue: int) -> None:
+        self._pipe = pipe
+        self.conn_id = conn_id
+        self._inbox: asyncio.Queue[WsOpened | WsFrame | WsClose | WsError] = asyncio.Queue(
+            max_queue
+        )
+        self.closed = False
+        self.close_code: int | None = None
+        self.close_reason = ""
+
+    def _deliver(self, message: WsOpened | WsFrame | WsClose | WsError) -> None:
+        try:
+            self._inbox.put_nowait(message)
+        except asyncio.QueueFull:  # a reader that does not keep up: end it, bounded
+            self._pipe.close()
+
+    async def send_text(self, text: str) -> None:
+        await self._pipe.send(WsFrame(self.conn_id, "text", text.encode()))
+
+    async def send_bytes(self, data: bytes) -> None:
+        await self._pipe.send(WsFrame(self.conn_id, "binary", data))
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        if not self.closed:
+            self.closed = True
+            await self._pipe.send(WsClose(self.conn_id, code, reason or None))
+
+    async def recv(self) -> str | bytes | None:
+        """The next message (text as str), or None once closed."""
+        while not self.closed:
+            message = await self._inbox.get()
+            if isinstance(message, WsFrame):
+                if message.msg_type == "text":
+                    return message.payload.decode("utf-8", "replace")
+                if message.msg_type == "binary":
+                    return message.payload
+            elif isinstance(message, WsClose | WsError):
+                self.closed = True
+                self.close_code = message.code if isinstance(message, WsClose) else 1006
+                self.close_reason = (
+                    message.reason or "" if isinstance(message, WsClose) else message.error
+                )
+        return None
 
 
 def _refusal(status: int, body: bytes) -> HostRefusedError:
