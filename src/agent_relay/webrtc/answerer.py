@@ -24,7 +24,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from websockets.typing import Subprotocol
 
 from ..trust import wire
-from ..trust.admission import Reply
+from ..trust.admission import Reply, ResponseSealer
 from ..trust.errors import TrustError, success_body
 from ..trust.host import ApiReply, TrustHost, error_reply, json_reply
 from ..trust.sessions import VerifiedRequest
@@ -32,6 +32,8 @@ from .host import ChannelOwner, ChannelRefused, PeerTable, admit
 from .limits import ChannelLimits
 from .messages import (
     METHODS,
+    Body,
+    BodyEnd,
     Headers,
     HttpRequest,
     HttpResponse,
@@ -48,6 +50,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+CHUNK_BODY = 32 * 1024  # body bytes per ``body`` message (about 44 KiB once in base64)
+
 # Not passed to the local server: hop-by-hop, and what the relay would not pass either.
 _DROPPED = frozenset({"host", "origin", "connection", "content-length", "transfer-encoding"})
 _DROPPED_ANSWER = frozenset({"connection", "transfer-encoding", "content-length", "keep-alive"})
@@ -58,6 +62,7 @@ class ChannelStats:
     offers: int = 0
     channels_opened: int = 0
     http_served: int = 0
+    body_messages: int = 0
     ws_opened: int = 0
     ws_frames: int = 0
     refused: int = 0
@@ -236,13 +241,14 @@ class WebRtcAnswerer:
         self, pipe: MessagePipe, owner: ChannelOwner, request: HttpRequest, slot: asyncio.Semaphore
     ) -> None:
         try:
-            response = await self._http_response(owner, request)
             with contextlib.suppress(ConnectionError):
-                await pipe.send(response)
+                await self._http_exchange(pipe, owner, request)
         finally:
             slot.release()
 
-    async def _http_response(self, owner: ChannelOwner, request: HttpRequest) -> HttpResponse:
+    async def _http_exchange(
+        self, pipe: MessagePipe, owner: ChannelOwner, request: HttpRequest
+    ) -> None:
         now = time.time()
         verified = admit(
             self.trust, owner, request.method, request.path, request.headers, request.body, now
@@ -250,35 +256,77 @@ class WebRtcAnswerer:
         if isinstance(verified, Reply):
             self.stats.refused += 1
             log.info("webrtc: %s %s refused: %d", request.method, request.path, verified.status)
-            return HttpResponse(
-                request.id, verified.status, _headers(verified.headers), verified.body
-            )
+            headers = _headers(verified.headers)
+            await pipe.send(HttpResponse(request.id, verified.status, headers, verified.body))
+            return
         if request.method not in METHODS:
-            return self._signed(verified, request.id, 405, {}, b"")
-        headers = [
+            await pipe.send(self._signed(verified, request.id, 405, {}, b""))
+            return
+        forwarded = [
             (name, value)
             for name, values in request.headers.items()
             if name not in _DROPPED
             for value in values
         ]
         # The local server sees a relayed, verified request, as through the connector.
-        headers += [("x-vk-relayed", "1")]
+        forwarded += [("x-vk-relayed", "1")]
+        upstream = self._http.build_request(
+            request.method,
+            self.upstream_url + request.path,
+            headers=forwarded,
+            content=request.body,
+        )
         try:
-            answer = await self._http.request(
-                request.method,
-                self.upstream_url + request.path,
-                headers=headers,
-                content=request.body,
-            )
+            answer = await self._http.send(upstream, stream=True)
         except (httpx.HTTPError, RuntimeError) as exc:  # RuntimeError: shutting down
             log.info("webrtc: local server failed: %r", exc)
-            return self._signed(verified, request.id, 502, {}, b"")
+            await pipe.send(self._signed(verified, request.id, 502, {}, b""))
+            return
+        try:
+            await self._relay_answer(pipe, verified, request, answer)
+        finally:
+            await answer.aclose()
         self.stats.http_served += 1
-        out: Headers = {}
-        for name, value in answer.headers.multi_items():
-            if name.lower() not in _DROPPED_ANSWER:
-                out.setdefault(name.lower(), []).append(value)
-        return self._signed(verified, request.id, answer.status_code, out, answer.content)
+
+    async def _relay_answer(
+        self,
+        pipe: MessagePipe,
+        verified: VerifiedRequest,
+        request: HttpRequest,
+        answer: httpx.Response,
+    ) -> None:
+        raw = [
+            (name.lower(), value)
+            for name, value in answer.headers.raw
+            if name.lower().decode("latin-1") not in _DROPPED_ANSWER
+        ]
+        if request.stream:
+            # The streamed-body extension: signed records as through the relay, sent as
+            # they come (pipe.send waits while SCTP's buffer is full: backpressure).
+            sealer = ResponseSealer(
+                self.trust, verified, time.time, head_request=request.method == "HEAD"
+            )
+            head = sealer.head(answer.status_code, raw)
+            if head is not None:
+                await pipe.send(
+                    HttpResponse(request.id, head.status, _headers(head.headers), stream=True)
+                )
+                async for chunk in answer.aiter_raw(CHUNK_BODY):
+                    data = sealer.feed(chunk)
+                    if data:
+                        await pipe.send(Body(request.id, data))
+                        self.stats.body_messages += 1
+                _, tail = sealer.finish()
+                if tail:
+                    await pipe.send(Body(request.id, tail))
+                await pipe.send(BodyEnd(request.id))
+                return
+        body = await _read_whole(answer, self.limits.max_message // 2)
+        if body is None:
+            await pipe.send(self._signed(verified, request.id, 502, {}, b""))
+            return
+        out = _headers([(k, v) for k, v in raw if k != b"content-length"])
+        await pipe.send(self._signed(verified, request.id, answer.status_code, out, body))
 
     def _signed(
         self, verified: VerifiedRequest, id: str, status: int, headers: Headers, body: bytes
@@ -287,6 +335,16 @@ class WebRtcAnswerer:
         for name, value in signature.headers():
             headers.setdefault(name.decode("latin-1").lower(), []).append(value.decode("latin-1"))
         return HttpResponse(id, status, headers, body)
+
+
+async def _read_whole(answer: httpx.Response, limit: int) -> bytes | None:
+    """The whole body (a plain ``http_response`` carries it), None when over ``limit``."""
+    parts = bytearray()
+    async for chunk in answer.aiter_raw():
+        parts += chunk
+        if len(parts) > limit:
+            return None
+    return bytes(parts)
 
 
 def _headers(pairs: Sequence[tuple[bytes, bytes]]) -> Headers:
