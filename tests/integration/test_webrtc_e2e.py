@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import time
 import uuid
@@ -77,8 +78,17 @@ class Upstream:
                         return
                     await websocket.send_text(f"echo:{text}")
 
+        async def events(request: Request) -> StreamingResponse:
+            async def generate() -> AsyncIterator[bytes]:
+                for i in range(3):
+                    yield f"data: event {i}\n\n".encode()
+                    await asyncio.sleep(0.1)
+
+            return StreamingResponse(generate(), media_type="text/event-stream")
+
         return Starlette(
             routes=[
+                Route("/events", events),
                 WebSocketRoute("/terminal", terminal),
                 Route("/blob", blob),
                 Route("/echo", echo, methods=["GET", "POST"]),
@@ -162,6 +172,32 @@ async def test_calls_go_over_the_channel_and_back_to_the_relay(stack: Stack) -> 
         answer = await client.request("GET", "/echo")
         assert (answer.status, answer.path) == (200, "direct")
         assert client.upgrades == 2
+    finally:
+        await client.aclose()
+        await client.relay.aclose()
+
+
+async def test_sse_and_a_large_download_stream_over_the_channel(stack: Stack) -> None:
+    client = await stack.client()
+    try:
+        assert await client.upgrade()
+        async with client.stream("GET", "/events") as (head, chunks):
+            assert (head.status, head.path) == (200, "direct")
+            assert head.headers["content-type"].startswith("text/event-stream")
+            arrived = []
+            async for chunk in chunks:
+                arrived.append((chunk, time.monotonic()))
+        assert [c for c, _ in arrived] == [f"data: event {i}\n\n".encode() for i in range(3)]
+        assert arrived[-1][1] - arrived[0][1] > 0.15  # handed out as they came, not at the end
+        size = 8 * 1024 * 1024  # over the 1 MiB message limit: only streamed can carry it
+        digest = hashlib.sha256()
+        async with client.stream("GET", f"/blob?size={size}") as (head, chunks):
+            assert head.path == "direct"
+            async for chunk in chunks:
+                digest.update(chunk)
+        expected = (bytes(range(256)) * 1024 * 32)[:size]
+        assert digest.digest() == hashlib.sha256(expected).digest()
+        assert stack.answerer.stats.body_messages > 100
     finally:
         await client.aclose()
         await client.relay.aclose()

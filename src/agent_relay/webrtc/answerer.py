@@ -311,11 +311,12 @@ class WebRtcAnswerer:
                 await pipe.send(
                     HttpResponse(request.id, head.status, _headers(head.headers), stream=True)
                 )
-                async for chunk in answer.aiter_raw(CHUNK_BODY):
-                    data = sealer.feed(chunk)
-                    if data:
-                        await pipe.send(Body(request.id, data))
-                        self.stats.body_messages += 1
+                async for chunk in answer.aiter_raw():  # as it comes (a size would hold SSE back)
+                    for start in range(0, len(chunk), CHUNK_BODY):
+                        data = sealer.feed(chunk[start : start + CHUNK_BODY])
+                        if data:
+                            await pipe.send(Body(request.id, data))
+                            self.stats.body_messages += 1
                 _, tail = sealer.finish()
                 if tail:
                     await pipe.send(Body(request.id, tail))

@@ -31,7 +31,17 @@ from ..client.signing import SignedRequest, check_response
 from ..trust import wire
 from .host import OFFER_PATH
 from .limits import ChannelLimits
-from .messages import HttpRequest, HttpResponse, WsClose, WsError, WsFrame, WsOpen, WsOpened
+from .messages import (
+    Body,
+    BodyEnd,
+    HttpRequest,
+    HttpResponse,
+    WsClose,
+    WsError,
+    WsFrame,
+    WsOpen,
+    WsOpened,
+)
 from .peer import (
     IceServer,
     MessagePipe,
@@ -82,6 +92,7 @@ class P2PClient:
         self._pipe: MessagePipe | None = None
         self._pending: dict[str, asyncio.Future[HttpResponse]] = {}
         self._sockets: dict[str, ChannelWebSocket] = {}
+        self._bodies: dict[str, asyncio.Queue[Body | BodyEnd]] = {}
         self._reader: asyncio.Task[None] | None = None
         self._failed_at: float | None = None
         self._connecting: asyncio.Task[None] | None = None
@@ -148,12 +159,22 @@ class P2PClient:
                 waiter = self._pending.pop(message.id, None)
                 if waiter is not None and not waiter.done():
                     waiter.set_result(message)
+            elif isinstance(message, Body | BodyEnd):
+                inbox = self._bodies.get(message.id)
+                if inbox is not None:
+                    try:
+                        inbox.put_nowait(message)
+                    except asyncio.QueueFull:  # a reader that does not keep up: bounded
+                        pipe.close()
             elif isinstance(message, WsOpened | WsFrame | WsClose | WsError):
                 socket = self._sockets.get(message.conn_id)
                 if socket is not None:
                     socket._deliver(message)
         for socket in list(self._sockets.values()):
             socket._deliver(WsClose(socket.conn_id, 1006, "WebRTC disconnected"))
+        for inbox in self._bodies.values():
+            with contextlib.suppress(asyncio.QueueFull):
+                inbox.put_nowait(BodyEnd("", "WebRTC disconnected"))
         for waiter in self._pending.values():
             if not waiter.done():
                 waiter.set_exception(ConnectionError("data channel closed"))
@@ -201,6 +222,70 @@ class P2PClient:
         except (TimeoutError, ConnectionError) as exc:
             log.info("webrtc: %s %s over the channel failed (%r); via the relay", method, path, exc)
             return await self._resend(method, signed, body, dict(headers or {}))
+
+    @contextlib.asynccontextmanager
+    async def stream(
+        self, method: str, path: str, *, body: bytes = b"", headers: Mapping[str, str] | None = None
+    ) -> AsyncIterator[tuple[P2PResponse, AsyncIterator[bytes]]]:
+        """A call whose answer body is handed out as it verifies (server-sent events, large
+        downloads): over the channel with the streamed-body extension when one is open,
+        else through the relay. Yields the head (``body`` empty) and the verified chunks."""
+        method = method.upper()
+        if not self.direct:
+            await self.upgrade()
+        pipe = self._pipe
+        if pipe is None or not self.direct:
+            async with self.relay.stream(method, path, body=body, headers=headers) as response:
+                head = P2PResponse(response.status, dict(response.headers), b"", "relayed")
+                yield head, response.iter_bytes()
+            return
+        signed = self.relay._sign(method, path, body)
+        request_id = str(uuid.uuid4())
+        waiter: asyncio.Future[HttpResponse] = asyncio.get_running_loop().create_future()
+        inbox: asyncio.Queue[Body | BodyEnd] = asyncio.Queue(self.options.limits.max_queue)
+        self._pending[request_id] = waiter
+        self._bodies[request_id] = inbox
+        try:
+            all_headers = {**(headers or {}), **signed.headers()}
+            await pipe.send(
+                HttpRequest(
+                    request_id,
+                    method,
+                    signed.path_and_query,
+                    {k.lower(): [v] for k, v in all_headers.items()},
+                    body,
+                    stream=True,
+                )
+            )
+            async with asyncio.timeout(self.options.answer_timeout):
+                answer = await waiter
+            flat = {k: v[0] for k, v in answer.headers.items() if v}
+            if wire.RESP_SIGNATURE not in flat and answer.status in (401, 403, 429):
+                raise _refusal(answer.status, answer.body)
+            check = check_response(self.relay.pairing.host_key, signed, answer.status, flat)
+            head = P2PResponse(answer.status, flat, b"", "direct")
+
+            async def chunks() -> AsyncIterator[bytes]:
+                if not answer.stream:
+                    check.feed(answer.body)
+                    check.finish()
+                    if answer.body:
+                        yield answer.body
+                    return
+                while True:
+                    message = await inbox.get()
+                    if isinstance(message, BodyEnd):
+                        if message.error:
+                            raise ClientError(f"the answer broke off: {message.error}")
+                        check.finish()
+                        return
+                    for payload in check.feed(message.data):
+                        yield payload
+
+            yield head, chunks()
+        finally:
+            self._pending.pop(request_id, None)
+            self._bodies.pop(request_id, None)
 
     async def _over_channel(
         self, method: str, signed: SignedRequest, body: bytes, headers: dict[str, str]
