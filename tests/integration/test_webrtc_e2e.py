@@ -25,6 +25,7 @@ from agent_relay.client import HostRefusedError, KeyStore, RelayClient
 from agent_relay.host import Connector, ConnectorConfig, StaticToken, UpstreamPool, UpstreamTarget
 from agent_relay.trust import TrustHost
 from agent_relay.trust.host import CLIENTS_PATH, ENROLLMENT_CODE_PATH
+from agent_relay.trust.limits import TrustLimits
 from agent_relay.webrtc import dtls_fingerprints
 from agent_relay.webrtc.answerer import WebRtcAnswerer
 from agent_relay.webrtc.host import OFFER_PATH
@@ -120,12 +121,14 @@ class Stack:
 
 
 @contextlib.asynccontextmanager
-async def webrtc_stack(tmp_path: Path, sqlite_url: str) -> AsyncIterator[Stack]:
+async def webrtc_stack(
+    tmp_path: Path, sqlite_url: str, trust_limits: TrustLimits | None = None
+) -> AsyncIterator[Stack]:
     upstream = Upstream()
     async with contextlib.AsyncExitStack() as stack:
         relay = await stack.enter_async_context(running_relay(sqlite_url))
         local_url = await stack.enter_async_context(serve_asgi(upstream.app()))
-        trust = TrustHost(tmp_path / "host")
+        trust = TrustHost(tmp_path / "host", limits=trust_limits)
         answerer = WebRtcAnswerer(trust, local_url)
         stack.push_async_callback(answerer.aclose)
         pool = UpstreamPool(UpstreamTarget.parse(local_url))
@@ -289,6 +292,21 @@ async def test_revocation_closes_the_channel_within_a_second(stack: Stack) -> No
     finally:
         await client.aclose()
         await client.relay.aclose()
+
+
+async def test_the_end_of_the_signing_session_closes_the_channel(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    async with webrtc_stack(tmp_path, sqlite_url, TrustLimits(session_ttl=4.0)) as stack:
+        client = await stack.client()
+        try:
+            started = time.monotonic()
+            assert await client.upgrade()
+            await eventually(lambda: not client.direct, timeout=6.0)
+            assert time.monotonic() - started < 4.0 + 1.5
+        finally:
+            await client.aclose()
+            await client.relay.aclose()
 
 
 async def test_a_timed_out_call_is_not_run_twice(stack: Stack) -> None:

@@ -154,6 +154,7 @@ class WebRtcAnswerer:
     async def _serve(self, pipe: MessagePipe, owner: ChannelOwner, handle: int) -> None:
         in_flight = asyncio.Semaphore(self.limits.max_in_flight)
         sockets: dict[str, ClientConnection] = {}
+        watch = asyncio.create_task(self._watch_session(pipe, owner))
         try:
             while True:
                 try:
@@ -185,10 +186,23 @@ class WebRtcAnswerer:
         except ConnectionError:
             return
         finally:
+            watch.cancel()
             pipe.close()
             self.peers._end(handle)
             for ws in list(sockets.values()):
                 await ws.close(1001, "channel closed")
+
+    async def _watch_session(self, pipe: MessagePipe, owner: ChannelOwner) -> None:
+        """The end of the signing session (expired, idle, revoked) closes the channel.
+        Revocation also closes it at once through the peer table's watch."""
+        while not pipe.closed.is_set():
+            await asyncio.sleep(self.limits.session_check)
+            try:
+                self.trust.sessions.lookup(owner.session_id, time.time())
+            except TrustError as exc:
+                log.info("webrtc: channel of client %s closed: %s", owner.client_id, exc.reason)
+                pipe.close()
+                return
 
     async def _websocket(
         self,

@@ -17,6 +17,7 @@ class ChannelLimits:
     idle_timeout: float = 300.0  # seconds without a message before the peer is closed
     max_in_flight: int = 64  # requests and WebSockets open at once, per peer
     gather_timeout: float = 5.0  # ICE gathering, non-trickle
+    session_check: float = 0.5  # how often a channel checks its signing session is live
 
     def __post_init__(self) -> None:
         for name in ("max_message", "max_queue", "max_peers_per_client", "max_peers"):
@@ -26,5 +27,7 @@ class ChannelLimits:
             raise ValueError("max_in_flight must be at least 1")
         if not 0 < self.gather_timeout <= 5.0:
             raise ValueError("gather_timeout must be in (0, 5] seconds")
+        if self.session_check <= 0:
+            raise ValueError("session_check must be positive")
         if self.idle_timeout <= 0:
             raise ValueError("idle_timeout must be positive")
