@@ -11,7 +11,7 @@ python=${PYTHON:-python3}
 venv=${VENV:-.venv}
 what=${1:-dev}
 case "$what" in
-  dev) spec='.[dev]' ;;
+  dev) spec='.[dev,webrtc]' ;;
   runtime) spec='.' ;;
   *) echo "usage: setup.sh [dev|runtime]" >&2; exit 2 ;;
 esac

@@ -23,6 +23,7 @@ echo "== pytest" >&2
 AGENT_RELAY_PG_BINDIR=$(bash scripts/postgres.sh); export AGENT_RELAY_PG_BINDIR  # for tests/integration
 AGENT_RELAY_CADDY=$(bash scripts/caddy.sh); export AGENT_RELAY_CADDY  # for tests/integration/test_tls.py
 bash scripts/bench-tools.sh  # wrk, curl, sshd for tests/integration/test_bench_e2e.py
+bash scripts/netns-tools.sh  # ip, iptables for tests/integration/test_webrtc_netns.py
 bash scripts/deploy-schemas.sh >/dev/null  # Traefik's CRDs, pinned, for tests/deploy
 bash scripts/image.sh >/dev/null  # podman + debootstrap; the image for tests/image (cached)
 bash scripts/chromium.sh >/dev/null  # Debian's chromium, for tests/webui (Playwright drives it)

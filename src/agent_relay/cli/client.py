@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import re
 import sys
@@ -331,6 +332,11 @@ def pair_command(
     default=None,
     help="write the body to FILE (only once all of it verified)",
 )
+@click.option(
+    "--p2p", is_flag=True, help="try a WebRTC data channel first (needs agent-relay[webrtc])"
+)
+@click.option("--stun", multiple=True, help="a STUN server HOST:PORT for --p2p (none by default)")
+@click.option("--turn", multiple=True, help="a TURN server USER:PASS@HOST:PORT for --p2p")
 @click.option("--include", "-i", is_flag=True, help="print the status and headers on stderr")
 def request_command(
     method_and_path: tuple[str, ...],
@@ -342,6 +348,9 @@ def request_command(
     data: str | None,
     headers: tuple[str, ...],
     output: Path | None,
+    p2p: bool,
+    stun: tuple[str, ...],
+    turn: tuple[str, ...],
     include: bool,
 ) -> None:
     """Send a signed request to a paired host through the relay and print the verified
@@ -358,8 +367,14 @@ def request_command(
     store = _client_store(data_dir)
     relay_token = _client_token(token, token_file)  # checked before the pairing lookup
     pairing = _find(store, relay_url, host_id)
+    send = run_request
+    if p2p:
+        from ..webrtc.answerer import ice_servers
+        from ..webrtc.run import run_p2p_request
+
+        send = functools.partial(run_p2p_request, servers=ice_servers(stun, turn))
     status = run(
-        run_request(
+        send(
             pairing,
             store,
             relay_token,

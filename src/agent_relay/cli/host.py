@@ -126,6 +126,9 @@ from .common import (
     help="keep paired clients in this JSON file (the reference's "
     "trusted_ed25519_public_keys.json format) instead of SQLite in the data dir",
 )
+@click.option("--p2p", is_flag=True, help="answer WebRTC upgrades (needs agent-relay[webrtc])")
+@click.option("--stun", multiple=True, help="a STUN server HOST:PORT for --p2p (none by default)")
+@click.option("--turn", multiple=True, help="a TURN server USER:PASS@HOST:PORT for --p2p")
 @click.option("-v", "--verbose", is_flag=True, help="debug logging")
 @fail_cleanly
 def host_command(
@@ -145,6 +148,9 @@ def host_command(
     shutdown_timeout: float,
     allow_unsigned: bool,
     trusted_keys_file: Path | None,
+    p2p: bool,
+    stun: tuple[str, ...],
+    turn: tuple[str, ...],
     verbose: bool,
 ) -> None:
     """Connect the local agent server to a relay: dial out, serve what the relay sends.
@@ -182,6 +188,9 @@ def host_command(
             shutdown_timeout=shutdown_timeout,
             allow_unsigned=allow_unsigned,
             trusted_keys_file=trusted_keys_file,
+            p2p=p2p,
+            stun=stun,
+            turn=turn,
         )
     )
     setup_logging(verbose)

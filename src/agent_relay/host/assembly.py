@@ -31,6 +31,9 @@ class ConnectorSettings:
     shutdown_timeout: float = 25.0
     allow_unsigned: bool = False
     trusted_keys_file: Path | None = None
+    p2p: bool = False  # answer WebRTC upgrades (needs the signed session: not unsigned)
+    stun: tuple[str, ...] = ()
+    turn: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,12 +45,18 @@ class AssembledConnector:
     trust: TrustHost | None
     status_listen: tuple[str, int] | None
     max_head_size: int
+    ice: tuple[tuple[str, ...], tuple[str, ...]] | None = None  # --p2p: (stun, turn)
 
     async def run_until_signalled(self) -> None:
         """Connects and serves until SIGTERM or SIGINT (the pool and connector are made
         here, inside the running loop)."""
         pool = UpstreamPool(self.target, self.limits, max_head_size=self.max_head_size)
-        connector = Connector(self.config, self.tokens, pool, trust=self.trust)
+        webrtc = None
+        if self.ice is not None and self.trust is not None:  # a channel needs signed sessions
+            from ..webrtc.answerer import host_answerer, ice_servers
+
+            webrtc = host_answerer(self.trust, self.target.url, ice_servers(*self.ice))
+        connector = Connector(self.config, self.tokens, pool, trust=self.trust, webrtc=webrtc)
         await run_until_signalled(connector, pool, status_listen=self.status_listen)
 
 
@@ -83,5 +92,12 @@ def assemble(settings: ConnectorSettings) -> AssembledConnector:
         idle_timeout=settings.upstream_idle_timeout,
     )
     return AssembledConnector(
-        config, settings.tokens, target, limits, trust, listen, settings.max_head_size
+        config,
+        settings.tokens,
+        target,
+        limits,
+        trust,
+        listen,
+        settings.max_head_size,
+        (settings.stun, settings.turn) if settings.p2p else None,
     )

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from websockets.asyncio.client import ClientConnection
 
@@ -28,6 +28,9 @@ from .forward import ForwardLimits, serve_stream
 from .hostid import look_up_host_id
 from .status import ConnectorState, Phase
 from .upstream import UpstreamPool
+
+if TYPE_CHECKING:
+    from ..webrtc.answerer import WebRtcAnswerer
 
 log = logging.getLogger(__name__)
 
@@ -61,11 +64,13 @@ class Connector:
         clock: Callable[[], float] = time.monotonic,
         random: Callable[[], float] = random.random,
         trust: TrustHost | None = None,
+        webrtc: WebRtcAnswerer | None = None,
     ) -> None:
         """``trust``: require signed requests and sign the answers (None: forward as is,
         ``--allow-unsigned``)."""
         self.config = config
         self.trust = trust
+        self.webrtc = webrtc  # answers POST /api/webrtc/offer (needs trust)
         self.url = connect_url(
             config.relay_url,
             machine_id=config.machine_id,
@@ -247,7 +252,9 @@ class Connector:
         state.active_streams += 1
         state.streams_served += 1
         try:
-            await serve_stream(stream, self.pool, self.config.forward, self.trust)
+            await serve_stream(
+                stream, self.pool, self.config.forward, self.trust, webrtc=self.webrtc
+            )
         except Exception:
             log.exception("unexpected error while serving a relayed request")
             stream.reset()

@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import h11
 
@@ -36,6 +37,7 @@ from ..httpwire.policy import (
 from ..httpwire.pump import SinkStalled, SourceBroken, pump, receive_after_upload
 from ..httpwire.splice import splice_upgraded, switching_protocols
 from ..mux import MuxError, MuxStream
+from ..trust import wire
 from ..trust.admission import (
     Reply,
     RequestHead,
@@ -49,9 +51,13 @@ from ..trust.body import BodyBuffer
 from ..trust.host import TrustHost
 from ..trust.sessions import VerifiedRequest
 from ..trust.signing import BodyMode
+from ..webrtc.host import OFFER_PATH
 from .errors import ForwardError, bad_gateway, bad_request, error_response
 from .upstream import UpstreamConnection, UpstreamPool, UpstreamTarget, describe_os_error
 from .wsbridge import SignedWebSocketBridge
+
+if TYPE_CHECKING:
+    from ..webrtc.answerer import WebRtcAnswerer
 
 log = logging.getLogger(__name__)
 
@@ -110,13 +116,14 @@ async def serve_stream(
     trust: TrustHost | None = None,
     *,
     clock: Callable[[], float] = time.time,
+    webrtc: WebRtcAnswerer | None = None,
 ) -> None:
     """Serve the one request carried by ``stream``. A failed exchange never raises.
     With ``trust``, the request must be signed (or be a pairing step) and the answer is
     signed (``agent_relay.trust``)."""
     front = HttpConnection(stream, client=False, max_head_size=limits.max_head_size)
     try:
-        await _serve(stream, front, pool, limits, trust, clock)
+        await _serve(stream, front, pool, limits, trust, clock, webrtc)
     except (_Abort, MuxError, ConnectionError) as exc:
         log.debug("stream %d aborted: %s", stream.stream_id, exc)
         stream.reset()
@@ -138,6 +145,7 @@ async def _serve(
     limits: ForwardLimits,
     trust: TrustHost | None,
     clock: Callable[[], float],
+    webrtc: WebRtcAnswerer | None = None,
 ) -> None:
     try:
         async with asyncio.timeout(limits.head_timeout):
@@ -150,7 +158,7 @@ async def _serve(
         return
     if request is None:  # the relay closed the stream without a request
         return
-    await _Exchange(stream, front, request, pool, limits, trust, clock).run()
+    await _Exchange(stream, front, request, pool, limits, trust, clock, webrtc).run()
 
 
 async def _finish(stream: MuxStream, linger: float) -> None:
@@ -182,9 +190,11 @@ class _Exchange:
         limits: ForwardLimits,
         trust: TrustHost | None = None,
         clock: Callable[[], float] = time.time,
+        webrtc: WebRtcAnswerer | None = None,
     ) -> None:
         self.stream = stream
         self.clock = clock
+        self.webrtc = webrtc
         self.front = front
         self.request = request
         self.pool = pool
@@ -284,12 +294,27 @@ class _Exchange:
             decided = admission.finish(self.clock)
             if not isinstance(decided, Reply):
                 self.verified = decided.verified
-                return False
-            outcome = decided
+                if not (head.path == OFFER_PATH and head.method == "POST" and self.webrtc):
+                    return False
+                # The WebRTC upgrade: answered here, after admission, signed like any answer.
+                outcome = await self._answer_offer(self.webrtc, trust, decided.verified)
+            else:
+                outcome = decided
         if outcome.status >= 400:
             log.info("%s -> %d: %s", self.what, outcome.status, _reason(outcome))
         await self._reply(outcome)
         return True
+
+    async def _answer_offer(
+        self, webrtc: WebRtcAnswerer, trust: TrustHost, verified: VerifiedRequest | None
+    ) -> Reply:
+        assert verified is not None  # relayed: always signed
+        assert self.body is not None
+        reply = await webrtc.handle_offer(verified, self.body.read_all())
+        signature = trust.signer.sign(
+            verified, reply.status, wire.body_hash(reply.body), self.clock()
+        )
+        return Reply(reply.status, reply.body, reply.headers + signature.headers())
 
     async def _pump_request_body(self, send: Callable[[bytes], Awaitable[None]]) -> None:
         try:

@@ -1,0 +1,106 @@
+"""The host's rules for data-channel peers, against a real TrustHost and a paired peer."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from agent_relay.trust import TrustHost
+from agent_relay.trust.admission import Reply
+from agent_relay.trust.host import CLIENTS_PATH, ENROLLMENT_CODE_PATH
+from agent_relay.trust.sessions import VerifiedRequest
+from agent_relay.webrtc.host import OFFER_PATH, ChannelOwner, ChannelRefused, PeerTable, admit
+from agent_relay.webrtc.limits import ChannelLimits
+
+from .test_trust_core import NOW, call, pair
+
+
+@pytest.fixture
+def host(tmp_path: Path) -> TrustHost:
+    return TrustHost.open(tmp_path / "data")
+
+
+def refusal(outcome: VerifiedRequest | Reply) -> tuple[int, str]:
+    assert isinstance(outcome, Reply), outcome
+    return outcome.status, json.loads(outcome.body)["reason"]
+
+
+def _as_channel(headers: dict[str, str]) -> dict[str, list[str]]:
+    # The reference sends the signature headers inside http_request.headers, any case.
+    return {name.upper(): [value] for name, value in headers.items()}
+
+
+def test_a_signed_channel_request_is_admitted_once(host: TrustHost) -> None:
+    peer = pair(host)
+    owner = ChannelOwner(peer.client_id, peer.session_id)
+    headers = _as_channel(peer.sign("POST", "/api/x", b"body", int(NOW)))
+    verified = admit(host, owner, "POST", "/api/x", headers, b"body", NOW)
+    assert isinstance(verified, VerifiedRequest)
+    assert verified.client_id == peer.client_id
+    # same nonce again: a replay
+    assert refusal(admit(host, owner, "POST", "/api/x", headers, b"body", NOW)) == (
+        401,
+        "replayed_nonce",
+    )
+
+
+def test_unsigned_forged_or_tampered_requests_are_refused(host: TrustHost) -> None:
+    peer = pair(host)
+    owner = ChannelOwner(peer.client_id, peer.session_id)
+    for headers, body in [
+        ({}, b""),
+        (_as_channel(peer.sign("POST", "/api/x", b"body", int(NOW))), b"other"),
+    ]:
+        status, _ = refusal(admit(host, owner, "POST", "/api/x", headers, body, NOW))
+        assert status == 401
+
+
+def test_a_request_signed_in_another_session_is_refused(host: TrustHost) -> None:
+    peer = pair(host)
+    other = pair(host)
+    owner = ChannelOwner(peer.client_id, peer.session_id)
+    headers = _as_channel(other.sign("GET", "/api/x", b"", int(NOW)))
+    assert refusal(admit(host, owner, "GET", "/api/x", headers, b"", NOW)) == (
+        403,
+        "wrong_session",
+    )
+
+
+@pytest.mark.parametrize("path", [ENROLLMENT_CODE_PATH, CLIENTS_PATH, OFFER_PATH])
+def test_pairing_routes_are_not_served_over_a_channel(host: TrustHost, path: str) -> None:
+    peer = pair(host)
+    owner = ChannelOwner(peer.client_id, peer.session_id)
+    headers = _as_channel(peer.sign("POST", path, b"", int(NOW)))
+    assert refusal(admit(host, owner, "POST", path, headers, b"", NOW)) == (
+        403,
+        "not_over_channel",
+    )
+
+
+def test_peer_bounds_replacement_idle_and_revocation(host: TrustHost) -> None:
+    table = PeerTable(ChannelLimits(max_peers_per_client=2, max_peers=3, idle_timeout=10))
+    a, b = pair(host), pair(host)
+    owner_a = ChannelOwner(a.client_id, a.session_id)
+    owner_b = ChannelOwner(b.client_id, b.session_id)
+    closed: list[str] = []
+    table.add(owner_a, "o1", lambda: closed.append("a1"), NOW, host)
+    table.add(owner_a, "o1", lambda: closed.append("a1'"), NOW, host)  # replaces a1
+    assert closed == ["a1"]
+    table.add(owner_a, "o2", lambda: closed.append("a2"), NOW, host)
+    with pytest.raises(ChannelRefused, match="for this client"):
+        table.add(owner_a, "o3", lambda: None, NOW, host)
+    idle = table.add(owner_b, "o1", lambda: closed.append("b1"), NOW, host)
+    with pytest.raises(ChannelRefused, match="on this host"):
+        table.add(ChannelOwner("c", "s"), "o1", lambda: None, NOW)
+    # Revoking a closes both of its peers at once, and only those.
+    status, _, _ = call(host, "DELETE", f"{CLIENTS_PATH}/{a.client_id}", relayed=False)
+    assert status == 200
+    assert sorted(closed) == ["a1", "a1'", "a2"]
+    assert len(table) == 1
+    table.touch(idle, NOW + 5)
+    assert table.sweep(NOW + 14) == []
+    assert table.sweep(NOW + 16) == [idle]
+    assert closed[-1] == "b1"
+    assert len(table) == 0
