@@ -3397,15 +3397,32 @@ var RelayClient = class {
     }
     return dataOf(body, route);
   }
-  /** fetch with the head timeout; network failures and timeouts as our errors. */
+  /** fetch with a timeout on the answer's head only (a stream may then run for as long
+   *  as it runs; the caller's signal still ends it); failures as our errors. */
   async send(url, init) {
-    const timeout = AbortSignal.timeout(this.timeoutMs);
-    const signal = init.signal ? AbortSignal.any([init.signal, timeout]) : timeout;
+    const controller = new AbortController();
+    const outer = init.signal;
+    const forward = () => controller.abort(outer?.reason);
+    if (outer) {
+      if (outer.aborted) forward();
+      else outer.addEventListener("abort", forward, { once: true });
+    }
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      controller.abort();
+    }, this.timeoutMs);
     try {
-      return await this.fetchImpl(url, { ...init, signal });
+      const response = await this.fetchImpl(url, { ...init, signal: controller.signal });
+      if (response.type === "opaqueredirect") {
+        throw new RelayRefused(0, "the host answered with a redirect, which a page cannot read: ask for the target path", "redirect");
+      }
+      return response;
     } catch (err) {
-      if (timeout.aborted) throw new Timeout(`no answer from the relay within ${this.timeoutMs} ms`);
+      if (timedOut) throw new Timeout(`no answer from the relay within ${this.timeoutMs} ms`);
       throw this.networkError(err);
+    } finally {
+      clearTimeout(timer);
     }
   }
   networkError(err) {
@@ -3572,7 +3589,7 @@ var SignedRelayWebSocket = class {
         this.hostClose = { code, reason: revoked ? REVOKED_REASON : reason };
         if (revoked && this.record) await this.client._revokedLocally(this.record).catch(() => void 0);
         this.state = CLOSING;
-        this.socket?.close(code === 1005 || code === 1006 ? 1e3 : validCloseCode(code), "");
+        closeQuietly(this.socket, validCloseCode(code), "");
         break;
       }
     }
@@ -3590,10 +3607,7 @@ var SignedRelayWebSocket = class {
     this.failed = { code: 1008, reason: err.message };
     this.onerror?.(err);
     this.state = CLOSING;
-    try {
-      this.socket?.close(1008, err.message.slice(0, 120));
-    } catch {
-    }
+    closeQuietly(this.socket, 1008, "frame verification failed");
   }
   fail(err, reason) {
     this.failed = { code: 1008, reason };
@@ -3620,16 +3634,27 @@ var SignedRelayWebSocket = class {
     this.closingByUs = true;
     if (this.state === CONNECTING) {
       this.state = CLOSED;
-      this.socket?.close();
+      closeQuietly(this.socket, 1e3, "");
       this.ended(code, reason);
       return;
     }
     this.state = CLOSING;
     this.queue("close", closePayload(code, reason));
     const socket = this.socket;
-    this.outgoing = this.outgoing.then(() => socket?.close(code, reason));
+    this.outgoing = this.outgoing.then(() => closeQuietly(socket, code, reason));
   }
 };
+function closeQuietly(socket, code, reason) {
+  if (!socket) return;
+  try {
+    socket.close(code, reason);
+  } catch {
+    try {
+      socket.close(1e3);
+    } catch {
+    }
+  }
+}
 var validCloseCode = (code) => code === 1e3 || code >= 3e3 && code <= 4999 ? code : 1e3;
 
 // src/ui/dom.ts
