@@ -11,10 +11,13 @@ import json
 import h11
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
+from websockets.frames import Opcode
+from websockets.protocol import State
 
 from agent_relay.httpwire import HttpConnection
 from agent_relay.mux import MuxSession, MuxStream, SessionClosedError, StreamResetError
 from agent_relay.transport import WebSocketByteStream
+from agent_relay.transport.wsserver import handshake, open_protocol, response_bytes
 
 CHUNK = 64 * 1024
 
@@ -116,6 +119,40 @@ class FakeHost:
             for start in range(0, size, CHUNK):
                 await http.send_data(data[start : start + CHUNK])
             await http.end_message()
+        elif path == "/events":
+            # Server-sent events: three, a moment apart, in a chunked body.
+            await drain(http)
+            await http.send(
+                h11.Response(status_code=200, headers=[("content-type", "text/event-stream")])
+            )
+            for number in range(3):
+                await http.send_data(f"data: tick {number}\n\n".encode())
+                await asyncio.sleep(0.02)
+            await http.end_message()
+        elif path == "/ws":
+            # A real WebSocket (sans-IO websockets) over the stream: echoes each message.
+            await drain(http)
+            protocol, _response = handshake("GET", target, request.headers)
+            await stream.write(response_bytes(protocol))
+            frames = open_protocol()
+            if early := http.trailing_data():
+                frames.receive_data(early)
+            while True:
+                for event in frames.events_received():
+                    if event.opcode is Opcode.TEXT:
+                        frames.send_text(event.data)
+                    elif event.opcode is Opcode.BINARY:
+                        frames.send_binary(event.data)
+                for out in frames.data_to_send():
+                    if out:
+                        await stream.write(out)
+                if frames.state is State.CLOSED:
+                    break
+                data = await stream.read()
+                if not data:
+                    break
+                frames.receive_data(data)
+            await stream.close()
         elif path.startswith("/sleep/"):
             await drain(http)
             await asyncio.sleep(float(path.removeprefix("/sleep/")))

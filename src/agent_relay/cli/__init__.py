@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 # command name -> "module:attribute", modules relative to this package.
 COMMANDS = {
     "server": "server:server",
+    "migrate": "server:migrate",
     "users": "admin:users",
     "tokens": "admin:tokens",
     "host": "host:host_command",

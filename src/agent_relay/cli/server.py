@@ -99,6 +99,30 @@ def server_options(func: Callable[..., Any]) -> Callable[..., Any]:
             show_default=True,
             help="seconds in-flight requests get on SIGTERM",
         ),
+        click.option(
+            "--replica-address",
+            envvar="AGENT_RELAY_REPLICA_ADDRESS",
+            default=None,
+            help="one of several replicas on one PostgreSQL: host:port where the other "
+            "replicas reach this one's link, e.g. $(POD_IP):8083 "
+            "[env: AGENT_RELAY_REPLICA_ADDRESS] (docs/replicas.md)",
+        ),
+        click.option(
+            "--replica-listen",
+            envvar="AGENT_RELAY_REPLICA_LISTEN",
+            default="0.0.0.0:8083",
+            show_default=True,
+            help="host:port of the replica link (never the public port) "
+            "[env: AGENT_RELAY_REPLICA_LISTEN]",
+        ),
+        click.option(
+            "--replica-ttl",
+            envvar="AGENT_RELAY_REPLICA_TTL",
+            type=click.FloatRange(0.5, 300),
+            default=4.0,
+            show_default=True,
+            help="seconds without a heartbeat before a replica's hosts are marked offline",
+        ),
         click.option("-v", "--verbose", is_flag=True, help="debug logging"),
     ]
     for option in reversed(options):
@@ -121,10 +145,13 @@ def _serve(
     idle_timeout: float,
     total_timeout: float | None,
     shutdown_timeout: float,
+    replica_address: str | None,
+    replica_listen: str,
+    replica_ttl: float,
     verbose: bool,
 ) -> None:
     setup_logging(verbose)
-    from ..relay.config import RelayConfig, parse_listen_addr
+    from ..relay.config import ConfigError, RelayConfig, ReplicaConfig, parse_listen_addr
     from ..relay.secret import require_secret as check_secret_given
     from ..relay.secret import resolve_secret
     from ..relay.service import RelayService, run_until_signalled
@@ -137,6 +164,24 @@ def _serve(
     if require_secret:
         check_secret_given(jwt_secret_file)
     secret = resolve_secret(jwt_secret_file, data_dir, create=not shared)
+    replica = None
+    if replica_address:
+        parse_listen_addr(replica_address, "--replica-address")
+        if not database_url or "://" not in database_url or database_url.startswith("sqlite"):
+            raise ConfigError(
+                "--replica-address: several replicas need one PostgreSQL database; a relay "
+                "on SQLite is a single replica (unset AGENT_RELAY_REPLICA_ADDRESS)"
+            )
+        link_host, link_port = parse_listen_addr(replica_listen, "--replica-listen")
+        if link_port == port and port != 0:
+            raise ConfigError("--replica-listen must not be the public --listen port")
+        replica = ReplicaConfig(
+            advertise=replica_address,
+            listen_host=link_host,
+            listen_port=link_port,
+            heartbeat=replica_ttl / 4,
+            ttl=replica_ttl,
+        )
     config = RelayConfig(
         listen_host=host,
         listen_port=port,
@@ -150,6 +195,7 @@ def _serve(
         idle_timeout=idle_timeout,
         total_timeout=total_timeout,
         shutdown_timeout=shutdown_timeout,
+        replica=replica,
     )
 
     async def serve() -> None:
@@ -196,3 +242,32 @@ def relay_server(standalone: bool, **options: Any) -> None:
     if not options.get("database_url") and not standalone:
         raise ConfigError("SERVER_DATABASE_URL (or DATABASE_URL) must be set")
     _serve(shared=not standalone, require_secret=True, **options)
+
+
+@click.command()
+@click.option(
+    "--database-url",
+    envvar=DATABASE_ENV,
+    required=True,
+    help="the PostgreSQL the replicas share [env: SERVER_DATABASE_URL, DATABASE_URL]",
+)
+@click.option(
+    "--replicas",
+    "replicas",
+    is_flag=True,
+    required=True,
+    help="create the relay's own presence tables (needed by several replicas)",
+)
+@fail_cleanly
+def migrate(database_url: str, replicas: bool) -> None:
+    """Create what the relay keeps of its own in a shared database: the replica presence
+    tables (never a table of the remote API's). Idempotent; run once as a user that may
+    create tables."""
+    from ..store.presence import PRESENCE_TABLE, REPLICAS_TABLE, migrate_presence
+
+    del replicas
+    missing = run(migrate_presence(database_url))
+    if missing:
+        click.echo(f"created {', '.join(missing)}")
+    else:
+        click.echo(f"{REPLICAS_TABLE} and {PRESENCE_TABLE} are in place already")

@@ -20,7 +20,7 @@ from ..httpwire.server import Exchange
 from ..mux import MuxConfig, MuxSession
 from ..store import Store
 from ..store.errors import StoreError, StoreUnavailable
-from ..store.records import HostStatus, ProxyContext
+from ..store.records import HostRecord, HostStatus, ProxyContext
 from ..transport.wsserver import (
     WebSocketServerStream,
     handshake,
@@ -32,9 +32,11 @@ from .config import RelayConfig
 from .errors import RelayError, bad_request, forbidden, not_found, unauthorized, unavailable
 from .forwarding import with_client_address
 from .isolation import Isolation
+from .link import FORWARDED_HEADER
 from .metrics import RelayMetrics
 from .proxy import ProxyLimits, proxy_request
 from .registry import Tunnel, TunnelRegistry
+from .replicas import Replicas
 from .revocation import LiveLogins
 from .webui import WebUi
 
@@ -49,6 +51,8 @@ _DEFAULT_METHODS = b"GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS"
 _PROXY_PREFIX = "/v1/relay/h/"
 LAST_SEEN_EVERY = 30.0  # seconds between last_seen_at refreshes of connected hosts
 _SESSION_TOUCH_EVERY = 60.0  # seconds between last_used_at writes of a browser session
+# The hop between replicas: the receiving replica applies the isolation rules once.
+_LINK_ISOLATION = Isolation(sandbox=False)
 
 
 @dataclass(slots=True)
@@ -95,6 +99,8 @@ class RelayApp:
         self.limits = config.limits
         # Relay session ids the database did not know, until when (a bounded negative cache).
         self._unknown: OrderedDict[uuid.UUID, float] = OrderedDict()
+        # Set by RelayService when this relay is one of several replicas (replicas.py).
+        self.replicas: Replicas | None = None
 
     # ----------------------------------------------------------------- dispatch
 
@@ -190,8 +196,8 @@ class RelayApp:
                         "id": str(host.id),
                         "name": host.name,
                         "machine_id": host.machine_id,
-                        "online": self.registry.is_online(host.id),
-                        "status": "online" if self.registry.is_online(host.id) else "offline",
+                        "online": self._is_online(host),
+                        "status": "online" if self._is_online(host) else "offline",
                         "last_seen_at": _iso(host.last_seen_at),
                         "agent_version": host.agent_version,
                         "owned": host.owned,
@@ -200,6 +206,12 @@ class RelayApp:
                 ]
             },
         )
+
+    def _is_online(self, host: HostRecord) -> bool:
+        if self.registry.is_online(host.id):
+            return True
+        # Held by another replica: its status row is kept by presence (replicas.py).
+        return self.replicas is not None and host.status is HostStatus.ONLINE
 
     async def _create_session(self, ex: Exchange, raw_host_id: str) -> None:
         host_id = _parse_uuid(raw_host_id.rstrip("/"), "host id")
@@ -272,16 +284,30 @@ class RelayApp:
         self.metrics.tunnels.set(len(self.registry))
         log.info("host %s (%s) connected from %s", host_id, name, ex.peer)
         try:
-            await self.store.set_host_status(host_id, HostStatus.ONLINE)
+            await self._host_online(tunnel)
             await session.wait_closed()
         finally:
             self.live.discard_closer(login, close_revoked)
             await session.close()
             if self.registry.unregister(tunnel):
                 with contextlib.suppress(StoreError):
-                    await self.store.set_host_status(host_id, HostStatus.OFFLINE)
+                    await self._host_offline(tunnel)
             self.metrics.tunnels.set(len(self.registry))
             log.info("host %s disconnected: %s", host_id, session.close_reason or "closed")
+
+    # Presence hooks: with replicas, status and presence change in one statement
+    # (replicas.py), so the replica that took a host over is never overwritten.
+    async def _host_online(self, tunnel: Tunnel) -> None:
+        if self.replicas is not None:
+            await self.replicas.hold(tunnel)
+        else:
+            await self.store.set_host_status(tunnel.host_id, HostStatus.ONLINE)
+
+    async def _host_offline(self, tunnel: Tunnel) -> None:
+        if self.replicas is not None:
+            await self.replicas.release(tunnel)
+        else:
+            await self.store.set_host_status(tunnel.host_id, HostStatus.OFFLINE)
 
     def _mux_config(self) -> MuxConfig:
         return MuxConfig(
@@ -293,7 +319,17 @@ class RelayApp:
 
     # ----------------------------------------------------------------- proxy
 
-    async def _proxy(self, ex: Exchange, path: str, query: str) -> None:
+    async def handle_forwarded(self, ex: Exchange) -> None:
+        """A request another replica carried here over the replica link: only the proxy
+        route, answered with a host of ours or refused (never forwarded again)."""
+        ex.extra_headers = _cors_headers(ex)
+        path, _, query = ex.target.partition("?")
+        if not path.startswith(_PROXY_PREFIX) or ex.method == "OPTIONS":
+            raise not_found("no such route")
+        self.metrics.forwarded_in.inc()
+        await self._proxy(ex, path, query, forwarded=True)
+
+    async def _proxy(self, ex: Exchange, path: str, query: str, *, forwarded: bool = False) -> None:
         rest = path[len(_PROXY_PREFIX) :]
         raw_host, sep, rest = rest.partition("/s/")
         if not sep:
@@ -305,7 +341,17 @@ class RelayApp:
         if ex.header(b"host") is None:
             # HTTP/1.0 allows it; the hop to the host is HTTP/1.1, which requires one.
             raise bad_request("a Host header is required")
-        tunnel, login = await self._authorize_proxy(host_id, session_id)
+        local, login = await self._authorize_proxy(host_id, session_id)
+        tunnel, via = local, None
+        if self.replicas is not None and (local is None or self.draining):
+            route = await self.replicas.route(host_id, forwarded=forwarded)
+            tunnel, via = route.tunnel, route.via
+        elif local is None:
+            raise not_found("No active relay")
+        assert tunnel is not None
+        if via is not None:
+            await self._forward(ex, tunnel, login)
+            return
         if not tunnel.try_acquire():
             raise unavailable("too many concurrent requests for this host", retry_after=1)
         self.metrics.streams.inc()
@@ -342,9 +388,46 @@ class RelayApp:
         if result.bytes_down:
             self.metrics.bytes_down.inc(result.bytes_down)
 
+    async def _forward(self, ex: Exchange, link: Tunnel, login: uuid.UUID) -> None:
+        """Carry the request as it came (path and all) to the replica holding the host,
+        over ``link``; that replica checks it again and answers it from its tunnel."""
+        if not link.try_acquire():
+            raise unavailable("too many requests forwarded to one replica", retry_after=1)
+        assert self.replicas is not None
+        self.metrics.forwarded_out.inc()
+        started = time.perf_counter()
+        task = asyncio.current_task()
+        assert task is not None
+        self.live.add_task(login, task)
+        headers = with_client_address(ex.request.headers, ex.peer, self.config.trusted_proxies)
+        headers = [(k, v) for k, v in headers if k != FORWARDED_HEADER]
+        headers.append((FORWARDED_HEADER, str(self.replicas.replica_id).encode()))
+        try:
+            result = await proxy_request(
+                ex.http,
+                ex.request,
+                ex.request.target,
+                link,
+                self.proxy_limits,
+                # The other replica adds CORS and isolation; kept as it sends them.
+                response_headers=[],
+                request_headers=headers,
+                isolation=_LINK_ISOLATION,
+            )
+        except RelayError as exc:
+            self.metrics.count_request(exc.status)
+            raise
+        finally:
+            self.live.discard_task(login, task)
+            link.release()
+        ex.responded = True
+        ex.taken_over = result.upgraded
+        self.metrics.forward_latency.observe(time.perf_counter() - started)
+        self.metrics.count_request(result.status)
+
     async def _authorize_proxy(
         self, host_id: uuid.UUID, session_id: uuid.UUID
-    ) -> tuple[Tunnel, uuid.UUID]:
+    ) -> tuple[Tunnel | None, uuid.UUID]:
         """The spec's checks, in its order, on at most one database round trip; the
         host's tunnel and the login (auth session) behind the relay session."""
         context = await self._proxy_context(session_id)
@@ -366,9 +449,7 @@ class RelayApp:
             raise unauthorized("the login behind this relay session has ended")
         if not context.user_has_access:
             raise forbidden("no access to this host")
-        tunnel = self.registry.get(host_id)
-        if tunnel is None:
-            raise not_found("No active relay")
+        tunnel = self.registry.get(host_id)  # None: elsewhere or offline (see _proxy)
         assert context.auth_session is not None  # auth_session_failure checked it
         return tunnel, context.auth_session.id
 

@@ -17,6 +17,21 @@ class ConfigError(AgentRelayError, ValueError):
 
 
 @dataclass(frozen=True, slots=True)
+class ReplicaConfig:
+    """How this replica is found and how quickly the others give up on it."""
+
+    advertise: str  # host:port where the other replicas reach our link (the pod IP)
+    listen_host: str = "0.0.0.0"  # noqa: S104 - the pod's own interface
+    listen_port: int = 8083
+    name: str = ""
+    heartbeat: float = 1.0  # seconds between heartbeats (and sweeps)
+    ttl: float = 4.0  # a replica silent this long is gone; its hosts go offline
+    grace: float = 15.0  # a host released this recently is "moving", not offline: 503
+    handoff_wait: float = 3.0  # how long a request waits for a moving host to land
+    link_streams: int = 4096  # forwarded requests in flight per peer replica
+
+
+@dataclass(frozen=True, slots=True)
 class RelayConfig:
     listen_host: str = "0.0.0.0"  # noqa: S104 - a public relay listens on every interface
     listen_port: int = 8082
@@ -46,6 +61,8 @@ class RelayConfig:
     # serves one trusted host's own pages and no web UI (docs/security.md).
     host_content_sandbox: bool = True
     web_ui: bool = True  # the remote web UI at / (never with the sandbox off)
+    # One of several replicas on one PostgreSQL (docs/replicas.md); None: the only one.
+    replica: ReplicaConfig | None = None
 
 
 def parse_listen_addr(value: str, name: str = "RELAY_LISTEN_ADDR") -> tuple[str, int]:

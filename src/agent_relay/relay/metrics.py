@@ -10,7 +10,7 @@ class RelayMetrics:
         self.registry = CollectorRegistry(auto_describe=True)
         self.tunnels = Gauge(
             "agent_relay_tunnels",
-            "Hosts connected over a live control channel",
+            "Hosts connected over a live control channel (with replicas: held by this one)",
             registry=self.registry,
         )
         self.streams = Gauge(
@@ -36,6 +36,22 @@ class RelayMetrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
             registry=self.registry,
         )
+        # Several replicas (replicas.py): requests carried over the replica link.
+        self.forwarded = Counter(
+            "agent_relay_forwarded_requests",
+            "Requests carried over the replica link, by direction (out: to the replica "
+            "holding the host; in: from another replica)",
+            ["direction"],
+            registry=self.registry,
+        )
+        self.forward_latency = Histogram(
+            "agent_relay_forward_seconds",
+            "Whole exchange of a request forwarded to another replica, seen by the sender",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=self.registry,
+        )
+        self.forwarded_out = self.forwarded.labels("out")
+        self.forwarded_in = self.forwarded.labels("in")
 
         # Children of the labelled metrics the proxy touches on every request, looked up once.
         self.bytes_up = self.bytes.labels("up")

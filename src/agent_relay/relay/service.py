@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 
 from ..aio import reap, stop_signals
 from ..errors import HttpError
 from ..httpwire.server import HttpServer, ServerLimits
 from ..store import Store
+from ..store.presence import PresenceStore
 from .app import RelayApp
 from .auth import Authenticator
-from .config import RelayConfig
+from .config import ConfigError, RelayConfig, ReplicaConfig
+from .link import LinkServer, link_key
+from .replicas import Replicas
 from .revocation import RevocationWatcher
 
 log = logging.getLogger(__name__)
@@ -37,14 +41,62 @@ class RelayService:
         self.revocations = RevocationWatcher(store, self.app.revoke_logins)
         self._watcher: asyncio.Task[None] | None = None
         self.address: tuple[str, int] | None = None
+        self.replicas: Replicas | None = None
+        self.link_address: tuple[str, int] | None = None
 
     async def start(self) -> tuple[str, int]:
-        # Hosts marked online by an earlier run are not connected to this one.
-        await self.store.mark_all_hosts_offline()
+        if self.config.replica is None:
+            # Hosts marked online by an earlier run are not connected to this one.
+            await self.store.mark_all_hosts_offline()
+        else:
+            await self._join_replicas(self.config.replica)
         self.address = await self.server.start(self.config.listen_host, self.config.listen_port)
         self._refresher = asyncio.create_task(self.app.refresh_last_seen())
         self._watcher = asyncio.create_task(self.revocations.run())
         return self.address
+
+    async def _join_replicas(self, replica: ReplicaConfig) -> None:
+        """One of several replicas: presence in PostgreSQL and the replica link (the
+        others' hosts stay as they are; only ours and the dead replicas' are ours to
+        mark)."""
+        if self.store.backend != "postgresql":
+            raise ConfigError(
+                "--replica-address needs PostgreSQL: a relay on SQLite is a single replica "
+                "(docs/replicas.md)"
+            )
+        presence = await PresenceStore.open(
+            self.config.database_url,
+            uuid.uuid4(),
+            # Stand-alone owns the database; shared mode tries and, without the
+            # privilege, names `agent-relay migrate --replicas`.
+            create=True,
+        )
+        key = link_key(self.config.jwt_secret)
+        replicas = Replicas(
+            replica,
+            presence,
+            self.app.registry,
+            self.app.metrics,
+            key,
+            max_stream_window=self.config.max_stream_window,
+            keepalive_interval=self.config.keepalive_interval,
+            max_head_size=self.config.max_head_size,
+        )
+        server = LinkServer(
+            presence.replica_id,
+            key,
+            self.app.handle_forwarded,
+            self.app.on_error,
+            replicas._mux,
+            ServerLimits(max_head_size=self.config.max_head_size),
+        )
+        try:
+            self.link_address = await replicas.start(server)
+        except BaseException:
+            await replicas.stop(0)
+            raise
+        self.replicas = replicas
+        self.app.replicas = replicas
 
     @property
     def url(self) -> str:
@@ -56,9 +108,13 @@ class RelayService:
     async def stop(self) -> None:
         """Stop accepting, Go Away to hosts, let in-flight requests finish, then close."""
         timeout = self.config.shutdown_timeout
+        if self.replicas is not None:
+            await self.replicas.drain()  # the others wait for our hosts to land there
         await self.server.stop_accepting()
         await self.app.close(timeout)
         await self.server.wait_connections(timeout)
+        if self.replicas is not None:
+            await self.replicas.stop(timeout)
         await reap(self._refresher)
         await reap(self._watcher)
         await self.store.close()
