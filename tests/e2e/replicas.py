@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -135,6 +136,10 @@ def _wait_port(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
     raise AssertionError(f"caddy did not start on {port}: {log.read_text()[-3000:]}")
 
 
+def _is_ready(url: str) -> bool:
+    return get_json(f"{url}/ready") is not None
+
+
 @contextlib.contextmanager
 def running_group(root: Path, cluster: PostgresCluster, count: int = 3) -> Iterator[Group]:
     database = cluster.create_database()
@@ -152,7 +157,7 @@ def running_group(root: Path, cluster: PostgresCluster, count: int = 3) -> Itera
                 port, link_port, database_url, secret_file, root / f"relay-{index}"
             ),
             root,
-            ready=lambda url=url: get_json(f"{url}/ready") is not None,
+            ready=partial(_is_ready, url),
         )
         replicas.append(Replica(process, port, link_port))
     caddy: subprocess.Popen[bytes] | None = None

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
@@ -108,7 +108,7 @@ async def test_streams_events_and_websocket_across_replicas(group: Group) -> Non
                     # A streamed upload (chunked, 3 MiB) and a 4 MiB download.
                     payload = pattern(3 * 1024 * 1024)
 
-                    async def chunks(data: bytes = payload) -> object:
+                    async def chunks(data: bytes = payload) -> AsyncIterator[bytes]:
                         for start in range(0, len(data), 256 * 1024):
                             yield data[start : start + 256 * 1024]
 

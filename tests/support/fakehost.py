@@ -11,7 +11,7 @@ import json
 import h11
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
-from websockets.frames import Opcode
+from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 
 from agent_relay.httpwire import HttpConnection
@@ -139,6 +139,8 @@ class FakeHost:
                 frames.receive_data(early)
             while True:
                 for event in frames.events_received():
+                    if not isinstance(event, Frame):
+                        continue
                     if event.opcode is Opcode.TEXT:
                         frames.send_text(event.data)
                     elif event.opcode is Opcode.BINARY:
