@@ -200,3 +200,68 @@ def test_no_image_floats() -> None:
                 image = item["image"]
                 assert ":" in image.rsplit("/", 1)[-1], f"{image} has no tag"
                 assert not image.endswith(":latest"), image
+
+
+def test_replicas_deployment_finds_and_drains_its_peers() -> None:
+    """deploy/k8s/replicas: three replicas on the shared database, the pod IP as the link
+    address, a disruption budget, readiness on /ready (false while draining), the link
+    port closed to all but the replicas, and Traefik's routing left as it is."""
+    documents = load_documents(DEPLOY / "k8s/replicas/deployment.yaml")
+    services = load_documents(DEPLOY / "k8s/replicas/service.yaml")
+    deployment = find(documents, "Deployment", "agent-relay")
+    pod = deployment["spec"]["template"]
+    relay = container(deployment, "relay-server")
+    assert deployment["spec"]["replicas"] == 3
+    assert_cli_accepts(relay["command"])
+    env = env_of(relay)
+    assert env["POD_IP"]["valueFrom"] == {"fieldRef": {"fieldPath": "status.podIP"}}
+    names = [entry["name"] for entry in relay["env"]]
+    assert names.index("POD_IP") < names.index("AGENT_RELAY_REPLICA_ADDRESS")
+    assert env["AGENT_RELAY_REPLICA_ADDRESS"]["value"] == "$(POD_IP):8083"
+    assert env["AGENT_RELAY_REPLICA_LISTEN"]["value"] == "0.0.0.0:8083"
+    assert env["SERVER_DATABASE_URL"]["value"].startswith("postgresql://")
+    ports = {p["name"]: p["containerPort"] for p in relay["ports"]}
+    assert ports == {"relay": 8082, "replica-link": 8083}
+    assert relay["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "relay"}
+    assert relay["livenessProbe"]["httpGet"] == {"path": "/health", "port": "relay"}
+    assert pod["spec"]["terminationGracePeriodSeconds"] > 25  # > --shutdown-timeout
+    assert_locked_down(relay, pod["spec"]["securityContext"])
+
+    budget = find(documents, "PodDisruptionBudget", "agent-relay")
+    assert budget["spec"]["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+    assert 0 < budget["spec"]["minAvailable"] < deployment["spec"]["replicas"]
+
+    headless = find(services, "Service", "agent-relay-replicas")
+    assert headless["spec"]["clusterIP"] == "None"
+    assert headless["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
+    assert [p["targetPort"] for p in headless["spec"]["ports"]] == ["replica-link"]
+
+    # Traefik still sends /v1/relay/* to vk-remote:8082, which now reaches the replicas.
+    ingress = load_documents(DEPLOY / "traefik/ingressroute.yaml")
+    route = find(ingress, "IngressRoute")["spec"]["routes"][0]
+    assert "PathPrefix(`/v1/relay`)" in route["match"]
+    target = route["services"][0]
+    public = find(services, "Service", target["name"])
+    assert public["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
+    by_port = {p["port"]: p["targetPort"] for p in public["spec"]["ports"]}
+    assert by_port[target["port"]] == "relay"
+    assert 8083 not in by_port  # the link is never behind the public route
+
+    policy = find(services, "NetworkPolicy")
+    link_rules = [
+        rule
+        for rule in policy["spec"]["ingress"]
+        if {"port": 8083, "protocol": "TCP"} in rule["ports"]
+    ]
+    assert link_rules
+    for rule in link_rules:
+        assert rule["from"] == [
+            {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "agent-relay"}}}
+        ]
+
+
+def test_replicas_migrate_job_runs_a_real_command() -> None:
+    job = find(load_documents(DEPLOY / "k8s/replicas/migrate-job.yaml"), "Job")
+    migrate = job["spec"]["template"]["spec"]["containers"][0]
+    assert_cli_accepts(migrate["command"])
+    assert "SERVER_DATABASE_URL" in env_of(migrate)
