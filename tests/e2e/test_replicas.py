@@ -66,16 +66,23 @@ def held(group: Group) -> list[float]:
 
 
 async def test_every_host_through_every_replica(group: Group) -> None:
+    began = time.monotonic()
     hosts = await start_hosts(group, HOSTS, "many")
     try:
         async with httpx.AsyncClient(timeout=30) as client:
             ids = await wait_online(client, group, [f"many-{n}" for n in range(HOSTS)])
+            connected = time.monotonic() - began
             spread = held(group)
             assert sum(spread) == HOSTS, spread
             assert min(spread) > 0, f"the balancer put every host on one replica: {spread}"
-            paths = [await session_path(client, group, ids[f"many-{n}"]) for n in range(HOSTS)]
-            failures: list[str] = []
             semaphore = asyncio.Semaphore(32)
+
+            async def session(n: int) -> str:
+                async with semaphore:
+                    return await session_path(client, group, ids[f"many-{n}"])
+
+            paths = await asyncio.gather(*(session(n) for n in range(HOSTS)))
+            failures: list[str] = []
 
             async def echo(base: str, path: str, n: int) -> None:
                 async with semaphore:
@@ -97,7 +104,8 @@ async def test_every_host_through_every_replica(group: Group) -> None:
             report(
                 f"replicas: {len(bases) * HOSTS} requests to {HOSTS} hosts through 3 replicas "
                 f"and the balancer in {elapsed:.1f} s, none failed; forwarded "
-                f"(out + in) {forwarded:.0f}; hosts per replica {spread}"
+                f"(out + in) {forwarded:.0f}; hosts per replica {spread}, all connected "
+                f"in {connected:.1f} s"
             )
             assert forwarded > 0
     finally:

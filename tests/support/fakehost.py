@@ -145,10 +145,12 @@ class FakeHost:
                         frames.send_text(event.data)
                     elif event.opcode is Opcode.BINARY:
                         frames.send_binary(event.data)
-                for out in frames.data_to_send():
+                outgoing = frames.data_to_send()
+                for out in outgoing:
                     if out:
                         await stream.write(out)
-                if frames.state is State.CLOSED:
+                # An empty last chunk: the close handshake is done, end the connection.
+                if frames.state is State.CLOSED or (outgoing and not outgoing[-1]):
                     break
                 data = await stream.read()
                 if not data:
