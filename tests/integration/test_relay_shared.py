@@ -8,6 +8,7 @@ import uuid
 from datetime import timedelta
 
 import httpx
+import pytest
 
 from agent_relay.relay.auth import mint_token
 from agent_relay.relay.config import RelayConfig
@@ -60,3 +61,78 @@ async def test_relay_in_shared_mode_end_to_end(
         await host.close()
         await service.stop()
     assert db.catalog() == before
+
+
+async def test_replicas_in_shared_mode_need_their_own_tables_only(
+    reference_database: ReferenceDatabase,
+) -> None:
+    """A replica on the remote API's database: without the presence tables (and no right
+    to create them) it refuses to start and names the fix; `agent-relay migrate
+    --replicas` makes them without touching a table of the remote API's."""
+    import dataclasses
+
+    from click.testing import CliRunner
+
+    from agent_relay.cli import main
+    from agent_relay.relay.config import ReplicaConfig
+    from agent_relay.store import SchemaMismatch
+
+    db = reference_database
+    before = db.catalog()
+    config = RelayConfig(
+        listen_host="127.0.0.1",
+        listen_port=0,
+        jwt_secret=SECRET,
+        database_url=db.relay_url,
+        shared_database=True,
+        replica=ReplicaConfig(advertise="127.0.0.1:1", listen_host="127.0.0.1", listen_port=0),
+    )
+    store = await Store.open(db.relay_url, mode=StoreMode.SHARED)
+    service = RelayService(config, store)
+    try:
+        with pytest.raises(SchemaMismatch) as refused:
+            await service.start()
+    finally:
+        await store.close()
+    assert "agent-relay migrate --replicas" in str(refused.value)
+    assert "agent_relay_replicas" in str(refused.value)
+    assert db.catalog() == before  # it tried nothing it may not do
+
+    admin_url = db.cluster.url(db.name)
+    # In a thread: the command runs its own event loop.
+    done = await asyncio.to_thread(
+        CliRunner().invoke,
+        main,
+        ["migrate", "--replicas", "--database-url", admin_url, "--grant-to", db.role],
+    )
+    assert done.exit_code == 0, done.output
+    assert "created agent_relay_replicas, agent_relay_presence" in done.output
+    again = await asyncio.to_thread(
+        CliRunner().invoke, main, ["migrate", "--replicas", "--database-url", admin_url]
+    )
+    assert again.exit_code == 0
+    assert "in place already" in again.output
+    after = [line for line in db.catalog().splitlines() if "agent_relay_" not in line]
+    assert after == before.splitlines()  # only the relay's own tables are new
+
+    user_id = db.add_user("replica@example.com")
+    token = mint_token(SECRET, user_id, db.add_auth_session(user_id), timedelta(hours=1))
+    store = await Store.open(db.relay_url, mode=StoreMode.SHARED)
+    service = RelayService(dataclasses.replace(config), store)
+    await service.start()
+    host = FakeHost(service.url, token, "replica-pod")
+    try:
+        await host.connect()
+        for _ in range(200):
+            held = db.sql("SELECT count(*) FROM agent_relay_presence WHERE replica_id IS NOT NULL")
+            if held.strip() == "1":
+                break
+            await asyncio.sleep(0.02)
+        assert held.strip() == "1"
+        assert db.sql("SELECT status FROM hosts").strip() == HostStatus.ONLINE
+    finally:
+        await host.close()
+        await service.stop()
+    # A clean stop leaves the host offline and the replica's row gone.
+    assert db.sql("SELECT status FROM hosts").strip() == HostStatus.OFFLINE
+    assert db.sql("SELECT count(*) FROM agent_relay_replicas").strip() == "0"

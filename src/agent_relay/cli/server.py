@@ -258,15 +258,20 @@ def relay_server(standalone: bool, **options: Any) -> None:
     required=True,
     help="create the relay's own presence tables (needed by several replicas)",
 )
+@click.option(
+    "--grant-to",
+    default=None,
+    help="the relay's database user, given what it needs on those tables",
+)
 @fail_cleanly
-def migrate(database_url: str, replicas: bool) -> None:
+def migrate(database_url: str, replicas: bool, grant_to: str | None) -> None:
     """Create what the relay keeps of its own in a shared database: the replica presence
     tables (never a table of the remote API's). Idempotent; run once as a user that may
     create tables."""
     from ..store.presence import PRESENCE_TABLE, REPLICAS_TABLE, migrate_presence
 
     del replicas
-    missing = run(migrate_presence(database_url))
+    missing = run(migrate_presence(database_url, grant_to))
     if missing:
         click.echo(f"created {', '.join(missing)}")
     else:

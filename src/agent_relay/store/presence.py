@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -129,6 +130,15 @@ SELECT p.replica_id, p.generation, r.address,
 FROM agent_relay_presence p LEFT JOIN agent_relay_replicas r ON r.replica_id = p.replica_id
 WHERE p.host_id = $1
 """
+_PRIVILEGES = """
+SELECT name, privilege, has_table_privilege(current_user, name, privilege) AS allowed
+FROM unnest(ARRAY['agent_relay_replicas', 'agent_relay_presence']) AS name,
+     unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE']) AS privilege
+UNION ALL
+SELECT 'agent_relay_presence_generation', 'USAGE',
+       has_sequence_privilege(current_user, 'agent_relay_presence_generation', 'USAGE')
+"""
+_ROLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_$]{0,62}")
 
 
 class Whereabouts(enum.Enum):
@@ -215,8 +225,19 @@ class PresenceStore:
             raise SchemaMismatch(
                 f"replicas: the database lacks the relay's presence table(s) "
                 f"{', '.join(missing)} and this user may not create them; run "
-                "`agent-relay migrate --replicas --database-url …` once as a user that may "
-                "(docs/replicas.md). The relay never changes the remote API's tables."
+                "`agent-relay migrate --replicas --database-url … --grant-to USER` once as "
+                "a user that may (docs/replicas.md). The relay never changes the remote "
+                "API's tables."
+            )
+        denied = [
+            f"{row['privilege']} on {row['name']}"
+            for row in await self._fetch(_PRIVILEGES)
+            if not row["allowed"]
+        ]
+        if denied:
+            raise SchemaMismatch(
+                f"replicas: the database user lacks {', '.join(denied)}; run `agent-relay "
+                "migrate --replicas --database-url … --grant-to USER` as the tables' owner"
             )
 
     async def _missing(self) -> list[str]:
@@ -355,8 +376,11 @@ async def create_schema(executor: Any) -> None:
     await executor.execute(SCHEMA_SQL)
 
 
-async def migrate_presence(url: str) -> list[str]:
-    """``agent-relay migrate --replicas``: create what is missing; returns what was."""
+async def migrate_presence(url: str, grant_to: str | None = None) -> list[str]:
+    """``agent-relay migrate --replicas``: create what is missing (and let ``grant_to``,
+    the relay's database user, use it); returns what was missing."""
+    if grant_to is not None and not _ROLE_NAME.fullmatch(grant_to):
+        raise SchemaMismatch(f"--grant-to: {grant_to!r} is not a plain role name")
     target = parse_database_url(url)
     if target.backend != "postgresql" or target.postgres_dsn is None:
         raise SchemaMismatch("replica presence needs PostgreSQL; SQLite is single-replica")
@@ -374,8 +398,17 @@ async def migrate_presence(url: str) -> list[str]:
         ]
         try:
             await create_schema(conn)
+            if grant_to is not None:
+                # A checked plain name, quoted: no statement takes a role as a parameter.
+                await conn.execute(
+                    "GRANT SELECT, INSERT, UPDATE, DELETE "
+                    f'ON agent_relay_replicas, agent_relay_presence TO "{grant_to}";'
+                    f'GRANT USAGE ON SEQUENCE agent_relay_presence_generation TO "{grant_to}"'
+                )
         except asyncpg.InsufficientPrivilegeError as exc:
             raise SchemaMismatch(f"cannot create the presence tables: {exc}") from None
+        except asyncpg.UndefinedObjectError as exc:
+            raise SchemaMismatch(f"--grant-to: {exc}") from None
         return missing
     finally:
         await conn.close()
