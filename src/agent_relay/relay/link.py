@@ -209,7 +209,7 @@ class LinkPool:
     """Links this replica opened to others: one session per peer, dialled on first use."""
 
     def __init__(
-        self, replica_id: uuid.UUID, key: bytes, mux_config: MuxConfig, dial_timeout: float = 5.0
+        self, replica_id: uuid.UUID, key: bytes, mux_config: MuxConfig, dial_timeout: float = 2.0
     ) -> None:
         self.replica_id = replica_id
         self._key = key

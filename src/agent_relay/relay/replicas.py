@@ -29,6 +29,8 @@ from .registry import Tunnel, TunnelRegistry
 
 log = logging.getLogger(__name__)
 
+_MAX_KNOWN = 200_000  # hosts whose whereabouts are kept in memory
+
 
 @dataclass(frozen=True, slots=True)
 class Route:
@@ -160,6 +162,8 @@ class Replicas:
 
     def _on_change(self, change: PresenceChange) -> None:
         now = time.monotonic()
+        if len(self._where) >= _MAX_KNOWN:
+            self._where.clear()  # rare; a miss costs one query
         if change.replica_id is None:
             self._where[change.host_id] = (
                 Location(Whereabouts.MOVING, generation=change.generation),
@@ -220,7 +224,9 @@ class Replicas:
                 and where.address
             ):
                 link = await self._link_tunnel(where.replica_id, where.address)
-                return Route(link, via=where.replica_id)
+                if link is not None:
+                    return Route(link, via=where.replica_id)
+                # Its replica does not answer (just died?): its hosts will land elsewhere.
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise unavailable("host is moving between replicas", retry_after=1)
@@ -245,7 +251,8 @@ class Replicas:
             self._where[host_id] = (where, time.monotonic())
         return where
 
-    async def _link_tunnel(self, peer: uuid.UUID, address: str) -> Tunnel:
+    async def _link_tunnel(self, peer: uuid.UUID, address: str) -> Tunnel | None:
+        """The link to ``peer`` as a tunnel to proxy over; None when it cannot be had."""
         tunnel = self._link_tunnels.get(peer)
         if (
             tunnel is not None
@@ -257,9 +264,8 @@ class Replicas:
             session = await self.links.session(peer, address)
         except Exception as exc:  # refused, timed out, a bad handshake: all the same here
             log.warning("replica link to %s (%s) failed: %s", peer, address, exc)
-            raise unavailable(
-                "the replica holding this host is unreachable", retry_after=1
-            ) from None
+            self._where.clear()  # what we knew of that replica's hosts is stale
+            return None
         tunnel = Tunnel(peer, session, max_streams=self.config.link_streams)
         self._link_tunnels[peer] = tunnel
         return tunnel
