@@ -343,7 +343,8 @@ class RelayApp:
             raise bad_request("a Host header is required")
         local, login = await self._authorize_proxy(host_id, session_id)
         tunnel, via = local, None
-        if self.replicas is not None and (local is None or self.draining):
+        if self.replicas is not None and (local is None or self.replicas.draining):
+            # Elsewhere, or here on a replica that is handing its hosts over.
             route = await self.replicas.route(host_id, forwarded=forwarded)
             tunnel, via = route.tunnel, route.via
         elif local is None:
