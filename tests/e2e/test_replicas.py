@@ -130,6 +130,10 @@ async def test_streams_events_and_websocket_across_replicas(group: Group) -> Non
                         for start in range(0, len(data), 256 * 1024):
                             yield data[start : start + 256 * 1024]
 
+                    # The host sees the real client, and nothing of the replicas' own.
+                    seen = (await client.get(f"{base}/headers")).json()["headers"]
+                    assert seen["x-forwarded-for"] == "127.0.0.1"
+                    assert "x-agent-relay-forwarded" not in seen
                     up = await client.post(f"{base}/upload", content=chunks())
                     digest = hashlib.sha256(payload).hexdigest()
                     assert up.status_code == 200

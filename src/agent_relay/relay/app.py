@@ -368,9 +368,14 @@ class RelayApp:
                 tunnel,
                 self.proxy_limits,
                 response_headers=ex.extra_headers,
-                request_headers=with_client_address(
-                    ex.request.headers, ex.peer, self.config.trusted_proxies
-                ),
+                request_headers=[
+                    # The replicas' own marker stays between the replicas.
+                    (k, v)
+                    for k, v in with_client_address(
+                        ex.request.headers, ex.peer, self.config.trusted_proxies
+                    )
+                    if k != FORWARDED_HEADER
+                ],
                 isolation=self.isolation,
             )
         except RelayError as exc:
