@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -99,6 +100,13 @@ def server_options(func: Callable[..., Any]) -> Callable[..., Any]:
             show_default=True,
             help="seconds in-flight requests get on SIGTERM",
         ),
+        click.option(
+            "--create-own-tables",
+            envvar="AGENT_RELAY_CREATE_OWN_TABLES",
+            is_flag=True,
+            help="shared mode: create agent-relay's own tables (host key pins) if missing; "
+            "the remote API's tables are never changed [env: AGENT_RELAY_CREATE_OWN_TABLES]",
+        ),
         click.option("-v", "--verbose", is_flag=True, help="debug logging"),
     ]
     for option in reversed(options):
@@ -121,6 +129,7 @@ def _serve(
     idle_timeout: float,
     total_timeout: float | None,
     shutdown_timeout: float,
+    create_own_tables: bool,
     verbose: bool,
 ) -> None:
     setup_logging(verbose)
@@ -154,7 +163,15 @@ def _serve(
 
     async def serve() -> None:
         mode = StoreMode.SHARED if shared else StoreMode.STANDALONE
-        store = await Store.open(database_url, mode=mode, data_dir=data_dir)
+        store = await Store.open(
+            database_url, mode=mode, data_dir=data_dir, create_own=create_own_tables
+        )
+        if not store.host_keys_enabled:
+            logging.getLogger("agent_relay.relay").warning(
+                "host key binding is off: the database has no agent_relay_host_keys table, so "
+                "a token of a host's user can take over its tunnel; start once with "
+                "--create-own-tables (AGENT_RELAY_CREATE_OWN_TABLES=1) to create it"
+            )
         await run_until_signalled(RelayService(config, store))
 
     try:
