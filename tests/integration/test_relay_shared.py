@@ -118,6 +118,7 @@ async def test_replicas_in_shared_mode_need_their_own_tables_only(
     user_id = db.add_user("replica@example.com")
     token = mint_token(SECRET, user_id, db.add_auth_session(user_id), timedelta(hours=1))
     store = await Store.open(db.relay_url, mode=StoreMode.SHARED)
+    assert store.host_keys_enabled  # migrate made and granted the host key pins too
     service = RelayService(dataclasses.replace(config), store)
     await service.start()
     host = FakeHost(service.url, token, "replica-pod")

@@ -204,3 +204,45 @@ async def test_remote_timestamps_read_as_utc(reference_database: ReferenceDataba
     assert record is not None
     assert record.created_at == datetime(2030, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
     assert record.created_at.tzinfo is UTC
+
+
+async def test_host_key_pins_need_own_tables_in_shared_mode(
+    reference_database: ReferenceDatabase,
+) -> None:
+    """Without agent-relay's own table the relay works and pins nothing; with the
+    privilege to create it, ``create_own`` adds just that table and pins work."""
+    db = reference_database
+    alice = db.add_user("alice@example.com")
+    store = await Store.open(db.relay_url, mode=StoreMode.SHARED)
+    try:
+        assert not store.host_keys_enabled
+        host = await store.upsert_host(alice, "machine-1", "laptop")
+        assert await store.pin_host_key(host, "a" * 44) is None
+        assert await store.pinned_host_key(host) is None
+        with pytest.raises(SharedModeRefused):
+            await store.reset_host_key(host)
+    finally:
+        await store.close()
+    before = db.catalog()
+    db.sql(f"GRANT CREATE ON SCHEMA public TO {db.role}")
+    store = await Store.open(db.relay_url, mode=StoreMode.SHARED, create_own=True)
+    try:
+        assert store.host_keys_enabled
+        assert await store.pin_host_key(host, "a" * 44) == "a" * 44
+        assert await store.pin_host_key(host, "b" * 44) == "a" * 44  # the first one stays
+        assert await store.reset_host_key(host)
+        assert await store.pinned_host_key(host) is None
+    finally:
+        await store.close()
+    added = set(db.catalog().splitlines()) - set(before.splitlines())
+    assert added
+    assert all("agent_relay_host_keys" in line for line in added), added
+    removed = set(before.splitlines()) - set(db.catalog().splitlines())
+    assert not [line for line in removed if "agent_relay_host_keys" not in line], removed
+
+
+async def test_create_own_tables_without_the_privilege_says_so(
+    reference_database: ReferenceDatabase,
+) -> None:
+    with pytest.raises(SchemaMismatch, match="cannot create agent-relay's own tables"):
+        await Store.open(reference_database.relay_url, mode=StoreMode.SHARED, create_own=True)

@@ -28,12 +28,21 @@ def pattern(size: int) -> bytes:
 
 
 class FakeHost:
-    def __init__(self, relay_url: str, token: str, machine_id: str, name: str = "fake") -> None:
+    def __init__(
+        self,
+        relay_url: str,
+        token: str,
+        machine_id: str,
+        name: str = "fake",
+        *,
+        proof: dict[str, str] | None = None,  # host key proof headers (hostproof.py)
+    ) -> None:
         self.url = (
             relay_url.replace("http://", "ws://", 1)
             + f"/v1/relay/connect?machine_id={machine_id}&name={name}&agent_version=test"
         )
         self.token = token
+        self.proof = proof or {}
         self.websocket: ClientConnection | None = None
         self.session: MuxSession | None = None
         self._serving: asyncio.Task[None] | None = None
@@ -43,7 +52,7 @@ class FakeHost:
     async def connect(self) -> None:
         self.websocket = await ws_connect(
             self.url,
-            additional_headers={"Authorization": f"Bearer {self.token}"},
+            additional_headers={"Authorization": f"Bearer {self.token}", **self.proof},
             max_size=None,
             compression=None,
         )

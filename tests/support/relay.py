@@ -34,8 +34,14 @@ class Relay:
     def auth(self, token: str | None = None) -> dict[str, str]:
         return {"Authorization": f"Bearer {token or self.token}"}
 
-    async def host(self, machine_id: str = "machine-1", token: str | None = None) -> FakeHost:
-        host = FakeHost(self.url, token or self.token, machine_id)
+    async def host(
+        self,
+        machine_id: str = "machine-1",
+        token: str | None = None,
+        *,
+        proof: dict[str, str] | None = None,
+    ) -> FakeHost:
+        host = FakeHost(self.url, token or self.token, machine_id, proof=proof)
         await host.connect()
         return host
 

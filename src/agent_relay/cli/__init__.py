@@ -24,6 +24,7 @@ COMMANDS = {
     "migrate": "server:migrate",
     "users": "admin:users",
     "tokens": "admin:tokens",
+    "hosts": "admin:hosts",
     "host": "host:host_command",
     "doctor": "doctor:doctor_command",
     "pair": "client:pair_command",

@@ -181,3 +181,46 @@ def tokens_revoke(
             click.echo(f"revoked session {target}", err=True)
 
     run(revoke())
+
+
+@click.group()
+def hosts() -> None:
+    """Hosts registered at this relay."""
+
+
+@hosts.command("reset-key")
+@click.argument("host_id")
+@click.option("--shared", is_flag=True, help="the database is the remote API's (shared mode)")
+@admin_options
+@fail_cleanly
+def hosts_reset_key(
+    host_id: str,
+    shared: bool,
+    database_url: str | None,
+    data_dir: Path | None,
+    jwt_secret_file: Path | None,
+) -> None:
+    """Forget the host key pinned to HOST_ID: its next connect that proves a key binds
+    it anew (after its data directory, and so its key, was replaced on purpose)."""
+    from ..store import Store, StoreMode
+
+    try:
+        target = uuid.UUID(host_id)
+    except ValueError:
+        raise click.BadParameter("not a host id (a UUID)", param_hint="HOST_ID") from None
+
+    async def reset() -> None:
+        mode = StoreMode.SHARED if shared else StoreMode.STANDALONE
+        async with await Store.open(
+            database_url, mode=mode, data_dir=data_dir or default_data_dir()
+        ) as store:
+            if await store.get_host(target) is None:
+                raise click.ClickException(f"no host {target}")
+            if await store.reset_host_key(target):
+                click.echo(
+                    f"host {target}: key binding removed; its next connect pins one", err=True
+                )
+            else:
+                click.echo(f"host {target} had no pinned key", err=True)
+
+    run(reset())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -123,6 +124,13 @@ def server_options(func: Callable[..., Any]) -> Callable[..., Any]:
             show_default=True,
             help="seconds without a heartbeat before a replica's hosts are marked offline",
         ),
+        click.option(
+            "--create-own-tables",
+            envvar="AGENT_RELAY_CREATE_OWN_TABLES",
+            is_flag=True,
+            help="shared mode: create agent-relay's own tables (host key pins) if missing; "
+            "the remote API's tables are never changed [env: AGENT_RELAY_CREATE_OWN_TABLES]",
+        ),
         click.option("-v", "--verbose", is_flag=True, help="debug logging"),
     ]
     for option in reversed(options):
@@ -148,6 +156,7 @@ def _serve(
     replica_address: str | None,
     replica_listen: str,
     replica_ttl: float,
+    create_own_tables: bool,
     verbose: bool,
 ) -> None:
     setup_logging(verbose)
@@ -200,7 +209,16 @@ def _serve(
 
     async def serve() -> None:
         mode = StoreMode.SHARED if shared else StoreMode.STANDALONE
-        store = await Store.open(database_url, mode=mode, data_dir=data_dir)
+        store = await Store.open(
+            database_url, mode=mode, data_dir=data_dir, create_own=create_own_tables
+        )
+        if not store.host_keys_enabled:
+            logging.getLogger("agent_relay.relay").warning(
+                "host key binding is off: the database has no agent_relay_host_keys table, so "
+                "a token of a host's user can take over its tunnel; create it with "
+                "`agent-relay migrate --database-url … --grant-to USER` as the tables' owner, "
+                "or start with --create-own-tables (AGENT_RELAY_CREATE_OWN_TABLES=1)"
+            )
         await run_until_signalled(RelayService(config, store))
 
     try:
@@ -255,8 +273,7 @@ def relay_server(standalone: bool, **options: Any) -> None:
     "--replicas",
     "replicas",
     is_flag=True,
-    required=True,
-    help="create the relay's own presence tables (needed by several replicas)",
+    help="also create the replica presence tables (needed by several replicas)",
 )
 @click.option(
     "--grant-to",
@@ -265,12 +282,22 @@ def relay_server(standalone: bool, **options: Any) -> None:
 )
 @fail_cleanly
 def migrate(database_url: str, replicas: bool, grant_to: str | None) -> None:
-    """Create what the relay keeps of its own in a shared database: the replica presence
-    tables (never a table of the remote API's). Idempotent; run once as a user that may
-    create tables."""
-    from ..store.presence import PRESENCE_TABLE, REPLICAS_TABLE, migrate_presence
+    """Create what the relay keeps of its own in a shared database: the host key pins
+    and, with --replicas, the replica presence tables (never a table of the remote
+    API's). Idempotent; run once as a user that may create tables."""
+    from ..store import Store, StoreMode
+    from ..store.presence import PRESENCE_TABLE, REPLICAS_TABLE, grant_host_keys, migrate_presence
 
-    del replicas
+    async def own_tables() -> None:
+        store = await Store.open(database_url, mode=StoreMode.SHARED, create_own=True)
+        await store.close()
+        if grant_to is not None:
+            await grant_host_keys(database_url, grant_to)
+
+    run(own_tables())
+    click.echo("agent_relay_host_keys is in place")
+    if not replicas:
+        return
     missing = run(migrate_presence(database_url, grant_to))
     if missing:
         click.echo(f"created {', '.join(missing)}")

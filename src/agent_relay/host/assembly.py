@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..tokens import TokenSource
 from ..trust.host import TrustHost
+from ..trust.keys import HOST_KEY_FILE, load_or_create_host_key
 from .connector import Connector, ConnectorConfig
 from .forward import ForwardLimits
 from .identity import default_name, load_machine_id
@@ -74,6 +75,12 @@ def assemble(settings: ConnectorSettings) -> AssembledConnector:
         if settings.allow_unsigned
         else TrustHost.open(settings.data_dir, trusted_keys_file=settings.trusted_keys_file)
     )
+    # The same key signs answers and proves the host at connect; unsigned hosts have one too.
+    host_key = (
+        trust.host_key
+        if trust is not None
+        else load_or_create_host_key(settings.data_dir / HOST_KEY_FILE)
+    )
     config = ConnectorConfig(
         relay_url=settings.relay_url,
         machine_id=load_machine_id(settings.data_dir),
@@ -83,6 +90,7 @@ def assemble(settings: ConnectorSettings) -> AssembledConnector:
             response_timeout=settings.response_timeout, max_head_size=settings.max_head_size
         ),
         ca_file=settings.ca_file,
+        host_key=host_key,
     )
     limits = PoolLimits(
         max_connections=settings.max_upstream_connections,

@@ -14,9 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from websockets.asyncio.client import ClientConnection
 
 from .. import __version__
+from ..hostproof import connect_proof
 from ..mux import GoAwayCode, MuxConfig, MuxSession, MuxStream, SessionClosedError
 from ..tls import tls_context
 from ..tokens import TokenError, TokenSource
@@ -50,6 +52,9 @@ class ConnectorConfig:
     forward: ForwardLimits = field(default_factory=ForwardLimits)
     look_up_host_id: bool = True  # ask the relay's GET /v1/hosts for our id (status only)
     ca_file: Path | None = None  # a CA to trust beside the system's, for wss:// and https://
+    # Proves this host at every connect (hostproof.py), so the relay can bind the host to
+    # it; None connects without a proof, as the reference host does.
+    host_key: Ed25519PrivateKey | None = None
 
 
 class Connector:
@@ -95,6 +100,13 @@ class Connector:
         self._session: MuxSession | None = None
         self._streams: set[asyncio.Task[None]] = set()
         self._background: set[asyncio.Task[None]] = set()
+
+    def _host_proof(self, token: str) -> dict[str, str]:
+        key = self.config.host_key
+        if key is None:
+            return {}
+        # Wall-clock time: the relay compares it with its own.
+        return connect_proof(key, machine_id=self.config.machine_id, token=token, now=time.time())
 
     def snapshot(self) -> dict[str, Any]:
         """The status endpoint's JSON."""
@@ -160,14 +172,22 @@ class Connector:
             if token is None:
                 return None
             websocket = await self._unless_stopped(
-                dial(self.url, token, open_timeout=self.config.open_timeout, tls=self._tls)
+                dial(
+                    self.url,
+                    token,
+                    open_timeout=self.config.open_timeout,
+                    tls=self._tls,
+                    extra_headers=self._host_proof(token),
+                )
             )
         except (TokenError, DialError) as exc:
             refused = isinstance(exc, DialError) and exc.refused
             delay = self._backoff.failed(refused=refused)
             self.state.failed_attempts += 1
             self.state.error(str(exc))
-            if refused:
+            if refused and "host key" in str(exc):
+                detail = str(exc)  # the relay says which key and how to re-bind
+            elif refused:
                 detail = f"{exc} (the relay refused the token from {self._tokens.description})"
             elif isinstance(exc, TokenError):
                 detail = f"no token: {exc}"

@@ -50,7 +50,12 @@ class DialError(AgentRelayError):
 
 
 async def dial(
-    url: str, token: str, *, open_timeout: float, tls: ssl.SSLContext | None = None
+    url: str,
+    token: str,
+    *,
+    open_timeout: float,
+    tls: ssl.SSLContext | None = None,
+    extra_headers: dict[str, str] | None = None,
 ) -> ClientConnection:
     """Open the control channel's WebSocket; raise :class:`DialError` when it fails.
     ``tls`` (for ``wss://``) defaults to :func:`tls_context` with no extra CA."""
@@ -60,7 +65,7 @@ async def dial(
         return await connect(
             url,
             ssl=tls if url.startswith("wss:") else None,
-            additional_headers={"Authorization": f"Bearer {token}"},
+            additional_headers={"Authorization": f"Bearer {token}", **(extra_headers or {})},
             open_timeout=open_timeout,
             # yamux pings the session itself; two keepalives would only add traffic.
             ping_interval=None,

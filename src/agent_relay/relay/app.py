@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import logging
 import time
 import uuid
@@ -16,6 +17,13 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from ..errors import HttpError
+from ..hostproof import (
+    KEY_HEADER,
+    PROOF_HEADER,
+    HostProofError,
+    ProvenKey,
+    verify_connect_proof,
+)
 from ..httpwire.server import Exchange
 from ..mux import MuxConfig, MuxSession
 from ..store import Store
@@ -27,7 +35,7 @@ from ..transport.wsserver import (
     open_protocol,
     response_bytes,
 )
-from .auth import Authenticator, auth_session_failure
+from .auth import Authenticator, auth_session_failure, bearer_token
 from .config import RelayConfig
 from .errors import RelayError, bad_request, forbidden, not_found, unauthorized, unavailable
 from .forwarding import with_client_address
@@ -238,7 +246,8 @@ class RelayApp:
     async def _connect(self, ex: Exchange, query: str) -> None:
         if self.draining:
             raise unavailable("relay is shutting down", retry_after=5)
-        identity = await self.auth.authenticate(ex.header(b"authorization"))
+        token = bearer_token(ex.header(b"authorization"))
+        identity = await self.auth.verify(token)
         params = parse_qs(query)
         machine_id = _single(params, "machine_id")
         if not machine_id:
@@ -248,6 +257,11 @@ class RelayApp:
         protocol, response = handshake(ex.method, ex.target, ex.request.headers)
         if response.status_code != 101:
             raise bad_request("expected a WebSocket upgrade")
+        proven = self._host_key_proof(ex, machine_id, token)
+        existing = await self.store.find_host_id(identity.user_id, machine_id)
+        if existing is not None:
+            # Before anything of the host changes: an impostor must not even rename it.
+            await self._check_host_key(existing, proven)
         host_cap = self.limits.max_hosts_per_user
         if (
             await self.store.count_hosts_of_user(identity.user_id, other_than=machine_id)
@@ -255,6 +269,10 @@ class RelayApp:
         ):
             raise forbidden(f"host limit reached: at most {host_cap} hosts per user")
         host_id = await self.store.upsert_host(identity.user_id, machine_id, name, agent_version)
+        if proven is not None:
+            pinned = await self.store.pin_host_key(host_id, proven.public_key_b64)
+            if pinned is not None and pinned != proven.public_key_b64:
+                raise _key_mismatch(host_id)  # another connect pinned first, just now
         self._spawn(self._touch_login(identity.auth_session_id))
         ex.taken_over = True
         ex.responded = True
@@ -308,6 +326,36 @@ class RelayApp:
             await self.replicas.release(tunnel)
         else:
             await self.store.set_host_status(tunnel.host_id, HostStatus.OFFLINE)
+
+    def _host_key_proof(self, ex: Exchange, machine_id: str, token: str) -> ProvenKey | None:
+        def text(name: bytes) -> str | None:
+            value = ex.header(name)
+            return value.decode("latin-1") if value is not None else None
+
+        try:
+            return verify_connect_proof(
+                text(KEY_HEADER.encode()),
+                text(PROOF_HEADER.encode()),
+                machine_id=machine_id,
+                token=token,
+                now=time.time(),
+            )
+        except HostProofError as exc:
+            raise unauthorized(str(exc)) from None
+
+    async def _check_host_key(self, host_id: uuid.UUID, proven: ProvenKey | None) -> None:
+        """A host with a pinned key connects only with a proof by that key."""
+        pinned = await self.store.pinned_host_key(host_id)
+        if pinned is None:
+            return  # never proven (a reference host, or the first proven connect)
+        if proven is None:
+            raise forbidden(
+                f"host {host_id} is bound to a host key and this connect proves none "
+                "(an older connector, or not the host's own); "
+                "to re-bind it: agent-relay hosts reset-key " + str(host_id)
+            )
+        if not hmac.compare_digest(pinned, proven.public_key_b64):
+            raise _key_mismatch(host_id)
 
     def _mux_config(self) -> MuxConfig:
         return MuxConfig(
@@ -583,6 +631,14 @@ def _parse_uuid(value: str, what: str) -> uuid.UUID:
         return uuid.UUID(value)
     except ValueError:
         raise bad_request(f"invalid {what}") from None
+
+
+def _key_mismatch(host_id: uuid.UUID) -> RelayError:
+    return forbidden(
+        f"host {host_id} is bound to another host key (a different data directory, or not "
+        "the host's own connector); if the host's key was replaced on purpose: "
+        f"agent-relay hosts reset-key {host_id}"
+    )
 
 
 def _single(params: dict[str, list[str]], name: str) -> str | None:

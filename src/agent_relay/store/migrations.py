@@ -29,7 +29,7 @@ from sqlalchemy import (
 from . import schema
 from .errors import SchemaMismatch
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # UPGRADES[i] takes a database from version i + 1 to i + 2. A step must be written against
 # the tables as they were then (plain DDL), never against `schema.metadata`, which always
@@ -43,7 +43,23 @@ def _index_revoked_logins(conn: Connection) -> None:
     )
 
 
-UPGRADES: Sequence[Callable[[Connection], None]] = (_index_revoked_logins,)
+def _add_host_keys(conn: Connection) -> None:
+    """3: host key pins (hostproof.py)."""
+    create_own_tables(conn)
+
+
+def create_own_tables(conn: Connection) -> None:
+    """agent-relay's own tables (never the reference schema's), if they are missing: the
+    step of migration 3, and what ``--create-own-tables`` runs in shared mode."""
+    schema.metadata.create_all(conn, tables=list(schema.AGENT_RELAY_TABLES), checkfirst=True)
+
+
+def has_own_tables(conn: Connection) -> bool:
+    tables = set(inspect(conn).get_table_names())
+    return all(table.name in tables for table in schema.AGENT_RELAY_TABLES)
+
+
+UPGRADES: Sequence[Callable[[Connection], None]] = (_index_revoked_logins, _add_host_keys)
 assert len(UPGRADES) == SCHEMA_VERSION - 1
 
 _version_metadata = MetaData()

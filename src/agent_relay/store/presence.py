@@ -376,6 +376,23 @@ async def create_schema(executor: Any) -> None:
     await executor.execute(SCHEMA_SQL)
 
 
+async def grant_host_keys(url: str, grant_to: str) -> None:
+    """Let the relay's database user use ``agent_relay_host_keys`` (``migrate --grant-to``)."""
+    if not _ROLE_NAME.fullmatch(grant_to):
+        raise SchemaMismatch(f"--grant-to: {grant_to!r} is not a plain role name")
+    target = parse_database_url(url)
+    if target.postgres_dsn is None:
+        return  # SQLite has no roles
+    conn = await asyncpg.connect(target.postgres_dsn, timeout=10)
+    try:
+        # A checked plain name, quoted: no statement takes a role as a parameter.
+        await conn.execute(f'GRANT SELECT, INSERT, DELETE ON agent_relay_host_keys TO "{grant_to}"')
+    except asyncpg.UndefinedObjectError as exc:
+        raise SchemaMismatch(f"--grant-to: {exc}") from None
+    finally:
+        await conn.close()
+
+
 async def migrate_presence(url: str, grant_to: str | None = None) -> list[str]:
     """``agent-relay migrate --replicas``: create what is missing (and let ``grant_to``,
     the relay's database user, use it); returns what was missing."""

@@ -169,6 +169,22 @@ relay_browser_sessions = Table(
     Index(None, "host_id"),
 )
 
+# agent-relay's own: the Ed25519 key a host proved on its first proven connect
+# (hostproof.py). Not part of the reference schema; in shared mode the relay uses it when
+# it exists (``agent-relay server --shared --create-own-tables`` makes it).
+host_keys = Table(
+    "agent_relay_host_keys",
+    metadata,
+    # No foreign key: in shared mode that would need REFERENCES on the remote API's
+    # table. A pin outliving its host is harmless (host ids are random and never reused).
+    Column("host_id", Uuid, primary_key=True),
+    Column("public_key", Text, nullable=False),
+    Column("pinned_at", UtcDateTime, nullable=False, server_default=func.now()),
+)
+
+# Tables agent-relay adds beside the reference schema (created by the relay itself).
+AGENT_RELAY_TABLES = (host_keys,)
+
 # The tables the relay writes in shared mode; the others it only reads there.
 RELAY_OWNED_TABLES = (hosts, relay_browser_sessions)
 REMOTE_OWNED_TABLES = (users, auth_sessions, organization_member_metadata)

@@ -27,6 +27,7 @@ from sqlalchemy import (
     RowMapping,
     Uuid,
     and_,
+    delete,
     exists,
     func,
     literal,
@@ -46,15 +47,17 @@ from .errors import (
     AlreadyExists,
     InvalidInput,
     NotFound,
+    SchemaMismatch,
     SharedModeRefused,
     StoreError,
     StoreUnavailable,
 )
-from .migrations import check_shared_schema, migrate
+from .migrations import check_shared_schema, create_own_tables, has_own_tables, migrate
 from .records import AuthSessionRecord, HostRecord, HostStatus, ProxyContext, UserRecord
 from .schema import (
     UtcDateTime,
     auth_sessions,
+    host_keys,
     hosts,
     organization_member_metadata,
     organizations,
@@ -93,6 +96,8 @@ class Store:
         self._target = target
         self._mode = mode
         self._clock = clock
+        # Stand-alone: always. Shared: when agent-relay's own tables exist there.
+        self.host_keys_enabled = mode is StoreMode.STANDALONE
 
     @classmethod
     async def open(
@@ -105,11 +110,14 @@ class Store:
         pool_size: int = 10,
         connect_timeout: float = 10.0,
         statement_timeout: float = 30.0,
+        create_own: bool = False,
     ) -> Store:
         """Connects, then migrates (stand-alone) or checks the schema (shared).
 
         ``url``: None for ``relay.sqlite3`` in ``data_dir`` (default: the user's data
         directory), a file path, ``sqlite:///path``, or ``postgres[ql]://…``.
+        ``create_own`` (shared mode): create agent-relay's own tables (never the remote
+        API's) when they are missing; without it they are used only if present.
         Raises InvalidDatabaseUrl, StoreUnavailable or SchemaMismatch.
         """
         try:
@@ -141,6 +149,19 @@ class Store:
             else:
                 async with store._connect(transaction=False) as conn:
                     await conn.run_sync(check_shared_schema)
+                if create_own:
+                    try:
+                        async with store._connect(transaction=True) as conn:
+                            await conn.run_sync(create_own_tables)
+                    except sa_exc.DBAPIError as exc:
+                        raise SchemaMismatch(
+                            "shared mode: cannot create agent-relay's own tables "
+                            f"({type(exc.orig).__name__}: {str(exc.orig).strip()}); grant the "
+                            "relay's database user CREATE on the schema, or start without "
+                            "--create-own-tables"
+                        ) from None
+                async with store._connect(transaction=False) as conn:
+                    store.host_keys_enabled = await conn.run_sync(has_own_tables)
         except BaseException:
             await engine.dispose()
             raise
@@ -364,6 +385,61 @@ class Store:
         async with self._connect(transaction=False) as conn:
             row = (await conn.execute(stmt)).one_or_none()
         return _host(row._mapping) if row is not None else None
+
+    async def find_host_id(self, owner_user_id: UUID, machine_id: str) -> UUID | None:
+        """The id of the host ``(owner_user_id, machine_id)``, if it was ever registered."""
+        check.uuid(owner_user_id, "owner_user_id")
+        machine_id = check.text(machine_id, "machine_id", check.MAX_MACHINE_ID_LENGTH)
+        stmt = select(hosts.c.id).where(
+            hosts.c.owner_user_id == owner_user_id, hosts.c.machine_id == machine_id
+        )
+        async with self._connect(transaction=False) as conn:
+            found = (await conn.execute(stmt)).scalar_one_or_none()
+        return UUID(str(found)) if found is not None else None
+
+    # -- host key pins (hostproof.py) ----------------------------------------------------
+
+    async def pinned_host_key(self, host_id: UUID) -> str | None:
+        """The key pinned to the host, or None (none yet, or pins not in this database)."""
+        check.uuid(host_id, "host_id")
+        if not self.host_keys_enabled:
+            return None
+        stmt = select(host_keys.c.public_key).where(host_keys.c.host_id == host_id)
+        async with self._connect(transaction=False) as conn:
+            found = (await conn.execute(stmt)).scalar_one_or_none()
+        return str(found) if found is not None else None
+
+    async def pin_host_key(self, host_id: UUID, public_key: str) -> str | None:
+        """Pins ``public_key`` unless a key is pinned already; returns the key pinned now
+        (the first one wins a race). None when pins are not in this database."""
+        check.uuid(host_id, "host_id")
+        public_key = check.text(public_key, "public_key", 64)
+        if not self.host_keys_enabled:
+            return None
+        insert = (
+            self._dialect_insert(host_keys)
+            .values(host_id=host_id, public_key=public_key, pinned_at=self._now())
+            .on_conflict_do_nothing(index_elements=[host_keys.c.host_id])
+        )
+        async with self._connect(transaction=True) as conn:
+            await conn.execute(insert)
+            found = (
+                await conn.execute(
+                    select(host_keys.c.public_key).where(host_keys.c.host_id == host_id)
+                )
+            ).scalar_one()
+        return str(found)
+
+    async def reset_host_key(self, host_id: UUID) -> bool:
+        """Forgets the host's pinned key: its next proven connect pins a new one."""
+        check.uuid(host_id, "host_id")
+        if not self.host_keys_enabled:
+            raise SharedModeRefused(
+                "this database has no agent_relay_host_keys table: no key is pinned here"
+            )
+        stmt = delete(host_keys).where(host_keys.c.host_id == host_id)
+        async with self._connect(transaction=False) as conn:
+            return (await conn.execute(stmt)).rowcount > 0
 
     async def can_access_host(self, user_id: UUID, host_id: UUID) -> bool:
         """The user owns the host or belongs to the organization it is shared with."""
