@@ -20,11 +20,20 @@ def test_a_zero_ttl_is_refused_in_plain_words(cli: Cli) -> None:
     )
 
 
-def test_a_host_name_instead_of_an_id_says_so(cli: Cli) -> None:
+def test_a_host_name_no_pairing_has_says_what_is_stored(cli: Cli) -> None:
     done = cli("request", "--host", "my-pod", "/api/x")
-    assert one_line_error(done) == (
-        "--host takes the host's id (a UUID, as the relay's "
-        "GET /v1/hosts lists it), got 'my-pod'; host names are not accepted"
+    assert one_line_error(done) == "no stored pairing with a host named 'my-pod'; stored: none"
+
+
+async def test_a_relay_url_that_is_not_a_relay(cli: Cli) -> None:
+    from tests.support.localserver import local_server
+
+    async with local_server() as other:  # an HTTP server, not a relay
+        done = await asyncio.to_thread(
+            cli, "pair", "--relay", other.url, "--code", "ABC123", "--token", "a.b.c"
+        )
+    assert one_line_error(done).startswith(
+        f"{other.url} is not an agent-relay relay (GET /v1/hosts answered "
     )
 
 

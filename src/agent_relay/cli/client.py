@@ -140,7 +140,13 @@ def _client_command(func: Callable[..., Any]) -> Callable[..., Any]:
             metavar="URL",
             help="the relay's base URL [env: AGENT_RELAY_URL]",
         ),
-        click.option("--host", "host_id", default=None, metavar="HOST_ID", help="the host's id"),
+        click.option(
+            "--host",
+            "host_id",
+            default=None,
+            metavar="HOST",
+            help="the host's id, or its name as the relay lists it",
+        ),
         click.option(
             "--token",
             envvar="AGENT_RELAY_TOKEN",
@@ -169,8 +175,6 @@ def _client_command(func: Callable[..., Any]) -> Callable[..., Any]:
 
         if kwargs.get("relay_url") is not None:
             kwargs["relay_url"] = base_url(kwargs["relay_url"])
-        if kwargs.get("host_id") is not None:
-            kwargs["host_id"] = _host_id(kwargs["host_id"])
         try:
             return func(*args, **kwargs)
         except ClientError as exc:
@@ -192,16 +196,87 @@ def base_url(value: str) -> str:
     return url
 
 
-def _host_id(value: str) -> str:
+def _as_uuid(value: str) -> str | None:
     import uuid
 
     try:
         return str(uuid.UUID(value))
     except ValueError:
+        return None
+
+
+def relay_hosts(relay_url: str, token: str) -> list[dict[str, Any]]:
+    """The hosts the token's user may reach, as the relay's ``GET /v1/hosts`` lists them;
+    an answer that is not that list means the URL is not an agent-relay relay."""
+    import httpx
+
+    from .. import __version__
+
+    url = relay_url + "/v1/hosts"
+    try:
+        response = httpx.get(
+            url,
+            headers={
+                "Authorization": f"Bearer {token}",
+                "User-Agent": f"agent-relay/{__version__}",
+            },
+            timeout=15,
+            follow_redirects=False,  # a login page would get the token
+        )
+    except httpx.HTTPError as exc:
+        from ..client import ClientError
+
+        raise ClientError(f"cannot reach {url}: {exc}") from None
+    if response.status_code in (401, 403):
         raise click.ClickException(
-            f"--host takes the host's id (a UUID, as the relay's GET /v1/hosts lists it), "
-            f"got {value!r}; host names are not accepted"
-        ) from None
+            f"the relay refused the token ({response.status_code}): issue a new one with "
+            "`agent-relay tokens issue USER`"
+        )
+    try:
+        hosts = response.json()["hosts"] if response.status_code == 200 else None
+    except (ValueError, KeyError, TypeError):
+        hosts = None
+    if not isinstance(hosts, list):
+        raise click.ClickException(
+            f"{relay_url} is not an agent-relay relay (GET /v1/hosts answered "
+            f"{response.status_code} without a host list)"
+        )
+    return [h for h in hosts if isinstance(h, dict) and isinstance(h.get("id"), str)]
+
+
+def choose_host(hosts: list[dict[str, Any]], wanted: str | None) -> dict[str, Any]:
+    """The host named ``wanted`` (an online one first), or with none given the only
+    online host; otherwise a message listing them."""
+
+    def listing(which: list[dict[str, Any]]) -> str:
+        return ", ".join(
+            f"{h.get('name')} ({h['id']}, {'online' if h.get('online') else 'offline'})"
+            for h in which
+        )
+
+    if wanted is None:
+        online = [h for h in hosts if h.get("online")]
+        if len(online) == 1:
+            return online[0]
+        if not online:
+            known = f"; known: {listing(hosts)}" if hosts else ""
+            raise click.ClickException(
+                f"no host of this token's user is online: start one with `agent-relay host`{known}"
+            )
+        raise click.ClickException(
+            f"{len(online)} hosts are online: give --host NAME or ID; online: {listing(online)}"
+        )
+    named = [h for h in hosts if h.get("name") == wanted]
+    if len(named) > 1:
+        named = [h for h in named if h.get("online")] or named
+    if len(named) == 1:
+        return named[0]
+    if named:
+        raise click.ClickException(
+            f"{len(named)} hosts are named {wanted!r}: give --host ID; {listing(named)}"
+        )
+    known = listing(hosts) if hosts else "none"
+    raise click.ClickException(f"no host named {wanted!r} at the relay; its hosts: {known}")
 
 
 def explain(exc: Exception, relay_url: str | None) -> str:
@@ -264,14 +339,35 @@ def _find(store: KeyStore, relay_url: str | None, host_id: str | None) -> Pairin
     """The stored pairing that fits; when none does, the message lists what is stored."""
     from ..client import NotPairedError
 
+    stored_pairings = store.all()
+    if host_id is not None and _as_uuid(host_id) is None:
+        named = [p for p in stored_pairings if p.host_name == host_id]
+        if relay_url is not None:
+            named = [p for p in named if p.relay_url == base_url(relay_url)]
+        if len(named) == 1:
+            return named[0]
+        if not named:
+            raise click.ClickException(
+                f"no stored pairing with a host named {host_id!r}; stored: "
+                + (", ".join(_describe(p) for p in stored_pairings) or "none")
+            )
+        raise click.ClickException(
+            f"several pairings with a host named {host_id!r}: give --relay or the host's id; "
+            + ", ".join(_describe(p) for p in named)
+        )
     try:
         return store.find(relay_url, host_id)
     except NotPairedError as exc:
-        stored = [f"host {p.host_id} at {p.relay_url}" for p in store.all()]
+        stored = [_describe(p) for p in stored_pairings]
         where = (
             "; stored: " + ", ".join(stored) if stored else f"; none stored in {store.directory}"
         )
         raise click.ClickException(f"{exc}{where}") from None
+
+
+def _describe(pairing: Pairing) -> str:
+    name = f" ({pairing.host_name})" if pairing.host_name else ""
+    return f"host {pairing.host_id}{name} at {pairing.relay_url}"
 
 
 def _client_store(data_dir: Path | None) -> KeyStore:
@@ -283,7 +379,9 @@ def _client_store(data_dir: Path | None) -> KeyStore:
 @click.command("pair")
 @_client_command
 @click.option("--code", required=True, help="the 6-character code the host shows")
-@click.option("--name", default=None, help="this client's name, as the host lists it")
+@click.option(
+    "--name", default=None, help="this client's name, as the host lists it [default: MACHINE DATE]"
+)
 def pair_command(
     relay_url: str | None,
     host_id: str | None,
@@ -294,23 +392,122 @@ def pair_command(
     name: str | None,
 ) -> None:
     """Pair with a host through a relay, using the code it shows
-    (agent-relay host pair-code). Keys are kept in the data dir."""
+    (agent-relay host pair-code). Keys are kept in the data dir.
+
+    Without --host, the only online host of the token's user is taken; --host takes a
+    host's id or its name."""
+    import dataclasses
+    import socket
+    import time
+
     from ..client import RelayClient
 
-    if relay_url is None or host_id is None:
-        raise click.UsageError("pair needs --relay URL and --host HOST_ID")
+    if relay_url is None:
+        raise click.UsageError("pair needs --relay URL")
     relay_token = _client_token(token, token_file)
     if relay_token is None:
         raise click.UsageError(
             "pair needs a relay token: --token, --token-file or AGENT_RELAY_TOKEN"
         )
+    host_name = None
+    if host_id is None or _as_uuid(host_id) is None:
+        chosen = choose_host(relay_hosts(relay_url, relay_token), host_id)
+        host_id, host_name = chosen["id"], str(chosen.get("name") or "") or None
     store = _client_store(data_dir)
+    earlier = _stored(store, relay_url, host_id)
+    # Named by machine and time, so that pairing again leaves two tellable-apart entries
+    # in the host's list, not two of the same name.
+    name = name or f"{socket.gethostname()} {time.strftime('%Y-%m-%d %H:%M:%S')}"
     pairing = run(
         RelayClient.pair(relay_url, host_id, code, token=relay_token, store=store, client_name=name)
     )
+    if host_name is not None:
+        pairing = dataclasses.replace(pairing, host_name=host_name)
+        store.save(pairing)
+    called = f" ({host_name})" if host_name else ""
     click.echo(
-        f"paired with host {pairing.host_id} at {pairing.relay_url} as client "
-        f"{pairing.client_id}; keys in {store.path_for(pairing.relay_url, pairing.host_id)}",
+        f"paired with host {pairing.host_id}{called} at {pairing.relay_url} as client "
+        f"{pairing.client_id} ({name!r}); keys in "
+        f"{store.path_for(pairing.relay_url, pairing.host_id)}",
+        err=True,
+    )
+    if earlier is not None:
+        click.echo(
+            f"this replaces the earlier pairing as client {earlier.client_id}, which the host "
+            f"still trusts: revoke it there with `agent-relay host clients revoke "
+            f"{earlier.client_id}`",
+            err=True,
+        )
+
+
+def _stored(store: KeyStore, relay_url: str, host_id: str) -> Pairing | None:
+    from ..client import ClientError
+
+    try:
+        return store.load(relay_url, host_id)
+    except ClientError:
+        return None
+
+
+@click.group("pairings")
+def pairings() -> None:
+    """The pairings this client keeps (one per relay and host)."""
+
+
+_pairings_data_dir = click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="where pairings are kept [env: AGENT_RELAY_DATA_DIR]",
+)
+
+
+@pairings.command("list")
+@_pairings_data_dir
+@click.option("--json", "as_json", is_flag=True, help="print JSON")
+@fail_cleanly
+def pairings_list(data_dir: Path | None, as_json: bool) -> None:
+    """List stored pairings: host id, host name, relay, this client's id."""
+    import json
+
+    found = _client_store(data_dir).all()
+    if as_json:
+        document = [
+            {
+                "host_id": p.host_id,
+                "host_name": p.host_name,
+                "relay_url": p.relay_url,
+                "client_id": p.client_id,
+            }
+            for p in found
+        ]
+        click.echo(json.dumps(document, indent=2))
+        return
+    if not found:
+        click.echo("no pairings", err=True)
+    for p in found:
+        click.echo(f"{p.host_id}\t{p.host_name or '-'}\t{p.relay_url}\tclient {p.client_id}")
+
+
+@pairings.command("forget")
+@click.argument("host")
+@click.option("--relay", "relay_url", default=None, metavar="URL", help="when several fit")
+@_pairings_data_dir
+@fail_cleanly
+def pairings_forget(host: str, relay_url: str | None, data_dir: Path | None) -> None:
+    """Delete the stored pairing with HOST (its id or name). The host still trusts this
+    client until it is revoked there (`agent-relay host clients revoke CLIENT_ID`)."""
+    from ..client import ClientError
+
+    store = _client_store(data_dir)
+    try:
+        pairing = _find(store, base_url(relay_url) if relay_url else None, host)
+    except ClientError as exc:
+        raise click.ClickException(str(exc)) from None
+    path = store.forget(pairing)
+    click.echo(
+        f"forgot {_describe(pairing)} ({path}); on the host, revoke client "
+        f"{pairing.client_id} with `agent-relay host clients revoke {pairing.client_id}`",
         err=True,
     )
 
