@@ -254,6 +254,58 @@ def host_pair_code(data_dir: Path | None, ttl: float) -> None:
     click.echo(f"valid for {minutes} min, for one pairing attempt", err=True)
 
 
+@host_command.command("status")
+@_host_data_dir
+@click.option("--json", "as_json", is_flag=True, help="print the whole status JSON")
+@fail_cleanly
+def host_status(data_dir: Path | None, as_json: bool) -> None:
+    """What the connector running with this data dir is doing (it keeps its status in
+    the data dir; no --status-listen needed). Exit status 1 unless it is connected."""
+    import os
+
+    from ..host.service import STATUS_FILE
+
+    state = data_dir or default_data_dir()
+    path = state / STATUS_FILE
+    try:
+        document = json.loads(path.read_bytes())
+        pid = int(document["pid"])
+    except FileNotFoundError:
+        raise click.ClickException(
+            f"no connector is running with the data dir {state} (start one with "
+            "`agent-relay host`, or give its --data-dir)"
+        ) from None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise click.ClickException(f"cannot read {path}: {exc}") from None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        raise click.ClickException(
+            f"the connector that ran with the data dir {state} (pid {pid}) has ended"
+        ) from None
+    except PermissionError:
+        pass  # alive, under another user
+    if as_json:
+        click.echo(json.dumps(document, indent=2))
+    else:
+        trust = document.get("trust") or {}
+        lines = [
+            f"{document.get('status')}",
+            f"host id: {document.get('host_id') or 'unknown yet'}; name {document.get('name')!r}",
+            f"local server: {document.get('upstream')}",
+            f"requests in flight: {document.get('active_streams')}, served: "
+            f"{document.get('streams_served')}; reconnects: {document.get('reconnects')}",
+        ]
+        if trust.get("signatures_required"):
+            lines.append(f"paired clients: {trust.get('paired_clients')}")
+        if document.get("last_error"):
+            lines.append(f"last error: {document.get('last_error')}")
+        lines.append(f"pid {pid}")
+        click.echo("\n".join(lines))
+    if not document.get("connected"):
+        raise SystemExit(1)
+
+
 @host_command.group("clients")
 def host_clients() -> None:
     """The clients paired with this host."""

@@ -11,7 +11,7 @@ from ..trust.host import TrustHost
 from .connector import Connector, ConnectorConfig
 from .forward import ForwardLimits
 from .identity import default_name, load_machine_id
-from .service import parse_host_port, run_until_signalled
+from .service import STATUS_FILE, parse_host_port, run_until_signalled
 from .upstream import PoolLimits, UpstreamPool, UpstreamTarget
 
 
@@ -46,6 +46,7 @@ class AssembledConnector:
     status_listen: tuple[str, int] | None
     max_head_size: int
     ice: tuple[tuple[str, ...], tuple[str, ...]] | None = None  # --p2p: (stun, turn)
+    status_file: Path | None = None  # what `agent-relay host status` reads
 
     async def run_until_signalled(self) -> None:
         """Connects and serves until SIGTERM or SIGINT (the pool and connector are made
@@ -57,7 +58,9 @@ class AssembledConnector:
 
             webrtc = host_answerer(self.trust, self.target.url, ice_servers(*self.ice))
         connector = Connector(self.config, self.tokens, pool, trust=self.trust, webrtc=webrtc)
-        await run_until_signalled(connector, pool, status_listen=self.status_listen)
+        await run_until_signalled(
+            connector, pool, status_listen=self.status_listen, status_file=self.status_file
+        )
 
 
 def assemble(settings: ConnectorSettings) -> AssembledConnector:
@@ -100,4 +103,5 @@ def assemble(settings: ConnectorSettings) -> AssembledConnector:
         listen,
         settings.max_head_size,
         (settings.stun, settings.turn) if settings.p2p else None,
+        settings.data_dir / STATUS_FILE,
     )
