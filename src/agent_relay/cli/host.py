@@ -11,15 +11,17 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
-from .common import data_dir as make_data_dir
 from .common import (
+    config_option,
     default_data_dir,
     fail_cleanly,
     is_listen_error,
     listen_failure,
+    log_format_option,
     run,
     setup_logging,
 )
+from .common import data_dir as make_data_dir
 
 
 @click.group("host", invoke_without_command=True)
@@ -78,6 +80,20 @@ from .common import (
     "loopback (default: off)",
 )
 @click.option(
+    "--status-allowed-host",
+    "status_allowed_hosts",
+    multiple=True,
+    metavar="NAME",
+    help="a Host name besides loopback the status page may be opened by (a listener on a "
+    "LAN address); repeat for more",
+)
+@click.option(
+    "--ui-url",
+    default=None,
+    metavar="URL",
+    help="the remote web UI the pairing page links to, when it is not at the relay",
+)
+@click.option(
     "--max-upstream-connections",
     type=click.IntRange(1, 100_000),
     default=64,
@@ -129,7 +145,9 @@ from .common import (
 @click.option("--p2p", is_flag=True, help="answer WebRTC upgrades (needs agent-relay[webrtc])")
 @click.option("--stun", multiple=True, help="a STUN server HOST:PORT for --p2p (none by default)")
 @click.option("--turn", multiple=True, help="a TURN server USER:PASS@HOST:PORT for --p2p")
+@log_format_option
 @click.option("-v", "--verbose", is_flag=True, help="debug logging")
+@config_option
 @fail_cleanly
 def host_command(
     relay_url: str | None,
@@ -141,6 +159,8 @@ def host_command(
     data_dir: Path | None,
     ca_file: Path | None,
     status_listen: str | None,
+    status_allowed_hosts: tuple[str, ...],
+    ui_url: str | None,
     max_upstream_connections: int,
     upstream_idle_timeout: float,
     response_timeout: float,
@@ -151,6 +171,7 @@ def host_command(
     p2p: bool,
     stun: tuple[str, ...],
     turn: tuple[str, ...],
+    log_format: str,
     verbose: bool,
 ) -> None:
     """Connect the local agent server to a relay: dial out, serve what the relay sends.
@@ -158,6 +179,7 @@ def host_command(
     Relayed requests must be signed by a paired client (see `host pair-code`), and the
     answers are signed, unless --allow-unsigned."""
     from ..host.assembly import ConnectorSettings, assemble
+    from ..host.service import PageSettings
     from ..tokens import token_source
 
     context = click.get_current_context()
@@ -191,9 +213,10 @@ def host_command(
             p2p=p2p,
             stun=stun,
             turn=turn,
+            page=PageSettings(status_allowed_hosts, ui_url),
         )
     )
-    setup_logging(verbose)
+    setup_logging(verbose, log_format)
     if allow_unsigned:
         logging.getLogger(__name__).warning(
             "--allow-unsigned: relayed requests are forwarded without signature checks"

@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..aio import reap, stop_signals
@@ -39,9 +40,19 @@ async def run_until_signalled(
     *,
     status_listen: tuple[str, int] | None,
     status_file: Path | None = None,
+    page: PageSettings | None = None,
 ) -> None:
     with stop_signals() as signalled:
-        await _run(connector, pool, signalled, status_listen, status_file)
+        await _run(connector, pool, signalled, status_listen, status_file, page or PageSettings())
+
+
+@dataclass(frozen=True, slots=True)
+class PageSettings:
+    """The status listener's page: Host names besides loopback it may be opened by, and
+    the remote web UI's URL when it is not at the relay."""
+
+    allowed_hosts: tuple[str, ...] = ()
+    ui_url: str | None = None
 
 
 async def _run(
@@ -50,6 +61,7 @@ async def _run(
     signalled: asyncio.Event,
     status_listen: tuple[str, int] | None,
     status_file: Path | None,
+    page: PageSettings,
 ) -> None:
     status: StatusServer | None = None
     running = asyncio.create_task(connector.run())
@@ -58,7 +70,12 @@ async def _run(
         helpers.append(asyncio.create_task(keep_status_file(connector, status_file)))
     try:
         if status_listen is not None:
-            status = StatusServer(connector.snapshot, trust=connector.trust)
+            status = StatusServer(
+                connector.snapshot,
+                trust=connector.trust,
+                allowed_hosts=page.allowed_hosts,
+                ui_url=page.ui_url,
+            )
             host, port = await status.start(*status_listen)
             log.info("status: http://%s:%d%s", host, port, STATUS_PATH)
             if connector.trust is not None:

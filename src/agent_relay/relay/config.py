@@ -46,6 +46,10 @@ class RelayConfig:
     # serves one trusted host's own pages and no web UI (docs/security.md).
     host_content_sandbox: bool = True
     web_ui: bool = True  # the remote web UI at / (never with the sandbox off)
+    # One line per proxied exchange on the agent_relay.access logger (accesslog.py).
+    access_log: bool = False
+    # Serve /metrics there instead of on the public port (None: on the public port).
+    metrics_listen: tuple[str, int] | None = None
 
 
 def parse_listen_addr(value: str, name: str = "RELAY_LISTEN_ADDR") -> tuple[str, int]:
