@@ -48,14 +48,89 @@ async def run_request(
             print(f"{response.status}", file=sys.stderr)
             for name, value in response.headers.items():
                 print(f"{name}: {value}", file=sys.stderr)
-        if output is not None:
-            await _to_file(response.iter_bytes(), output)
+        if output is not None and str(output) != "-":
+            size = response.headers.get("content-length")
+            shown = Progress(
+                lambda: response.received, int(size) if size and size.isdigit() else None
+            )
+            with shown if sys.stderr.isatty() else contextlib.nullcontext():
+                await _to_file(response.iter_bytes(), output)
         else:
             out = sys.stdout.buffer
+            check_terminal = output is None and sys.stdout.isatty()
             async for chunk in response.iter_bytes():
+                if check_terminal:
+                    refuse_binary_on_terminal(response.headers.get("content-type"), chunk)
+                    check_terminal = False
                 out.write(chunk)
                 out.flush()  # a streamed body (SSE) shows as it verifies
         return response.status
+
+
+_BINARY_TYPES = ("image/", "audio/", "video/", "font/", "application/octet-stream",
+                 "application/zip", "application/gzip", "application/pdf")  # fmt: skip
+
+
+def refuse_binary_on_terminal(content_type: str | None, first: bytes) -> None:
+    """A binary answer printed to a terminal garbles it: refuse, saying how to get it."""
+    kind = (content_type or "").split(";")[0].strip().lower()
+    if b"\x00" in first[:4096] or kind.startswith(_BINARY_TYPES):
+        raise click.ClickException(
+            f"the answer is binary ({kind or 'it holds NUL bytes'}); not printed to the "
+            "terminal: save it with -o FILE, or give -o - to print it anyway"
+        )
+
+
+class Progress:
+    """Bytes, rate and time left on one terminal line of stderr, a few times a second,
+    while a download runs; the line is ended when it does."""
+
+    INTERVAL = 0.25
+
+    def __init__(self, received: Callable[[], int], total: int | None) -> None:
+        self._received = received
+        self._total = total
+        self._started = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    def __enter__(self) -> Progress:
+        import time
+
+        self._started = time.monotonic()
+        self._task = asyncio.get_running_loop().create_task(self._show())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        sys.stderr.write("\r" + self.line() + "\n")
+        sys.stderr.flush()
+
+    async def _show(self) -> None:
+        while True:
+            await asyncio.sleep(self.INTERVAL)
+            sys.stderr.write("\r" + self.line() + "\x1b[K")
+            sys.stderr.flush()
+
+    def line(self) -> str:
+        import time
+
+        done = self._received()
+        elapsed = max(time.monotonic() - self._started, 1e-6)
+        rate = done / elapsed
+        parts = [_bytes(done) + (f" of {_bytes(self._total)}" if self._total else "")]
+        parts.append(f"{_bytes(rate)}/s")
+        if self._total and rate > 0 and done < self._total:
+            parts.append(f"{(self._total - done) / rate:.0f} s left")
+        return "  ".join(parts)
+
+
+def _bytes(count: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if count < 1000 or unit == "GB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1000
+    raise AssertionError("unreachable")
 
 
 async def _to_file(chunks: AsyncIterator[bytes], output: Path) -> None:
@@ -525,9 +600,10 @@ def pairings_forget(host: str, relay_url: str | None, data_dir: Path | None) -> 
 @click.option(
     "--output",
     "-o",
-    type=click.Path(path_type=Path, dir_okay=False),
+    type=click.Path(path_type=Path, dir_okay=False, allow_dash=True),
     default=None,
-    help="write the body to FILE (only once all of it verified)",
+    help="write the body to FILE (only once all of it verified; progress on a terminal), "
+    "or - for standard output even when binary",
 )
 @click.option(
     "--p2p", is_flag=True, help="try a WebRTC data channel first (needs agent-relay[webrtc])"
@@ -556,7 +632,7 @@ def request_command(
     if len(method_and_path) > 2:
         raise click.UsageError("give at most METHOD and PATH")
     path = method_and_path[-1]
-    if output is not None and not output.parent.is_dir():
+    if output is not None and str(output) != "-" and not output.parent.is_dir():
         raise click.ClickException(
             f"cannot write -o {output}: no directory {output.parent} (create it first)"
         )
@@ -570,6 +646,8 @@ def request_command(
         from ..webrtc.run import run_p2p_request
 
         send = functools.partial(run_p2p_request, servers=ice_servers(stun, turn))
+        if output is not None and str(output) == "-":
+            output = None  # its answers go to standard output as they are
     status = run(
         send(
             pairing,
