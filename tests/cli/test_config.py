@@ -132,3 +132,24 @@ def test_the_connector_reads_a_file_too(
     assert one_line_error(done) == (
         f"cannot listen on 127.0.0.1:{busy} (--status-listen): address already in use"
     )
+
+
+@pytest.mark.parametrize(("command", "example"), [("server", "relay.toml"), ("host", "host.toml")])
+def test_the_example_files_hold_only_known_settings(cli: Cli, command: str, example: str) -> None:
+    path = Path(__file__).parents[2] / "deploy" / "systemd" / example
+    done = cli(command, "--config", str(path), "--help")  # the file is read before --help
+    assert done.returncode == 0, done.stderr
+
+
+def test_shell_completion_as_documented() -> None:
+    """docs/cli.md: click's completion, through the lazily loaded verb groups."""
+    import os
+
+    env = {**os.environ, "COMP_WORDS": "agent-relay host st", "COMP_CWORD": "2",
+           "_AGENT_RELAY_COMPLETE": "bash_complete"}  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", "import sys; sys.argv[0] = 'agent-relay'; "
+         "from agent_relay.cli import main; main(prog_name='agent-relay')"],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.stdout.split() == ["plain,status"], done.stderr

@@ -258,17 +258,12 @@ def _client_command(func: Callable[..., Any]) -> Callable[..., Any]:
     return fail_cleanly(explained)
 
 
-# What users give as the relay's URL besides its base: the API paths under it.
-_API_SUFFIXES = ("/v1/relay/connect", "/v1/relay", "/v1")
-
-
 def base_url(value: str) -> str:
-    """The relay's base URL: an API path pasted after it (``/v1``…) is dropped."""
-    url = value.strip().rstrip("/")
-    for suffix in _API_SUFFIXES:
-        if url.endswith(suffix):
-            return url.removesuffix(suffix)
-    return url
+    """The relay's base URL as stored (an API path pasted after it, ``/v1``…, dropped:
+    agent_relay.baseurl)."""
+    from ..baseurl import RelayUrl
+
+    return RelayUrl.parse(value).base
 
 
 def _as_uuid(value: str) -> str | None:
