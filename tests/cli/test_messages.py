@@ -72,3 +72,32 @@ async def test_a_wrong_code_says_it_is_used_up(cli: Cli, tmp_path: Path, sqlite_
             "the host has no valid code (expired or already used): make a new one with "
             "`agent-relay host pair-code`"
         )
+
+
+async def test_ws_to_a_route_that_does_not_upgrade(cli: Cli, tmp_path: Path, relay: Relay) -> None:
+    from agent_relay.trust.host import TrustHost
+    from tests.support.localserver import local_server
+    from tests.support.trust_stack import connector_with_trust
+
+    host = TrustHost.open(tmp_path / "host")
+    async with local_server() as local, connector_with_trust(relay, local.url, host):
+        host_id = str(await relay.host_id())
+        code = host.issue_code(time.time()).code
+        args = ["--relay", relay.url, "--token", relay.token, "--host", host_id]
+        paired = await asyncio.to_thread(cli, "pair", *args, "--code", code)
+        assert paired.returncode == 0, paired.stderr
+        done = await asyncio.to_thread(cli, "ws", "/echo", *args)  # /echo answers 200
+    assert one_line_error(done) == (
+        "the local server did not upgrade to a WebSocket (it answered 200)"
+    )
+    assert len(done.stderr.strip().splitlines()) == 1  # no signing parameters shown
+
+
+async def test_ws_the_local_server_refuses(cli: Cli, tmp_path: Path, sqlite_url: str) -> None:
+    async with trust_stack(tmp_path, sqlite_url) as stack:
+        code = stack.host.issue_code(time.time()).code
+        args = ["--relay", stack.relay.url, "--token", stack.relay.token, "--host", stack.host_id]
+        paired = await asyncio.to_thread(cli, "pair", *args, "--code", code)
+        assert paired.returncode == 0, paired.stderr
+        done = await asyncio.to_thread(cli, "ws", "/echo", *args)  # an HTTP-only route
+    assert one_line_error(done) == "the local server refused a WebSocket at /echo (403)"

@@ -684,7 +684,18 @@ def ws_command(
     store = _client_store(data_dir)
     relay_token = _client_token(token, token_file)  # checked before the pairing lookup
     pairing = _find(store, relay_url, host_id)
-    code, reason = run(run_ws(pairing, store, relay_token, path, linger))
+    from ..client import RelayRefusedError
+
+    try:
+        code, reason = run(run_ws(pairing, store, relay_token, path, linger))
+    except RelayRefusedError as exc:
+        if exc.status >= 300 and exc.message == "no details":
+            # The relay's own refusals carry a JSON error; a bare one is the local server's
+            # (a framework refusing an upgrade to a route that takes none).
+            raise click.ClickException(
+                f"the local server refused a WebSocket at {path} ({exc.status})"
+            ) from None
+        raise
     if code not in (1000, 1005):
         raise click.ClickException(f"closed by host: {reason or 'no reason given'} (code {code})")
 
