@@ -153,3 +153,17 @@ def test_shell_completion_as_documented() -> None:
         env=env, capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert done.stdout.split() == ["plain,status"], done.stderr
+
+
+def test_host_subcommands_take_the_files_data_dir(cli: Cli, tmp_path: Path) -> None:
+    state = tmp_path / "connector-state"
+    config = tmp_path / "host.toml"
+    config.write_text(f'data-dir = "{state}"\n')
+    done = cli("host", "--config", str(config), "status")
+    assert one_line_error(done) == (
+        f"no connector is running with the data dir {state} (start one with "
+        "`agent-relay host`, or give its --data-dir)"
+    )
+    listed = cli("host", "--config", str(config), "clients", "list")
+    assert listed.returncode == 0, listed.stderr
+    assert state.is_dir()  # the paired-clients store was opened there

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from functools import wraps
 from pathlib import Path
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import click
 import platformdirs
@@ -122,7 +122,25 @@ def _load_config(ctx: click.Context, param: click.Parameter, value: Path | None)
             )
         defaults[name] = setting
     ctx.default_map = {**(ctx.default_map or {}), **defaults}
+    if "data_dir" in defaults and isinstance(ctx.command, click.Group):
+        _share_data_dir(ctx.default_map, ctx.command, ctx, defaults["data_dir"])
     return value
+
+
+def _share_data_dir(
+    defaults: dict[str, Any], group: click.Group, ctx: click.Context, data_dir: object
+) -> None:
+    """A group's file gives its data dir to every subcommand that takes one (``host
+    --config host.toml pair-code`` works on the connector's data dir)."""
+    for name in group.list_commands(ctx):
+        command = group.get_command(ctx, name)
+        if command is None:
+            continue
+        below = defaults.setdefault(name, {})
+        if any(p.name == "data_dir" for p in command.params):
+            below.setdefault("data_dir", data_dir)
+        if isinstance(command, click.Group):
+            _share_data_dir(below, command, ctx, data_dir)
 
 
 config_option = click.option(

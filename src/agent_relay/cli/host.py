@@ -259,6 +259,7 @@ def host_pair_code(data_dir: Path | None, ttl: float) -> None:
     It goes to the data dir, where a running connector reads it when a pairing starts;
     a new code replaces the previous one."""
     from ..host.identity import MACHINE_ID_FILE
+    from ..host.service import STATUS_FILE
     from ..trust.host import TrustHost
     from ..trust.limits import TrustLimits
 
@@ -273,6 +274,12 @@ def host_pair_code(data_dir: Path | None, ttl: float) -> None:
         )
     code = trust.issue_code(time.time())
     minutes = round((code.expires_at - time.time()) / 60)
+    if (state / MACHINE_ID_FILE).exists() and not (state / STATUS_FILE).exists():
+        click.echo(
+            f"note: no connector is running with the data dir {state} now; the code works "
+            f"once one starts with it (within {minutes} min)",
+            err=True,
+        )
     click.echo(code.code)
     click.echo(f"valid for {minutes} min, for one pairing attempt", err=True)
 
