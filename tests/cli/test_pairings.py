@@ -47,6 +47,15 @@ async def test_pair_without_host_then_by_name_then_forget(
         empty = await asyncio.to_thread(cli, "pairings", "list")
         assert (empty.stdout, empty.stderr.strip()) == ("", "no pairings")
 
+        # By id: the name is still learned from the relay's list, for --host NAME later.
+        code = stack.host.issue_code(time.time()).code
+        by_id = await asyncio.to_thread(
+            cli, "pair", *relay, "--host", stack.host_id, "--code", code
+        )
+        assert by_id.returncode == 0, by_id.stderr
+        listed = await asyncio.to_thread(cli, "pairings", "list")
+        assert listed.stdout.split("\t")[:2] == [stack.host_id, "test-host"]
+
 
 async def test_pair_with_an_unknown_host_name_lists_the_hosts(
     cli: Cli, tmp_path: Path, sqlite_url: str

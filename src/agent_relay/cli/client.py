@@ -479,10 +479,12 @@ def pair_command(
         raise click.UsageError(
             "pair needs a relay token: --token, --token-file or AGENT_RELAY_TOKEN"
         )
-    host_name = None
     if host_id is None or _as_uuid(host_id) is None:
         chosen = choose_host(relay_hosts(relay_url, relay_token), host_id)
-        host_id, host_name = chosen["id"], str(chosen.get("name") or "") or None
+    else:
+        chosen = _listed(relay_url, relay_token, host_id)
+    host_id = chosen["id"]
+    host_name = str(chosen.get("name") or "") or None
     store = _client_store(data_dir)
     earlier = _stored(store, relay_url, host_id)
     # Named by machine and time, so that pairing again leaves two tellable-apart entries
@@ -508,6 +510,19 @@ def pair_command(
             f"{earlier.client_id}`",
             err=True,
         )
+
+
+def _listed(relay_url: str, token: str, host_id: str) -> dict[str, Any]:
+    """The host as the relay lists it, for its name; best effort (a relay without the
+    hosts list still pairs by id)."""
+    from ..client import ClientError
+
+    wanted = str(_as_uuid(host_id))
+    try:
+        listed = relay_hosts(relay_url, token)
+    except (click.ClickException, ClientError):
+        listed = []
+    return next((h for h in listed if h["id"] == wanted), {"id": wanted})
 
 
 def _stored(store: KeyStore, relay_url: str, host_id: str) -> Pairing | None:
