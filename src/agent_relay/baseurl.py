@@ -8,6 +8,9 @@ from urllib.parse import urlsplit
 
 # A WebSocket URL names the same relay: ws is http's, wss https's.
 _SCHEMES = {"https": "https", "http": "http", "wss": "https", "ws": "http"}
+# What people paste after the base URL: the API paths under it, dropped (else every call
+# goes to …/v1/v1/relay/connect and answers 404).
+_API_SUFFIXES = ("/v1/relay/connect", "/v1/relay", "/v1")
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,7 +24,8 @@ class RelayUrl:
     @classmethod
     def parse(cls, text: str) -> RelayUrl:
         """ValueError unless ``text`` is ``http(s)://HOST[:PORT][/PATH]`` (or ws(s)://…)
-        without query, fragment or credentials."""
+        without query, fragment or credentials. An API path after the base (``/v1``,
+        ``/v1/relay``, ``/v1/relay/connect``) is dropped."""
         parts = urlsplit(text.strip())
         scheme = _SCHEMES.get(parts.scheme.lower())
         if scheme is None or not parts.hostname:
@@ -34,9 +38,12 @@ class RelayUrl:
             port = parts.port or (443 if scheme == "https" else 80)
         except ValueError:
             raise ValueError(f"bad port in the relay URL {text!r}") from None
-        return cls(
-            scheme, parts.hostname.lower(), port, parts.netloc.lower(), parts.path.rstrip("/")
-        )
+        prefix = parts.path.rstrip("/")
+        for suffix in _API_SUFFIXES:
+            if prefix.endswith(suffix):
+                prefix = prefix.removesuffix(suffix)
+                break
+        return cls(scheme, parts.hostname.lower(), port, parts.netloc.lower(), prefix)
 
     @property
     def base(self) -> str:

@@ -250,6 +250,16 @@ def judge_token(answer: Answer, token: str, now: float) -> Finding:
             else f"; expired {_stamp(expires)} ({_duration(-left)} ago)"
         )
     if answer.status == 400 and answer.relay_error is not None:
+        if isinstance(expires, int | float) and expires <= now:
+            # Past its exp but inside the relay's leeway for clock skew: accepted for
+            # seconds more, which is no reason to say "ok".
+            return Finding(
+                Status.WARN,
+                "token",
+                f"the token has expired ({_duration(now - expires)} ago); the relay still "
+                f"accepts it for a short grace for clock skew, then refuses it",
+                "issue a new one (agent-relay tokens issue USER), or log in again",
+            )
         return Finding(Status.OK, "token", f"the relay accepts the token{when}")
     if answer.status == 401 and answer.relay_error is not None:
         reason = answer.relay_error

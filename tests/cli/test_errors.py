@@ -145,5 +145,12 @@ def test_a_pairing_code_for_a_data_dir_no_connector_uses_warns(cli: Cli, tmp_pat
     )
     assert len(done.stdout.strip()) == 6
     (unused / "machine-id").write_text("m\n")
+    stopped = cli("host", "pair-code", "--data-dir", str(unused))
+    assert "warning" not in stopped.stderr
+    assert stopped.stderr.splitlines()[0] == (
+        f"note: no connector is running with the data dir {unused} now; the code works "
+        "once one starts with it (within 10 min)"
+    )
+    (unused / "status.json").write_text("{}")  # as a running connector keeps it
     quiet = cli("host", "pair-code", "--data-dir", str(unused))
-    assert "warning" not in quiet.stderr
+    assert quiet.stderr.splitlines() == ["valid for 10 min, for one pairing attempt"]

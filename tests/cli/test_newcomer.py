@@ -85,10 +85,17 @@ async def test_the_stand_alone_section(cli: Cli, tmp_path: Path) -> None:
             assert host["name"] == "my-pod"
             # agent-relay host pair-code
             code = await step("host", "pair-code")
-            # agent-relay pair --relay … --host HOST_ID --code …
-            await step(
-                "pair", "--relay", relay, "--host", host["id"], "--code", code, "--token", token
-            )
+            # agent-relay host status  (the running connector, read from its data dir)
+            for _ in range(50):  # its status file is rewritten every second
+                status = await asyncio.to_thread(cli, "host", "status")
+                if status.returncode == 0:
+                    break
+                await asyncio.sleep(0.1)
+            assert status.stdout.startswith(f"connected to ws://127.0.0.1:{port.group(1)}")
+            # agent-relay pair --relay … --code …  (the only online host: no --host needed)
+            await step("pair", "--relay", relay, "--code", code, "--token", token)
+            # agent-relay pairings list
+            assert (await step("pairings", "list")).split("\t")[:2] == [host["id"], "my-pod"]
             # agent-relay request /headers  (GET, body on stdout: what the local server got)
             body = await step("request", "/headers")
             seen = json.loads(body)

@@ -142,6 +142,6 @@ async def test_clear_errors(stack: Stack) -> None:
         stack, "pair", "--relay", stack.relay.url, "--host", "not-a-uuid", "--code", "ZZZZZZ"
     )
     assert bad_host.status == 1
-    assert "UUID" in bad_host.stderr
+    assert "no host named 'not-a-uuid' at the relay; its hosts: test-host" in bad_host.stderr
     for result in (unpaired, wrong, guessed, bad_host):
         assert "Traceback" not in result.stderr

@@ -23,3 +23,15 @@ def test_one_parse_serves_every_use() -> None:
 def test_refused(text: str) -> None:
     with pytest.raises(ValueError, match="relay URL"):
         RelayUrl.parse(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "https://relay.example/base/v1",
+        "https://relay.example/base/v1/relay/",
+        "wss://relay.example/base/v1/relay/connect",
+    ],
+)
+def test_an_api_path_after_the_base_is_dropped(text: str) -> None:
+    assert RelayUrl.parse(text).base == "https://relay.example/base"

@@ -85,6 +85,19 @@ def test_accepted_token_reports_its_expiry() -> None:
     assert finding.message.endswith("(in 2.0 h)")
 
 
+def test_a_token_accepted_inside_the_leeway_is_not_ok_and_says_expired() -> None:
+    finding = judge_token(
+        relay_json(400, "expected a WebSocket upgrade"), jwt({"exp": NOW - 3}), NOW
+    )
+    assert finding.status is Status.WARN
+    assert finding.message == (
+        "the token has expired (3 s ago); the relay still accepts it for a short grace "
+        "for clock skew, then refuses it"
+    )
+    assert finding.hint is not None
+    assert "tokens issue" in finding.hint
+
+
 def test_proxy_that_cannot_reach_the_relay() -> None:
     finding = judge_connect_probe(Answer(502, {"content-type": "text/plain"}, b"Bad Gateway"))
     assert finding.status is Status.FAIL

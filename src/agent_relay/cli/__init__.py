@@ -25,6 +25,7 @@ COMMANDS = {
     "users": "admin:users",
     "tokens": "admin:tokens",
     "hosts": "admin:hosts",
+    "pairings": "client:pairings",
     "host": "host:host_command",
     "doctor": "doctor:doctor_command",
     "pair": "client:pair_command",

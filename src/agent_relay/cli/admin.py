@@ -6,13 +6,16 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from .common import DATABASE_ENV, default_data_dir, fail_cleanly, run
+
+if TYPE_CHECKING:
+    from ..store import HostRecord
 
 # relay.auth.MAX_TTL, spelled out so that parsing needs no import of the relay.
 MAX_TTL = timedelta(days=3650)
@@ -83,6 +86,46 @@ def users_list(
     run(show())
 
 
+@users.command("remove")
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="do not ask")
+@admin_options
+@fail_cleanly
+def users_remove(
+    name: str,
+    yes: bool,
+    database_url: str | None,
+    data_dir: Path | None,
+    jwt_secret_file: Path | None,
+) -> None:
+    """Remove the user NAME with their tokens and hosts. A running relay ends their host
+    connections and sessions first (their tokens are revoked, then the user deleted)."""
+    import asyncio
+
+    from ..store import Store
+
+    if not yes:
+        click.confirm(f"remove user {name}, their tokens and their hosts?", abort=True, err=True)
+
+    async def remove() -> None:
+        async with await Store.open(database_url, data_dir=data_dir or default_data_dir()) as store:
+            record = await store.get_user(name)
+            if record is None:
+                raise click.ClickException(f"no user {name!r} (see: agent-relay users list)")
+            if await store.revoke_user_auth_sessions(record.id):
+                # A running relay polls for revocations once a second and cuts what they
+                # have open; the rows must outlive that poll for it to see them.
+                await asyncio.sleep(REVOCATION_GRACE)
+            await store.remove_user(record.id)
+            click.echo(f"removed user {record.username} ({record.id})", err=True)
+
+    run(remove())
+
+
+# relay.revocation.POLL_INTERVAL twice, spelled out so that the CLI needs no relay import.
+REVOCATION_GRACE = 2.0
+
+
 @click.group()
 def tokens() -> None:
     """Tokens that hosts and clients present to the relay."""
@@ -131,6 +174,55 @@ def tokens_issue(
             )
 
     run(issue())
+
+
+@tokens.command("list")
+@click.option("--user", default=None, help="only this user's tokens")
+@click.option("--all", "show_all", is_flag=True, help="revoked ones too")
+@admin_options
+@fail_cleanly
+def tokens_list(
+    user: str | None,
+    show_all: bool,
+    database_url: str | None,
+    data_dir: Path | None,
+    jwt_secret_file: Path | None,
+) -> None:
+    """List issued tokens (their auth sessions; a token itself is never stored):
+    session id, user, issued, last used, revoked."""
+    from ..store import Store
+
+    async def show() -> None:
+        async with await Store.open(database_url, data_dir=data_dir or default_data_dir()) as store:
+            names = {u.id: u.username for u in await store.list_users()}
+            user_id = None
+            if user is not None:
+                record = await store.get_user(user)
+                if record is None:
+                    raise click.ClickException(f"no user {user!r} (see: agent-relay users list)")
+                user_id = record.id
+            sessions = await store.list_auth_sessions(user_id)
+            shown = [s for s in sessions if show_all or s.revoked_at is None]
+            if not shown:
+                click.echo("no tokens" if show_all else "no live tokens", err=True)
+            for s in shown:
+                click.echo(
+                    "\t".join(
+                        (
+                            str(s.id),
+                            names.get(s.user_id, str(s.user_id)),
+                            _when(s.created_at),
+                            "used " + _when(s.last_used_at),
+                            "revoked " + _when(s.revoked_at) if s.revoked_at else "live",
+                        )
+                    )
+                )
+
+    run(show())
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S") if moment is not None else "never"
 
 
 @tokens.command("revoke")
@@ -185,7 +277,96 @@ def tokens_revoke(
 
 @click.group()
 def hosts() -> None:
-    """Hosts registered at this relay."""
+    """Hosts registered at the stand-alone relay (each connector's machine, per user)."""
+
+
+@hosts.command("list")
+@click.option("--user", default=None, help="only this user's hosts")
+@click.option("--json", "as_json", is_flag=True, help="print JSON")
+@admin_options
+@fail_cleanly
+def hosts_list(
+    user: str | None,
+    as_json: bool,
+    database_url: str | None,
+    data_dir: Path | None,
+    jwt_secret_file: Path | None,
+) -> None:
+    """List hosts: id, name, owner, online or offline, last seen."""
+    import json
+
+    from ..store import Store
+
+    async def show() -> None:
+        async with await Store.open(database_url, data_dir=data_dir or default_data_dir()) as store:
+            names = {u.id: u.username for u in await store.list_users()}
+            found = await store.list_all_hosts()
+            if user is not None:
+                record = await store.get_user(user)
+                if record is None:
+                    raise click.ClickException(f"no user {user!r} (see: agent-relay users list)")
+                found = [h for h in found if h.owner_user_id == record.id]
+            if as_json:
+                document = [
+                    {
+                        "id": str(h.id),
+                        "name": h.name,
+                        "owner": names.get(h.owner_user_id, str(h.owner_user_id)),
+                        "machine_id": h.machine_id,
+                        "status": h.status.value,
+                        "last_seen_at": h.last_seen_at.isoformat() if h.last_seen_at else None,
+                    }
+                    for h in found
+                ]
+                click.echo(json.dumps(document, indent=2))
+                return
+            if not found:
+                click.echo("no hosts", err=True)
+            for h in found:
+                owner = names.get(h.owner_user_id, str(h.owner_user_id))
+                seen = _when(h.last_seen_at)
+                click.echo(f"{h.id}\t{h.name}\t{owner}\t{h.status.value}\tlast seen {seen}")
+
+    run(show())
+
+
+@hosts.command("remove")
+@click.argument("host")
+@admin_options
+@fail_cleanly
+def hosts_remove(
+    host: str, database_url: str | None, data_dir: Path | None, jwt_secret_file: Path | None
+) -> None:
+    """Remove the offline host HOST (its id, or its name when only one host has it) and
+    its browser sessions. An online host is refused: stop its connector first."""
+    from ..store import HostStatus, Store
+
+    async def remove() -> None:
+        async with await Store.open(database_url, data_dir=data_dir or default_data_dir()) as store:
+            record = pick_host(await store.list_all_hosts(), host)
+            if record.status is HostStatus.ONLINE:
+                raise click.ClickException(
+                    f"host {record.name} ({record.id}) is online: stop its connector first "
+                    "(or revoke its token), then remove it"
+                )
+            await store.remove_host(record.id)
+            click.echo(f"removed host {record.name} ({record.id})", err=True)
+
+    run(remove())
+
+
+def pick_host(found: list[HostRecord], wanted: str) -> HostRecord:
+    """The host with this id, or the only one with this name."""
+    by_id = [h for h in found if str(h.id) == wanted.strip().lower()]
+    if by_id:
+        return by_id[0]
+    named = [h for h in found if h.name == wanted]
+    if len(named) == 1:
+        return named[0]
+    if named:
+        ids = ", ".join(str(h.id) for h in named)
+        raise click.ClickException(f"{len(named)} hosts are named {wanted!r} ({ids}): give the id")
+    raise click.ClickException(f"no host {wanted!r} (see: agent-relay hosts list)")
 
 
 @hosts.command("reset-key")

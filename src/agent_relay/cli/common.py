@@ -11,7 +11,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from functools import wraps
 from pathlib import Path
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import click
 import platformdirs
@@ -48,14 +48,112 @@ def run(coro: Awaitable[R]) -> R:
     return asyncio.run(main())
 
 
-def setup_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+def setup_logging(verbose: bool, log_format: str = "text") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler])
     for noisy in ("websockets", "aiosqlite", "asyncio"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line: time, level, logger, message; an access log line's fields
+    (relay/accesslog.py) as fields of their own."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        import json
+        from datetime import UTC, datetime
+
+        document: dict[str, object] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        access = getattr(record, "access", None)
+        if isinstance(access, dict):
+            document.update(access)
+        if record.exc_info:
+            document["error"] = self.formatException(record.exc_info)
+        return json.dumps(document, ensure_ascii=False)
+
+
+log_format_option = click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    envvar="AGENT_RELAY_LOG_FORMAT",
+    default="text",
+    show_default=True,
+    help="text lines, or one JSON object a line [env: AGENT_RELAY_LOG_FORMAT]",
+)
+
+
+def _load_config(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
+    """Reads the TOML file into the command's defaults: a flag, then its environment
+    variable, still win over the file (click's default_map)."""
+    if value is None:
+        return None
+    import tomllib
+
+    try:
+        settings = tomllib.loads(value.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise click.BadParameter(f"cannot read {value}: {_reason(exc)}", param=param) from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise click.BadParameter(f"{value} is not valid TOML: {exc}", param=param) from None
+    # A setting is named as its flag without the dashes (status-listen, or status_listen).
+    known: dict[str, str] = {}
+    for option in ctx.command.params:
+        if not isinstance(option, click.Option) or option.name in (None, "config"):
+            continue
+        for flag in option.opts:
+            if flag.startswith("--") and flag not in ("--help", "--version"):
+                known[flag[2:]] = option.name
+    defaults: dict[str, object] = {}
+    for key, setting in settings.items():
+        name = known.get(key.replace("_", "-"))
+        if name is None:
+            choices = ", ".join(sorted(known))
+            raise click.BadParameter(
+                f"{value}: unknown setting {key!r} (settings: {choices})", param=param
+            )
+        defaults[name] = setting
+    ctx.default_map = {**(ctx.default_map or {}), **defaults}
+    if "data_dir" in defaults and isinstance(ctx.command, click.Group):
+        _share_data_dir(ctx.default_map, ctx.command, ctx, defaults["data_dir"])
+    return value
+
+
+def _share_data_dir(
+    defaults: dict[str, Any], group: click.Group, ctx: click.Context, data_dir: object
+) -> None:
+    """A group's file gives its data dir to every subcommand that takes one (``host
+    --config host.toml pair-code`` works on the connector's data dir)."""
+    for name in group.list_commands(ctx):
+        command = group.get_command(ctx, name)
+        if command is None:
+            continue
+        below = defaults.setdefault(name, {})
+        if any(p.name == "data_dir" for p in command.params):
+            below.setdefault("data_dir", data_dir)
+        if isinstance(command, click.Group):
+            _share_data_dir(below, command, ctx, data_dir)
+
+
+config_option = click.option(
+    "--config",
+    type=click.Path(path_type=Path, dir_okay=False),
+    envvar="AGENT_RELAY_CONFIG",
+    default=None,
+    is_eager=True,
+    expose_value=False,
+    callback=_load_config,
+    help='a TOML file of settings, named as the flags (listen = "…"); a flag or its '
+    "environment variable wins over the file [env: AGENT_RELAY_CONFIG]",
+)
 
 
 def default_data_dir() -> Path:

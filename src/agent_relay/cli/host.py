@@ -11,15 +11,17 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
-from .common import data_dir as make_data_dir
 from .common import (
+    config_option,
     default_data_dir,
     fail_cleanly,
     is_listen_error,
     listen_failure,
+    log_format_option,
     run,
     setup_logging,
 )
+from .common import data_dir as make_data_dir
 
 
 @click.group("host", invoke_without_command=True)
@@ -78,6 +80,20 @@ from .common import (
     "loopback (default: off)",
 )
 @click.option(
+    "--status-allowed-host",
+    "status_allowed_hosts",
+    multiple=True,
+    metavar="NAME",
+    help="a Host name besides loopback the status page may be opened by (a listener on a "
+    "LAN address); repeat for more",
+)
+@click.option(
+    "--ui-url",
+    default=None,
+    metavar="URL",
+    help="the remote web UI the pairing page links to, when it is not at the relay",
+)
+@click.option(
     "--max-upstream-connections",
     type=click.IntRange(1, 100_000),
     default=64,
@@ -129,7 +145,9 @@ from .common import (
 @click.option("--p2p", is_flag=True, help="answer WebRTC upgrades (needs agent-relay[webrtc])")
 @click.option("--stun", multiple=True, help="a STUN server HOST:PORT for --p2p (none by default)")
 @click.option("--turn", multiple=True, help="a TURN server USER:PASS@HOST:PORT for --p2p")
+@log_format_option
 @click.option("-v", "--verbose", is_flag=True, help="debug logging")
+@config_option
 @fail_cleanly
 def host_command(
     relay_url: str | None,
@@ -141,6 +159,8 @@ def host_command(
     data_dir: Path | None,
     ca_file: Path | None,
     status_listen: str | None,
+    status_allowed_hosts: tuple[str, ...],
+    ui_url: str | None,
     max_upstream_connections: int,
     upstream_idle_timeout: float,
     response_timeout: float,
@@ -151,6 +171,7 @@ def host_command(
     p2p: bool,
     stun: tuple[str, ...],
     turn: tuple[str, ...],
+    log_format: str,
     verbose: bool,
 ) -> None:
     """Connect the local agent server to a relay: dial out, serve what the relay sends.
@@ -158,6 +179,7 @@ def host_command(
     Relayed requests must be signed by a paired client (see `host pair-code`), and the
     answers are signed, unless --allow-unsigned."""
     from ..host.assembly import ConnectorSettings, assemble
+    from ..host.service import PageSettings
     from ..tokens import token_source
 
     context = click.get_current_context()
@@ -191,9 +213,10 @@ def host_command(
             p2p=p2p,
             stun=stun,
             turn=turn,
+            page=PageSettings(status_allowed_hosts, ui_url),
         )
     )
-    setup_logging(verbose)
+    setup_logging(verbose, log_format)
     if allow_unsigned:
         logging.getLogger(__name__).warning(
             "--allow-unsigned: relayed requests are forwarded without signature checks"
@@ -236,6 +259,7 @@ def host_pair_code(data_dir: Path | None, ttl: float) -> None:
     It goes to the data dir, where a running connector reads it when a pairing starts;
     a new code replaces the previous one."""
     from ..host.identity import MACHINE_ID_FILE
+    from ..host.service import STATUS_FILE
     from ..trust.host import TrustHost
     from ..trust.limits import TrustLimits
 
@@ -250,8 +274,66 @@ def host_pair_code(data_dir: Path | None, ttl: float) -> None:
         )
     code = trust.issue_code(time.time())
     minutes = round((code.expires_at - time.time()) / 60)
+    if (state / MACHINE_ID_FILE).exists() and not (state / STATUS_FILE).exists():
+        click.echo(
+            f"note: no connector is running with the data dir {state} now; the code works "
+            f"once one starts with it (within {minutes} min)",
+            err=True,
+        )
     click.echo(code.code)
     click.echo(f"valid for {minutes} min, for one pairing attempt", err=True)
+
+
+@host_command.command("status")
+@_host_data_dir
+@click.option("--json", "as_json", is_flag=True, help="print the whole status JSON")
+@fail_cleanly
+def host_status(data_dir: Path | None, as_json: bool) -> None:
+    """What the connector running with this data dir is doing (it keeps its status in
+    the data dir; no --status-listen needed). Exit status 1 unless it is connected."""
+    import os
+
+    from ..host.service import STATUS_FILE
+
+    state = data_dir or default_data_dir()
+    path = state / STATUS_FILE
+    try:
+        document = json.loads(path.read_bytes())
+        pid = int(document["pid"])
+    except FileNotFoundError:
+        raise click.ClickException(
+            f"no connector is running with the data dir {state} (start one with "
+            "`agent-relay host`, or give its --data-dir)"
+        ) from None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise click.ClickException(f"cannot read {path}: {exc}") from None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        raise click.ClickException(
+            f"the connector that ran with the data dir {state} (pid {pid}) has ended"
+        ) from None
+    except PermissionError:
+        pass  # alive, under another user
+    if as_json:
+        click.echo(json.dumps(document, indent=2))
+    else:
+        trust = document.get("trust") or {}
+        lines = [
+            f"{document.get('status')}",
+            f"host id: {document.get('host_id') or 'unknown yet'}; name {document.get('name')!r}",
+            f"local server: {document.get('upstream')}",
+            f"requests in flight: {document.get('active_streams')}, served: "
+            f"{document.get('streams_served')}; reconnects: {document.get('reconnects')}",
+        ]
+        if trust.get("signatures_required"):
+            lines.append(f"paired clients: {trust.get('paired_clients')}")
+        if document.get("last_error"):
+            lines.append(f"last error: {document.get('last_error')}")
+        lines.append(f"pid {pid}")
+        click.echo("\n".join(lines))
+    if not document.get("connected"):
+        raise SystemExit(1)
 
 
 @host_command.group("clients")

@@ -13,10 +13,12 @@ from .. import __version__
 from .common import (
     DATABASE_ENV,
     SECRET_ENV,
+    config_option,
     default_data_dir,
     fail_cleanly,
     is_listen_error,
     listen_failure,
+    log_format_option,
     option_source,
     run,
     setup_logging,
@@ -131,7 +133,65 @@ def server_options(func: Callable[..., Any]) -> Callable[..., Any]:
             help="shared mode: create agent-relay's own tables (host key pins) if missing; "
             "the remote API's tables are never changed [env: AGENT_RELAY_CREATE_OWN_TABLES]",
         ),
+        click.option(
+            "--send-timeout",
+            type=click.FloatRange(0.1),
+            default=60.0,
+            show_default=True,
+            help="seconds a write to a client may make no progress (then it is cut)",
+        ),
+        click.option(
+            "--trusted-proxies",
+            envvar="AGENT_RELAY_TRUSTED_PROXIES",
+            default=None,
+            metavar="CIDR,…",
+            help="peers whose X-Forwarded-For is believed, comma-separated "
+            "[env: AGENT_RELAY_TRUSTED_PROXIES]",
+        ),
+        click.option(
+            "--max-hosts-per-user",
+            type=click.IntRange(1),
+            envvar="AGENT_RELAY_MAX_HOSTS_PER_USER",
+            default=100,
+            show_default=True,
+            help="hosts one user may register (then 403) [env: AGENT_RELAY_MAX_HOSTS_PER_USER]",
+        ),
+        click.option(
+            "--max-sessions-per-user",
+            type=click.IntRange(1),
+            envvar="AGENT_RELAY_MAX_SESSIONS_PER_USER",
+            default=1000,
+            show_default=True,
+            help="live relay sessions of one user (then 429) "
+            "[env: AGENT_RELAY_MAX_SESSIONS_PER_USER]",
+        ),
+        click.option(
+            "--session-idle-timeout",
+            type=click.FloatRange(1),
+            envvar="AGENT_RELAY_SESSION_IDLE_TIMEOUT",
+            default=86400.0,
+            show_default=True,
+            help="seconds a relay session may go unused before it is refused "
+            "[env: AGENT_RELAY_SESSION_IDLE_TIMEOUT]",
+        ),
+        click.option(
+            "--access-log",
+            is_flag=True,
+            envvar="AGENT_RELAY_ACCESS_LOG",
+            help="log one line per proxied request: method, host, path (no query, no "
+            "session id), status, bytes, duration [env: AGENT_RELAY_ACCESS_LOG=1]",
+        ),
+        click.option(
+            "--metrics-listen",
+            envvar="AGENT_RELAY_METRICS_LISTEN",
+            default=None,
+            metavar="HOST:PORT",
+            help="serve /metrics there instead of on the public port, e.g. 127.0.0.1:9090 "
+            "[env: AGENT_RELAY_METRICS_LISTEN]",
+        ),
+        log_format_option,
         click.option("-v", "--verbose", is_flag=True, help="debug logging"),
+        config_option,
     ]
     for option in reversed(options):
         func = option(func)
@@ -157,17 +217,33 @@ def _serve(
     replica_listen: str,
     replica_ttl: float,
     create_own_tables: bool,
+    send_timeout: float,
+    trusted_proxies: str | None,
+    max_hosts_per_user: int,
+    max_sessions_per_user: int,
+    session_idle_timeout: float,
+    access_log: bool,
+    metrics_listen: str | None,
+    log_format: str,
     verbose: bool,
 ) -> None:
-    setup_logging(verbose)
+    setup_logging(verbose, log_format)
     from ..relay.config import ConfigError, RelayConfig, ReplicaConfig, parse_listen_addr
+    from ..relay.forwarding import parse_trusted_proxies
+    from ..relay.limits import UserLimits
     from ..relay.secret import require_secret as check_secret_given
     from ..relay.secret import resolve_secret
-    from ..relay.service import RelayService, run_until_signalled
+    from ..relay.service import MetricsListenError, RelayService, run_until_signalled
     from ..store import Store, StoreMode
 
     where = option_source("listen", "--listen", "RELAY_LISTEN_ADDR")
     host, port = parse_listen_addr(listen, where)
+    metrics_where = option_source(
+        "metrics_listen", "--metrics-listen", "AGENT_RELAY_METRICS_LISTEN"
+    )
+    metrics_address = (
+        parse_listen_addr(metrics_listen, metrics_where) if metrics_listen is not None else None
+    )
     # Shared mode keeps nothing on disk: a read-only container needs no data dir.
     data_dir = make_data_dir(data_dir) if data_dir or not shared else default_data_dir()
     if require_secret:
@@ -205,6 +281,15 @@ def _serve(
         total_timeout=total_timeout,
         shutdown_timeout=shutdown_timeout,
         replica=replica,
+        send_timeout=send_timeout,
+        trusted_proxies=parse_trusted_proxies(trusted_proxies),
+        limits=UserLimits(
+            max_hosts_per_user=max_hosts_per_user,
+            max_sessions_per_user=max_sessions_per_user,
+            session_idle_timeout=session_idle_timeout,
+        ),
+        access_log=access_log,
+        metrics_listen=metrics_address,
     )
 
     async def serve() -> None:
@@ -223,6 +308,9 @@ def _serve(
 
     try:
         run(serve())
+    except MetricsListenError as exc:
+        assert metrics_listen is not None
+        raise listen_failure(exc.cause, metrics_listen, metrics_where) from None
     except OSError as exc:
         if not is_listen_error(exc):
             raise

@@ -77,11 +77,13 @@ class VerifiedResponse:
         self.status = response.status_code
         self.headers = response.headers
         self.streamed = check.streamed
+        self.received = 0  # bytes read so far, verified or not (for a progress display)
 
     async def iter_bytes(self) -> AsyncIterator[bytes]:
         held = bytearray()
         try:
             async for data in self._response.aiter_raw():
+                self.received += len(data)
                 if self._check.streamed:
                     for payload in self._check.feed(data):
                         yield payload

@@ -45,6 +45,7 @@ class Pairing:
     session_started_at: float = 0.0
     session_used_at: float = 0.0
     clock_offset: float = 0.0  # host clock minus ours, as last learned (clock.py)
+    host_name: str | None = None  # as the relay listed it at pairing, for --host NAME
 
     @property
     def host_key(self) -> Ed25519PublicKey:
@@ -74,6 +75,7 @@ class Pairing:
             "session_started_at": self.session_started_at,
             "session_used_at": self.session_used_at,
             "clock_offset": self.clock_offset,
+            "host_name": self.host_name,
         }
         return (json.dumps(document, indent=2) + "\n").encode()
 
@@ -97,6 +99,7 @@ class Pairing:
                 session_started_at=float(doc.get("session_started_at", 0.0)),
                 session_used_at=float(doc.get("session_used_at", 0.0)),
                 clock_offset=float(doc.get("clock_offset", 0.0)),
+                host_name=str(doc["host_name"]) if doc.get("host_name") else None,
             )
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ClientError(f"{where} is not a valid pairing file: {exc}") from None
@@ -132,6 +135,12 @@ class KeyStore:
             Pairing.from_json(read_secret_file(path), str(path))
             for path in sorted(self.directory.glob("*.json"))
         ]
+
+    def forget(self, pairing: Pairing) -> Path:
+        """Deletes the pairing's file; returns where it was."""
+        path = self.path_for(pairing.relay_url, pairing.host_id)
+        path.unlink(missing_ok=True)
+        return path
 
     def find(self, relay_url: str | None, host_id: str | None) -> Pairing:
         """The one pairing that matches what was given (either may be omitted when only

@@ -3,7 +3,7 @@ machine id from the data dir, and the status listener; what ``agent-relay host``
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..tokens import TokenSource
@@ -12,7 +12,7 @@ from ..trust.keys import HOST_KEY_FILE, load_or_create_host_key
 from .connector import Connector, ConnectorConfig
 from .forward import ForwardLimits
 from .identity import default_name, load_machine_id
-from .service import parse_host_port, run_until_signalled
+from .service import STATUS_FILE, PageSettings, parse_host_port, run_until_signalled
 from .upstream import PoolLimits, UpstreamPool, UpstreamTarget
 
 
@@ -35,6 +35,7 @@ class ConnectorSettings:
     p2p: bool = False  # answer WebRTC upgrades (needs the signed session: not unsigned)
     stun: tuple[str, ...] = ()
     turn: tuple[str, ...] = ()
+    page: PageSettings = field(default_factory=PageSettings)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +48,8 @@ class AssembledConnector:
     status_listen: tuple[str, int] | None
     max_head_size: int
     ice: tuple[tuple[str, ...], tuple[str, ...]] | None = None  # --p2p: (stun, turn)
+    status_file: Path | None = None  # what `agent-relay host status` reads
+    page: PageSettings = field(default_factory=PageSettings)
 
     async def run_until_signalled(self) -> None:
         """Connects and serves until SIGTERM or SIGINT (the pool and connector are made
@@ -58,7 +61,13 @@ class AssembledConnector:
 
             webrtc = host_answerer(self.trust, self.target.url, ice_servers(*self.ice))
         connector = Connector(self.config, self.tokens, pool, trust=self.trust, webrtc=webrtc)
-        await run_until_signalled(connector, pool, status_listen=self.status_listen)
+        await run_until_signalled(
+            connector,
+            pool,
+            status_listen=self.status_listen,
+            status_file=self.status_file,
+            page=self.page,
+        )
 
 
 def assemble(settings: ConnectorSettings) -> AssembledConnector:
@@ -108,4 +117,6 @@ def assemble(settings: ConnectorSettings) -> AssembledConnector:
         listen,
         settings.max_head_size,
         (settings.stun, settings.turn) if settings.p2p else None,
+        settings.data_dir / STATUS_FILE,
+        settings.page,
     )

@@ -75,11 +75,12 @@ async def dial(
         )
     except InvalidStatus as exc:
         response = exc.response
-        raise DialError(
-            _describe_refusal(response.status_code, bytes(response.body)), response.status_code
-        ) from None
+        message = _describe_refusal(response.status_code, bytes(response.body))
+        if response.status_code in _NOT_A_RELAY and not _relay_json(bytes(response.body)):
+            message += f"; {NOT_A_RELAY}"
+        raise DialError(message, response.status_code) from None
     except InvalidHandshake as exc:
-        raise DialError(f"bad WebSocket handshake: {exc}") from None
+        raise DialError(f"bad WebSocket handshake: {exc}; {NOT_A_RELAY}") from None
     except TimeoutError:
         raise DialError(f"no answer within {open_timeout:g} s") from None
     except ssl.SSLCertVerificationError as exc:
@@ -88,6 +89,23 @@ async def dial(
         raise DialError(_describe_os_error(exc)) from None
     except WebSocketException as exc:
         raise DialError(str(exc) or type(exc).__name__) from None
+
+
+# What a web server that is not a relay answers an upgrade to /v1/relay/connect with (a
+# relay's own answers carry a JSON error; a proxy's 502/503 are about the relay behind it).
+_NOT_A_RELAY = frozenset({200, 204, 301, 302, 303, 307, 308, 404, 405, 501})
+NOT_A_RELAY = (
+    "not an agent-relay relay's answer: give --relay the relay's base URL, and keep login "
+    "proxies off /v1/relay"
+)
+
+
+def _relay_json(body: bytes) -> bool:
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return False
+    return isinstance(payload, dict) and isinstance(payload.get("error"), str)
 
 
 def _describe_refusal(status: int, body: bytes) -> str:
@@ -107,4 +125,6 @@ def _describe_refusal(status: int, body: bytes) -> str:
 def _describe_os_error(exc: OSError) -> str:
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused"
+    if isinstance(exc, ssl.SSLError) and "WRONG_VERSION_NUMBER" in str(exc):
+        return "that port speaks plain HTTP, not TLS: use http:// in --relay"
     return exc.strerror or str(exc) or type(exc).__name__

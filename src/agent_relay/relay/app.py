@@ -35,6 +35,7 @@ from ..transport.wsserver import (
     open_protocol,
     response_bytes,
 )
+from .accesslog import log_exchange
 from .auth import Authenticator, auth_session_failure, bearer_token
 from .config import RelayConfig
 from .errors import RelayError, bad_request, forbidden, not_found, unauthorized, unavailable
@@ -125,7 +126,7 @@ class RelayApp:
             await ex.respond_json(200, {"status": "ok"})
         elif path == "/ready":
             await self._ready(ex)
-        elif path == "/metrics":
+        elif path == "/metrics" and self.config.metrics_listen is None:
             await ex.respond(200, self.metrics.render(), content_type=b"text/plain; version=0.0.4")
         elif path == "/v1/hosts":
             _require_method(ex, "GET")
@@ -428,11 +429,21 @@ class RelayApp:
             )
         except RelayError as exc:
             self.metrics.count_request(exc.status)
+            if self.config.access_log:
+                log_exchange(
+                    ex.method, host_id, target, exc.status, 0, 0, time.perf_counter() - started
+                )
             raise
         finally:
             self.live.discard_task(login, task)
             tunnel.release()
             self.metrics.streams.dec()
+        if self.config.access_log:
+            elapsed = time.perf_counter() - started
+            log_exchange(
+                ex.method, host_id, target, result.status, result.bytes_up, result.bytes_down,
+                elapsed,
+            )  # fmt: skip
         ex.responded = True
         ex.taken_over = result.upgraded
         self.metrics.latency.observe(time.perf_counter() - started)

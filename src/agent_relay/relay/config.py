@@ -63,6 +63,10 @@ class RelayConfig:
     web_ui: bool = True  # the remote web UI at / (never with the sandbox off)
     # One of several replicas on one PostgreSQL (docs/replicas.md); None: the only one.
     replica: ReplicaConfig | None = None
+    # One line per proxied exchange on the agent_relay.access logger (accesslog.py).
+    access_log: bool = False
+    # Serve /metrics there instead of on the public port (None: on the public port).
+    metrics_listen: tuple[str, int] | None = None
 
 
 def parse_listen_addr(value: str, name: str = "RELAY_LISTEN_ADDR") -> tuple[str, int]:

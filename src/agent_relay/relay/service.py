@@ -8,17 +8,26 @@ import uuid
 
 from ..aio import reap, stop_signals
 from ..errors import HttpError
-from ..httpwire.server import HttpServer, ServerLimits
+from ..httpwire.server import Exchange, HttpServer, ServerLimits
 from ..store import Store
 from ..store.presence import PresenceStore
 from .app import RelayApp
 from .auth import Authenticator
 from .config import ConfigError, RelayConfig, ReplicaConfig
+from .errors import not_found
 from .link import LinkServer, link_key
 from .replicas import Replicas
 from .revocation import RevocationWatcher
 
 log = logging.getLogger(__name__)
+
+
+class MetricsListenError(Exception):
+    """The metrics listener (--metrics-listen) could not be opened."""
+
+    def __init__(self, cause: OSError) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
 
 
 class RelayService:
@@ -43,6 +52,8 @@ class RelayService:
         self.address: tuple[str, int] | None = None
         self.replicas: Replicas | None = None
         self.link_address: tuple[str, int] | None = None
+        self.metrics_server: HttpServer | None = None
+        self.metrics_address: tuple[str, int] | None = None
 
     async def start(self) -> tuple[str, int]:
         if self.config.replica is None:
@@ -51,6 +62,18 @@ class RelayService:
         else:
             await self._join_replicas(self.config.replica)
         self.address = await self.server.start(self.config.listen_host, self.config.listen_port)
+        if self.config.metrics_listen is not None:
+            self.metrics_server = HttpServer(
+                self._serve_metrics,
+                self.app.on_error,
+                ServerLimits(max_head_size=8 * 1024),
+                render_error=HttpError.body,
+            )
+            try:
+                self.metrics_address = await self.metrics_server.start(*self.config.metrics_listen)
+            except OSError as exc:
+                await self.server.stop_accepting()
+                raise MetricsListenError(exc) from exc
         self._refresher = asyncio.create_task(self.app.refresh_last_seen())
         self._watcher = asyncio.create_task(self.revocations.run())
         return self.address
@@ -98,6 +121,13 @@ class RelayService:
         self.replicas = replicas
         self.app.replicas = replicas
 
+    async def _serve_metrics(self, ex: Exchange) -> None:
+        """The metrics listener (--metrics-listen): /metrics and nothing else."""
+        if ex.target.partition("?")[0] != "/metrics":
+            raise not_found("no such route (this listener serves /metrics only)")
+        body = self.app.metrics.render()
+        await ex.respond(200, body, content_type=b"text/plain; version=0.0.4")
+
     @property
     def url(self) -> str:
         assert self.address is not None
@@ -111,10 +141,14 @@ class RelayService:
         if self.replicas is not None:
             await self.replicas.drain()  # the others wait for our hosts to land there
         await self.server.stop_accepting()
+        if self.metrics_server is not None:
+            await self.metrics_server.stop_accepting()
         await self.app.close(timeout)
         await self.server.wait_connections(timeout)
         if self.replicas is not None:
             await self.replicas.stop(timeout)
+        if self.metrics_server is not None:
+            await self.metrics_server.wait_connections(1.0)
         await reap(self._refresher)
         await reap(self._watcher)
         await self.store.close()
@@ -124,6 +158,8 @@ async def run_until_signalled(service: RelayService) -> None:
     with stop_signals() as stop:
         host, port = await service.start()
         log.info("relay listening on %s:%d (database: %s)", host, port, service.store.display_url)
+        if service.metrics_address is not None:
+            log.info("metrics: http://%s:%d/metrics", *service.metrics_address)
         await stop.wait()
     log.info("shutting down: draining for up to %.0f s", service.config.shutdown_timeout)
     await service.stop()

@@ -696,6 +696,42 @@ class Store:
         except sa_exc.IntegrityError:
             raise NotFound(f"organization {organization_id} does not exist") from None
 
+    async def remove_user(self, user_id: UUID) -> bool:
+        """Deletes the user with their auth sessions, hosts and browser sessions (the
+        schema's ON DELETE CASCADE). False if there was no such user."""
+        self._require_standalone("remove users")
+        check.uuid(user_id, "user_id")
+        async with self._connect(transaction=False) as conn:
+            return (await conn.execute(users.delete().where(users.c.id == user_id))).rowcount > 0
+
+    async def list_auth_sessions(self, user_id: UUID | None = None) -> list[AuthSessionRecord]:
+        """Every auth session (one per issued token), or one user's, oldest first."""
+        self._require_standalone("list auth sessions")
+        stmt = select(*_AUTH_SESSION_COLUMNS).order_by(
+            auth_sessions.c.created_at, auth_sessions.c.id
+        )
+        if user_id is not None:
+            stmt = stmt.where(auth_sessions.c.user_id == check.uuid(user_id, "user_id"))
+        async with self._connect(transaction=False) as conn:
+            rows = (await conn.execute(stmt)).all()
+        return [_auth_session(row._mapping, "") for row in rows]
+
+    async def list_all_hosts(self) -> list[HostRecord]:
+        """Every host of every user, by name (``owned`` is always True)."""
+        self._require_standalone("list every host")
+        stmt = select(hosts, literal(True).label("owned")).order_by(hosts.c.name, hosts.c.id)
+        async with self._connect(transaction=False) as conn:
+            rows = (await conn.execute(stmt)).all()
+        return [_host(row._mapping) for row in rows]
+
+    async def remove_host(self, host_id: UUID) -> bool:
+        """Deletes the host and its browser sessions. False if there was no such host. A
+        connector that connects again registers it anew (with a new id)."""
+        self._require_standalone("remove hosts")
+        check.uuid(host_id, "host_id")
+        async with self._connect(transaction=False) as conn:
+            return (await conn.execute(hosts.delete().where(hosts.c.id == host_id))).rowcount > 0
+
     # -- plumbing -----------------------------------------------------------------------
 
     def _now(self) -> datetime:
