@@ -13,6 +13,7 @@ from .common import (
     DATABASE_ENV,
     SECRET_ENV,
     default_data_dir,
+    event_loop_option,
     fail_cleanly,
     is_listen_error,
     listen_failure,
@@ -54,7 +55,7 @@ def server_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--max-streams-per-host",
             type=click.IntRange(1, 100_000),
-            default=256,
+            default=512,
             show_default=True,
             help="concurrent proxied requests per host (then 503)",
         ),
@@ -100,6 +101,7 @@ def server_options(func: Callable[..., Any]) -> Callable[..., Any]:
             help="seconds in-flight requests get on SIGTERM",
         ),
         click.option("-v", "--verbose", is_flag=True, help="debug logging"),
+        event_loop_option,
     ]
     for option in reversed(options):
         func = option(func)
@@ -122,6 +124,7 @@ def _serve(
     total_timeout: float | None,
     shutdown_timeout: float,
     verbose: bool,
+    event_loop: str,
 ) -> None:
     setup_logging(verbose)
     from ..relay.config import RelayConfig, parse_listen_addr
@@ -158,7 +161,7 @@ def _serve(
         await run_until_signalled(RelayService(config, store))
 
     try:
-        run(serve())
+        run(serve(), event_loop=event_loop)
     except OSError as exc:
         if not is_listen_error(exc):
             raise
