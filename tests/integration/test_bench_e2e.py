@@ -68,9 +68,14 @@ def test_quick_run_prints_the_table_and_cleans_up() -> None:
     for level in (1, 16, 64, 256):
         cells = re.search(rf"^\| requests/s, c{level} \|(.*)\|$", table, re.M)
         assert cells is not None, table
-        rates = [cell.split()[0] for cell in cells.group(1).split("|")]
-        assert len(rates) == len(columns), cells
-        assert all(float(rate) > 0 for rate in rates), cells
+        numbers = [float(cell.split()[0]) for cell in cells.group(1).split("|")]
+        assert len(numbers) == len(columns), table
+        rates = dict(zip(columns, numbers, strict=True))
+        # Each path answered before it was timed (the bench checks the content); in a 1 s
+        # quick run on a loaded machine a peer may finish no request, ours must.
+        assert rates["direct"] > 0, table
+        assert rates["agent-relay"] > 0, table
+        assert rates["agent-relay signed"] > 0, table
     cpu = re.search(r"^\| CPU µs/request, c64: host side \| — \|(.*)\|$", table, re.M)
     assert cpu is not None, table
     assert all(float(cell) > 0 for cell in cpu.group(1).split("|")), cpu
