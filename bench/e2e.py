@@ -51,7 +51,20 @@ SMALL_PATH = "/api/whoami"  # a small JSON answer, no database work
 MIB = 1024 * 1024
 GIB = 1024 * MIB
 BLOB_PERIOD = 251  # /api/blob: byte k is k % 251
-PATHS = ("direct", "agent-relay", "ssh -R")
+SIGNED = "agent-relay signed"
+# Every path the request rounds interleave, in table order; the peers need
+# scripts/bench-tools.sh (skipped in --quick when not built).
+ALL_PATHS = ("direct", "ssh -R", "chisel", "frp", "rathole", "agent-relay", SIGNED)
+PEERS = ("chisel", "frp", "rathole")
+PEERS_BIN = (
+    Path(
+        os.environ.get("AGENT_RELAY_BENCH_PEERS") or Path.home() / ".cache/agent-relay/bench-peers"
+    )
+    / "bin"
+)
+PEER_BINARIES = {"chisel": ("chisel",), "frp": ("frps", "frpc"), "rathole": ("rathole",)}
+LEVELS = (1, 16, 64, 256)  # wrk connections
+CPU_LEVEL = 64  # CPU per request is reported at this concurrency
 # The drop-in pairings, with ours+ours measured again beside them in the same rounds.
 MIXED = ("ours+ours", "our relay + ref-like host", "ref-like relay + our connector")
 REF_PEER = ROOT / "tests" / "interop" / "bin" / "ref-peer"  # tests/interop/build.sh
@@ -342,19 +355,31 @@ class WrkResult:
     p50_ms: float
     p99_ms: float
     requests: int
+    errors: int = 0  # non-2xx answers and socket errors (timeouts included)
 
 
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 
 
 def wrk(url: str, connections: int, seconds: int) -> WrkResult:
-    argv = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url]
+    # A 10 s timeout (wrk's default is 2 s): on a loaded machine a slow answer is a slow
+    # answer, counted in the latency, not an error.
+    argv = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "--latency", url]
     out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 30).stdout
     rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
     count = re.search(r"(\d+) requests in", out)
     percentiles = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+\w+)", out, re.MULTILINE))
-    if not rate or not count or len(percentiles) != 2 or "Non-2xx" in out or "Socket errors" in out:
+    if not rate or not count or len(percentiles) != 2:
         raise BenchError(f"wrk {url} failed:\n{out}")
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    sockets = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out
+    )
+    errors = (int(non_2xx.group(1)) if non_2xx else 0) + (
+        sum(int(n) for n in sockets.groups()) if sockets else 0
+    )
+    if errors and errors * 2 > int(count.group(1)):
+        raise BenchError(f"wrk {url}: mostly errors:\n{out}")
 
     def millis(text: str) -> float:
         number, unit = re.split(r"(?<=\d)(?=[a-z])", text, maxsplit=1)
@@ -365,6 +390,7 @@ def wrk(url: str, connections: int, seconds: int) -> WrkResult:
         millis(percentiles["50"]),
         millis(percentiles["99"]),
         int(count.group(1)),
+        errors,
     )
 
 
@@ -381,6 +407,27 @@ def download_mb_per_s(url: str, size: int, repeats: int) -> float:
         if out.returncode != 0 or len(fields) != 3 or fields[:2] != ["200", str(size)]:
             raise BenchError(f"download from {url} failed: {out.stdout} {out.stderr}")
         rates.append(size / float(fields[2]) / 1e6)
+    return statistics.median(rates)
+
+
+def upload_mb_per_s(url: str, body: Path, repeats: int) -> float:
+    """Median MB/s of ``repeats`` streamed uploads of ``body`` by curl (POST /api/blob
+    hashes what it receives and answers its size)."""
+    size = body.stat().st_size
+    rates = []
+    for _ in range(repeats):
+        out = subprocess.run(
+            ["curl", "-sS", "--max-time", "120", "-H", "Content-Type: application/octet-stream",
+             "-H", "Expect:", "--data-binary", f"@{body}", "-w", "\n%{http_code} %{time_total}",
+             url],
+            capture_output=True, text=True, timeout=130,
+        )  # fmt: skip
+        answer, _, tail = out.stdout.rpartition("\n")
+        fields = tail.split()
+        ok = out.returncode == 0 and len(fields) == 2 and fields[0] == "200"
+        if not ok or json.loads(answer or "{}").get("bytes") != size:
+            raise BenchError(f"upload to {url} failed: {out.stdout[-500:]} {out.stderr}")
+        rates.append(size / float(fields[1]) / 1e6)
     return statistics.median(rates)
 
 
@@ -417,12 +464,25 @@ class Setup:
     sshd: subprocess.Popen[bytes] | None = None
     tunnel: subprocess.Popen[bytes] | None = None
     ports: Iterator[int] = field(default_factory=low_ports)
+    # The peers: name -> (public side, host side) processes, and the port clients use.
+    peers: dict[str, tuple[subprocess.Popen[bytes], subprocess.Popen[bytes]]] = field(
+        default_factory=dict
+    )
+    peer_ports: dict[str, int] = field(default_factory=dict)
+    # Signed mode: a connector that checks signatures, and the client's key store.
+    signed_connector: subprocess.Popen[bytes] | None = None
+    signed_base: str = ""
+    signed_store: Path | None = None
 
     def base(self, path: str) -> str:
         if path == "direct":
             return f"http://127.0.0.1:{self.sample_port}"
         if path == "agent-relay":
             return self.relay_base
+        if path == SIGNED:
+            return self.signed_base
+        if path in self.peer_ports:
+            return f"http://127.0.0.1:{self.peer_ports[path]}"
         return f"http://127.0.0.1:{self.tunnel_port}"
 
     # -- the sample server
@@ -473,7 +533,7 @@ class Setup:
         )
         wait_until("the relay", lambda: self._up("relay", self.relay, self.relay_port), 30)
 
-    def start_connector(self, index: int) -> subprocess.Popen[bytes]:
+    def start_connector(self, index: int | str, *, signed: bool = False) -> subprocess.Popen[bytes]:
         name = f"connector-{index}"
         return self.procs.start(
             name,
@@ -482,10 +542,105 @@ class Setup:
              "--upstream", f"http://127.0.0.1:{self.sample_port}",
              "--name", f"bench-{index}", "--token-file", str(self.tmp / "token"),
              "--data-dir", str(self.tmp / name),
-             # wrk and curl cannot sign requests; bench/trust.py measures what signing
-             # adds per request.
-             "--allow-unsigned"],
+             # wrk and curl cannot sign requests: the signed path has its own connector
+             # and load process (signed_load).
+             *([] if signed else ["--allow-unsigned"])],
         )  # fmt: skip
+
+    def connect_signed(self) -> None:
+        """A second connector that checks every signature, and a client paired with it
+        (pair-code + SPAKE2 through the relay), its keys in ``signed_store``."""
+        import asyncio
+
+        from agent_relay.client import RelayClient
+        from agent_relay.client.keystore import KeyStore
+
+        self.signed_connector = self.start_connector("signed", signed=True)
+        host_id = self.wait_hosts({"bench-signed"}, 30)["bench-signed"]
+        made = subprocess.run(
+            [agent_relay_cli(), "host", "pair-code",
+             "--data-dir", str(self.tmp / "connector-signed")],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        if made.returncode != 0 or not made.stdout.strip():
+            raise BenchError(f"host pair-code failed: {made.stderr}")
+        self.signed_store = self.tmp / "client"
+        store = KeyStore(self.signed_store)
+        relay_url = f"http://127.0.0.1:{self.relay_port}"
+        pairing = asyncio.run(
+            RelayClient.pair(relay_url, host_id, made.stdout.strip(), token=self.token, store=store)
+        )
+        self.signed_base = f"{relay_url}/v1/relay/h/{host_id}/s/{pairing.relay_session_id}"
+
+    # -- the peers: chisel, frp, rathole (scripts/bench-tools.sh builds them)
+
+    def start_peers(self, names: tuple[str, ...]) -> None:
+        for name in names:
+            control, port = next(self.ports), next(self.ports)
+            public, host = getattr(self, "_start_" + name)(control, port)
+            self.peers[name] = (public, host)
+            self.peer_ports[name] = port
+        for name in names:
+            base = self.base(name)
+
+            def answering(name: str = name, base: str = base) -> bool:
+                for process in self.peers[name]:
+                    self.procs.check_alive(name, process)
+                return _answers(base)
+
+            wait_until(f"the {name} tunnel", answering, 30, 0.1)
+
+    def stop_peers(self) -> None:
+        """The peers' processes, so that they do not count in what follows."""
+        self.procs.stop([process for pair in self.peers.values() for process in pair])
+        self.peers.clear()
+
+    def _start_chisel(self, control: int, port: int) -> tuple[Any, Any]:
+        chisel = str(PEERS_BIN / "chisel")
+        public = self.procs.start(
+            "chisel-server",
+            [chisel, "server", "--host", "127.0.0.1", "--port", str(control), "--reverse"],
+        )
+        wait_until("chisel server", lambda: self._up("chisel-server", public, control), 30)
+        host = self.procs.start(
+            "chisel-client",
+            [chisel, "client", f"http://127.0.0.1:{control}",
+             f"R:127.0.0.1:{port}:127.0.0.1:{self.sample_port}"],
+        )  # fmt: skip
+        return public, host
+
+    def _start_frp(self, control: int, port: int) -> tuple[Any, Any]:
+        # frp's defaults: one TCP connection multiplexed with yamux (transport.tcpMux).
+        server = self.tmp / "frps.toml"
+        server.write_text(f'bindAddr = "127.0.0.1"\nbindPort = {control}\n')
+        client = self.tmp / "frpc.toml"
+        client.write_text(
+            f'serverAddr = "127.0.0.1"\nserverPort = {control}\nloginFailExit = false\n\n'
+            f'[[proxies]]\nname = "bench"\ntype = "tcp"\nlocalIP = "127.0.0.1"\n'
+            f"localPort = {self.sample_port}\nremotePort = {port}\n"
+        )
+        public = self.procs.start("frps", [str(PEERS_BIN / "frps"), "-c", str(server)])
+        wait_until("frps", lambda: self._up("frps", public, control), 30)
+        host = self.procs.start("frpc", [str(PEERS_BIN / "frpc"), "-c", str(client)])
+        return public, host
+
+    def _start_rathole(self, control: int, port: int) -> tuple[Any, Any]:
+        # rathole's defaults: plain TCP, one data connection per visitor connection.
+        server = self.tmp / "rathole-server.toml"
+        server.write_text(
+            f'[server]\nbind_addr = "127.0.0.1:{control}"\ndefault_token = "bench"\n\n'
+            f'[server.services.bench]\nbind_addr = "127.0.0.1:{port}"\n'
+        )
+        client = self.tmp / "rathole-client.toml"
+        client.write_text(
+            f'[client]\nremote_addr = "127.0.0.1:{control}"\ndefault_token = "bench"\n\n'
+            f'[client.services.bench]\nlocal_addr = "127.0.0.1:{self.sample_port}"\n'
+        )
+        rathole = str(PEERS_BIN / "rathole")
+        public = self.procs.start("rathole-server", [rathole, "--server", str(server)])
+        wait_until("rathole server", lambda: self._up("rathole-server", public, control), 30)
+        host = self.procs.start("rathole-client", [rathole, "--client", str(client)])
+        return public, host
 
     def hosts_online(self) -> dict[str, str]:
         """name -> host id, of this user's hosts the relay has a live tunnel for."""
@@ -664,9 +819,16 @@ class Setup:
             assert self.relay is not None
             assert self.connector is not None
             return [self.relay.pid], [self.connector.pid]
+        if path == SIGNED:
+            assert self.relay is not None
+            assert self.signed_connector is not None
+            return [self.relay.pid], [self.signed_connector.pid]
         if path == "ssh -R":
             assert self.tunnel is not None
             return self.sshd_processes(), [self.tunnel.pid]
+        if path in self.peers:
+            public, host = self.peers[path]
+            return [public.pid], [host.pid]
         return [], []
 
     def sshd_processes(self) -> list[int]:
@@ -855,38 +1017,122 @@ def ratio(value: float, base: float) -> str:
 
 
 def measure_requests(
-    setup: Setup, args: argparse.Namespace, progress: Callable[..., None]
+    setup: Setup, paths: tuple[str, ...], args: argparse.Namespace, progress: Callable[..., None]
 ) -> dict[str, dict[str, float]]:
-    """wrk against each path, in ``args.rounds`` rounds that interleave the paths (in a
-    rotating order), so that noise from a busy machine falls on all of them; each figure
-    is the median over the rounds."""
+    """wrk (the signed path: our signing load process) against each path at each level,
+    in ``args.rounds`` rounds that interleave the paths (in a rotating order), so that
+    noise from a busy machine falls on all of them. Each figure is the median over the
+    rounds, and so is each ratio to direct, taken within its round."""
     assert setup.sample is not None
-    samples: dict[str, dict[str, list[float]]] = {path: {} for path in PATHS}
+    samples: dict[str, dict[str, list[float]]] = {path: {} for path in paths}
     for round_ in range(args.rounds):
-        for connections in (1, 64):
-            order = PATHS[round_ % len(PATHS) :] + PATHS[: round_ % len(PATHS)]
+        for connections in LEVELS:
+            order = paths[round_ % len(paths) :] + paths[: round_ % len(paths)]
+            in_round: dict[str, dict[str, float]] = {}
             for path in order:
-                url = setup.base(path) + SMALL_PATH
                 if args.warmup and round_ == 0:
-                    wrk(url, connections, args.warmup)
+                    load(setup, path, connections, args.warmup)
                 public, host = setup.middle_processes(path)
                 groups = {"cpu_public": public, "cpu_host": host, "cpu_sample": [setup.sample.pid]}
                 before = {key: cpu_seconds(pids) for key, pids in groups.items()}
-                result = wrk(url, connections, args.seconds)
-                figures = {f"rate{connections}": result.rate}
-                if connections == 64:
-                    for key, pids in groups.items():
-                        spent = cpu_seconds(pids) - before[key]
-                        figures[key] = spent / result.requests * 1e6
-                else:
-                    figures.update(p50=result.p50_ms, p99=result.p99_ms)
+                result = load(setup, path, connections, args.seconds)
+                figures = {
+                    f"rate{connections}": result.rate,
+                    f"p50_{connections}": result.p50_ms,
+                    f"p99_{connections}": result.p99_ms,
+                    f"errors{connections}": result.errors,
+                }
+                for key, pids in groups.items():
+                    spent = cpu_seconds(pids) - before[key]
+                    figures[f"{key}_{connections}"] = spent / max(1, result.requests) * 1e6
+                in_round[path] = figures
+                progress(f"round {round_ + 1} {path} c{connections}: {result}", file=sys.stderr)
+            direct = in_round["direct"]
+            for path, figures in in_round.items():
+                for key in (f"rate{connections}", f"p50_{connections}", f"p99_{connections}"):
+                    figures["ratio_" + key] = figures[key] / direct[key] if direct[key] else 0.0
                 for key, value in figures.items():
                     samples[path].setdefault(key, []).append(value)
-                progress(f"round {round_ + 1} {path} c{connections}: {result}", file=sys.stderr)
+            progress(f"load average {os.getloadavg()[0]:.1f}", file=sys.stderr)
     return {
         path: {key: statistics.median(values) for key, values in per_path.items()}
         for path, per_path in samples.items()
     }
+
+
+def load(setup: Setup, path: str, connections: int, seconds: int) -> WrkResult:
+    if path == SIGNED:
+        return signed_load(setup, connections, seconds)
+    return wrk(setup.base(path) + SMALL_PATH, connections, seconds)
+
+
+def signed_load(setup: Setup, connections: int, seconds: int) -> WrkResult:
+    """``connections`` concurrent signed GETs in a loop for ``seconds``, from a load
+    process of ours (RelayClient: signs each request, checks each answer's signature),
+    as wrk would report them."""
+    assert setup.signed_store is not None
+    done = subprocess.run(
+        [sys.executable, __file__, "--signed-load", str(connections), "--seconds", str(seconds),
+         "--store", str(setup.signed_store), "--relay-url", f"http://127.0.0.1:{setup.relay_port}",
+         "--token-file", str(setup.tmp / "token")],
+        capture_output=True, text=True, timeout=seconds + 60,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise BenchError(f"the signed load process failed:\n{done.stderr[-3000:]}")
+    figures = json.loads(done.stdout)
+    return WrkResult(figures["rate"], figures["p50_ms"], figures["p99_ms"], figures["requests"])
+
+
+def run_signed_load(
+    store_dir: Path, relay_url: str, token_file: Path, connections: int, seconds: int
+) -> None:
+    """In the load process: print requests, rate and latency percentiles as JSON."""
+    import asyncio
+
+    import httpx
+
+    from agent_relay.client import RelayClient
+    from agent_relay.client.keystore import KeyStore
+
+    store = KeyStore(store_dir)
+    pairing = store.find(relay_url, None)
+    token = token_file.read_text().strip()
+
+    async def main() -> None:
+        async with RelayClient(pairing, token=token, store=store) as client:
+            # httpx keeps only 20 idle connections by default: every connection stays
+            # open, as wrk's do, so that connection churn is not what is measured.
+            await client._http.aclose()
+            pool = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+            client._http = httpx.AsyncClient(timeout=60, limits=pool, trust_env=False)
+            latencies: list[float] = []
+            await client.request("GET", SMALL_PATH)  # the connection pool warmed
+            started = time.perf_counter()
+            deadline = started + seconds
+
+            async def worker() -> None:
+                while time.perf_counter() < deadline:
+                    sent = time.perf_counter()
+                    response, _ = await client.request("GET", SMALL_PATH)
+                    if response.status != 200:
+                        raise BenchError(f"signed GET {SMALL_PATH}: {response.status}")
+                    latencies.append(time.perf_counter() - sent)
+
+            await asyncio.gather(*(worker() for _ in range(connections)))
+            took = time.perf_counter() - started
+        latencies.sort()
+        print(
+            json.dumps(
+                {
+                    "requests": len(latencies),
+                    "rate": len(latencies) / took,
+                    "p50_ms": latencies[len(latencies) // 2] * 1e3,
+                    "p99_ms": latencies[min(len(latencies) - 1, len(latencies) * 99 // 100)] * 1e3,
+                }
+            )
+        )
+
+    asyncio.run(main())
 
 
 def _answers(base: str) -> bool:
@@ -962,15 +1208,40 @@ def run(args: argparse.Namespace) -> str:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def available_paths(quick: bool, only: str | None) -> tuple[str, ...]:
+    """Every path (or those ``only`` names, and direct), less the peers not built
+    (allowed in --quick only)."""
+    chosen = {"direct", *only.split(",")} if only else set(ALL_PATHS)
+    if unknown := chosen - set(ALL_PATHS):
+        raise BenchError(f"--paths: unknown {', '.join(sorted(unknown))}")
+    missing = [
+        name
+        for name in PEERS
+        if name in chosen
+        and not all((PEERS_BIN / binary).exists() for binary in PEER_BINARIES[name])
+    ]
+    if missing and not quick:
+        raise BenchError(
+            f"{', '.join(missing)} not built in {PEERS_BIN}: run scripts/bench-tools.sh"
+        )
+    return tuple(path for path in ALL_PATHS if path in chosen and path not in missing)
+
+
 def _run(setup: Setup, args: argparse.Namespace) -> str:
     started = time.monotonic()
+    load_before = os.getloadavg()
     progress = print if args.verbose else (lambda *_a, **_k: None)
+    paths = available_paths(args.quick, args.paths)
     setup.start_sample()
     setup.start_relay()
     setup.connect_host()
+    if SIGNED in paths:
+        setup.connect_signed()
     setup.start_sshd()
     setup.open_tunnel()
-    for path in PATHS:
+    setup.start_peers(tuple(path for path in PEERS if path in paths))
+    unsigned = tuple(path for path in paths if path != SIGNED)
+    for path in unsigned:
         check_content(setup.base(path))
     time.sleep(0.5)
     assert setup.relay is not None
@@ -986,18 +1257,45 @@ def _run(setup: Setup, args: argparse.Namespace) -> str:
         "ssh_pss": pss_kib(setup.tunnel.pid),
         "sample": rss_kib(setup.sample.pid),
     }
+    idle_rss: dict[str, dict[str, float]] = {}
+    for path in paths:
+        public, host = setup.middle_processes(path)
+        idle_rss[path] = {
+            "rss_public": sum(rss_kib(pid) for pid in public),
+            "rss_host": sum(rss_kib(pid) for pid in host),
+        }
     progress(
         f"ready in {time.monotonic() - started:.1f} s; idle RSS (KiB): {idle}", file=sys.stderr
     )
 
-    results = measure_requests(setup, args, progress)
+    results = measure_requests(setup, paths, args, progress)
     size = args.download_mib * MIB
-    for path in PATHS:
-        results[path]["download"] = download_mb_per_s(
-            setup.base(path) + "/api/blob", size, args.repeats
+    upload = setup.tmp / "upload.bin"
+    with open(upload, "wb") as out:
+        for offset in range(0, size, MIB):
+            out.write(blob(offset, min(MIB, size - offset)))
+    for path in paths:
+        results[path].update(idle_rss[path])
+        if path == SIGNED:
+            continue  # curl cannot sign: bench/trust.py has the per-byte cost of signing
+        url = setup.base(path) + "/api/blob"
+        results[path]["download"] = download_mb_per_s(url, size, args.repeats)
+        results[path]["upload"] = upload_mb_per_s(url, upload, args.repeats)
+        progress(
+            f"{path}: download {results[path]['download']:.0f} MB/s, "
+            f"upload {results[path]['upload']:.0f} MB/s",
+            file=sys.stderr,
         )
-        progress(f"{path} download: {results[path]['download']:.0f} MB/s", file=sys.stderr)
+    for path in paths:  # bulk ratios: the transfers ran one after the other, not interleaved
+        for key in ("download", "upload"):
+            if key in results[path]:
+                results[path]["ratio_" + key] = results[path][key] / results["direct"][key]
+    upload.unlink()
+    setup.stop_peers()
 
+    if args.requests_only:
+        memory = Memory()
+        return table(results, paths, memory, args, time.monotonic() - started, load_before)
     mixed = None
     if args.mixed and REF_PEER.exists():
         try:
@@ -1009,61 +1307,99 @@ def _run(setup: Setup, args: argparse.Namespace) -> str:
         "sample agent server (reference), RSS",
         f"{mib(idle['sample']):.1f}",
         "",
-        "the upstream of all three paths",
+        "the upstream of every path",
     )
     measure_relay_memory(setup, args, memory, idle)
     progress("relay memory done", file=sys.stderr)
     measure_ssh_memory(setup, args, memory, idle)
     behind_ingress = measure_behind_ingress(setup, args)
-    report = table(results, memory, args, time.monotonic() - started) + behind_ingress
+    took = time.monotonic() - started
+    report = table(results, paths, memory, args, took, load_before) + behind_ingress
     return report + "\n" + "\n".join(mixed_table(mixed)) if args.mixed else report
 
 
 def table(
-    results: dict[str, dict[str, float]], memory: Memory, args: argparse.Namespace, took: float
+    results: dict[str, dict[str, float]],
+    paths: tuple[str, ...],
+    memory: Memory,
+    args: argparse.Namespace,
+    took: float,
+    load_before: tuple[float, float, float],
 ) -> str:
-    direct = results["direct"]
+    load_after = os.getloadavg()
+    skipped = [path for path in ALL_PATHS if path not in paths and not args.paths]
     lines = [
-        f"bench/e2e.py{' --quick' if args.quick else ''}: the sample agent server direct, through "
-        f"agent-relay (relay on SQLite + connector) and through OpenSSH ssh -R, on loopback "
-        f"({os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end; {took:.0f} s)",
+        f"bench/e2e.py{' --quick' if args.quick else ''}: the sample agent server direct and "
+        "through each tunnel, on loopback "
+        f"({os.cpu_count()} CPUs; load average {load_before[0]:.1f} at the start, "
+        f"{load_after[0]:.1f} at the end (1 min), {load_after[1]:.1f} (5 min); {took:.0f} s)",
         f"wrk -t1, {args.seconds} s per case and round after {args.warmup} s warm-up, median of "
-        f"{args.rounds} rounds with the paths interleaved, GET {SMALL_PATH} "
-        f"(small JSON); download: GET /api/blob {args.download_mib} MiB streamed by curl to "
-        f"/dev/null, median of {args.repeats}; CPU: user + system time of the processes during "
-        "the 64-connection run / requests (sshd: all its processes)",
+        f"{args.rounds} rounds with the paths interleaved, GET {SMALL_PATH} (small JSON). "
+        f"{SIGNED}: a connector that checks signatures, driven by a load process of ours "
+        "(RelayClient: signs each request and checks each answer; it, not wrk, sets the pace). "
+        "Ratios (×) are to direct in the same round (median over rounds). Transfers: GET and "
+        f"POST /api/blob, {args.download_mib} MiB streamed by curl, median of {args.repeats}, "
+        "one path after the other. CPU: user + system time of the process(es) during the "
+        "run / requests (sshd: all its processes).",
+        *(
+            [f"Not run: {', '.join(skipped)} (not built: scripts/bench-tools.sh)."]
+            if skipped
+            else []
+        ),
         "",
-        "| metric | direct | agent-relay | relay / direct | ssh -R | ssh / direct |",
-        "|---|---:|---:|---:|---:|---:|",
+        f"| metric | {' | '.join(paths)} |",
+        "|---|" + "---:|" * len(paths),
     ]
-    rows = [
-        ("requests/s, 1 connection", "rate1", "{:.0f}"),
-        ("requests/s, 64 connections", "rate64", "{:.0f}"),
-        ("latency p50, 1 connection (ms)", "p50", "{:.3f}"),
-        ("latency p99, 1 connection (ms)", "p99", "{:.3f}"),
-        (f"{args.download_mib} MiB download (MB/s)", "download", "{:.0f}"),
-        ("CPU per request at 64 connections (µs): sample server", "cpu_sample", "{:.0f}"),
-        ("CPU per request (µs): public side (relay / sshd)", "cpu_public", "{:.0f}"),
-        ("CPU per request (µs): host side (connector / ssh)", "cpu_host", "{:.0f}"),
+
+    def cell(path: str, key: str, fmt: str, with_ratio: bool) -> str:
+        figures = results[path]
+        if key not in figures:
+            return "—"
+        text = fmt.format(figures[key])
+        ratio_key = "ratio_" + key
+        if with_ratio and path != "direct" and ratio_key in figures:
+            text += f" ({figures[ratio_key]:.2f}×)"
+        return text
+
+    rows: list[tuple[str, str, str, bool, bool]] = []  # label, key, format, ratio, middle only
+    for level in LEVELS:
+        rows.append((f"requests/s, c{level}", f"rate{level}", "{:.0f}", True, False))
+    rows.append(("errors at c256 (non-2xx, socket)", "errors256", "{:.0f}", False, False))
+    for level in (1, CPU_LEVEL):
+        rows.append((f"latency p50, c{level} (ms)", f"p50_{level}", "{:.2f}", True, False))
+        rows.append((f"latency p99, c{level} (ms)", f"p99_{level}", "{:.2f}", True, False))
+    for level in (CPU_LEVEL, 256):
+        rows += [
+            (
+                f"CPU µs/request, c{level}: public side",
+                f"cpu_public_{level}",
+                "{:.0f}",
+                False,
+                True,
+            ),
+            (f"CPU µs/request, c{level}: host side", f"cpu_host_{level}", "{:.0f}", False, True),
+        ]
+    rows.append((f"CPU µs/request, c{CPU_LEVEL}: sample server", f"cpu_sample_{CPU_LEVEL}",
+                 "{:.0f}", False, False))  # fmt: skip
+    rows += [
+        (f"{args.download_mib} MiB download (MB/s)", "download", "{:.0f}", True, False),
+        (f"{args.download_mib} MiB upload (MB/s)", "upload", "{:.0f}", True, False),
+        ("idle RSS, public side (MiB)", "rss_public", "{:.1f}", False, True),
+        ("idle RSS, host side (MiB)", "rss_host", "{:.1f}", False, True),
     ]
-    relay, ssh = results["agent-relay"], results["ssh -R"]
-    for label, key, fmt in rows:
-        no_middle = key in ("cpu_public", "cpu_host")  # direct has nothing in between
+    for path in paths:
+        for key in ("rss_public", "rss_host"):
+            results[path][key] = mib(results[path][key])
+    for label, key, fmt, with_ratio, middle_only in rows:
         cells = [
-            "—" if no_middle else fmt.format(direct[key]),
-            fmt.format(relay[key]),
-            ratio(relay[key], direct[key]),
-            fmt.format(ssh[key]),
-            ratio(ssh[key], direct[key]),
+            "—" if middle_only and path == "direct" else cell(path, key, fmt, with_ratio)
+            for path in paths
         ]
         lines.append(f"| {label} | {' | '.join(cells)} |")
-        if key == "p99":
-            for added, name in (("p50", "added latency p50"), ("p99", "added latency p99")):
-                lines.append(
-                    f"| {name} vs direct (ms) | 0 | {relay[added] - direct[added]:.3f} | | "
-                    f"{ssh[added] - direct[added]:.3f} | |"
-                )
     lines += [
+        "",
+        "Public side: relay / sshd / chisel server / frps / rathole server; host side: "
+        "connector / ssh / chisel client / frpc / rathole client. Idle RSS: before the load.",
         "",
         "Memory, MiB (RSS = VmRSS from /proc; PSS counts pages shared between processes "
         "once). 1 idle host / session: connected and checked once, before the load tests.",
@@ -1214,15 +1550,28 @@ def main() -> None:
         action="store_false",
         help="skip the drop-in pairings with the reference-like peers",
     )
+    parser.add_argument(
+        "--paths", help=f"only these (comma-separated, direct always): {','.join(ALL_PATHS)}"
+    )
+    parser.add_argument(
+        "--requests-only",
+        action="store_true",
+        help="only the request and transfer table (no memory, ingress or drop-in phases)",
+    )
     parser.add_argument("--no-install", action="store_true", help="fail instead of apt-get install")
     parser.add_argument("--keep-logs", action="store_true", help="keep the temp dir and its logs")
     parser.add_argument("-v", "--verbose", action="store_true", help="progress on stderr")
     parser.add_argument("--hold-hosts", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--signed-load", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--store", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--relay-url", help=argparse.SUPPRESS)
     parser.add_argument("--token-file", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.hold_hosts is not None:
         hold_hosts(args.relay_url, args.token_file, args.hold_hosts)
+        return
+    if args.signed_load is not None:
+        run_signed_load(args.store, args.relay_url, args.token_file, args.signed_load, args.seconds)
         return
     defaults = {
         "seconds": (3, 1), "rounds": (3, 1), "warmup": (1, 0), "download_mib": (100, 16),

@@ -41,3 +41,19 @@ def test_the_host_command_does_not_load_the_relay_or_sqlalchemy() -> None:
 
 def test_the_secret_variable_named_in_the_help_is_the_relays() -> None:
     assert common.SECRET_ENV == auth.SECRET_ENV
+
+
+def test_the_host_command_loads_pairing_qr_and_platform_dirs_only_on_use() -> None:
+    """Idle connector memory (issue 14): SPAKE2 is needed while pairing, segno to draw a
+    QR code, platformdirs when no --data-dir is given; none at start-up."""
+    code = (
+        "import importlib, sys\n"
+        f"for name in {_HOST_MODULES!r}:\n"
+        "    importlib.import_module(name)\n"
+        "print(' '.join(sorted(m for m in ('spake2', 'segno', 'platformdirs') "
+        "if m in sys.modules)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.split() == []

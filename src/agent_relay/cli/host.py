@@ -14,6 +14,7 @@ from click.core import ParameterSource
 from .common import (
     config_option,
     default_data_dir,
+    event_loop_option,
     fail_cleanly,
     is_listen_error,
     listen_failure,
@@ -96,7 +97,7 @@ from .common import data_dir as make_data_dir
 @click.option(
     "--max-upstream-connections",
     type=click.IntRange(1, 100_000),
-    default=64,
+    default=256,
     show_default=True,
     help="connections to the local server carrying requests at once (more wait)",
 )
@@ -147,6 +148,7 @@ from .common import data_dir as make_data_dir
 @click.option("--turn", multiple=True, help="a TURN server USER:PASS@HOST:PORT for --p2p")
 @log_format_option
 @click.option("-v", "--verbose", is_flag=True, help="debug logging")
+@event_loop_option
 @config_option
 @fail_cleanly
 def host_command(
@@ -173,6 +175,7 @@ def host_command(
     turn: tuple[str, ...],
     log_format: str,
     verbose: bool,
+    event_loop: str,
 ) -> None:
     """Connect the local agent server to a relay: dial out, serve what the relay sends.
 
@@ -222,7 +225,7 @@ def host_command(
             "--allow-unsigned: relayed requests are forwarded without signature checks"
         )
     try:
-        run(assembled.run_until_signalled())
+        run(assembled.run_until_signalled(), event_loop=event_loop)
     except OSError as exc:
         if status_listen is None or not is_listen_error(exc):
             raise

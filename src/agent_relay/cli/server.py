@@ -15,6 +15,7 @@ from .common import (
     SECRET_ENV,
     config_option,
     default_data_dir,
+    event_loop_option,
     fail_cleanly,
     is_listen_error,
     listen_failure,
@@ -57,7 +58,7 @@ def server_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--max-streams-per-host",
             type=click.IntRange(1, 100_000),
-            default=256,
+            default=512,
             show_default=True,
             help="concurrent proxied requests per host (then 503)",
         ),
@@ -191,6 +192,7 @@ def server_options(func: Callable[..., Any]) -> Callable[..., Any]:
         ),
         log_format_option,
         click.option("-v", "--verbose", is_flag=True, help="debug logging"),
+        event_loop_option,
         config_option,
     ]
     for option in reversed(options):
@@ -226,6 +228,7 @@ def _serve(
     metrics_listen: str | None,
     log_format: str,
     verbose: bool,
+    event_loop: str,
 ) -> None:
     setup_logging(verbose, log_format)
     from ..relay.config import ConfigError, RelayConfig, ReplicaConfig, parse_listen_addr
@@ -307,7 +310,7 @@ def _serve(
         await run_until_signalled(RelayService(config, store))
 
     try:
-        run(serve())
+        run(serve(), event_loop=event_loop)
     except MetricsListenError as exc:
         assert metrics_listen is not None
         raise listen_failure(exc.cause, metrics_listen, metrics_where) from None

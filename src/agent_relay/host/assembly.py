@@ -25,7 +25,7 @@ class ConnectorSettings:
     name: str | None = None  # None: the machine's host name
     ca_file: Path | None = None
     status_listen: str | None = None  # HOST:PORT, or None for no status listener
-    max_upstream_connections: int = 64
+    max_upstream_connections: int = 256
     upstream_idle_timeout: float = 4.0
     response_timeout: float = 590.0
     max_head_size: int = 128 * 1024  # request head from the relay, response head upstream

@@ -112,7 +112,10 @@ class WatchedReader(asyncio.StreamReader):
 
 @dataclass(frozen=True, slots=True)
 class PoolLimits:
-    max_connections: int = 64  # connections carrying a request at once; more requests wait
+    # Connections carrying a request at once; more requests wait. As many as the relay's
+    # default per-host stream cap leaves in flight at c256: loopback connections are cheap
+    # (a descriptor and a few KiB each), a queue in front of the local server is not.
+    max_connections: int = 256
     # Connections kept open between requests; None: as many as max_connections (fewer
     # would make a busy connector open a new connection for a good part of its requests).
     max_idle: int | None = None

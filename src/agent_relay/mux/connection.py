@@ -34,16 +34,16 @@ from .events import (
     StreamReset,
 )
 from .frame import (
+    ALL_FLAGS,
     HEADER_SIZE,
+    HEADER_STRUCT,
     INITIAL_WINDOW,
     MAX_U32,
     Flag,
     FrameError,
     FrameType,
     GoAwayCode,
-    Header,
     decode_header,
-    encode_header,
 )
 
 # Peers open streams from several threads, so SYNs may arrive out of id order: ids the
@@ -60,6 +60,9 @@ _FIN: Final = int(Flag.FIN)
 _RST: Final = int(Flag.RST)
 _DATA: Final = int(FrameType.DATA)
 _WINDOW_UPDATE: Final = int(FrameType.WINDOW_UPDATE)
+_UNKNOWN_FLAGS: Final = ~ALL_FLAGS
+_unpack_header = HEADER_STRUCT.unpack_from
+_pack_header = HEADER_STRUCT.pack
 
 
 class _ProtocolViolation(Exception):
@@ -153,7 +156,7 @@ class Connection:
         return data
 
     def _queue(self, frame_type: int, flags: int, stream_id: int, length: int) -> None:
-        self._out.append(encode_header(frame_type, flags, stream_id, length))
+        self._out.append(_pack_header(0, frame_type, flags, stream_id, length))
         self._out_size += HEADER_SIZE
 
     def _queue_reply(self, frame_type: int, flags: int, stream_id: int, length: int) -> None:
@@ -222,16 +225,21 @@ class Connection:
         return pos
 
     def _on_header(self, data: bytes, pos: int) -> None:
+        version, kind, flags, stream_id, length = _unpack_header(data, pos)
+        # The frames of every request (data, window updates on a stream) straight from the
+        # struct; the rest, and anything invalid, through decode_header's checks.
+        if not version and kind <= _WINDOW_UPDATE and stream_id and not flags & _UNKNOWN_FLAGS:
+            if kind == _DATA:
+                self._on_data_header(stream_id, flags, length)
+            else:
+                self._on_window_update(stream_id, flags, length)
+            return
         try:
             header = decode_header(data, pos)
         except FrameError as exc:
             raise _ProtocolViolation(str(exc)) from None
         kind = header.type
-        if kind is FrameType.DATA:
-            self._on_data_header(header)
-        elif kind is FrameType.WINDOW_UPDATE:
-            self._on_window_update(header)
-        elif kind is FrameType.PING:
+        if kind is FrameType.PING:
             if header.flags & _SYN:
                 self._queue_reply(FrameType.PING, _ACK, 0, header.length)
             else:
@@ -240,9 +248,8 @@ class Connection:
             self.remote_go_away = header.length
             self._events.append(GoAwayReceived(header.length))
 
-    def _on_data_header(self, header: Header) -> None:
-        stream_id, length = header.stream_id, header.length
-        st = self._stream_for(header)
+    def _on_data_header(self, stream_id: int, flags: int, length: int) -> None:
+        st = self._stream_for(_DATA, stream_id, flags, length)
         if st is not None:
             if st.remote_closed and length:
                 raise _ProtocolViolation(f"data after FIN on stream {stream_id}")
@@ -255,7 +262,7 @@ class Connection:
             st.buffered += length
         self._payload_stream = stream_id if st is not None else 0
         self._payload_left = length
-        self._payload_flags = header.flags
+        self._payload_flags = flags
         if not length:
             self._finish_data_frame()
         elif st is None:
@@ -270,26 +277,27 @@ class Connection:
             if st is not None:
                 self._apply_close_flags(stream_id, st, flags)
 
-    def _on_window_update(self, header: Header) -> None:
-        st = self._stream_for(header)
+    def _on_window_update(self, stream_id: int, flags: int, length: int) -> None:
+        st = self._stream_for(_WINDOW_UPDATE, stream_id, flags, length)
         if st is None:
             return
-        if header.length:
-            st.send_window += header.length
+        if length:
+            st.send_window += length
             if st.send_window > MAX_U32:
-                raise _ProtocolViolation(f"send window overflow on stream {header.stream_id}")
+                raise _ProtocolViolation(f"send window overflow on stream {stream_id}")
             if st.send_window > st.max_send_window:
                 st.max_send_window = st.send_window
-            self._events.append(SendWindowUpdated(header.stream_id))
-        if header.flags & (_FIN | _RST):
-            self._apply_close_flags(header.stream_id, st, header.flags)
+            self._events.append(SendWindowUpdated(stream_id))
+        if flags & (_FIN | _RST):
+            self._apply_close_flags(stream_id, st, flags)
 
-    def _stream_for(self, header: Header) -> _StreamState | None:
+    def _stream_for(
+        self, kind: int, stream_id: int, flags: int, length: int
+    ) -> _StreamState | None:
         """The stream a data or window-update frame is for, opening it on SYN.
 
         None means: drop the frame quietly (a stream we reset or refused).
         """
-        stream_id, flags = header.stream_id, header.flags
         if flags & _SYN:
             return self._on_syn(stream_id)
         st = self._streams.get(stream_id)
@@ -301,7 +309,7 @@ class Connection:
                 not ours and stream_id > self._last_remote_id
             ):
                 raise _ProtocolViolation(f"frame for stream {stream_id} that was never opened")
-            if header.type is FrameType.DATA and header.length:
+            if kind == _DATA and length:
                 raise _ProtocolViolation(f"data on closed stream {stream_id}")
             return None
         if flags & _ACK and not st.incoming and not st.acked:
@@ -412,7 +420,7 @@ class Connection:
         sent = 0
         while sent < total:
             size = min(step, total - sent)
-            out.append(encode_header(_DATA, 0, stream_id, size))
+            out.append(_pack_header(0, _DATA, 0, stream_id, size))
             out.append(data[sent : sent + size])
             sent += size
         st.send_window -= total

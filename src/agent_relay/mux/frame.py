@@ -11,7 +11,9 @@ HEADER_SIZE: Final = 12
 INITIAL_WINDOW: Final = 256 * 1024
 MAX_U32: Final = 0xFFFF_FFFF
 
-_HEADER = struct.Struct(">BBHII")
+# Precompiled: version, type, flags, stream id, length.
+HEADER_STRUCT: Final = struct.Struct(">BBHII")
+_HEADER = HEADER_STRUCT
 
 
 class FrameType(IntEnum):

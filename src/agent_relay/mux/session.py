@@ -72,6 +72,24 @@ def _settle(fut: asyncio.Future[None] | None, exc: BaseException | None = None) 
 class MuxStream:
     """One yamux stream: an ordered byte stream in each direction."""
 
+    __slots__ = (
+        "_ack_waiter",
+        "_acked",
+        "_chunks",
+        "_conn",
+        "_eof",
+        "_error",
+        "_max_send_window",
+        "_on_failure",
+        "_open_timer",
+        "_read_waiter",
+        "_session",
+        "_window_waiter",
+        "_write_closed",
+        "_write_lock",
+        "stream_id",
+    )
+
     def __init__(self, session: MuxSession, stream_id: int) -> None:
         self._session = session
         self._conn = session._conn

@@ -12,7 +12,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -637,9 +637,14 @@ def _require_method(ex: Exchange, method: str) -> None:
         raise RelayError(405, f"use {method}", headers=[("allow", method)])
 
 
+# Every proxied request names its host and session: parse each id string once, not per
+# request (bounded; a malformed id raises, and is not kept).
+_uuid_of = lru_cache(maxsize=4096)(uuid.UUID)
+
+
 def _parse_uuid(value: str, what: str) -> uuid.UUID:
     try:
-        return uuid.UUID(value)
+        return _uuid_of(value)
     except ValueError:
         raise bad_request(f"invalid {what}") from None
 

@@ -42,7 +42,10 @@ class RelayConfig:
     # of 70 KB and more (browsers with many cookies, long signed URLs).
     max_head_size: int = 128 * 1024
     max_response_head: int = 128 * 1024
-    max_streams_per_host: int = 256
+    # Twice the 256 connections a busy client (or a load test) keeps in flight, so the
+    # cap sheds abuse rather than normal load; each stream's buffering is bounded by its
+    # window (and by the relay-wide budget where there is one).
+    max_streams_per_host: int = 512
     # For a host to start its answer (then 504): an agent waiting on a model or a long
     # poll may take minutes; a stalled body is cut by idle_timeout instead.
     response_timeout: float = 600.0

@@ -17,8 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from spake2 import SPAKE2_B
-from spake2.spake2 import SPAKEError
 
 from . import wire
 from .errors import TrustError, success_body, unauthorized
@@ -326,6 +324,10 @@ class TrustHost:
         self._limit(self._pair_limiter, address, "pairing start", now)
         # The message is checked first: a junk start (through the relay, from anyone) is
         # refused without using up the owner's code. A well-formed one burns it.
+        # Imported on first use: a connector that is not pairing need not hold it.
+        from spake2 import SPAKE2_B
+        from spake2.spake2 import SPAKEError
+
         spake = SPAKE2_B(
             code.code.encode(),
             idA=wire.SPAKE2_CLIENT_IDENTITY,

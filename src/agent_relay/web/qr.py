@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import io
 
-import segno
-
 
 def terminal_qr(data: str) -> str:
     """Two modules a character (half blocks), light quiet zone: scans off a dark or
     light terminal alike."""
+    import segno  # on first use: a process that shows no QR code never loads it
+
     out = io.StringIO()
     segno.make(data, error="m").terminal(out=out, compact=True, border=2)
     return out.getvalue()
@@ -17,6 +17,8 @@ def terminal_qr(data: str) -> str:
 
 def svg_qr(data: str, *, label: str) -> str:
     """An ``<svg>`` element to put in a page as is (no XML declaration)."""
+    import segno
+
     out = io.BytesIO()
     segno.make(data, error="m").save(
         out,
