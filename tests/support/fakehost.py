@@ -13,6 +13,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 
 from agent_relay.httpwire import HttpConnection
+from agent_relay.httpwire.codec import Request
 from agent_relay.mux import MuxSession, MuxStream, SessionClosedError, StreamResetError
 from agent_relay.transport import WebSocketByteStream
 
@@ -34,7 +35,7 @@ class FakeHost:
         self.websocket: ClientConnection | None = None
         self.session: MuxSession | None = None
         self._serving: asyncio.Task[None] | None = None
-        self.requests: list[h11.Request] = []
+        self.requests: list[Request] = []
         self.in_flight = 0
 
     async def connect(self) -> None:
@@ -79,7 +80,7 @@ class FakeHost:
         finally:
             self.in_flight -= 1
 
-    async def _route(self, http: HttpConnection, stream: MuxStream, request: h11.Request) -> None:
+    async def _route(self, http: HttpConnection, stream: MuxStream, request: Request) -> None:
         target = request.target.decode()
         path = target.partition("?")[0]
         if path == "/echo":
