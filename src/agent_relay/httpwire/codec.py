@@ -312,6 +312,8 @@ class _ChunkedReader(_BodyReader):
                 if not have:
                     break
                 if have != self.crlf[: len(have)]:
+                    if pieces:
+                        break  # the data first; the error on the next read
                     raise ProtocolError(f"malformed chunk footer: {have!r}")
                 del buf[: len(have)]
                 self.crlf = self.crlf[len(have) :]
@@ -328,6 +330,8 @@ class _ChunkedReader(_BodyReader):
                 line = bytes(buf[: end + 2])
                 match = _CHUNK_HEADER.fullmatch(line)
                 if match is None:
+                    if pieces:
+                        break
                     raise ProtocolError(f"illegal chunk header: {line!r}")
                 del buf[: end + 2]
                 chunks += 1
@@ -396,7 +400,7 @@ class Connection:
         self.our_state = IDLE
         self.their_state = IDLE
         self._keep_alive = True
-        self._switch_proposed = False  # an Upgrade (or CONNECT) awaits the answer
+        self._proposed: set[bytes] = set()  # b"upgrade", b"connect": awaiting the answer
         self._method: bytes | None = None  # of the current request
         self._their_version: bytes | None = None
         self._reader: _BodyReader | None = None
@@ -429,9 +433,9 @@ class Connection:
         s = self.server_state if server is None else server
         while True:
             before = (c, s)
-            if self._switch_proposed and c is DONE:
+            if self._proposed and c is DONE:
                 c = MIGHT_SWITCH
-            if not self._switch_proposed and c is MIGHT_SWITCH:
+            if not self._proposed and c is MIGHT_SWITCH:
                 c = DONE
             if not self._keep_alive:
                 c = MUST_CLOSE if c is DONE else c
@@ -565,8 +569,10 @@ class Connection:
             raise ProtocolError(f"can't handle a request in state {self.their_state.value}")
         self._method = method
         self._their_version = version
-        if method == b"CONNECT" or framing.upgrade:
-            self._switch_proposed = True
+        if method == b"CONNECT":
+            self._proposed.add(b"connect")
+        if framing.upgrade:
+            self._proposed.add(b"upgrade")
         if framing.close or version < b"1.1":
             self._keep_alive = False
         self.client_waiting_for_continue = framing.expect_continue and version >= b"1.1"
@@ -601,17 +607,17 @@ class Connection:
         self._their_version = version
         if status < 200:
             if status == 101:
-                if not self._switch_proposed:
+                if b"upgrade" not in self._proposed:
                     raise ProtocolError(
                         "Received server _SWITCH_UPGRADE event without a pending proposal"
                     )
                 self._set(server=SWITCHED)
             return InformationalResponse(status, headers, reason, version)
         method = self._method
-        if method == b"CONNECT" and 200 <= status < 300 and self._switch_proposed:
+        if method == b"CONNECT" and 200 <= status < 300 and b"connect" in self._proposed:
             self._set(server=SWITCHED)
             return Response(status, headers, reason, version)
-        self._switch_proposed = False
+        self._proposed.clear()
         if framing.close or version < b"1.1":
             self._keep_alive = False
         if status in (204, 304) or method == b"HEAD" or (method == b"CONNECT" and status < 300):
@@ -656,8 +662,10 @@ class Connection:
         headers = _normalize(request.headers, framing, LocalProtocolError)
         _check_host(headers, b"1.1", LocalProtocolError)
         self._method = request.method
-        if request.method == b"CONNECT" or framing.upgrade:
-            self._switch_proposed = True
+        if request.method == b"CONNECT":
+            self._proposed.add(b"connect")
+        if framing.upgrade:
+            self._proposed.add(b"upgrade")
         if framing.close:
             self._keep_alive = False
         self._start_writing(framing.chunked, 0 if framing.length is None else framing.length)
@@ -678,7 +686,7 @@ class Connection:
                 raise LocalProtocolError(f"status code out of range: {status}")
             headers = list(response.headers)
             if status == 101:
-                if not self._switch_proposed:
+                if b"upgrade" not in self._proposed:
                     raise LocalProtocolError("101 without a pending upgrade")
                 self._set(server=SWITCHED)
             elif state is IDLE:
@@ -691,10 +699,10 @@ class Connection:
         framing = _Framing()
         headers = _normalize(response.headers, framing, LocalProtocolError)
         method = self._method
-        if method == b"CONNECT" and status < 300 and self._switch_proposed:
+        if method == b"CONNECT" and status < 300 and b"connect" in self._proposed:
             self._set(server=SWITCHED)
             return _write_head(line, headers)
-        self._switch_proposed = False
+        self._proposed.clear()
         no_body = status in (204, 304) or (method == b"CONNECT" and status < 300)
         need_close = False
         chunked = framing.chunked
