@@ -117,6 +117,18 @@ class FakeHost:
             for start in range(0, size, CHUNK):
                 await http.send_data(data[start : start + CHUNK])
             await http.end_message()
+        elif path.startswith("/tiny/"):
+            # A hostile host: a body of 1-byte chunks, written in large pieces, so that
+            # the relay has a whole window of them buffered at once (issue 11 item 2).
+            await drain(http)
+            count = int(path.removeprefix("/tiny/"))
+            await http.send(
+                h11.Response(status_code=200, headers=[("transfer-encoding", "chunked")])
+            )
+            block = b"1\r\nx\r\n" * 10_000
+            for _ in range(count // 10_000):
+                await stream.write(block)
+            await stream.write(b"1\r\nx\r\n" * (count % 10_000) + b"0\r\n\r\n")
         elif path.startswith("/sleep/"):
             await drain(http)
             await asyncio.sleep(float(path.removeprefix("/sleep/")))
