@@ -58,7 +58,46 @@ async def test_a_host_streaming_tiny_chunks_does_not_freeze_health(sqlite_url: s
             probes += 1
             assert answer.status_code == 200
             await asyncio.sleep(0.02)
-        assert await asyncio.gather(*floods) == [CHUNKS] * FLOODS
         # Generous: a healthy relay answers in milliseconds even on a loaded machine.
         assert worst < 1.0, f"/health took {worst:.2f} s during the flood ({probes} probes)"
+        assert await asyncio.gather(*floods) == [CHUNKS] * FLOODS
+        await host.close()
+
+
+async def _upload(port: int, target: str) -> bytes:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(
+        f"POST {target} HTTP/1.1\r\nHost: relay\r\nTransfer-Encoding: chunked\r\n"
+        "Connection: close\r\n\r\n".encode()
+    )
+    block = b"1\r\nx\r\n" * 10_000
+    for _ in range(CHUNKS // 10_000):
+        writer.write(block)
+        await writer.drain()
+    writer.write(b"0\r\n\r\n")
+    await writer.drain()
+    answer = await reader.read()
+    writer.close()
+    return answer
+
+
+async def test_a_caller_uploading_tiny_chunks_does_not_freeze_health(sqlite_url: str) -> None:
+    # No signature or pairing needed: anyone with the relay path can send a body.
+    async with running_relay(sqlite_url) as relay:
+        host = await relay.host()
+        base = await relay.path()
+        assert relay.service.address is not None
+        port = relay.service.address[1]
+        floods = [asyncio.create_task(_upload(port, f"{base}/upload")) for _ in range(FLOODS)]
+        worst = 0.0
+        while not all(flood.done() for flood in floods):
+            started = time.perf_counter()
+            answer = await relay.client.get("/health")
+            worst = max(worst, time.perf_counter() - started)
+            assert answer.status_code == 200
+            await asyncio.sleep(0.02)
+        assert worst < 1.0, f"/health took {worst:.2f} s during the upload flood"
+        for answer in await asyncio.gather(*floods):
+            assert answer.startswith(b"HTTP/1.1 200 "), answer[:200]
+            assert answer.split(b"\r\n\r\n", 1)[1].startswith(b"%d " % CHUNKS)
         await host.close()
