@@ -97,7 +97,7 @@ async def test_a_caller_uploading_tiny_chunks_does_not_freeze_health(sqlite_url:
             assert answer.status_code == 200
             await asyncio.sleep(0.02)
         assert worst < 1.0, f"/health took {worst:.2f} s during the upload flood"
-        for answer in await asyncio.gather(*floods):
-            assert answer.startswith(b"HTTP/1.1 200 "), answer[:200]
-            assert answer.split(b"\r\n\r\n", 1)[1].startswith(b"%d " % CHUNKS)
+        for reply in await asyncio.gather(*floods):
+            assert reply.startswith(b"HTTP/1.1 200 "), reply[:200]
+            assert reply.split(b"\r\n\r\n", 1)[1].startswith(b"%d " % CHUNKS)
         await host.close()
