@@ -192,44 +192,59 @@ def _comma_values(value: bytes) -> list[bytes]:
     return [part for part in (p.strip() for p in value.lower().split(b",")) if part]
 
 
+_SPECIAL = frozenset(
+    {b"content-length", b"transfer-encoding", b"connection", b"expect", b"upgrade"}
+)
+
+
 def _normalize(
     fields: Iterable[tuple[bytes, bytes]], framing: _Framing, error: type[ProtocolError]
 ) -> Headers:
     """Check the framing headers (one Content-Length value, only ``chunked``) and note
     what the head says; the headers as they will be seen (a repeated Content-Length once,
-    Transfer-Encoding in lower case)."""
-    headers: Headers = []
+    Transfer-Encoding in lower case). Only the few headers that matter are looked at."""
+    headers = list(fields)
+    special = [(i, name, value) for i, (name, value) in enumerate(headers) if name in _SPECIAL]
+    if not special:
+        return headers
     seen_length: bytes | None = None
-    for name, value in fields:
+    repeated: set[int] = set()
+    for i, name, value in special:
         if name == b"content-length":
             lengths = {part.strip() for part in value.split(b",")}
             if len(lengths) != 1:
                 raise error("conflicting Content-Length headers")
-            value = lengths.pop()
-            if _DIGITS.fullmatch(value) is None or len(value) > _MAX_LENGTH_DIGITS:
+            length = lengths.pop()
+            if _DIGITS.fullmatch(length) is None or len(length) > _MAX_LENGTH_DIGITS:
                 raise error("bad Content-Length")
             if seen_length is not None:
-                if seen_length != value:
+                if seen_length != length:
                     raise error("conflicting Content-Length headers")
+                repeated.add(i)
                 continue
-            seen_length = value
-            framing.length = int(value)
+            seen_length = length
+            framing.length = int(length)
+            if length != value:
+                headers[i] = (name, length)
         elif name == b"transfer-encoding":
             if framing.chunked:
                 raise error("multiple Transfer-Encoding headers", 501)
-            value = value.lower()
-            if value != b"chunked":
+            coding = value.lower()
+            if coding != b"chunked":
                 raise error("Only Transfer-Encoding: chunked is supported", 501)
             framing.chunked = True
+            if coding != value:
+                headers[i] = (name, coding)
         elif name == b"connection":
-            if b"close" in _comma_values(value):
+            if b"close" in value.lower() and b"close" in _comma_values(value):
                 framing.close = True
         elif name == b"expect":
             if b"100-continue" in _comma_values(value):
                 framing.expect_continue = True
-        elif name == b"upgrade" and _comma_values(value):
+        elif _comma_values(value):  # upgrade
             framing.upgrade = True
-        headers.append((name, value))
+    if repeated:
+        return [field for i, field in enumerate(headers) if i not in repeated]
     return headers
 
 
@@ -798,13 +813,10 @@ class Connection:
 def _write_head(first_line: bytes, headers: Sequence[tuple[bytes, bytes]]) -> bytes:
     """A head as bytes, Host first (as the reference writes it). One scan refuses a CR,
     LF or NUL inside a line (they would split the head or be read differently)."""
-    lines = [first_line]
-    hosts = [b"%s: %s\r\n" % (k, v) for k, v in headers if k == b"host"]
-    lines += hosts
-    lines += [b"%s: %s\r\n" % (k, v) for k, v in headers if k != b"host"]
-    lines.append(b"\r\n")
-    data = b"".join(lines)
-    count = len(lines)
+    if headers and headers[0][0] != b"host" and any(k == b"host" for k, _ in headers):
+        headers = sorted(headers, key=lambda field: field[0] != b"host")  # stable
+    data = first_line + b"".join([b"%s: %s\r\n" % field for field in headers]) + b"\r\n"
+    count = len(headers) + 2
     if data.count(b"\n") != count or data.count(b"\r") != count or b"\x00" in data:
         raise LocalProtocolError("a header name or value holds CR, LF or NUL")
     return data
