@@ -14,6 +14,7 @@ import pytest
 
 from agent_relay.host import ForwardLimits, PoolLimits, UpstreamPool, UpstreamTarget, serve_stream
 from agent_relay.httpwire import HttpConnection
+from agent_relay.httpwire.codec import Response
 from agent_relay.mux import MuxSession, MuxStream
 from tests.conftest import tcp_pair
 from tests.support.localserver import LocalServer, local_server
@@ -65,16 +66,16 @@ async def host_side(
             await pool.close()
 
 
-async def _receive(http: HttpConnection) -> tuple[h11.Response, bytes]:
+async def _receive(http: HttpConnection) -> tuple[Response, bytes]:
     response = await http.receive_response()
-    assert isinstance(response, h11.Response)
+    assert type(response) is Response
     body = b"".join([chunk async for chunk in http.receive_body()])
     return response, body
 
 
 async def request(
     relay: MuxSession, method: str, target: str, headers: list[tuple[str, str]], body: bytes = b""
-) -> tuple[h11.Response, bytes, MuxStream]:
+) -> tuple[Response, bytes, MuxStream]:
     stream = await relay.open_stream()
     http = HttpConnection(stream, client=True)
     await http.send_message(
@@ -84,7 +85,7 @@ async def request(
     return response, data, stream
 
 
-def header(response: h11.Response, name: bytes) -> bytes | None:
+def header(response: Response, name: bytes) -> bytes | None:
     return next((v for k, v in response.headers if k == name), None)
 
 

@@ -15,6 +15,7 @@ from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 
 from agent_relay.httpwire import HttpConnection
+from agent_relay.httpwire.codec import Request
 from agent_relay.mux import MuxSession, MuxStream, SessionClosedError, StreamResetError
 from agent_relay.transport import WebSocketByteStream
 from agent_relay.transport.wsserver import handshake, open_protocol, response_bytes
@@ -46,7 +47,7 @@ class FakeHost:
         self.websocket: ClientConnection | None = None
         self.session: MuxSession | None = None
         self._serving: asyncio.Task[None] | None = None
-        self.requests: list[h11.Request] = []
+        self.requests: list[Request] = []
         self.in_flight = 0
 
     async def connect(self) -> None:
@@ -91,7 +92,7 @@ class FakeHost:
         finally:
             self.in_flight -= 1
 
-    async def _route(self, http: HttpConnection, stream: MuxStream, request: h11.Request) -> None:
+    async def _route(self, http: HttpConnection, stream: MuxStream, request: Request) -> None:
         target = request.target.decode()
         path = target.partition("?")[0]
         if path == "/echo":
@@ -166,6 +167,18 @@ class FakeHost:
                     break
                 frames.receive_data(data)
             await stream.close()
+        elif path.startswith("/tiny/"):
+            # A hostile host: a body of 1-byte chunks, written in large pieces, so that
+            # the relay has a whole window of them buffered at once (issue 11 item 2).
+            await drain(http)
+            count = int(path.removeprefix("/tiny/"))
+            await http.send(
+                h11.Response(status_code=200, headers=[("transfer-encoding", "chunked")])
+            )
+            block = b"1\r\nx\r\n" * 10_000
+            for _ in range(count // 10_000):
+                await stream.write(block)
+            await stream.write(b"1\r\nx\r\n" * (count % 10_000) + b"0\r\n\r\n")
         elif path.startswith("/sleep/"):
             await drain(http)
             await asyncio.sleep(float(path.removeprefix("/sleep/")))

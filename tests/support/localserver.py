@@ -14,6 +14,7 @@ from pathlib import Path
 import h11
 
 from agent_relay.httpwire import HttpConnection, HttpProtocolError, SocketChannel
+from agent_relay.httpwire.codec import Request
 
 from .fakehost import CHUNK, drain, pattern, respond
 
@@ -27,7 +28,7 @@ class LocalServer:
         self.busy = 0  # requests being answered right now
         self.max_busy = 0
         self.bytes_sent = 0  # body bytes of /bytes/N answers
-        self.requests: list[h11.Request] = []
+        self.requests: list[Request] = []
         # When set, the n-th request on each connection is dropped: the connection closes
         # without an answer (as a server whose keep-alive timer fired just then).
         self.drop_request_number: int | None = None
@@ -86,9 +87,7 @@ class LocalServer:
             self._tasks.discard(task)
             writer.close()
 
-    async def _route(
-        self, http: HttpConnection, channel: SocketChannel, request: h11.Request
-    ) -> bool:
+    async def _route(self, http: HttpConnection, channel: SocketChannel, request: Request) -> bool:
         """Answer one request; False closes the connection afterwards."""
         target = request.target.decode()
         path = target.partition("?")[0]

@@ -19,6 +19,8 @@ from agent_relay.host.identity import MACHINE_ID_FILE, load_machine_id
 from agent_relay.host.service import parse_host_port
 from agent_relay.host.status import ConnectorState, Phase
 from agent_relay.host.upstream import PoolLimits, UpstreamTarget
+from agent_relay.httpwire.codec import Request
+from agent_relay.httpwire.connection import as_head
 from agent_relay.tokens import CommandToken, FileToken, StaticToken, TokenError
 
 # --------------------------------------------------------------------- relay URL
@@ -177,8 +179,12 @@ def test_a_damaged_machine_id_is_reported(tmp_path: Path) -> None:
 # --------------------------------------------------------------------- headers
 
 
-def _request(headers: list[tuple[str, str]], target: str = "/api/x?y=1") -> h11.Request:
-    return h11.Request(method="POST", target=target, headers=[("host", "relay.example"), *headers])
+def _request(headers: list[tuple[str, str]], target: str = "/api/x?y=1") -> Request:
+    head = as_head(
+        h11.Request(method="POST", target=target, headers=[("host", "relay.example"), *headers])
+    )
+    assert isinstance(head, Request)
+    return head
 
 
 def test_upstream_request_headers() -> None:

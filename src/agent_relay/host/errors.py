@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import h11
-
 from ..errors import HttpError
+from ..httpwire.codec import Response
 
 
 class ForwardError(HttpError):
@@ -31,7 +30,7 @@ def busy(message: str) -> ForwardError:
     return ForwardError(503, message, retry_after=1)
 
 
-def error_response(error: ForwardError) -> tuple[h11.Response, bytes]:
+def error_response(error: ForwardError) -> tuple[Response, bytes]:
     body = error.body()
     headers = [
         (b"content-type", b"application/json"),
@@ -39,4 +38,4 @@ def error_response(error: ForwardError) -> tuple[h11.Response, bytes]:
         (b"cache-control", b"no-store"),
     ]
     headers += [(k.encode(), v.encode()) for k, v in error.headers]
-    return h11.Response(status_code=error.status, headers=headers), body
+    return Response(error.status, headers), body

@@ -19,10 +19,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import h11
-
 from ..aio import reap
 from ..httpwire import ByteChannel, HttpConnection, HttpProtocolError
+from ..httpwire.codec import LocalProtocolError, Request, Response
 from ..httpwire.policy import (
     FRAMING,
     HOP_BY_HOP,
@@ -67,7 +66,7 @@ FORWARDED_HOST_HEADER = b"x-forwarded-host"
 _REPLACED = frozenset({b"host", RELAYED_HEADER, FORWARDED_HOST_HEADER})
 
 
-# An answer at least this long (by its Content-Length) is read past h11, for speed; its
+# An answer at least this long (by its Content-Length) is read past the codec, for speed; its
 # upstream connection is then closed rather than kept, which is cheap next to the body.
 LONG_BODY = 1024 * 1024
 # A response head waits for its body (to leave in one frame) when the body is known to
@@ -128,7 +127,7 @@ async def serve_stream(
         log.debug("stream %d aborted: %s", stream.stream_id, exc)
         stream.reset()
         return
-    except h11.LocalProtocolError as exc:
+    except LocalProtocolError as exc:
         log.warning("stream %d: cannot forward this exchange: %s", stream.stream_id, exc)
         stream.reset()
         return
@@ -185,7 +184,7 @@ class _Exchange:
         self,
         stream: MuxStream,
         front: HttpConnection,
-        request: h11.Request,
+        request: Request,
         pool: UpstreamPool,
         limits: ForwardLimits,
         trust: TrustHost | None = None,
@@ -234,7 +233,7 @@ class _Exchange:
         if self.has_body:
             await self._exchange()
             return
-        # Reach the request's end now: h11 must see it before a 101 can be sent.
+        # Reach the request's end now: the codec must see it before a 101 can be sent.
         async for _ in self.front.receive_body():
             pass
         await self._forward()
@@ -328,9 +327,7 @@ class _Exchange:
             raise _Abort(f"the request body from the relay broke off: {exc}") from None
 
     async def _reply(self, reply: Reply) -> None:
-        await self.front.send_message(
-            h11.Response(status_code=reply.status, headers=reply.headers), reply.body
-        )
+        await self.front.send_message(Response(reply.status, reply.headers), reply.body)
 
     # ----------------------------------------------------------------- exchange
 
@@ -345,7 +342,7 @@ class _Exchange:
         upstream = self.upstream
         assert upstream is not None
         try:
-            if isinstance(response, h11.InformationalResponse):  # only a 101 gets here
+            if response.status_code == 101:  # the only 1xx that gets here
                 await self._splice(upstream, response)
             else:
                 await self._respond(upstream, response)
@@ -356,7 +353,7 @@ class _Exchange:
 
     # ----------------------------------------------------------------- request
 
-    async def _start(self) -> h11.Response | h11.InformationalResponse:
+    async def _start(self) -> Response:
         """Send the request head and wait for the response head. A kept-alive connection
         that the server closed just before we used it gets one retry on a new connection,
         for a request without a body (one with a body cannot be replayed)."""
@@ -379,9 +376,7 @@ class _Exchange:
                 raise
         raise AssertionError("unreachable")
 
-    async def _send_head(
-        self, upstream: UpstreamConnection
-    ) -> h11.Response | h11.InformationalResponse:
+    async def _send_head(self, upstream: UpstreamConnection) -> Response:
         http = upstream.http
         if self.has_body:
             await http.send(self.head)
@@ -432,7 +427,7 @@ class _Exchange:
         long_body: int | None = None,
     ) -> None:
         """Stream the answer's body into ``send``; ``long_body``: its length, to read it
-        past h11 (the connection is closed afterwards instead of being kept)."""
+        past the codec (the connection is closed afterwards instead of being kept)."""
         http = upstream.http
         body = http.receive_body() if long_body is None else http.receive_long_body(long_body)
         try:
@@ -472,7 +467,7 @@ class _Exchange:
             raise _Abort("the client was revoked")
         return reading.result()
 
-    async def _respond(self, upstream: UpstreamConnection, response: h11.Response) -> None:
+    async def _respond(self, upstream: UpstreamConnection, response: Response) -> None:
         front = self.front
         headers = response_headers(response.headers)
         if self.verified is not None and self.trust is not None:
@@ -484,9 +479,7 @@ class _Exchange:
                 await self._respond_sealed(upstream, response, sealer, sealed)
                 await self._complete(upstream, response)
                 return
-        head = h11.Response(
-            status_code=response.status_code, headers=headers, reason=response.reason
-        )
+        head = Response(response.status_code, headers, response.reason)
         length = plain_body_length(self.request.method, response.status_code, response.headers)
         # Out with the body, in one frame, when it is at hand or is a small body of known
         # length (it follows at once): a relay with Nagle on (the reference) would
@@ -501,7 +494,7 @@ class _Exchange:
         await self._pump_response_body(upstream, front.send_data, long_body)
         await self._complete(upstream, response)
 
-    async def _complete(self, upstream: UpstreamConnection, response: h11.Response) -> None:
+    async def _complete(self, upstream: UpstreamConnection, response: Response) -> None:
         await self.front.end_message()
         await self._settle_upload()
         if log.isEnabledFor(logging.DEBUG):
@@ -511,7 +504,7 @@ class _Exchange:
     async def _respond_sealed(
         self,
         upstream: UpstreamConnection,
-        response: h11.Response,
+        response: Response,
         sealer: ResponseSealer,
         sealed: SealedHead | None,
     ) -> None:
@@ -519,11 +512,7 @@ class _Exchange:
         or a streamed one signed record by record (chunked-v1)."""
         front = self.front
         if sealed is not None:
-            await front.send(
-                h11.Response(
-                    status_code=sealed.status, headers=sealed.headers, reason=response.reason
-                )
-            )
+            await front.send(Response(sealed.status, sealed.headers, response.reason))
 
         async def seal(chunk: bytes) -> None:
             try:
@@ -536,11 +525,7 @@ class _Exchange:
         await self._pump_response_body(upstream, seal)
         late_head, tail = sealer.finish()
         if late_head is not None:
-            await front.send(
-                h11.Response(
-                    status_code=late_head.status, headers=late_head.headers, reason=response.reason
-                )
-            )
+            await front.send(Response(late_head.status, late_head.headers, response.reason))
         if tail:
             await front.send_data(tail)
 
@@ -551,7 +536,7 @@ class _Exchange:
             return
         if not task.done():
             # The server answered without reading all of it: the rest is moot, and the
-            # connection cannot be reused (h11 sees the unfinished request).
+            # connection cannot be reused (the codec sees the unfinished request).
             await self._stop_upload()
             return
         self.uploading = None
@@ -560,9 +545,7 @@ class _Exchange:
             raise error  # the relay's side broke: nothing more to say on this stream
         # An OSError: the server stopped reading after answering; the answer stands.
 
-    async def _splice(
-        self, upstream: UpstreamConnection, response: h11.InformationalResponse
-    ) -> None:
+    async def _splice(self, upstream: UpstreamConnection, response: Response) -> None:
         if self.uploading is not None:
             task, self.uploading = self.uploading, None
             await task
@@ -601,8 +584,8 @@ class _Exchange:
 
 
 def upstream_request(
-    request: h11.Request, target: UpstreamTarget, *, signed_frames: bool = False
-) -> h11.Request:
+    request: Request, target: UpstreamTarget, *, signed_frames: bool = False
+) -> Request:
     """The request as the local server gets it: ``Host`` is the server's own address
     (the client's goes in ``x-forwarded-host``), hop-by-hop headers are dropped (an
     upgrade's are kept), and ``x-vk-relayed: 1`` replaces whatever the client sent."""
@@ -626,11 +609,11 @@ def upstream_request(
     if upgrade is not None and b"upgrade" in named:
         headers += [(b"connection", b"upgrade"), (b"upgrade", upgrade)]
     headers.append((RELAYED_HEADER, b"1"))
-    return h11.Request(method=request.method, target=request.target, headers=headers)
+    return Request(request.method, request.target, headers)
 
 
 def response_headers(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-    """The local server's response headers for the relay; h11 redoes the framing."""
+    """The local server's response headers for the relay; the codec redoes the framing."""
     return end_to_end(headers)
 
 

@@ -1,7 +1,7 @@
 """The local agent server as seen from the connector: where it listens (TCP or a Unix
 socket) and a bounded pool of keep-alive HTTP/1.1 connections to it.
 
-A connection goes back to the pool only if h11 says both sides finished their message
+A connection goes back to the pool only if the codec says both sides finished their message
 and nobody asked to close. While idle, it is watched: the server closing it, or sending
 anything at all, retires it at once, and so does ``idle_timeout``. (The watch is a hook
 in its stream reader and a timer, not a task reading from it: parking and taking a

@@ -1,6 +1,7 @@
 """The proxy rules both hops share (the relay's front and the connector): which headers
 belong to one hop, whether a request has a body, how long a plain body is, and how a
-request target is read as text. Pure functions over h11-style (lowercase) headers."""
+request target is read as text. Pure functions over headers with lower-case names (as
+the codec gives them)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Iterable, Sequence
 
 Headers = Iterable[tuple[bytes, bytes]]
 
-# Headers about one hop, not the message (RFC 9110 7.6.1). h11 frames each hop's body.
+# Headers about one hop, not the message (RFC 9110 7.6.1). The codec frames each hop's body.
 HOP_BY_HOP = frozenset(
     {
         b"connection",

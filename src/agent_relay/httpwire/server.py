@@ -1,5 +1,6 @@
-"""A small asyncio HTTP/1.1 server on h11: keep-alive, head-size and idle limits, and
-handlers that may take the socket over (WebSocket, ``101`` splice)."""
+"""A small asyncio HTTP/1.1 server on the sans-IO codec (``codec.py``): keep-alive,
+head-size and idle limits, and handlers that may take the socket over (WebSocket,
+``101`` splice)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,9 @@ from dataclasses import dataclass, field
 from email.utils import formatdate
 from functools import lru_cache
 
-import h11
-
 from ..errors import HttpError
 from .channel import SocketChannel
+from .codec import Request, Response
 from .connection import HttpConnection, HttpProtocolError
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ class Exchange:
     """One request on a connection, and what a handler needs to answer it."""
 
     http: HttpConnection
-    request: h11.Request
+    request: Request
     channel: SocketChannel
     peer: str
     limits: ServerLimits
@@ -89,7 +89,7 @@ class Exchange:
         self.responded = True
         if self.request.method == b"HEAD":
             body = b""
-        await self.http.send_message(h11.Response(status_code=status, headers=all_headers), body)
+        await self.http.send_message(Response(status, all_headers), body)
 
     def _body_too_big_to_skip(self) -> bool:
         if self.http.request_done:
@@ -224,18 +224,12 @@ class HttpServer:
 async def _answer_protocol_error(http: HttpConnection, exc: HttpProtocolError, body: bytes) -> None:
     """A request that could not even be parsed: the app's renderer made ``body``."""
     with contextlib.suppress(Exception):
-        await http.send(
-            h11.Response(
-                status_code=exc.status,
-                headers=[
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"),
-                ],
-            )
-        )
-        await http.send_data(body)
-        await http.end_message()
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"connection", b"close"),
+        ]
+        await http.send_message(Response(exc.status, headers), body)
 
 
 def http_date() -> bytes:

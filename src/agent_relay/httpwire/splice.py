@@ -7,9 +7,8 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 
-import h11
-
 from .channel import ByteChannel
+from .codec import InformationalResponse, Response
 from .connection import HttpConnection
 
 # (front channel, back channel, early bytes from the front, early bytes from the back)
@@ -41,20 +40,18 @@ async def splice(left: ByteChannel, right: ByteChannel) -> None:
 
 
 def switching_protocols(
-    response: h11.InformationalResponse, headers: list[tuple[bytes, bytes]]
-) -> h11.InformationalResponse:
+    response: Response, headers: list[tuple[bytes, bytes]]
+) -> InformationalResponse:
     """The ``101`` for the client: ``headers`` (end to end, already filtered) plus the
     upstream answer's own ``Upgrade`` and ``Connection``, which a proxy must pass on."""
     upgrade = [(k, v) for k, v in response.headers if k in (b"upgrade", b"connection")]
-    return h11.InformationalResponse(
-        status_code=101, headers=headers + upgrade, reason=response.reason
-    )
+    return InformationalResponse(101, headers + upgrade, response.reason)
 
 
 async def splice_upgraded(
     front: HttpConnection,
     back: HttpConnection,
-    switched: h11.InformationalResponse,
+    switched: InformationalResponse,
     *,
     pipe: Pipe | None = None,
 ) -> None:

@@ -42,7 +42,7 @@ class Isolation:
         return [(k, v) for k, v in headers if k != b"cookie"]
 
     def response_headers(self, headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-        """The host's headers as they go to the client (h11 gives names in lower case)."""
+        """The host's headers as they go to the client (the codec gives names in lower case)."""
         kept = [(k, v) for k, v in headers if k != b"set-cookie" and k not in _OWNED]
         kept.append((b"x-content-type-options", b"nosniff"))
         kept.append((b"cross-origin-resource-policy", self.resource_policy.encode()))

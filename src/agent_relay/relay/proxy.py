@@ -9,10 +9,9 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-import h11
-
 from ..aio import reap
 from ..httpwire import HttpConnection, HttpProtocolError
+from ..httpwire.codec import Request, Response
 from ..httpwire.policy import end_to_end, has_body, plain_body_length
 from ..httpwire.pump import PumpError, pump, receive_after_upload
 from ..httpwire.splice import splice_upgraded, switching_protocols
@@ -61,7 +60,7 @@ async def _open(tunnel: Tunnel) -> MuxStream:
 
 async def proxy_request(
     front: HttpConnection,
-    request: h11.Request,
+    request: Request,
     target: bytes,
     tunnel: Tunnel,
     limits: ProxyLimits,
@@ -84,10 +83,10 @@ async def proxy_request(
     watching: asyncio.Task[None] | None = None
     try:
         async with asyncio.timeout(limits.total_timeout):
-            head = h11.Request(
-                method=request.method,
-                target=target,
-                headers=isolation.request_headers(
+            head = Request(
+                request.method,
+                target,
+                isolation.request_headers(
                     request.headers if request_headers is None else request_headers
                 ),
             )
@@ -128,16 +127,15 @@ async def proxy_request(
                 if not (response_headers and k.startswith(b"access-control-"))
             ]
             if response.status_code == 101:
-                assert isinstance(response, h11.InformationalResponse)
                 result.upgraded = True
                 # A host's cookies never reach the relay's origin, upgrades included.
                 headers = [(k, v) for k, v in headers if k != b"set-cookie"]
                 await splice_upgraded(front, upstream, switching_protocols(response, headers))
                 return result
-            answer = h11.Response(
-                status_code=response.status_code,
-                headers=isolation.response_headers(headers) + response_headers,
-                reason=response.reason,
+            answer = Response(
+                response.status_code,
+                isolation.response_headers(headers) + response_headers,
+                response.reason,
             )
             if upstream.body_ready():
                 front.start_message(answer)  # out with the body, in one write
@@ -182,7 +180,7 @@ async def _cancel_when_client_leaves(front: HttpConnection, handler: asyncio.Tas
         if not data:
             handler.cancel()
             return
-        front.keep_received(data)  # a pipelined next request: h11 keeps it
+        front.keep_received(data)  # a pipelined next request: the codec keeps it
 
 
 async def _upload(
@@ -209,8 +207,8 @@ async def _download(
     result: ProxyResult,
     length: int | None,
 ) -> None:
-    # A body of known length is read past h11 (fewer copies): the stream serves this one
-    # exchange, so nothing is lost by h11 not seeing its end.
+    # A body of known length is read past the codec (fewer copies): the stream serves
+    # this one exchange, so nothing is lost by the codec not seeing its end.
     body = upstream.receive_body() if length is None else upstream.receive_long_body(length)
     try:
         result.bytes_down = await pump(
