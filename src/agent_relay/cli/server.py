@@ -93,6 +93,15 @@ def server_options(func: Callable[..., Any]) -> Callable[..., Any]:
             help="longest proxied exchange, seconds (default: none)",
         ),
         click.option(
+            "--buffer-budget-mib",
+            envvar="AGENT_RELAY_BUFFER_BUDGET_MIB",
+            type=click.IntRange(1, 1 << 20),
+            default=32,
+            show_default=True,
+            help="MiB all hosts together may have in the relay's receive buffers; "
+            "windows shrink as it fills [env: AGENT_RELAY_BUFFER_BUDGET_MIB]",
+        ),
+        click.option(
             "--shutdown-timeout",
             type=click.FloatRange(0),
             default=25.0,
@@ -121,6 +130,7 @@ def _serve(
     idle_timeout: float,
     total_timeout: float | None,
     shutdown_timeout: float,
+    buffer_budget_mib: int,
     verbose: bool,
 ) -> None:
     setup_logging(verbose)
@@ -150,6 +160,7 @@ def _serve(
         idle_timeout=idle_timeout,
         total_timeout=total_timeout,
         shutdown_timeout=shutdown_timeout,
+        buffer_budget=buffer_budget_mib * 1024 * 1024,
     )
 
     async def serve() -> None:

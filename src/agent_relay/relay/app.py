@@ -17,7 +17,7 @@ from urllib.parse import parse_qs
 
 from ..errors import HttpError
 from ..httpwire.server import Exchange
-from ..mux import MuxConfig, MuxSession
+from ..mux import MuxConfig, MuxSession, ReceiveBudget
 from ..store import Store
 from ..store.errors import StoreError, StoreUnavailable
 from ..store.records import HostStatus, ProxyContext
@@ -75,6 +75,9 @@ class RelayApp:
         self.auth = authenticator
         self.registry = registry or TunnelRegistry()
         self.metrics = metrics or RelayMetrics()
+        # One receive budget for every host's session (mux/budget.py).
+        self.budget = ReceiveBudget(limit=config.buffer_budget)
+        self.metrics.buffered.set_function(lambda: self.budget.committed)
         self.proxy_limits = ProxyLimits(
             response_timeout=config.response_timeout,
             idle_timeout=config.idle_timeout,
@@ -255,7 +258,11 @@ class RelayApp:
             frames.receive_data(leftover)
         stream = WebSocketServerStream(frames, channel.reader, channel.writer)
         session = MuxSession(
-            stream, client=False, config=self._mux_config(), name=f"host-{host_id}"
+            stream,
+            client=False,
+            config=self._mux_config(),
+            name=f"host-{host_id}",
+            budget=self.budget,
         )
         tunnel = Tunnel(host_id, session, max_streams=self.config.max_streams_per_host)
         login = identity.auth_session_id
