@@ -9,6 +9,7 @@ from ..aio import reap, stop_signals
 from ..errors import HttpError
 from ..httpwire.server import HttpServer, ServerLimits
 from ..store import Store
+from . import allocator
 from .app import RelayApp
 from .auth import Authenticator
 from .config import RelayConfig
@@ -36,14 +37,17 @@ class RelayService:
         self._refresher: asyncio.Task[None] | None = None
         self.revocations = RevocationWatcher(store, self.app.revoke_logins)
         self._watcher: asyncio.Task[None] | None = None
+        self._trimmer: asyncio.Task[None] | None = None
         self.address: tuple[str, int] | None = None
 
     async def start(self) -> tuple[str, int]:
+        allocator.tune()
         # Hosts marked online by an earlier run are not connected to this one.
         await self.store.mark_all_hosts_offline()
         self.address = await self.server.start(self.config.listen_host, self.config.listen_port)
         self._refresher = asyncio.create_task(self.app.refresh_last_seen())
         self._watcher = asyncio.create_task(self.revocations.run())
+        self._trimmer = asyncio.create_task(allocator.trim_periodically())
         return self.address
 
     @property
@@ -61,6 +65,7 @@ class RelayService:
         await self.server.wait_connections(timeout)
         await reap(self._refresher)
         await reap(self._watcher)
+        await reap(self._trimmer)
         await self.store.close()
 
 
