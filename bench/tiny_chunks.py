@@ -153,8 +153,10 @@ async def phase(
 async def run(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="tiny-chunks-") as tmp:
         data_dir = Path(tmp)
-        _cli("users", "add", "bench", data_dir=data_dir)
-        token = _cli("tokens", "issue", "bench", "--ttl", "1h", data_dir=data_dir)
+        _cli("users", "add", "bench", data_dir=data_dir, database_url=None)
+        token = _cli(
+            "tokens", "issue", "bench", "--ttl", "1h", data_dir=data_dir, database_url=None
+        )
         async with relay_process(data_dir, args.relay_pythonpath) as (process, url):
             port = int(url.rsplit(":", 1)[1])
             host = FakeHost(url, token, "tiny-host")

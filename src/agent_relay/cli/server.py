@@ -97,6 +97,15 @@ def server_options(func: Callable[..., Any]) -> Callable[..., Any]:
             help="longest proxied exchange, seconds (default: none)",
         ),
         click.option(
+            "--buffer-budget-mib",
+            envvar="AGENT_RELAY_BUFFER_BUDGET_MIB",
+            type=click.IntRange(1, 1 << 20),
+            default=32,
+            show_default=True,
+            help="MiB all hosts together may have in the relay's receive buffers; "
+            "windows shrink as it fills [env: AGENT_RELAY_BUFFER_BUDGET_MIB]",
+        ),
+        click.option(
             "--shutdown-timeout",
             type=click.FloatRange(0),
             default=25.0,
@@ -227,6 +236,7 @@ def _serve(
     access_log: bool,
     metrics_listen: str | None,
     log_format: str,
+    buffer_budget_mib: int,
     verbose: bool,
     event_loop: str,
 ) -> None:
@@ -293,6 +303,7 @@ def _serve(
         ),
         access_log=access_log,
         metrics_listen=metrics_address,
+        buffer_budget=buffer_budget_mib * 1024 * 1024,
     )
 
     async def serve() -> None:

@@ -1,5 +1,6 @@
 """Yamux (HashiCorp's spec): a sans-IO core and a thin asyncio session/stream API."""
 
+from .budget import ReceiveBudget
 from .config import MuxConfig
 from .connection import Connection
 from .errors import (
@@ -25,6 +26,7 @@ __all__ = [
     "MuxSession",
     "MuxStream",
     "PingTimeoutError",
+    "ReceiveBudget",
     "SessionClosedError",
     "StreamClosedError",
     "StreamIdsExhaustedError",

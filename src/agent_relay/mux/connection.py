@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from .budget import ReceiveBudget
 from .config import MuxConfig
 from .errors import (
     GoAwayError,
@@ -97,11 +98,23 @@ class _StreamState:
 
 
 class Connection:
-    """One yamux session, either side. ``client`` sessions use odd stream ids."""
+    """One yamux session, either side. ``client`` sessions use odd stream ids.
 
-    def __init__(self, *, client: bool, config: MuxConfig | None = None) -> None:
+    With a ``budget`` (shared with other sessions), window grants are sized by it
+    (budget.py); without, every stream may have up to ``max_stream_window``.
+    """
+
+    def __init__(
+        self,
+        *,
+        client: bool,
+        config: MuxConfig | None = None,
+        budget: ReceiveBudget | None = None,
+    ) -> None:
         self.client = client
         self.config = config or MuxConfig()
+        # Dropped (and everything charged to it released) once the session ends.
+        self._budget = budget
         self._next_id = 1 if client else 2
         self._last_remote_id = 0
         self._skipped_remote_ids: set[int] = set()
@@ -194,6 +207,7 @@ class Connection:
         """The transport ended. The session is over; nothing more is sent."""
         if not self.terminated:
             self.terminated = True
+            self._release_budget()
             self._events.append(
                 ConnectionTerminated(GoAwayCode.NORMAL, "connection closed", sent_go_away=False)
             )
@@ -344,6 +358,8 @@ class Connection:
             return None
         st = _StreamState(incoming=True, recv_window=INITIAL_WINDOW)
         self._streams[stream_id] = st
+        if self._budget is not None:
+            self._budget.add_stream(INITIAL_WINDOW)
         self._unaccepted += 1
         self._events.append(StreamOpened(stream_id))
         return st
@@ -362,6 +378,8 @@ class Connection:
 
     def _drop(self, stream_id: int, st: _StreamState) -> None:
         del self._streams[stream_id]
+        if self._budget is not None:
+            self._budget.remove_stream(st.recv_window + st.buffered)
         if st.incoming and not st.accepted:
             self._unaccepted -= 1
 
@@ -384,9 +402,13 @@ class Connection:
         if stream_id > MAX_U32:
             raise StreamIdsExhaustedError("stream ids exhausted; open a new session")
         self._next_id += 2
-        window = self.config.max_stream_window
-        self._streams[stream_id] = _StreamState(incoming=False, recv_window=window)
-        self._queue(_WINDOW_UPDATE, _SYN, stream_id, window - INITIAL_WINDOW)
+        st = _StreamState(incoming=False, recv_window=INITIAL_WINDOW)
+        self._streams[stream_id] = st
+        if self._budget is not None:
+            self._budget.add_stream(INITIAL_WINDOW)
+        delta = max(0, self._window_target(st) - INITIAL_WINDOW)
+        self._grant(st, delta)
+        self._queue(_WINDOW_UPDATE, _SYN, stream_id, delta)
         return stream_id
 
     def accept_stream(self, stream_id: int) -> bool:
@@ -396,8 +418,8 @@ class Connection:
             return False
         st.accepted = True
         self._unaccepted -= 1
-        delta = max(0, self.config.max_stream_window - st.buffered - st.recv_window)
-        st.recv_window += delta
+        delta = max(0, self._window_target(st) - st.buffered - st.recv_window)
+        self._grant(st, delta)
         self._queue(_WINDOW_UPDATE, _ACK, stream_id, delta)
         return True
 
@@ -457,13 +479,34 @@ class Connection:
         if st is None:
             return
         st.buffered -= size
+        if self._budget is not None:
+            self._budget.release(size)
         if st.remote_closed or (st.incoming and not st.accepted) or self.terminated:
             return
-        window = self.config.max_stream_window
+        window = self._window_target(st)
         delta = window - st.buffered - st.recv_window
         if delta >= window // 2:
-            st.recv_window += delta
+            self._grant(st, delta)
             self._queue(_WINDOW_UPDATE, 0, stream_id, delta)
+
+    def _window_target(self, st: _StreamState) -> int:
+        """The receive window ``st`` should have now (buffered bytes + credit)."""
+        window = self.config.max_stream_window
+        if self._budget is None:
+            return window
+        return self._budget.window_for(window, st.buffered + st.recv_window)
+
+    def _grant(self, st: _StreamState, delta: int) -> None:
+        st.recv_window += delta
+        if self._budget is not None:
+            self._budget.charge(delta)
+
+    def _release_budget(self) -> None:
+        """The session is over: nothing it holds counts against the budget any more."""
+        budget, self._budget = self._budget, None
+        if budget is not None:
+            for st in self._streams.values():
+                budget.remove_stream(st.recv_window + st.buffered)
 
     # ----------------------------------------------------------------- session
 
@@ -490,6 +533,7 @@ class Connection:
             self.local_go_away = True
             self._queue(FrameType.GO_AWAY, 0, 0, code)
         self.terminated = True
+        self._release_budget()
         self._payload_left = 0
         self._partial_header.clear()
         self._events.append(ConnectionTerminated(code, reason))

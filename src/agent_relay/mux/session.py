@@ -16,6 +16,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Protocol, Self
 
+from .budget import ReceiveBudget
 from .config import MuxConfig
 from .connection import Connection
 from .errors import (
@@ -289,8 +290,9 @@ class MuxSession:
         client: bool,
         config: MuxConfig | None = None,
         name: str = "",
+        budget: ReceiveBudget | None = None,
     ) -> None:
-        self._conn = Connection(client=client, config=config)
+        self._conn = Connection(client=client, config=config, budget=budget)
         self.config = self._conn.config
         self._transport = transport
         self.name = name or ("mux-client" if client else "mux-server")

@@ -13,7 +13,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache, partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 from ..errors import HttpError
@@ -25,7 +25,7 @@ from ..hostproof import (
     verify_connect_proof,
 )
 from ..httpwire.server import Exchange
-from ..mux import MuxConfig, MuxSession
+from ..mux import MuxConfig, MuxSession, ReceiveBudget
 from ..store import Store
 from ..store.errors import StoreError, StoreUnavailable
 from ..store.records import HostRecord, HostStatus, ProxyContext
@@ -45,9 +45,11 @@ from .link import FORWARDED_HEADER
 from .metrics import RelayMetrics
 from .proxy import ProxyLimits, proxy_request
 from .registry import Tunnel, TunnelRegistry
-from .replicas import Replicas
 from .revocation import LiveLogins
 from .webui import WebUi
+
+if TYPE_CHECKING:
+    from .replicas import Replicas  # presence needs asyncpg: loaded only for replicas
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +90,9 @@ class RelayApp:
         self.auth = authenticator
         self.registry = registry or TunnelRegistry()
         self.metrics = metrics or RelayMetrics()
+        # One receive budget for every host's session (mux/budget.py).
+        self.budget = ReceiveBudget(limit=config.buffer_budget)
+        self.metrics.buffered.set_function(lambda: self.budget.committed)
         self.proxy_limits = ProxyLimits(
             response_timeout=config.response_timeout,
             idle_timeout=config.idle_timeout,
@@ -286,7 +291,11 @@ class RelayApp:
             frames.receive_data(leftover)
         stream = WebSocketServerStream(frames, channel.reader, channel.writer)
         session = MuxSession(
-            stream, client=False, config=self._mux_config(), name=f"host-{host_id}"
+            stream,
+            client=False,
+            config=self._mux_config(),
+            name=f"host-{host_id}",
+            budget=self.budget,
         )
         tunnel = Tunnel(host_id, session, max_streams=self.config.max_streams_per_host)
         login = identity.auth_session_id

@@ -29,10 +29,9 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 from uuid import UUID
 
-import jwt
-
 from ..errors import AgentRelayError, HttpError
 from ..store.records import AuthSessionRecord
+from . import hs256
 
 if TYPE_CHECKING:
     from ..store import Store
@@ -48,6 +47,7 @@ MAX_TTL = timedelta(days=3650)
 MAX_TOKEN_LENGTH = 8192
 # Largest Unix time a datetime can hold (9999-12-31T23:59:59Z).
 _MAX_TIMESTAMP = 253_402_300_799
+_REQUIRED_CLAIMS = ("aud", "sub", "session_id", "iat", "exp")
 _TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 
 
@@ -172,38 +172,20 @@ def decode_token(secret: JwtSecret, token: str, *, now: float | None) -> TokenCl
     if len(token) > MAX_TOKEN_LENGTH or not _TOKEN_SHAPE.fullmatch(token):
         raise AuthError(AuthFailure.MALFORMED_TOKEN)
     try:
-        header = jwt.get_unverified_header(token)
-    except jwt.PyJWTError:
+        header = hs256.unverified_header(token)
+    except hs256.TokenFormatError:
         raise AuthError(AuthFailure.MALFORMED_TOKEN) from None
     # Decided before any key is used: "none", RS256 (key confusion) and others never
     # get near verification.
     if header.get("alg") != ALGORITHM:
         raise AuthError(AuthFailure.UNSUPPORTED_ALGORITHM)
     try:
-        payload = jwt.decode(
-            token,
-            secret.key,
-            algorithms=[ALGORITHM],
-            audience=AUDIENCE,
-            options={
-                # Times are checked below against the caller's clock.
-                "verify_exp": False,
-                "verify_iat": False,
-                "verify_nbf": False,
-                "require": ["aud", "sub", "session_id", "iat", "exp"],
-            },
-        )
-    except jwt.InvalidSignatureError:
+        payload = hs256.decode(token, secret.key)
+    except hs256.SignatureMismatch:
         raise AuthError(AuthFailure.BAD_SIGNATURE) from None
-    except jwt.InvalidAudienceError:
-        raise AuthError(AuthFailure.WRONG_AUDIENCE) from None
-    except jwt.MissingRequiredClaimError as exc:
-        reason = AuthFailure.WRONG_AUDIENCE if exc.claim == "aud" else AuthFailure.BAD_CLAIMS
-        raise AuthError(reason) from None
-    except jwt.DecodeError:
+    except hs256.TokenFormatError:
         raise AuthError(AuthFailure.MALFORMED_TOKEN) from None
-    except jwt.PyJWTError:
-        raise AuthError(AuthFailure.BAD_CLAIMS) from None
+    _check_required_claims(payload)
     claims = TokenClaims(
         user_id=_uuid_claim(payload, "sub"),
         session_id=_uuid_claim(payload, "session_id"),
@@ -218,6 +200,24 @@ def decode_token(secret: JwtSecret, token: str, *, now: float | None) -> TokenCl
         if "nbf" in payload and _time_claim(payload, "nbf") > now + LEEWAY_SECONDS:
             raise AuthError(AuthFailure.NOT_YET_VALID)
     return claims
+
+
+def _check_required_claims(payload: Mapping[str, Any]) -> None:
+    """Present (not null): ``aud`` first, then the others; ``aud`` names the access
+    audience (a string, or a list of strings holding it)."""
+    for name in _REQUIRED_CLAIMS:
+        if payload.get(name) is None:
+            raise AuthError(AuthFailure.WRONG_AUDIENCE if name == "aud" else AuthFailure.BAD_CLAIMS)
+    audience = payload["aud"]
+    audiences = [audience] if isinstance(audience, str) else audience
+    if (
+        not isinstance(audiences, list)
+        or not all(isinstance(a, str) for a in audiences)
+        or AUDIENCE not in audiences
+    ):
+        raise AuthError(AuthFailure.WRONG_AUDIENCE)
+    if not isinstance(payload["sub"], str):
+        raise AuthError(AuthFailure.BAD_CLAIMS)
 
 
 def _uuid_claim(payload: Mapping[str, Any], name: str) -> UUID:
@@ -278,7 +278,7 @@ def mint_token(
         "iat": issued_at,
         "exp": issued_at + math.ceil(ttl.total_seconds()),
     }
-    return jwt.encode(payload, secret.key, algorithm=ALGORITHM)
+    return hs256.encode(payload, secret.key)
 
 
 def session_id_of_token(secret: JwtSecret, token: str) -> UUID:

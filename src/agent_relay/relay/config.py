@@ -54,6 +54,10 @@ class RelayConfig:
     total_timeout: float | None = None
     keepalive_interval: float = 30.0
     max_stream_window: int = 4 * 1024 * 1024
+    # All hosts' streams together: bytes hosts may have in the relay's receive buffers
+    # (mux/budget.py). Windows shrink as it fills, so stalled clients and a flooding host
+    # cannot take the pod's memory; yamux's 256 KiB initial window per stream comes on top.
+    buffer_budget: int = 32 * 1024 * 1024
     shutdown_timeout: float = 25.0
     session_cache_ttl: float = 5.0
     session_cache_size: int = 100_000

@@ -18,6 +18,11 @@ class RelayMetrics:
             "Proxied requests in progress",
             registry=self.registry,
         )
+        self.buffered = Gauge(
+            "agent_relay_buffered_bytes",
+            "Bytes hosts may have in the relay's receive buffers (buffered or granted)",
+            registry=self.registry,
+        )
         self.requests = Counter(
             "agent_relay_proxied_requests",
             "Proxied requests by response status",

@@ -5,19 +5,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from typing import TYPE_CHECKING
 
 from ..aio import reap, stop_signals
 from ..errors import HttpError
 from ..httpwire.server import Exchange, HttpServer, ServerLimits
 from ..store import Store
-from ..store.presence import PresenceStore
+from . import allocator
 from .app import RelayApp
 from .auth import Authenticator
 from .config import ConfigError, RelayConfig, ReplicaConfig
 from .errors import not_found
 from .link import LinkServer, link_key
-from .replicas import Replicas
 from .revocation import RevocationWatcher
+
+if TYPE_CHECKING:
+    from .replicas import Replicas
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +52,7 @@ class RelayService:
         self._refresher: asyncio.Task[None] | None = None
         self.revocations = RevocationWatcher(store, self.app.revoke_logins)
         self._watcher: asyncio.Task[None] | None = None
+        self._trimmer: asyncio.Task[None] | None = None
         self.address: tuple[str, int] | None = None
         self.replicas: Replicas | None = None
         self.link_address: tuple[str, int] | None = None
@@ -56,6 +60,7 @@ class RelayService:
         self.metrics_address: tuple[str, int] | None = None
 
     async def start(self) -> tuple[str, int]:
+        allocator.tune()
         if self.config.replica is None:
             # Hosts marked online by an earlier run are not connected to this one.
             await self.store.mark_all_hosts_offline()
@@ -76,6 +81,7 @@ class RelayService:
                 raise MetricsListenError(exc) from exc
         self._refresher = asyncio.create_task(self.app.refresh_last_seen())
         self._watcher = asyncio.create_task(self.revocations.run())
+        self._trimmer = asyncio.create_task(allocator.trim_periodically())
         return self.address
 
     async def _join_replicas(self, replica: ReplicaConfig) -> None:
@@ -87,6 +93,9 @@ class RelayService:
                 "--replica-address needs PostgreSQL: a relay on SQLite is a single replica "
                 "(docs/replicas.md)"
             )
+        from ..store.presence import PresenceStore  # asyncpg: only for replicas
+        from .replicas import Replicas
+
         presence = await PresenceStore.open(
             self.config.database_url,
             uuid.uuid4(),
@@ -151,6 +160,7 @@ class RelayService:
             await self.metrics_server.wait_connections(1.0)
         await reap(self._refresher)
         await reap(self._watcher)
+        await reap(self._trimmer)
         await self.store.close()
 
 

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlsplit
 
-import asyncpg
 import platformdirs
 from sqlalchemy import event
 from sqlalchemy.engine import URL
@@ -146,6 +145,8 @@ def _postgres_connector(
     dsn: str, display: str, connect_timeout: float, statement_timeout: float
 ) -> Callable[[], Awaitable[Any]]:
     async def connect() -> Any:
+        import asyncpg  # only a relay on PostgreSQL loads the driver (3 MiB)
+
         try:
             return await asyncpg.connect(
                 dsn, timeout=connect_timeout, command_timeout=statement_timeout

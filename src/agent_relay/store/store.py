@@ -37,7 +37,6 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from . import validation as check
@@ -748,9 +747,14 @@ class Store:
 
     def _dialect_insert(self, table: Any) -> Any:
         # ON CONFLICT exists on both backends, with the same spelling, under two classes.
+        # Imported here: a relay loads only its own backend's dialect.
         if self._target.backend == "postgresql":
-            return postgresql.insert(table)
-        return sqlite.insert(table)
+            from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+            return postgresql_insert(table)
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(table)
 
     @contextlib.asynccontextmanager
     async def _connect(self, *, transaction: bool) -> AsyncIterator[AsyncConnection]:

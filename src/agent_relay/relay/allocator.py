@@ -1,0 +1,53 @@
+"""Give memory back after load: glibc's allocator keeps freed memory for reuse (a
+high-water mark), so a relay that once held its budget would keep that much resident.
+
+``tune`` caps glibc's arenas (each thread that allocates may get its own: the SQLite
+driver's thread would); ``trim_periodically`` returns free pages to the kernel every few
+seconds (``malloc_trim``, which costs little when there is nothing to give back). On a
+C library without these calls (musl), both do nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import logging
+
+log = logging.getLogger(__name__)
+
+TRIM_EVERY = 5.0  # seconds
+_M_ARENA_MAX = -8  # glibc's mallopt parameter
+ARENA_MAX = 2
+
+
+def _libc() -> ctypes.CDLL | None:
+    try:
+        libc = ctypes.CDLL(None)
+    except OSError:
+        return None
+    if not hasattr(libc, "malloc_trim") or not hasattr(libc, "mallopt"):
+        return None
+    return libc
+
+
+_LIBC = _libc()
+
+
+def tune() -> None:
+    """At most ARENA_MAX malloc arenas (as MALLOC_ARENA_MAX=2 would)."""
+    if _LIBC is not None:
+        _LIBC.mallopt(_M_ARENA_MAX, ARENA_MAX)
+
+
+def trim() -> bool:
+    """Return free memory to the kernel now; True if any was."""
+    return _LIBC is not None and bool(_LIBC.malloc_trim(0))
+
+
+async def trim_periodically(every: float = TRIM_EVERY) -> None:
+    if _LIBC is None:
+        log.debug("no malloc_trim in this C library: freed memory stays with the process")
+        return
+    while True:
+        await asyncio.sleep(every)
+        trim()

@@ -1,0 +1,152 @@
+"""The relay-wide receive budget: window grants shrink as it fills and as streams
+multiply, a stalled reader holds no more than its window, and everything is given back
+when streams and sessions end. Measured through the budget's own accounting."""
+
+from __future__ import annotations
+
+import pytest
+
+from agent_relay.mux import Connection, MuxConfig, ReceiveBudget
+from agent_relay.mux.events import DataReceived, Event
+from agent_relay.mux.frame import INITIAL_WINDOW
+
+KIB = 1024
+MIB = 1024 * KIB
+CONFIG = MuxConfig(max_stream_window=4 * MIB)
+
+
+def relay_and_host(budget: ReceiveBudget) -> tuple[Connection, Connection]:
+    """The relay (server side, opens streams, budgeted) and a host that answers."""
+    return Connection(client=False, config=CONFIG, budget=budget), Connection(
+        client=True, config=CONFIG
+    )
+
+
+def deliver(src: Connection, dst: Connection) -> list[Event]:
+    return dst.receive_data(src.data_to_send())
+
+
+def received(events: list[Event], stream_id: int) -> int:
+    return sum(
+        len(e.data) for e in events if isinstance(e, DataReceived) and e.stream_id == stream_id
+    )
+
+
+def open_answered(relay: Connection, host: Connection) -> int:
+    sid = relay.open_stream()
+    deliver(relay, host)
+    assert host.accept_stream(sid)
+    deliver(host, relay)
+    return sid
+
+
+def flood(host: Connection, relay: Connection, sid: int) -> int:
+    """The host sends all its window allows; the bytes the relay received."""
+    sent = host.send_data(sid, b"x" * host.send_window(sid))
+    assert received(deliver(host, relay), sid) == sent
+    return sent
+
+
+def test_without_pressure_a_stream_gets_its_full_window() -> None:
+    budget = ReceiveBudget(limit=64 * MIB)
+    relay, host = relay_and_host(budget)
+    sid = open_answered(relay, host)
+    assert host.send_window(sid) == 4 * MIB
+    assert budget.committed == 4 * MIB
+    assert budget.streams == 1
+
+
+def test_grants_shrink_when_the_budget_is_near() -> None:
+    budget = ReceiveBudget(limit=6 * MIB)
+    relay, host = relay_and_host(budget)
+    first = open_answered(relay, host)
+    assert host.send_window(first) == 4 * MIB  # all it may have: 6 MiB are free
+    second = open_answered(relay, host)
+    assert host.send_window(second) == 2 * MIB  # what is left
+    third = open_answered(relay, host)
+    # Nothing is free: the third gets only yamux's initial window, never more.
+    assert host.send_window(third) == INITIAL_WINDOW
+    assert budget.committed == 6 * MIB + INITIAL_WINDOW
+
+
+def test_many_streams_get_smaller_windows() -> None:
+    budget = ReceiveBudget(limit=32 * MIB)
+    relay, host = relay_and_host(budget)
+    sids = [open_answered(relay, host) for _ in range(64)]
+    # 32 MiB over 64 streams: each share is 512 KiB, below the configured 4 MiB.
+    for sid in sids[-8:]:
+        assert host.send_window(sid) <= 512 * KIB
+    assert budget.committed <= budget.limit + 64 * INITIAL_WINDOW
+
+
+def test_a_stalled_reader_holds_no_more_than_its_window() -> None:
+    budget = ReceiveBudget(limit=1 * MIB)
+    relay, host = relay_and_host(budget)
+    sid = open_answered(relay, host)
+    total = flood(host, relay, sid)
+    # The reader never consumes: the host gets no more credit however long it pushes.
+    for _ in range(10):
+        assert host.send_data(sid, b"x" * 64 * KIB) == 0
+        deliver(host, relay)
+    assert total <= 1 * MIB
+    assert budget.committed == total
+
+
+def test_a_reader_that_reads_keeps_flowing_with_an_exhausted_budget() -> None:
+    budget = ReceiveBudget(limit=1 * MIB, min_window=16 * KIB)
+    relay, host = relay_and_host(budget)
+    stalled = open_answered(relay, host)
+    flood(host, relay, stalled)  # fills the budget, never read
+    reading = open_answered(relay, host)
+    moved = 0
+    for _ in range(50):
+        got = flood(host, relay, reading)
+        relay.consume(reading, got)
+        deliver(relay, host)
+        moved += got
+    assert moved >= 50 * 16 * KIB  # never starved
+    # Overshoot past the limit is at most the minimum window per stream being read.
+    assert budget.committed <= budget.limit + INITIAL_WINDOW + budget.min_window
+
+
+def test_consumed_bytes_are_given_back() -> None:
+    budget = ReceiveBudget(limit=8 * MIB)
+    relay, host = relay_and_host(budget)
+    sid = open_answered(relay, host)
+    got = flood(host, relay, sid)
+    relay.consume(sid, got)
+    deliver(relay, host)
+    # What was read is no longer held; the new grant is charged in its place.
+    assert host.send_window(sid) == 4 * MIB
+    assert budget.committed == host.send_window(sid)
+
+
+def test_ended_streams_and_sessions_release_everything() -> None:
+    budget = ReceiveBudget(limit=16 * MIB)
+    relay, host = relay_and_host(budget)
+    a = open_answered(relay, host)
+    b = open_answered(relay, host)
+    flood(host, relay, a)
+    relay.reset_stream(a)
+    assert budget.streams == 1
+    flood(host, relay, b)
+    other_relay, other_host = relay_and_host(budget)
+    open_answered(other_relay, other_host)
+    relay.receive_eof()  # the first session ends with data still unread
+    assert budget.streams == 1
+    other_relay.close()
+    assert budget.streams == 0
+    assert budget.committed == 0
+
+
+def test_sessions_without_a_budget_are_unchanged() -> None:
+    relay = Connection(client=False, config=CONFIG)
+    host = Connection(client=True, config=CONFIG)
+    sid = open_answered(relay, host)
+    assert host.send_window(sid) == 4 * MIB
+
+
+@pytest.mark.parametrize(("limit", "min_window"), [(0, 1), (1, 0)])
+def test_a_budget_needs_positive_sizes(limit: int, min_window: int) -> None:
+    with pytest.raises(ValueError, match="positive"):
+        ReceiveBudget(limit=limit, min_window=min_window)
