@@ -17,12 +17,12 @@ import base64
 import binascii
 import hashlib
 from dataclasses import dataclass
-
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from typing import TYPE_CHECKING
 
 from .errors import AgentRelayError
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 KEY_HEADER = "x-agent-relay-host-key"
 PROOF_HEADER = "x-agent-relay-host-proof"
@@ -50,6 +50,8 @@ def connect_proof(
     key: Ed25519PrivateKey, *, machine_id: str, token: str, now: float
 ) -> dict[str, str]:
     """The headers that prove ``key`` on a connect with ``token`` for ``machine_id``."""
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
     timestamp = int(now)
     signature = key.sign(_message(machine_id, timestamp, token))
     public = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
@@ -88,6 +90,11 @@ def verify_connect_proof(
             f"(at most {MAX_SKEW} s): check the host's clock"
         )
     signature = _b64(raw_signature, 64, "host key proof signature")
+    # cryptography only when a proof comes (a relay serving only reference hosts, or
+    # none yet, does without its ~8 MiB).
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
     try:
         Ed25519PublicKey.from_public_bytes(raw_key).verify(
             signature, _message(machine_id, timestamp, token)

@@ -39,9 +39,8 @@ from .accesslog import log_exchange
 from .auth import Authenticator, auth_session_failure, bearer_token
 from .config import RelayConfig
 from .errors import RelayError, bad_request, forbidden, not_found, unauthorized, unavailable
-from .forwarding import with_client_address
+from .forwarding import FORWARDED_HEADER, with_client_address
 from .isolation import Isolation
-from .link import FORWARDED_HEADER
 from .metrics import RelayMetrics
 from .proxy import ProxyLimits, proxy_request
 from .registry import Tunnel, TunnelRegistry

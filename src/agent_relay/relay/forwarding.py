@@ -17,6 +17,9 @@ from collections.abc import Mapping, Sequence
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 TRUSTED_PROXIES_ENV = "AGENT_RELAY_TRUSTED_PROXIES"
+# Set on every request carried between replicas (link.py): the receiving replica answers
+# it itself and never forwards it again (one hop at most).
+FORWARDED_HEADER = b"x-agent-relay-forwarded"
 _CLIENT_ADDRESS_HEADERS = frozenset({b"x-forwarded-for", b"forwarded", b"x-real-ip"})
 
 

@@ -38,9 +38,6 @@ log = logging.getLogger(__name__)
 
 LINK_PATH = "/v1/replica/link"
 LINK_HEADER = b"x-agent-relay-link"
-# Set on every request carried over the link: the receiving replica answers it itself
-# and never forwards it again (one hop at most).
-FORWARDED_HEADER = b"x-agent-relay-forwarded"
 _LABEL = b"agent-relay replica link v1"
 PROOF_WINDOW = 30.0  # seconds a proof is good for, either side of the receiver's clock
 

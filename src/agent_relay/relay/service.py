@@ -16,7 +16,6 @@ from .app import RelayApp
 from .auth import Authenticator
 from .config import ConfigError, RelayConfig, ReplicaConfig
 from .errors import not_found
-from .link import LinkServer, link_key
 from .revocation import RevocationWatcher
 
 if TYPE_CHECKING:
@@ -94,6 +93,7 @@ class RelayService:
                 "(docs/replicas.md)"
             )
         from ..store.presence import PresenceStore  # asyncpg: only for replicas
+        from .link import LinkServer, link_key
         from .replicas import Replicas
 
         presence = await PresenceStore.open(
