@@ -36,6 +36,14 @@ class RelayMetrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
             registry=self.registry,
         )
+        self.connects = Counter(
+            "agent_relay_host_connects",
+            "Host connects: upgraded to a control channel, or refused while busy (503)",
+            ["result"],
+            registry=self.registry,
+        )
+        self.connects_upgraded = self.connects.labels("upgraded")
+        self.connects_busy = self.connects.labels("busy")
 
         # Children of the labelled metrics the proxy touches on every request, looked up once.
         self.bytes_up = self.bytes.labels("up")

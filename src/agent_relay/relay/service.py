@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 from ..aio import reap, stop_signals
 from ..errors import HttpError
 from ..httpwire.server import HttpServer, ServerLimits
 from ..store import Store
+from ..store.errors import StoreError
 from .app import RelayApp
 from .auth import Authenticator
 from .config import RelayConfig
@@ -33,7 +35,7 @@ class RelayService:
             ServerLimits(max_head_size=config.max_head_size),
             render_error=HttpError.body,
         )
-        self._refresher: asyncio.Task[None] | None = None
+        self._status_writer: asyncio.Task[None] | None = None
         self.revocations = RevocationWatcher(store, self.app.revoke_logins)
         self._watcher: asyncio.Task[None] | None = None
         self.address: tuple[str, int] | None = None
@@ -42,7 +44,7 @@ class RelayService:
         # Hosts marked online by an earlier run are not connected to this one.
         await self.store.mark_all_hosts_offline()
         self.address = await self.server.start(self.config.listen_host, self.config.listen_port)
-        self._refresher = asyncio.create_task(self.app.refresh_last_seen())
+        self._status_writer = asyncio.create_task(self.app.statuses.run())
         self._watcher = asyncio.create_task(self.revocations.run())
         return self.address
 
@@ -59,7 +61,11 @@ class RelayService:
         await self.server.stop_accepting()
         await self.app.close(timeout)
         await self.server.wait_connections(timeout)
-        await reap(self._refresher)
+        await reap(self._status_writer)
+        # The hosts that just left: one last write (the writer is stopped, so in order).
+        with contextlib.suppress(StoreError, TimeoutError):
+            async with asyncio.timeout(5):
+                await self.app.statuses.flush()
         await reap(self._watcher)
         await self.store.close()
 
