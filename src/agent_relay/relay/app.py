@@ -31,6 +31,7 @@ from .auth import Authenticator, auth_session_failure
 from .config import RelayConfig
 from .errors import RelayError, bad_request, forbidden, not_found, unauthorized, unavailable
 from .forwarding import with_client_address
+from .gate import ConnectGate
 from .isolation import Isolation
 from .metrics import RelayMetrics
 from .proxy import ProxyLimits, proxy_request
@@ -97,7 +98,7 @@ class RelayApp:
         self.statuses = HostStatuses(store, self.registry.is_online, self.registry.host_ids)
         # Control-channel handshakes in progress; past the cap a connect gets 503 with
         # Retry-After before any database work, so a restart herd queues in the hosts.
-        self.handshakes = 0
+        self.connects = ConnectGate(config.max_concurrent_handshakes)
         self._readiness_problem: str | None = None  # logged when it changes
         self._logins_touched: dict[uuid.UUID, float] = {}  # when each login was last touched
         # Relay session ids the database did not know, until when (a bounded negative cache).
@@ -255,14 +256,16 @@ class RelayApp:
     async def _connect(self, ex: Exchange, query: str) -> None:
         if self.draining:
             raise unavailable("relay is shutting down", retry_after=5)
-        if self.handshakes >= self.config.max_concurrent_handshakes:
+        retry_after = self.connects.try_enter()
+        if retry_after is not None:
             self.metrics.connects_busy.inc()
-            raise unavailable("too many hosts connecting at once; retry soon", retry_after=1)
-        self.handshakes += 1
+            raise unavailable("too many hosts connecting at once; retry later", retry_after)
+        completed = False
         try:
             tunnel, login, close_revoked = await self._open_tunnel(ex, query)
+            completed = True
         finally:
-            self.handshakes -= 1
+            self.connects.leave(completed=completed)
         host_id, session = tunnel.host_id, tunnel.session
         try:
             await session.wait_closed()
