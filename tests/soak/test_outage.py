@@ -17,7 +17,7 @@ from bench.herd import Fleet, RelayProcess
 from tests.soak.conftest import SOAK_HOSTS
 from tests.support.pgcluster import PostgresCluster, PostgresNotInstalled, running_cluster
 
-HOSTS = min(SOAK_HOSTS, 100)
+HOSTS = min(SOAK_HOSTS, 50)
 OUTAGE = 10.0
 
 
