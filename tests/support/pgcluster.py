@@ -105,6 +105,23 @@ class PostgresCluster:
     def drop_database(self, name: str) -> None:
         self.psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
+    def stop(self) -> None:
+        """Stop the server (fast mode: clients are disconnected), as an outage would."""
+        pg_ctl = [str(self.bindir / "pg_ctl"), "--pgdata", str(self.data_dir)]
+        _check(_run_as_owner([*pg_ctl, "--mode", "fast", "--wait", "stop"]), "pg_ctl stop", self)
+
+    def start(self) -> None:
+        """Start it again on the same port (after :meth:`stop`)."""
+        pg_ctl = [str(self.bindir / "pg_ctl"), "--pgdata", str(self.data_dir)]
+        started = _run_as_owner(
+            [
+                *pg_ctl,
+                *("--log", str(self.log_file), "--options", f"-p {self.port}"),
+                *("--wait", "--timeout", "60", "start"),
+            ]
+        )
+        _check(started, "pg_ctl start", self)
+
     def log_tail(self, lines: int = 40) -> str:
         with contextlib.suppress(OSError):
             return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])

@@ -98,3 +98,22 @@ def test_the_ceiling_stops_growing_even_for_tiny_bases() -> None:
 def test_bad_policies_are_refused(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError, match=r"backoff|reset_after"):
         BackoffPolicy(**kwargs)
+
+
+def test_a_restarting_relay_is_redialled_within_the_restart_cap() -> None:
+    # Connection refused (nothing listens: the relay restarts) or its Go Away: the
+    # ceiling stays at 2 s however long it lasts, so hosts are back soon after it listens.
+    b, _ = backoff(rolls=1.0)
+    assert [b.failed(restarting=True) for _ in range(8)] == [1, 2, 2, 2, 2, 2, 2, 2]
+    assert b.failed() == 30  # an ordinary failure continues from the grown ceiling
+    b.connected()
+    assert b.disconnected(restarting=True) == 2
+
+
+def test_retry_after_is_honoured_with_jitter_and_does_not_grow_the_ceiling() -> None:
+    low, _ = backoff(rolls=0.0)
+    high, _ = backoff(rolls=0.999999)
+    assert low.told(1.0) == 0.5
+    assert high.told(1.0) == pytest.approx(1.5)
+    assert high.ceiling == 1  # being told when to come back is not a failure
+    assert high.told(3600) == pytest.approx(45)  # bounded by the cap (30 s), jittered

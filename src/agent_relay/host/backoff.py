@@ -22,12 +22,17 @@ class BackoffPolicy:
     base: float = 1.0  # seconds: the ceiling of the first retry
     cap: float = 30.0  # seconds: the ceiling never grows past this
     reset_after: float = 60.0  # seconds a connection must stay up to reset the backoff
+    # The ceiling while the relay's port refuses connections (it is restarting): a refused
+    # TCP connect costs the relay nothing, and hosts must be back soon after it listens.
+    restart_cap: float = 2.0
 
     def __post_init__(self) -> None:
         if not 0 < self.base <= self.cap:
             raise ValueError("backoff needs 0 < base <= cap")
         if self.reset_after < 0:
             raise ValueError("reset_after must not be negative")
+        if self.restart_cap <= 0:
+            raise ValueError("restart_cap must be positive")
 
 
 class Backoff:
@@ -59,22 +64,33 @@ class Backoff:
         policy = self.policy
         return min(policy.cap, math.ldexp(policy.base, min(self._retries, _MAX_EXPONENT)))
 
-    def failed(self, *, refused: bool = False) -> float:
+    def failed(self, *, refused: bool = False, restarting: bool = False) -> float:
         """An attempt failed; the delay before the next one.
 
         ``refused``: the relay rejected our credentials (401/403). Retrying soon cannot
         help until the token changes, so the delay is drawn from the top half of the cap
         (``[cap/2, cap)``), and later ordinary failures continue from the cap.
+
+        ``restarting``: nothing listens on the relay's port (connection refused); the
+        delay's ceiling is at most ``restart_cap``.
         """
         cap = self.policy.cap
         if refused:
             while self._can_grow():
                 self._retries += 1
             return cap / 2 + self._random() * cap / 2
-        delay = self._random() * self.ceiling
+        ceiling = min(self.ceiling, self.policy.restart_cap) if restarting else self.ceiling
+        delay = self._random() * ceiling
         if self._can_grow():
             self._retries += 1
         return delay
+
+    def told(self, after: float) -> float:
+        """The relay said when to come back (``Retry-After``: busy, restarting): that long
+        with jitter in ``[after/2, after*3/2)``, so the herd it refused does not return in
+        step. Not a failure of ours: the exponent does not grow."""
+        after = min(max(after, 0.0), self.policy.cap)
+        return after / 2 + self._random() * after
 
     def _can_grow(self) -> bool:
         return self._retries < _MAX_EXPONENT and self.ceiling < self.policy.cap
@@ -83,10 +99,11 @@ class Backoff:
         """A connection is up; its lifetime decides whether the backoff resets."""
         self._connected_at = self._clock()
 
-    def disconnected(self) -> float:
-        """The connection ended; the delay before reconnecting."""
+    def disconnected(self, *, restarting: bool = False) -> float:
+        """The connection ended; the delay before reconnecting (``restarting``: the relay
+        said it was going away, see :meth:`failed`)."""
         if self._connected_at is not None:
             if self._clock() - self._connected_at >= self.policy.reset_after:
                 self._retries = 0
             self._connected_at = None
-        return self.failed()
+        return self.failed(restarting=restarting)

@@ -98,6 +98,7 @@ class Connector:
         self._running = False
         self._finished = asyncio.Event()
         self._session: MuxSession | None = None
+        self._relay_went_away = False
         self._streams: set[asyncio.Task[None]] = set()
         self._background: set[asyncio.Task[None]] = set()
 
@@ -153,7 +154,8 @@ class Connector:
                 ended = await self._serve(websocket, token)
                 if self._stopping:
                     break
-                delay = self._backoff.disconnected()
+                # A Go Away is a relay stopping on purpose: it restarts, come back soon.
+                delay = self._backoff.disconnected(restarting=self._relay_went_away)
                 log.warning("retrying in %.1f s: %s", delay, ended)
                 await self._wait(delay)
         finally:
@@ -182,7 +184,12 @@ class Connector:
             )
         except (TokenError, DialError) as exc:
             refused = isinstance(exc, DialError) and exc.refused
-            delay = self._backoff.failed(refused=refused)
+            told = exc.retry_after if isinstance(exc, DialError) and not refused else None
+            if told is not None:
+                delay = self._backoff.told(told)
+            else:
+                restarting = isinstance(exc, DialError) and exc.nothing_listens
+                delay = self._backoff.failed(refused=refused, restarting=restarting)
             self.state.failed_attempts += 1
             self.state.error(str(exc))
             if refused and "host key" in str(exc):
@@ -260,6 +267,7 @@ class Connector:
             if leftovers:
                 await asyncio.wait(leftovers)
             await session.close()
+        self._relay_went_away = session.remote_go_away is not None
         if session.remote_go_away is not None:
             reason = f"the relay ended the session (Go Away: {_go_away(session.remote_go_away)})"
         else:

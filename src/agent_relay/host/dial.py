@@ -19,6 +19,10 @@ CONNECT_PATH = "/v1/relay/connect"
 # Largest WebSocket message we accept from the relay: a yamux frame of the biggest
 # window (16 MiB) and its header, as the relay's own limit.
 MAX_MESSAGE = 16 * 1024 * 1024 + 4096
+# A close waits this long for the relay's close reply: a relay that stopped answering
+# (keepalive failed) is given up in seconds, not websockets' default 10 s.
+CLOSE_TIMEOUT = 2.0
+MAX_RETRY_AFTER = 300
 
 
 def control_channel_url(relay_base: str) -> str:
@@ -37,12 +41,17 @@ def connect_url(relay_base: str, *, machine_id: str, name: str, agent_version: s
 
 class DialError(AgentRelayError):
     """An attempt failed. ``status`` is the relay's HTTP answer when it gave one;
-    ``refused`` means it rejected our credentials (401 or 403)."""
+    ``refused`` means it rejected our credentials (401 or 403); ``retry_after`` is the
+    relay's ``Retry-After`` in seconds (a busy or restarting relay says when to come back)."""
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    def __init__(
+        self, message: str, status: int | None = None, retry_after: float | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.status = status
+        self.retry_after = retry_after
+        self.nothing_listens = False  # connection refused: the relay is (re)starting
 
     @property
     def refused(self) -> bool:
@@ -56,6 +65,7 @@ async def dial(
     open_timeout: float,
     tls: ssl.SSLContext | None = None,
     extra_headers: dict[str, str] | None = None,
+    close_timeout: float = CLOSE_TIMEOUT,
 ) -> ClientConnection:
     """Open the control channel's WebSocket; raise :class:`DialError` when it fails.
     ``tls`` (for ``wss://``) defaults to :func:`tls_context` with no extra CA."""
@@ -71,6 +81,7 @@ async def dial(
             ping_interval=None,
             compression=None,
             max_size=MAX_MESSAGE,
+            close_timeout=close_timeout,
             user_agent_header=f"agent-relay/{__version__}",
         )
     except InvalidStatus as exc:
@@ -78,7 +89,11 @@ async def dial(
         message = _describe_refusal(response.status_code, bytes(response.body))
         if response.status_code in _NOT_A_RELAY and not _relay_json(bytes(response.body)):
             message += f"; {NOT_A_RELAY}"
-        raise DialError(message, response.status_code) from None
+        raise DialError(
+            message,
+            response.status_code,
+            retry_after=_retry_after(response.headers.get("Retry-After")),
+        ) from None
     except InvalidHandshake as exc:
         raise DialError(f"bad WebSocket handshake: {exc}; {NOT_A_RELAY}") from None
     except TimeoutError:
@@ -86,7 +101,9 @@ async def dial(
     except ssl.SSLCertVerificationError as exc:
         raise DialError(f"TLS certificate not trusted: {exc.verify_message}") from None
     except OSError as exc:
-        raise DialError(_describe_os_error(exc)) from None
+        error = DialError(_describe_os_error(exc))
+        error.nothing_listens = isinstance(exc, ConnectionRefusedError)
+        raise error from None
     except WebSocketException as exc:
         raise DialError(str(exc) or type(exc).__name__) from None
 
@@ -106,6 +123,14 @@ def _relay_json(body: bytes) -> bool:
     except ValueError:
         return False
     return isinstance(payload, dict) and isinstance(payload.get("error"), str)
+
+
+def _retry_after(value: str | None) -> float | None:
+    """``Retry-After`` in seconds (the delta form; a date is not worth trusting a clock
+    for), bounded: a relay cannot park a host for more than a few minutes."""
+    if value is None or not value.strip().isdigit():
+        return None
+    return float(min(int(value.strip()), MAX_RETRY_AFTER))
 
 
 def _describe_refusal(status: int, body: bytes) -> str:

@@ -40,11 +40,13 @@ from .auth import Authenticator, auth_session_failure, bearer_token
 from .config import RelayConfig
 from .errors import RelayError, bad_request, forbidden, not_found, unauthorized, unavailable
 from .forwarding import FORWARDED_HEADER, with_client_address
+from .gate import ConnectGate
 from .isolation import Isolation
 from .metrics import RelayMetrics
 from .proxy import ProxyLimits, proxy_request
 from .registry import Tunnel, TunnelRegistry
 from .revocation import LiveLogins
+from .statuses import HostStatuses
 from .webui import WebUi
 
 if TYPE_CHECKING:
@@ -59,7 +61,6 @@ _EXPOSED = (
 )
 _DEFAULT_METHODS = b"GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS"
 _PROXY_PREFIX = "/v1/relay/h/"
-LAST_SEEN_EVERY = 30.0  # seconds between last_seen_at refreshes of connected hosts
 _SESSION_TOUCH_EVERY = 60.0  # seconds between last_used_at writes of a browser session
 # The hop between replicas: the receiving replica applies the isolation rules once.
 _LINK_ISOLATION = Isolation(sandbox=False)
@@ -110,6 +111,13 @@ class RelayApp:
         # What each login has open, so that revoking it cuts them (see revocation.py).
         self.live = LiveLogins()
         self.limits = config.limits
+        # The one writer of hosts.status (statuses.py); run() by the service.
+        self.statuses = HostStatuses(store, self.registry.is_online, self.registry.host_ids)
+        # Control-channel handshakes in progress; past the cap a connect gets 503 with
+        # Retry-After before any database work, so a restart herd queues in the hosts.
+        self.connects = ConnectGate(config.max_concurrent_handshakes)
+        self._readiness_problem: str | None = None  # logged when it changes
+        self._logins_touched: dict[uuid.UUID, float] = {}  # when each login was last touched
         # Relay session ids the database did not know, until when (a bounded negative cache).
         self._unknown: OrderedDict[uuid.UUID, float] = OrderedDict()
         # Set by RelayService when this relay is one of several replicas (replicas.py).
@@ -150,10 +158,12 @@ class RelayApp:
 
     async def on_error(self, ex: Exchange, exc: BaseException) -> None:
         """The one place where errors become an HTTP status and a JSON body."""
+        cause = ""
         if isinstance(exc, HttpError):  # RelayError, AuthError, HttpProtocolError
             error = exc
         elif isinstance(exc, StoreUnavailable):
             error = HttpError(503, "database unavailable", headers=[("retry-after", "5")])
+            cause = f" ({exc})"  # the log says why; the client only that it failed
         elif isinstance(exc, StoreError):
             error = HttpError(400, str(exc))
         else:
@@ -163,7 +173,14 @@ class RelayApp:
         headers = [(k.encode(), v.encode()) for k, v in error.headers]
         level = logging.WARNING if status >= 500 else logging.INFO
         log.log(
-            level, "%s %s from %s -> %d %s", ex.method, _redact(ex.target), ex.peer, status, message
+            level,
+            "%s %s from %s -> %d %s%s",
+            ex.method,
+            _redact(ex.target),
+            ex.peer,
+            status,
+            message,
+            cause,
         )
         if status in (401, 403, 404) and ex.target.startswith(_PROXY_PREFIX):
             self.metrics.count_request(status)
@@ -188,12 +205,25 @@ class RelayApp:
         await ex.respond(200, headers=headers)
 
     async def _ready(self, ex: Exchange) -> None:
-        """Readiness: the database answers, and we accept tunnels (not draining)."""
-        database_ok = await self.store.health()
-        ready = database_ok and not self.draining
+        """Readiness: the database answers, its writes work (the status writer's last
+        write landed), and we accept tunnels (not draining)."""
+        problem = await self.store.health_problem()
+        if problem is not None:
+            database = "unreachable"
+        elif self.statuses.failing is not None:
+            database, problem = "writes failing", self.statuses.failing
+        else:
+            database = "ok"
+        if problem != self._readiness_problem:
+            if problem is not None:
+                log.warning("not ready: database %s: %s", database, problem)
+            else:
+                log.info("ready again: the database answers and its writes work")
+            self._readiness_problem = problem
+        ready = problem is None and not self.draining
         payload = {
             "status": "ready" if ready else "not ready",
-            "database": "ok" if database_ok else "unreachable",
+            "database": database,
             "accepting_tunnels": not self.draining,
         }
         await ex.respond_json(200 if ready else 503, payload)
@@ -243,7 +273,7 @@ class RelayApp:
         session_id = await self.store.create_browser_session(
             host_id, identity.user_id, identity.auth_session_id
         )
-        self._spawn(self._touch_login(identity.auth_session_id))
+        self._touch_login_soon(identity.auth_session_id)
         await ex.respond_json(200, {"session_id": str(session_id)})
 
     # ----------------------------------------------------------------- control channel
@@ -251,6 +281,36 @@ class RelayApp:
     async def _connect(self, ex: Exchange, query: str) -> None:
         if self.draining:
             raise unavailable("relay is shutting down", retry_after=5)
+        retry_after = self.connects.try_enter()
+        if retry_after is not None:
+            self.metrics.connects_busy.inc()
+            raise unavailable("too many hosts connecting at once; retry later", retry_after)
+        completed = False
+        try:
+            tunnel, login, close_revoked = await self._open_tunnel(ex, query)
+            completed = True
+        finally:
+            self.connects.leave(completed=completed)
+        host_id, session = tunnel.host_id, tunnel.session
+        try:
+            await self._host_online(tunnel)
+            await session.wait_closed()
+        finally:
+            self.live.discard_closer(login, close_revoked)
+            await session.close()
+            unregistered = self.registry.unregister(tunnel)
+            if self.replicas is None:
+                self.statuses.changed(host_id)  # level-triggered: writes what the table holds
+            elif unregistered:
+                with contextlib.suppress(StoreError):
+                    await self.replicas.release(tunnel)
+            self.metrics.tunnels.set(len(self.registry))
+            log.info("host %s disconnected: %s", host_id, session.close_reason or "closed")
+
+    async def _open_tunnel(
+        self, ex: Exchange, query: str
+    ) -> tuple[Tunnel, uuid.UUID, Callable[[], None]]:
+        """Authenticate, upgrade and register one host's control channel."""
         token = bearer_token(ex.header(b"authorization"))
         identity = await self.auth.verify(token)
         params = parse_qs(query)
@@ -278,7 +338,7 @@ class RelayApp:
             pinned = await self.store.pin_host_key(host_id, proven.public_key_b64)
             if pinned is not None and pinned != proven.public_key_b64:
                 raise _key_mismatch(host_id)  # another connect pinned first, just now
-        self._spawn(self._touch_login(identity.auth_session_id))
+        self._touch_login_soon(identity.auth_session_id)
         ex.taken_over = True
         ex.responded = True
         channel = ex.channel
@@ -309,32 +369,18 @@ class RelayApp:
             log.info("host %s reconnected; closing its previous control channel", host_id)
             self._spawn(replaced.session.close())
         self.metrics.tunnels.set(len(self.registry))
+        self.metrics.connects_upgraded.inc()
         log.info("host %s (%s) connected from %s", host_id, name, ex.peer)
-        try:
-            await self._host_online(tunnel)
-            await session.wait_closed()
-        finally:
-            self.live.discard_closer(login, close_revoked)
-            await session.close()
-            if self.registry.unregister(tunnel):
-                with contextlib.suppress(StoreError):
-                    await self._host_offline(tunnel)
-            self.metrics.tunnels.set(len(self.registry))
-            log.info("host %s disconnected: %s", host_id, session.close_reason or "closed")
+        return tunnel, login, close_revoked
 
-    # Presence hooks: with replicas, status and presence change in one statement
-    # (replicas.py), so the replica that took a host over is never overwritten.
     async def _host_online(self, tunnel: Tunnel) -> None:
+        """With replicas, presence writes status and holder in one statement
+        (replicas.py), so the replica that took a host over is never overwritten; alone,
+        the one status writer does (statuses.py)."""
         if self.replicas is not None:
             await self.replicas.hold(tunnel)
         else:
-            await self.store.set_host_status(tunnel.host_id, HostStatus.ONLINE)
-
-    async def _host_offline(self, tunnel: Tunnel) -> None:
-        if self.replicas is not None:
-            await self.replicas.release(tunnel)
-        else:
-            await self.store.set_host_status(tunnel.host_id, HostStatus.OFFLINE)
+            self.statuses.changed(tunnel.host_id)
 
     def _host_key_proof(self, ex: Exchange, machine_id: str, token: str) -> ProvenKey | None:
         def text(name: bytes) -> str | None:
@@ -579,6 +625,18 @@ class RelayApp:
         with contextlib.suppress(StoreError):
             await self.store.touch_browser_session(session_id)
 
+    def _touch_login_soon(self, auth_session_id: uuid.UUID) -> None:
+        """At most one write a minute per login: 1,000 hosts reconnecting on one token
+        (or one each) after a restart must not cost a write per connect."""
+        now = self.clock()
+        touched = self._logins_touched.get(auth_session_id)
+        if touched is not None and now - touched < _SESSION_TOUCH_EVERY:
+            return
+        if len(self._logins_touched) >= self.config.session_cache_size:
+            self._logins_touched.clear()
+        self._logins_touched[auth_session_id] = now
+        self._spawn(self._touch_login(auth_session_id))
+
     async def _touch_login(self, auth_session_id: uuid.UUID) -> None:
         """Use keeps a login from going idle (stand-alone; the remote API does it when
         it owns the database)."""
@@ -615,15 +673,6 @@ class RelayApp:
         task = asyncio.create_task(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
-
-    async def refresh_last_seen(self) -> None:
-        """Keep ``last_seen_at`` of every connected host fresh, in one statement a round."""
-        while True:
-            await asyncio.sleep(LAST_SEEN_EVERY)
-            host_ids = [t.host_id for t in self.registry.tunnels()]
-            if host_ids:
-                with contextlib.suppress(StoreError):
-                    await self.store.touch_hosts(host_ids)
 
     async def close(self, timeout: float) -> None:
         """Go Away to every host, give their in-flight streams ``timeout`` to finish."""

@@ -57,6 +57,14 @@ class RelayMetrics:
         )
         self.forwarded_out = self.forwarded.labels("out")
         self.forwarded_in = self.forwarded.labels("in")
+        self.connects = Counter(
+            "agent_relay_host_connects",
+            "Host connects: upgraded to a control channel, or refused while busy (503)",
+            ["result"],
+            registry=self.registry,
+        )
+        self.connects_upgraded = self.connects.labels("upgraded")
+        self.connects_busy = self.connects.labels("busy")
 
         # Children of the labelled metrics the proxy touches on every request, looked up once.
         self.bytes_up = self.bytes.labels("up")

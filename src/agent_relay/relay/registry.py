@@ -59,6 +59,10 @@ class TunnelRegistry:
     def __len__(self) -> int:
         return len(self._tunnels)
 
+    def host_ids(self) -> list[uuid.UUID]:
+        """The hosts with a live tunnel."""
+        return [h for h, t in self._tunnels.items() if not t.session.closed]
+
     def tunnels(self) -> list[Tunnel]:
         return list(self._tunnels.values())
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from typing import TYPE_CHECKING
@@ -11,6 +12,7 @@ from ..aio import reap, stop_signals
 from ..errors import HttpError
 from ..httpwire.server import Exchange, HttpServer, ServerLimits
 from ..store import Store
+from ..store.errors import StoreError
 from . import allocator
 from .app import RelayApp
 from .auth import Authenticator
@@ -48,7 +50,7 @@ class RelayService:
             ServerLimits(max_head_size=config.max_head_size),
             render_error=HttpError.body,
         )
-        self._refresher: asyncio.Task[None] | None = None
+        self._status_writer: asyncio.Task[None] | None = None
         self.revocations = RevocationWatcher(store, self.app.revoke_logins)
         self._watcher: asyncio.Task[None] | None = None
         self._trimmer: asyncio.Task[None] | None = None
@@ -78,7 +80,8 @@ class RelayService:
             except OSError as exc:
                 await self.server.stop_accepting()
                 raise MetricsListenError(exc) from exc
-        self._refresher = asyncio.create_task(self.app.refresh_last_seen())
+        if self.replicas is None:  # with replicas, presence writes the statuses
+            self._status_writer = asyncio.create_task(self.app.statuses.run())
         self._watcher = asyncio.create_task(self.revocations.run())
         self._trimmer = asyncio.create_task(allocator.trim_periodically())
         return self.address
@@ -158,7 +161,12 @@ class RelayService:
             await self.replicas.stop(timeout)
         if self.metrics_server is not None:
             await self.metrics_server.wait_connections(1.0)
-        await reap(self._refresher)
+        await reap(self._status_writer)
+        # The hosts that just left: one last write (the writer is stopped, so in order).
+        if self.replicas is None:  # with replicas, presence released them already
+            with contextlib.suppress(StoreError, TimeoutError):
+                async with asyncio.timeout(5):
+                    await self.app.statuses.flush()
         await reap(self._watcher)
         await reap(self._trimmer)
         await self.store.close()

@@ -17,7 +17,7 @@ import contextlib
 import enum
 import os
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
 from uuid import UUID, uuid4
@@ -197,13 +197,20 @@ class Store:
     async def health(self, timeout: float = 5.0) -> bool:
         """Whether the database answers a trivial query within ``timeout`` seconds.
         Never raises."""
+        return await self.health_problem(timeout) is None
+
+    async def health_problem(self, timeout: float = 5.0) -> str | None:
+        """None when the database answers a trivial query within ``timeout`` seconds,
+        else why not (for the log). Never raises."""
         try:
             async with asyncio.timeout(timeout):
                 async with self._connect(transaction=False) as conn:
                     await conn.execute(text("SELECT 1"))
-        except Exception:  # a health probe reports, it does not fail
-            return False
-        return True
+        except TimeoutError:
+            return f"database {self.display_url}: no answer within {timeout:g} s"
+        except Exception as exc:  # a health probe reports, it does not fail
+            return str(exc) or type(exc).__name__
+        return None
 
     # -- auth sessions (read in both modes) --------------------------------------------
 
@@ -325,6 +332,59 @@ class Store:
                 stmt = update(hosts).where(hosts.c.id.in_(chunk)).values(last_seen_at=now)
                 touched += (await conn.execute(stmt)).rowcount
         return touched
+
+    async def set_hosts_status(self, host_ids: Iterable[UUID], status: HostStatus | str) -> int:
+        """Sets the status (and ``last_seen_at`` = now) of many hosts in one round trip per
+        chunk: the relay's batched status writes. Returns how many exist."""
+        ids = sorted(set(check.uuids(host_ids, "host_ids")))
+        status = _host_status(status)
+        if not ids:
+            return 0
+        now = self._now()
+        written = 0
+        async with self._connect(transaction=False) as conn:
+            for start in range(0, len(ids), _IN_CHUNK):
+                stmt = (
+                    update(hosts)
+                    .where(hosts.c.id.in_(ids[start : start + _IN_CHUNK]))
+                    .values(status=status.value, last_seen_at=now, updated_at=now)
+                )
+                written += (await conn.execute(stmt)).rowcount
+        return written
+
+    async def reconcile_host_statuses(
+        self, live_host_ids: Iterable[UUID], *, stale_after: float = 0.0
+    ) -> int:
+        """Makes the statuses equal the live tunnels, in one transaction: the live hosts
+        get 'online' and ``last_seen_at`` = now; every other host marked online and not
+        seen for ``stale_after`` seconds gets 'offline' (relays sharing one database pass
+        a few refresh periods, so that each keeps the others' hosts). Returns how many
+        hosts were turned offline."""
+        ids = sorted(set(check.uuids(live_host_ids, "live_host_ids")))
+        if not 0 <= stale_after < 1e9:
+            raise InvalidInput("stale_after must be a non-negative number of seconds")
+        now = self._now()
+        cutoff = now - timedelta(seconds=stale_after)
+        online = HostStatus.ONLINE.value
+        async with self._connect(transaction=True) as conn:
+            for start in range(0, len(ids), _IN_CHUNK):
+                chunk = ids[start : start + _IN_CHUNK]
+                await conn.execute(
+                    update(hosts).where(hosts.c.id.in_(chunk)).values(last_seen_at=now)
+                )
+                await conn.execute(
+                    update(hosts)
+                    .where(hosts.c.id.in_(chunk), hosts.c.status != online)
+                    .values(status=online, updated_at=now)
+                )
+            stale = update(hosts).where(
+                hosts.c.status == online,
+                or_(hosts.c.last_seen_at.is_(None), hosts.c.last_seen_at < cutoff),
+            )
+            result = await conn.execute(
+                stale.values(status=HostStatus.OFFLINE.value, updated_at=now)
+            )
+        return int(result.rowcount)
 
     async def count_hosts_of_user(self, user_id: UUID, *, other_than: str) -> int:
         """How many hosts the user owns besides the one with machine id ``other_than``
