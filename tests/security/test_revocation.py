@@ -125,6 +125,7 @@ async def test_migration_2_indexes_revoked_logins_for_the_poll(sqlite_url: str) 
     from sqlalchemy import create_engine, inspect, text
 
     from agent_relay.store import Store
+    from agent_relay.store.migrations import SCHEMA_VERSION
 
     store = await Store.open(sqlite_url)
     await store.close()
@@ -132,12 +133,15 @@ async def test_migration_2_indexes_revoked_logins_for_the_poll(sqlite_url: str) 
     engine = create_engine(sync_url)
     with engine.begin() as conn:  # back to version 1: no index
         conn.execute(text("DROP INDEX ix_auth_sessions_revoked_at"))
+        conn.execute(text("DROP TABLE agent_relay_host_keys"))  # and no migration 3
         conn.execute(text("UPDATE agent_relay_schema_version SET version = 1"))
     store = await Store.open(sqlite_url)
     await store.close()
     with engine.connect() as conn:
         names = {index["name"] for index in inspect(conn).get_indexes("auth_sessions")}
         version = conn.execute(text("SELECT version FROM agent_relay_schema_version")).scalar()
+        tables = set(inspect(conn).get_table_names())
     engine.dispose()
     assert "ix_auth_sessions_revoked_at" in names
-    assert version == 2
+    assert "agent_relay_host_keys" in tables  # migration 3 ran after it
+    assert version == SCHEMA_VERSION
