@@ -42,8 +42,14 @@ pytestmark = pytest.mark.timeout(240)
 FINGERPRINT = re.compile(rb"(a=fingerprint:sha-256 )([0-9A-F:]+)")
 
 
-def local_server(stopping: asyncio.Event) -> Starlette:
-    """What the remote UI's host screen reads: workspaces, live events, a terminal."""
+@dataclasses.dataclass
+class Counts:
+    slow: int = 0  # POST /slow runs: the no-double-execution check
+
+
+def local_server(stopping: asyncio.Event, counts: Counts) -> Starlette:
+    """What the remote UI's host screen reads: workspaces, live events, a terminal; and a
+    slow POST that counts how often it ran."""
 
     async def workspaces(request: Request) -> Response:
         return JSONResponse({"workspaces": [{"id": "w1", "name": "webrtc-demo"}]})
@@ -54,6 +60,11 @@ def local_server(stopping: asyncio.Event) -> Starlette:
     async def echo(request: Request) -> Response:
         body = await request.body()
         return JSONResponse({"method": request.method, "body": body.decode()})
+
+    async def slow(request: Request) -> Response:
+        counts.slow += 1
+        await asyncio.sleep(2.0)
+        return JSONResponse({"slow": counts.slow})
 
     async def events(request: Request) -> StreamingResponse:
         async def generate() -> AsyncIterator[bytes]:
@@ -79,16 +90,18 @@ def local_server(stopping: asyncio.Event) -> Starlette:
             Route("/api/workspaces/{id}/repos", repos),
             Route("/api/events", events),
             Route("/echo", echo, methods=["GET", "POST"]),
+            Route("/slow", slow, methods=["POST"]),
             WebSocketRoute("/api/terminal", terminal),
         ]
     )
 
 
-def control_door(trust: TrustHost, answerer: WebRtcAnswerer) -> Starlette:
+def control_door(trust: TrustHost, answerer: WebRtcAnswerer, counts: Counts) -> Starlette:
     """For the driver: the host's channel counters, a fresh pairing code, drop channels."""
 
     async def stats(request: Request) -> Response:
-        return JSONResponse({**dataclasses.asdict(answerer.stats), "peers": len(answerer.peers)})
+        stats = dataclasses.asdict(answerer.stats)
+        return JSONResponse({**stats, "peers": len(answerer.peers), "slow_runs": counts.slow})
 
     async def code(request: Request) -> Response:
         return JSONResponse({"code": trust.issue_code(time.time()).code})
@@ -141,9 +154,10 @@ async def drive(config: dict[str, Any]) -> dict[str, Any]:
 async def test_webrtc_upgrade_in_chromium(tmp_path: Path, sqlite_url: str) -> None:
     browser = chromium()
     stopping = asyncio.Event()
+    counts = Counts()
     async with contextlib.AsyncExitStack() as stack:
         relay = await stack.enter_async_context(running_relay(sqlite_url))
-        local_url = await stack.enter_async_context(serve_asgi(local_server(stopping)))
+        local_url = await stack.enter_async_context(serve_asgi(local_server(stopping, counts)))
         stack.callback(stopping.set)  # runs before the local server stops: SSE ends
         trust = TrustHost.open(tmp_path / "host")
         answerer = WebRtcAnswerer(trust, local_url)
@@ -164,7 +178,7 @@ async def test_webrtc_upgrade_in_chromium(tmp_path: Path, sqlite_url: str) -> No
         await eventually(lambda: connector.state.connected)
         hostile = await stack.enter_async_context(hostile_relay(relay.url))
         hostile.on_answer = swap_fingerprint
-        door = await stack.enter_async_context(serve_asgi(control_door(trust, answerer)))
+        door = await stack.enter_async_context(serve_asgi(control_door(trust, answerer, counts)))
         summary = await drive(
             {
                 "clientsDir": str(CLIENTS),

@@ -131,6 +131,7 @@ async function theSdk(page) {
     r.first = [first.via, first.status, await first.text()];
     r.upgraded = await c.upgrade(hostId);
     r.lastError = c.hostPath(hostId).lastError;
+    r.certificateChecked = c.hostPath(hostId).certificateChecked;
     const second = await c.relayFetch(hostId, "/echo", { method: "POST", body: "two" });
     r.second = [second.via, second.verified, await second.text()];
     const events = await c.relayFetch(hostId, "/api/events");
@@ -164,15 +165,38 @@ async function theSdk(page) {
     const third = await c.relayFetch(hostId, "/echo", { method: "POST", body: "three" });
     r.third = [third.via, third.status, await third.text()];
     r.stats = { ...c.stats };
+    // No answer over the channel in time: the same signed call through the relay, which
+    // the host refuses as a replay: "may have run", never run twice.
+    const impatient = new sdk.RelayClient({
+      relayUrl: location.origin,
+      token: () => localStorage.getItem("agent-relay.token"),
+      webrtc: { answerTimeoutMs: 500 },
+    });
+    await impatient.relayFetch(hostId, "/echo");
+    r.impatientUpgraded = await impatient.upgrade(hostId);
+    try {
+      await impatient.relayFetch(hostId, "/slow", { method: "POST", body: "once" });
+      r.slow = "answered";
+    } catch (err) {
+      r.slow = `${err.name}: ${err.message}`;
+    }
+    r.slowPath = impatient.hostPath(hostId).path;
     return r;
   }, cfg.hostId);
   summary.sdk = out;
   check(out.first[0] === "relayed" && out.first[1] === 200, `the first call is relayed (${out.first})`);
   check(out.upgraded === true, `the SDK upgraded (${out.lastError})`);
+  check(out.certificateChecked === true, "the DTLS certificate was compared with the signed answer");
   check(out.second[0] === "direct" && out.second[1] === true && out.second[2].includes('"two"'), `a verified call over the channel (${out.second})`);
   check(out.events.via === "direct" && out.events.streamed && /data: tick/.test(out.events.text), `SSE over the channel (${JSON.stringify(out.events)})`);
   check(out.ws.path === "direct" && out.ws.got.includes("hello"), `a WebSocket over the channel (${JSON.stringify(out.ws)})`);
   check(out.third[0] === "relayed" && out.third[1] === 200 && out.third[2].includes('"three"'), `after the kill, through the relay (${out.third})`);
+  check(out.impatientUpgraded === true, "the impatient client upgraded");
+  check(/^MayHaveRun/.test(out.slow), `a call with no answer in time is reported "may have run" (${out.slow})`);
+  check(out.slowPath === "relayed", "the channel that timed out is dropped");
+  await new Promise((r) => setTimeout(r, 2500)); // the slow call finishes on the host
+  const stats = await door("/stats");
+  check(stats.slow_runs === 1, `the slow call ran exactly once (${stats.slow_runs})`);
 }
 
 // A hostile relay swaps the host's DTLS fingerprint in the signed answer: refused (the

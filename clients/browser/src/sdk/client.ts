@@ -75,6 +75,8 @@ export interface HostPath {
   /** Why the last upgrade or channel ended, if it did. */
   lastError: string | null;
   upgrades: number;
+  /** The open channel's DTLS certificate was compared with the signed answer too. */
+  certificateChecked: boolean;
 }
 
 export type WebSocketConstructor = new (url: string) => WebSocket;
@@ -618,6 +620,7 @@ export class RelayClient {
       forcedRelayed: peer?.forcedRelayed ?? false,
       lastError: peer?.lastError ?? null,
       upgrades: peer?.upgrades ?? 0,
+      certificateChecked: Boolean(peer?.channel?.isOpen && peer.channel.certificateChecked),
     };
   }
 

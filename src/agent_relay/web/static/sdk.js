@@ -3048,6 +3048,9 @@ var DirectChannel = class _DirectChannel {
   sockets = /* @__PURE__ */ new Map();
   sending = Promise.resolve();
   closedReason = null;
+  /** The handshake's certificate was compared with the signed answer's fingerprints
+   *  (false where the browser does not show it: its own check against the SDP stands). */
+  certificateChecked = false;
   closeListeners = [];
   /** A peer connection, its channel and the complete offer SDP (candidates gathered for
    *  at most `limits.gatherMs`; whatever came by then is offered). */
@@ -3103,6 +3106,7 @@ var DirectChannel = class _DirectChannel {
       this.close("the host's DTLS certificate is not the one its signed answer names");
       throw new NegotiationFailed("the host's DTLS certificate is not the one its signed answer names");
     }
+    this.certificateChecked = true;
   }
   get isOpen() {
     return this.closedReason === null && this.channel.readyState === "open";
@@ -4100,7 +4104,8 @@ var RelayClient = class {
       path: peer?.channel?.isOpen ? "direct" : "relayed",
       forcedRelayed: peer?.forcedRelayed ?? false,
       lastError: peer?.lastError ?? null,
-      upgrades: peer?.upgrades ?? 0
+      upgrades: peer?.upgrades ?? 0,
+      certificateChecked: Boolean(peer?.channel?.isOpen && peer.channel.certificateChecked)
     };
   }
   /** Be told when a host's path changes; returns the unsubscribe function. */

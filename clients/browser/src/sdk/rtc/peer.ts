@@ -49,6 +49,9 @@ export class DirectChannel {
   private readonly sockets = new Map<string, (message: SocketMessage) => void>();
   private sending: Promise<void> = Promise.resolve();
   private closedReason: string | null = null;
+  /** The handshake's certificate was compared with the signed answer's fingerprints
+   *  (false where the browser does not show it: its own check against the SDP stands). */
+  certificateChecked = false;
   private readonly closeListeners: ((reason: string) => void)[] = [];
 
   private constructor(
@@ -123,6 +126,7 @@ export class DirectChannel {
       this.close("the host's DTLS certificate is not the one its signed answer names");
       throw new NegotiationFailed("the host's DTLS certificate is not the one its signed answer names");
     }
+    this.certificateChecked = true;
   }
 
   get isOpen(): boolean {
