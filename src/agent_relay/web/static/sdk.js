@@ -2815,7 +2815,7 @@ function b64(obj, name) {
   }
 }
 function flag(obj, name) {
-  const value = obj[name] ?? false;
+  const value = Object.hasOwn(obj, name) ? obj[name] : false;
   if (typeof value !== "boolean") throw new MessageError(`${name} must be a boolean`);
   return value;
 }

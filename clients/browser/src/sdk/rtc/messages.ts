@@ -47,6 +47,9 @@ function id(obj: Obj, name = "id"): string {
   return value;
 }
 
+// One difference from the host's decoder, known and harmless: JSON.parse cannot tell 200
+// from 200.0 or 2e2, so such a number is taken as the integer here where the host refuses
+// it (a leniency toward the authenticated host's own answers only).
 function int(obj: Obj, name: string, low: number, high: number, optional = false): number | null {
   const value = obj[name];
   if ((value === undefined || value === null) && optional) return null;
@@ -68,7 +71,7 @@ function b64(obj: Obj, name: string): Uint8Array {
 }
 
 function flag(obj: Obj, name: string): boolean {
-  const value = obj[name] ?? false;
+  const value = Object.hasOwn(obj, name) ? obj[name] : false; // null is refused, as by the host
   if (typeof value !== "boolean") throw new MessageError(`${name} must be a boolean`);
   return value;
 }
