@@ -162,7 +162,7 @@ def chunk_runs(draw: st.DrawFn) -> tuple[list[bytes], int]:
 
 def python_chunks(chunks: list[bytes], max_message: int) -> dict[str, Any]:
     joiner = Reassembler(max_message)
-    out = []
+    out: list[str] = []
     for i, chunk in enumerate(chunks):
         try:
             message = joiner.feed(chunk)
