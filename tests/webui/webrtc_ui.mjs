@@ -144,6 +144,17 @@ async function theSdk(page) {
     }
     await reader.cancel();
     r.events = { via: events.via, streamed: events.streamed, text };
+    // The caller's signal ends a stream over the channel too (not only its head).
+    const stop = new AbortController();
+    const aborted = await c.relayFetch(hostId, "/api/events", { signal: stop.signal });
+    const abortedReader = aborted.body.getReader();
+    await abortedReader.read();
+    stop.abort();
+    r.abortedStream = await abortedReader.read().then(
+      (next) => (next.done ? "ended" : "went on"),
+      (err) => `errored: ${err.name}`,
+    );
+    r.abortedVia = aborted.via;
     r.ws = await new Promise((resolve, reject) => {
       const ws = c.relayWebSocket(hostId, "/api/terminal");
       let got = "";
@@ -189,6 +200,7 @@ async function theSdk(page) {
   check(out.certificateChecked === true, "the DTLS certificate was compared with the signed answer");
   check(out.second[0] === "direct" && out.second[1] === true && out.second[2].includes('"two"'), `a verified call over the channel (${out.second})`);
   check(out.events.via === "direct" && out.events.streamed && /data: tick/.test(out.events.text), `SSE over the channel (${JSON.stringify(out.events)})`);
+  check(out.abortedVia === "direct" && /^errored/.test(out.abortedStream), `an aborted stream over the channel stops (${out.abortedStream})`);
   check(out.ws.path === "direct" && out.ws.got.includes("hello"), `a WebSocket over the channel (${JSON.stringify(out.ws)})`);
   check(out.third[0] === "relayed" && out.third[1] === 200 && out.third[2].includes('"three"'), `after the kill, through the relay (${out.third})`);
   check(out.impatientUpgraded === true, "the impatient client upgraded");

@@ -3168,7 +3168,7 @@ var DirectChannel = class _DirectChannel {
         if (!waiter) return;
         this.pending.delete(message.id);
         try {
-          waiter.resolve(this.response(message));
+          waiter.resolve(this.response(message, waiter.signal));
         } catch (err) {
           waiter.reject(err);
         }
@@ -3200,7 +3200,7 @@ var DirectChannel = class _DirectChannel {
     }
   }
   /** The answer as a Response, for RelayClient to check like a relayed one. */
-  response(message) {
+  response(message, signal) {
     const headers2 = new Headers();
     for (const [name, values] of Object.entries(message.headers)) {
       for (const value of values) {
@@ -3221,6 +3221,15 @@ var DirectChannel = class _DirectChannel {
         {
           start: (controller) => {
             this.bodies.set(id2, controller);
+            signal?.addEventListener(
+              "abort",
+              () => {
+                if (this.bodies.get(id2) !== controller) return;
+                this.bodies.delete(id2);
+                controller.error(signal.reason instanceof Error ? signal.reason : new DOMException("aborted", "AbortError"));
+              },
+              { once: true }
+            );
           },
           cancel: () => {
             this.bodies.delete(id2);
@@ -3274,6 +3283,7 @@ var DirectChannel = class _DirectChannel {
       if (signal?.aborted) return abort();
       signal?.addEventListener("abort", abort, { once: true });
       this.pending.set(id2, {
+        signal,
         resolve: (response) => {
           clearTimeout(timer);
           signal?.removeEventListener("abort", abort);

@@ -38,6 +38,7 @@ export class NegotiationFailed extends Error {
 interface PendingFetch {
   resolve: (response: Response) => void;
   reject: (err: Error) => void;
+  signal: AbortSignal | null;
 }
 
 type SocketMessage = Extract<ChannelMessage, { type: "ws_opened" | "ws_frame" | "ws_close" | "ws_error" }>;
@@ -198,7 +199,7 @@ export class DirectChannel {
         if (!waiter) return;
         this.pending.delete(message.id);
         try {
-          waiter.resolve(this.response(message));
+          waiter.resolve(this.response(message, waiter.signal));
         } catch (err) {
           waiter.reject(err as Error);
         }
@@ -232,7 +233,7 @@ export class DirectChannel {
   }
 
   /** The answer as a Response, for RelayClient to check like a relayed one. */
-  private response(message: Extract<ChannelMessage, { type: "http_response" }>): Response {
+  private response(message: Extract<ChannelMessage, { type: "http_response" }>, signal: AbortSignal | null): Response {
     const headers = new Headers();
     for (const [name, values] of Object.entries(message.headers)) {
       for (const value of values) {
@@ -254,6 +255,17 @@ export class DirectChannel {
         {
           start: (controller) => {
             this.bodies.set(id, controller);
+            // The caller's signal ends the body too, as fetch's does (the host's further
+            // body messages for it are then dropped on arrival).
+            signal?.addEventListener(
+              "abort",
+              () => {
+                if (this.bodies.get(id) !== controller) return;
+                this.bodies.delete(id);
+                controller.error(signal.reason instanceof Error ? signal.reason : new DOMException("aborted", "AbortError"));
+              },
+              { once: true },
+            );
           },
           cancel: () => {
             this.bodies.delete(id);
@@ -315,6 +327,7 @@ export class DirectChannel {
       if (signal?.aborted) return abort();
       signal?.addEventListener("abort", abort, { once: true });
       this.pending.set(id, {
+        signal,
         resolve: (response) => {
           clearTimeout(timer);
           signal?.removeEventListener("abort", abort);
