@@ -66,6 +66,8 @@ async function terminalEcho(page, text) {
 async function reopenHost(page) {
   await page.evaluate(() => (location.hash = "#/hosts"));
   await page.waitForSelector("li.host");
+  // The hosts list says which path this page's calls to the host take.
+  await page.waitForSelector(`li.host[data-host="${cfg.hostId}"] .badge[data-path="direct"]`, { timeout: 5000 });
   await page.evaluate((id) => (location.hash = `#/host/${id}`), cfg.hostId);
   await page.waitForSelector("[data-workspace]");
 }

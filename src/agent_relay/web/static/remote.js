@@ -4782,6 +4782,8 @@ function hostItem(host) {
       { class: "host-facts" },
       h("span", { class: `badge ${host.status}` }, host.status),
       h("span", { class: `badge ${host.paired ? "paired" : "unpaired"}` }, host.paired ? "paired" : "not paired"),
+      // The path of a paired host this page has reached: a data channel open, or the relay.
+      host.paired && client.hostPath(host.id).path === "direct" ? h("span", { class: "badge direct", "data-path": "direct" }, "direct (WebRTC)") : null,
       h("span", { class: "muted" }, `last seen ${ago(host.lastSeenAt)}`)
     ),
     action
