@@ -4,7 +4,7 @@
 import { createInterface } from "node:readline";
 import { sdk, unb64 } from "./helpers.mjs";
 
-const { keys, verify, frames } = sdk.protocol;
+const { keys, verify, frames, rtc } = sdk.protocol;
 const hostKeys = new Map();
 const hostKey = (b64) => {
   if (!hostKeys.has(b64)) hostKeys.set(b64, new keys.HostKey(unb64(b64)));
@@ -48,6 +48,32 @@ const ops = {
       }
     }
     return { opened };
+  },
+  // One data-channel message: refused, or accepted and written back out.
+  async rtc_message(req) {
+    try {
+      const message = rtc.messages.decodeMessage(unb64(req.data_b64));
+      return { accepted: true, type: message.type, encoded: new TextDecoder().decode(rtc.messages.encodeMessage(message)) };
+    } catch (err) {
+      if (!(err instanceof rtc.messages.MessageError)) return { crash: String(err) };
+      return { accepted: false };
+    }
+  },
+  // Chunks fed to a reassembler: the messages out, and where (if) it refused.
+  async rtc_chunks(req) {
+    const joiner = new rtc.chunking.Reassembler(req.max_message);
+    const messages = [];
+    for (const [i, chunk] of req.chunks_b64.entries()) {
+      try {
+        const message = joiner.feed(unb64(chunk));
+        if (message !== null) messages.push(Buffer.from(message).toString("base64"));
+      } catch (err) {
+        if (!(err instanceof rtc.chunking.ChunkError)) return { crash: String(err) };
+        return { messages, refused_at: i };
+      }
+    }
+    const split = rtc.chunking.splitMessage(unb64(req.split_b64), req.chunk_payload).map((c) => Buffer.from(c).toString("base64"));
+    return { messages, refused_at: null, split };
   },
 };
 

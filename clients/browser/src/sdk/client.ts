@@ -13,6 +13,7 @@ import { b64decode, b64encode, constantTimeEqual, own, utf8 } from "./bytes";
 import { HostClock } from "./clock";
 import {
   HostOffline,
+  MayHaveRun,
   NotPaired,
   PairingFailed,
   PairingRevoked,
@@ -23,6 +24,10 @@ import {
 import { FrameSigner, FrameVerifier, closePayload, parseClosePayload } from "./frames";
 import { HostKey, generateClientKey, sign } from "./keys";
 import { Spake2A, clientProof, confirmationKey, serverProof } from "./spake2";
+import { type ChannelHeaders } from "./rtc/messages";
+import { ChannelClosed, ChannelTimeout, DirectChannel, NegotiationFailed } from "./rtc/peer";
+import { dtlsFingerprints } from "./rtc/sdp";
+import { ChannelWebSocket } from "./rtc/socket";
 import { IndexedDbPairingStore, type Pairing, type PairingStore, type StoredPairing, publicPart } from "./store";
 import { type SignedRequestInfo, StreamVerifier, parseHead, verifiedStream, verifyHead } from "./verify";
 import * as wire from "./wire";
@@ -40,6 +45,38 @@ export interface RelayClientOptions {
   timeoutMs?: number;
   /** Largest whole (not streamed) body held until it checks out (default 64 MiB). */
   maxBody?: number;
+  /** The peer-to-peer upgrade over a WebRTC data channel (docs/webrtc.md). */
+  webrtc?: WebRtcOptions;
+}
+
+export interface WebRtcOptions {
+  /** Try the upgrade at all (default: when the browser has RTCPeerConnection). */
+  enabled?: boolean;
+  /** STUN/TURN servers; none by default (host candidates: a LAN, loopback). */
+  iceServers?: RTCIceServer[];
+  /** Longest wait for an answer's head over the channel before the same signed request
+   *  goes through the relay, ms (default 20 000: under the host's 30 s clock window). */
+  answerTimeoutMs?: number;
+  /** ICE gathering bound, ms (default 5 000). */
+  gatherMs?: number;
+  /** The data channel opening after the answer, ms (default 10 000). */
+  openMs?: number;
+  /** After a failed negotiation, ms before the next try (default 5 minutes). */
+  retryAfterFailureMs?: number;
+  /** Largest message taken from the channel (default 1 MiB, the host's). */
+  maxMessage?: number;
+}
+
+/** Which way a host's calls go, for a status line ("direct (WebRTC)" / "via relay"). */
+export interface HostPath {
+  path: "direct" | "relayed";
+  /** The user asked for the relay only (forceRelayed). */
+  forcedRelayed: boolean;
+  /** Why the last upgrade or channel ended, if it did. */
+  lastError: string | null;
+  upgrades: number;
+  /** The open channel's DTLS certificate was compared with the signed answer too. */
+  certificateChecked: boolean;
 }
 
 export type WebSocketConstructor = new (url: string) => WebSocket;
@@ -56,6 +93,8 @@ export interface VerifiedResponse {
   status: number;
   /** Only headers the host's signature covers (today its own signature headers). */
   headers: Headers;
+  /** The way it came: over the WebRTC data channel, or through the relay. */
+  readonly via: "direct" | "relayed";
   /** Everything else the relay passed on: NOT verified (content-type etc.; show, never trust). */
   unverifiedHeaders: Headers;
   /** Verified bytes only: a whole body after its hash checked out, a chunked-v1 body
@@ -86,6 +125,10 @@ const GONE = new Set(["client_revoked", "unknown_client"]);
 const SESSION_MAX_AGE = 55 * 60 * 1000;
 const SESSION_MAX_IDLE = 13 * 60 * 1000;
 const SMALL_ANSWER = 64 * 1024;
+// WebRTC: the host's signalling route, and routes that only ever go through the relay
+// (the host refuses them over a channel: pairing, nested offers).
+const OFFER_PATH = "/api/webrtc/offer";
+const MAX_CHANNEL_UPLOAD = 512 * 1024; // larger uploads go through the relay (whole bodies)
 const CODE = /^[A-Z0-9]{6}$/;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 export const REVOKED_REASON = "revoked by the host owner";
@@ -203,8 +246,37 @@ interface SignedRequest extends SignedRequestInfo {
   signatureB64: string;
 }
 
+/** The headers a signed request carries, through the relay or over a channel alike. */
+function signedHeaders(signed: SignedRequest, userHeaders: Headers): Headers {
+  const headers = new Headers(userHeaders);
+  headers.set(wire.SIG_SESSION, signed.sessionId);
+  headers.set(wire.SIG_TS, String(signed.ts));
+  headers.set(wire.SIG_NONCE, signed.nonce);
+  headers.set(wire.SIG_SIGNATURE, signed.signatureB64);
+  headers.set(wire.ACCEPT_STREAM_SIGNING, "1");
+  return headers;
+}
+
+function channelHeaders(headers: Headers): ChannelHeaders {
+  const out: ChannelHeaders = {};
+  headers.forEach((value, name) => {
+    out[name] = [value];
+  });
+  return out;
+}
+
+interface PeerState {
+  channel: DirectChannel | null;
+  negotiating: Promise<boolean> | null;
+  failedAt: number | null;
+  forcedRelayed: boolean;
+  lastError: string | null;
+  upgrades: number;
+}
+
 class Verified implements VerifiedResponse {
   readonly verified = true as const;
+  via: "direct" | "relayed" = "relayed";
   private used = false;
 
   constructor(
@@ -257,7 +329,10 @@ export class RelayClient {
   private readonly maxBody: number;
   private readonly hostKeys = new Map<string, HostKey>();
   /** Counters a test (or a status line) can read. */
-  readonly stats = { relaySessionCreations: 0, refreshes: 0 };
+  readonly stats = { relaySessionCreations: 0, refreshes: 0, directCalls: 0, relayedCalls: 0, upgrades: 0, channelFallbacks: 0 };
+  private readonly rtc: Required<Omit<WebRtcOptions, "enabled">> & { enabled: boolean };
+  private readonly peers = new Map<string, PeerState>();
+  private readonly pathListeners = new Set<(hostId: string, path: HostPath) => void>();
 
   constructor(opts: RelayClientOptions) {
     this.relayUrl = normalizeRelayUrl(opts.relayUrl);
@@ -269,6 +344,16 @@ export class RelayClient {
     this.WebSocketImpl = opts.WebSocket ?? (globalThis.WebSocket as WebSocketConstructor | undefined);
     this.timeoutMs = opts.timeoutMs ?? 30_000;
     this.maxBody = opts.maxBody ?? 64 * 1024 * 1024;
+    const rtc = opts.webrtc ?? {};
+    this.rtc = {
+      enabled: rtc.enabled ?? typeof globalThis.RTCPeerConnection !== "undefined",
+      iceServers: rtc.iceServers ?? [],
+      answerTimeoutMs: rtc.answerTimeoutMs ?? 20_000,
+      gatherMs: rtc.gatherMs ?? 5_000,
+      openMs: rtc.openMs ?? 10_000,
+      retryAfterFailureMs: rtc.retryAfterFailureMs ?? 5 * 60_000,
+      maxMessage: rtc.maxMessage ?? 1 << 20,
+    };
   }
 
   // ------------------------------------------------------------------ hosts, pairings
@@ -368,6 +453,10 @@ export class RelayClient {
 
   /** One signed request to the host; the answer verified (see VerifiedResponse). */
   async relayFetch(hostId: string, path: string, init: RequestInit = {}): Promise<VerifiedResponse> {
+    return this.hostFetch(hostId, path, init, true);
+  }
+
+  private async hostFetch(hostId: string, path: string, init: RequestInit, mayGoDirect: boolean): Promise<VerifiedResponse> {
     hostId = checkUuid(hostId, "host id");
     const method = (init.method ?? "GET").toUpperCase();
     const pathAndQuery = wire.canonicalPath(path);
@@ -376,10 +465,29 @@ export class RelayClient {
     if (type && !headers.has("content-type")) headers.set("content-type", type);
     let record = await this.load(hostId);
     record = await this.renewIfStale(record);
+    const channel = mayGoDirect ? this.channelFor(hostId, pathAndQuery, body) : null;
+    if (channel) {
+      const answer = await this.fetchDirect(record, channel, method, pathAndQuery, body, headers, init.signal ?? null);
+      if (answer) return answer;
+    }
+    const answer = await this.fetchRelayed(record, method, pathAndQuery, body, headers, init.signal ?? null);
+    this.stats.relayedCalls += 1;
+    if (mayGoDirect) this.upgradeSoon(hostId); // after the first verified relayed answer
+    return answer;
+  }
+
+  private async fetchRelayed(
+    record: StoredPairing,
+    method: string,
+    pathAndQuery: string,
+    body: Uint8Array,
+    headers: Headers,
+    signal: AbortSignal | null,
+  ): Promise<VerifiedResponse> {
     let refreshed = false;
     for (;;) {
       const signed = await this.signRequest(record, method, pathAndQuery, body);
-      const response = await this.sendSigned(record, method, signed, body, headers, init.signal ?? null);
+      const response = await this.sendSigned(record, method, signed, body, headers, signal);
       if (response.status !== 401 || !looksLikeHost(response)) return this.checkAnswer(record, signed, response);
       const refusal = await this.readRefusal(record, signed, response);
       if (GONE.has(refusal.reason)) throw await this.revoked(record, refusal.reason);
@@ -415,12 +523,7 @@ export class RelayClient {
     userHeaders: Headers,
     signal: AbortSignal | null,
   ): Promise<Response> {
-    const headers = new Headers(userHeaders);
-    headers.set(wire.SIG_SESSION, signed.sessionId);
-    headers.set(wire.SIG_TS, String(signed.ts));
-    headers.set(wire.SIG_NONCE, signed.nonce);
-    headers.set(wire.SIG_SIGNATURE, signed.signatureB64);
-    headers.set(wire.ACCEPT_STREAM_SIGNING, "1");
+    const headers = signedHeaders(signed, userHeaders);
     for (let attempt = 0; ; attempt++) {
       const session = await this.relaySession(record);
       const init: RequestInit = { method, headers, redirect: "manual", cache: "no-store", signal };
@@ -505,6 +608,200 @@ export class RelayClient {
     }
     this.observeHostTime(record, response.headers.get(wire.HOST_TIME), verified);
     return { ...errorFields(body), verified };
+  }
+
+  // ------------------------------------------------------------------ WebRTC
+
+  /** Which way this host's calls go now. */
+  hostPath(hostId: string): HostPath {
+    const peer = this.peers.get(hostId);
+    return {
+      path: peer?.channel?.isOpen ? "direct" : "relayed",
+      forcedRelayed: peer?.forcedRelayed ?? false,
+      lastError: peer?.lastError ?? null,
+      upgrades: peer?.upgrades ?? 0,
+      certificateChecked: Boolean(peer?.channel?.isOpen && peer.channel.certificateChecked),
+    };
+  }
+
+  /** Be told when a host's path changes; returns the unsubscribe function. */
+  onPathChange(listener: (hostId: string, path: HostPath) => void): () => void {
+    this.pathListeners.add(listener);
+    return () => this.pathListeners.delete(listener);
+  }
+
+  /** The relay only for this host (true), or the upgrade allowed again (false). */
+  forceRelayed(hostId: string, relayedOnly: boolean): void {
+    const peer = this.peer(checkUuid(hostId, "host id"));
+    peer.forcedRelayed = relayedOnly;
+    if (relayedOnly) peer.channel?.close("the relay was chosen");
+    else peer.failedAt = null;
+    this.pathChanged(hostId);
+  }
+
+  /** Drop the host's channel: calls go through the relay, and the next one (a channel
+   *  that worked and dropped) tries the upgrade again at once. */
+  closeChannel(hostId: string, reason = "closed by this page"): void {
+    this.peers.get(hostId)?.channel?.close(reason);
+  }
+
+  /** Try the upgrade now (after a failure, only once retryAfterFailureMs passed);
+   *  resolves true when a channel is open. Never throws for a failed negotiation. */
+  upgrade(hostId: string): Promise<boolean> {
+    hostId = checkUuid(hostId, "host id");
+    const peer = this.peer(hostId);
+    if (peer.channel?.isOpen) return Promise.resolve(true);
+    if (peer.negotiating) return peer.negotiating;
+    if (!this.rtc.enabled || peer.forcedRelayed) return Promise.resolve(false);
+    if (peer.failedAt !== null && this.clockNow() - peer.failedAt < this.rtc.retryAfterFailureMs) return Promise.resolve(false);
+    peer.negotiating = this.negotiate(hostId, peer)
+      .then(() => true)
+      .catch((err: unknown) => {
+        peer.lastError = `${(err as Error)?.name ?? "Error"}: ${(err as Error)?.message ?? String(err)}`;
+        peer.failedAt = this.clockNow();
+        return false;
+      })
+      .finally(() => {
+        peer.negotiating = null;
+        this.pathChanged(hostId);
+      });
+    return peer.negotiating;
+  }
+
+  private peer(hostId: string): PeerState {
+    let peer = this.peers.get(hostId);
+    if (!peer) {
+      peer = { channel: null, negotiating: null, failedAt: null, forcedRelayed: false, lastError: null, upgrades: 0 };
+      this.peers.set(hostId, peer);
+    }
+    return peer;
+  }
+
+  private pathChanged(hostId: string): void {
+    const path = this.hostPath(hostId);
+    for (const listener of this.pathListeners) {
+      try {
+        listener(hostId, path);
+      } catch {
+        /* a listener's own problem */
+      }
+    }
+  }
+
+  private upgradeSoon(hostId: string): void {
+    if (!this.rtc.enabled) return;
+    void this.upgrade(hostId);
+  }
+
+  /** The channel a call to `pathAndQuery` may take, or null: the relay then. */
+  private channelFor(hostId: string, pathAndQuery: string, body: Uint8Array): DirectChannel | null {
+    const peer = this.peers.get(hostId);
+    const channel = peer?.channel;
+    if (!peer || !channel?.isOpen || peer.forcedRelayed) return null;
+    const route = pathAndQuery.split("?")[0] as string;
+    if (route.startsWith(wire.AUTH_PREFIX) || route === OFFER_PATH) return null;
+    if (body.length > MAX_CHANNEL_UPLOAD) return null;
+    return channel;
+  }
+
+  /** The offer, signed and sent through the relay; its answer verified like every answer
+   *  (so the DTLS fingerprints in it are the host's) before the browser uses it. */
+  private async negotiate(hostId: string, peer: PeerState): Promise<void> {
+    const { channel, sdp } = await DirectChannel.offer(this.rtc.iceServers, {
+      gatherMs: this.rtc.gatherMs,
+      openMs: this.rtc.openMs,
+      maxMessage: this.rtc.maxMessage,
+      maxQueue: 64,
+    });
+    try {
+      const offerId = crypto.randomUUID();
+      const answer = await this.hostFetch(
+        hostId,
+        OFFER_PATH,
+        { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ sdp, session_id: offerId }) },
+        false,
+      );
+      if (answer.status !== 200) throw new NegotiationFailed(`the host refused the offer (${answer.status})`);
+      let doc: unknown;
+      try {
+        doc = await answer.json();
+      } catch {
+        throw new NegotiationFailed("the answer is not JSON");
+      }
+      const data = (doc as { success?: unknown; data?: unknown } | null)?.data as { sdp?: unknown; session_id?: unknown } | undefined;
+      if ((doc as { success?: unknown }).success !== true || typeof data !== "object" || data === null) {
+        throw new NegotiationFailed("the answer is not a success envelope");
+      }
+      if (data.session_id !== offerId || typeof data.sdp !== "string") throw new NegotiationFailed("the answer is for another offer");
+      let fingerprints: Set<string>;
+      try {
+        fingerprints = dtlsFingerprints(data.sdp);
+      } catch (err) {
+        throw new NegotiationFailed(`bad answer: ${(err as Error).message}`);
+      }
+      await channel.accept(data.sdp, fingerprints);
+    } catch (err) {
+      channel.close("the upgrade failed");
+      throw err;
+    }
+    peer.channel = channel;
+    peer.failedAt = null;
+    peer.lastError = null;
+    peer.upgrades += 1;
+    this.stats.upgrades += 1;
+    channel.onClose((reason) => {
+      if (peer.channel === channel) peer.channel = null;
+      peer.lastError = reason;
+      this.pathChanged(hostId); // it worked and dropped: the next relayed call retries at once
+    });
+  }
+
+  /** One call over the channel, signed and checked exactly like a relayed one. Null: the
+   *  host refused it before running it (an unsigned 401/403: a stale signing session,
+   *  say), so the relay path may sign it anew. No answer in time, or the channel failed:
+   *  the SAME signed request goes through the relay, and a host that had run it refuses
+   *  it as a replay (MayHaveRun) instead of running it twice. */
+  private async fetchDirect(
+    record: StoredPairing,
+    channel: DirectChannel,
+    method: string,
+    pathAndQuery: string,
+    body: Uint8Array,
+    headers: Headers,
+    signal: AbortSignal | null,
+  ): Promise<VerifiedResponse | null> {
+    const signed = await this.signRequest(record, method, pathAndQuery, body);
+    const sent = channelHeaders(signedHeaders(signed, headers));
+    let response: Response;
+    try {
+      response = await channel.fetch({ method, path: signed.pathAndQuery, headers: sent, body }, this.rtc.answerTimeoutMs, signal);
+    } catch (err) {
+      if (!(err instanceof ChannelTimeout || err instanceof ChannelClosed)) throw err;
+      this.stats.channelFallbacks += 1;
+      if (err instanceof ChannelTimeout) channel.close(err.message);
+      const relayed = await this.sendSigned(record, method, signed, body, headers, signal);
+      if (relayed.status === 401 && looksLikeHost(relayed)) {
+        const refusal = await this.readRefusal(record, signed, relayed);
+        if (refusal.reason === "replayed_nonce") {
+          throw new MayHaveRun(
+            `${method} ${pathAndQuery}: no answer over WebRTC in time and the host had this call already: it may have run (it was not run twice)`,
+          );
+        }
+        throw new RelayRefused(401, `the host refused the request (${refusal.reason}): ${refusal.message}`, refusal.reason);
+      }
+      this.stats.relayedCalls += 1;
+      return this.checkAnswer(record, signed, relayed);
+    }
+    record.sessionUsedAt = this.clockNow();
+    if ((response.status === 401 || response.status === 403) && !response.headers.has(wire.RESP_SIGNATURE)) {
+      const fields = errorFields(await readSmall(response));
+      if (fields.reason === "wrong_session") channel.close("the channel belongs to an older signing session");
+      return null;
+    }
+    const answer = (await this.checkAnswer(record, signed, response)) as Verified;
+    answer.via = "direct";
+    this.stats.directCalls += 1;
+    return answer;
   }
 
   // ------------------------------------------------------------------ signing sessions
@@ -678,7 +975,23 @@ export class RelayClient {
 
   /** A WebSocket to the host whose every frame is signed both ways. */
   relayWebSocket(hostId: string, path: string): RelayWebSocket {
-    return new SignedRelayWebSocket(this, checkUuid(hostId, "host id"), path);
+    hostId = checkUuid(hostId, "host id");
+    const relayed = () => new SignedRelayWebSocket(this, hostId, path);
+    const channel = this.channelFor(hostId, wire.canonicalPath(path), new Uint8Array(0));
+    if (!channel) return relayed();
+    return new ChannelWebSocket(channel, () => this.prepareChannelWebSocket(hostId, path), relayed, this.rtc.answerTimeoutMs);
+  }
+
+  /** The signature headers of an upgrade over the channel (GET path, empty body), signed
+   *  over the same path a relayed upgrade signs. */
+  private async prepareChannelWebSocket(hostId: string, path: string): Promise<{ path: string; headers: ChannelHeaders }> {
+    const [pathOnly, query = ""] = splitOnce(wire.canonicalPath(path), "?");
+    const signedPath = wire.signedWsPath(pathOnly, [...new URLSearchParams(query)] as [string, string][]);
+    const record = await this.renewIfStale(await this.load(hostId));
+    const signed = await this.signRequest(record, "GET", signedPath, new Uint8Array(0));
+    record.sessionUsedAt = this.clockNow();
+    await this.store.put(record);
+    return { path: signedPath, headers: channelHeaders(signedHeaders(signed, new Headers())) };
   }
 
   /** @internal The upgrade URL and the frame signer and verifier for it. */

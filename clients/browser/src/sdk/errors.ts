@@ -41,3 +41,9 @@ export class PairingFailed extends Error {
     this.reason = reason;
   }
 }
+/** A call over the WebRTC channel got no answer in time, and the host refused the very
+ *  same signed call through the relay as a replay: it may have run once. It was not run
+ *  twice. */
+export class MayHaveRun extends Error {
+  override name = "MayHaveRun";
+}

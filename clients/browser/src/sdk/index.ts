@@ -7,13 +7,16 @@ export {
   normalizeRelayUrl,
   REVOKED_REASON,
   type HostInfo,
+  type HostPath,
   type RelayClientOptions,
   type RelayWebSocket,
   type VerifiedResponse,
+  type WebRtcOptions,
   type WebSocketConstructor,
 } from "./client";
-export { HostOffline, NotPaired, PairingFailed, PairingRevoked, RelayRefused, SignatureInvalid, Timeout } from "./errors";
+export { HostOffline, MayHaveRun, NotPaired, PairingFailed, PairingRevoked, RelayRefused, SignatureInvalid, Timeout } from "./errors";
 export { keySupport } from "./keys";
+export { ChannelClosed } from "./rtc/peer";
 export { IndexedDbPairingStore, type Pairing, type PairingStore, type StoredPairing } from "./store";
 
 // The protocol pieces, for the shared-vector tests (test/) and for tools; not needed to
@@ -21,7 +24,10 @@ export { IndexedDbPairingStore, type Pairing, type PairingStore, type StoredPair
 import * as bytes from "./bytes";
 import * as frames from "./frames";
 import * as keys from "./keys";
+import * as chunking from "./rtc/chunking";
+import * as messages from "./rtc/messages";
+import * as sdp from "./rtc/sdp";
 import * as spake2 from "./spake2";
 import * as verify from "./verify";
 import * as wire from "./wire";
-export const protocol = { bytes, frames, keys, spake2, verify, wire };
+export const protocol = { bytes, frames, keys, spake2, verify, wire, rtc: { chunking, messages, sdp } };

@@ -3,6 +3,7 @@
 // relay at / (or from anywhere: <meta name="agent-relay-url"> names the relay).
 import "./remote.css";
 import {
+  ChannelClosed,
   HostOffline,
   type HostInfo,
   keySupport,
@@ -237,6 +238,10 @@ function hostItem(host: HostInfo): HTMLLIElement {
       { class: "host-facts" },
       h("span", { class: `badge ${host.status}` }, host.status),
       h("span", { class: `badge ${host.paired ? "paired" : "unpaired"}` }, host.paired ? "paired" : "not paired"),
+      // The path of a paired host this page has reached: a data channel open, or the relay.
+      host.paired && client.hostPath(host.id).path === "direct"
+        ? h("span", { class: "badge direct", "data-path": "direct" }, "direct (WebRTC)")
+        : null,
       h("span", { class: "muted" }, `last seen ${ago(host.lastSeenAt)}`),
     ),
     action,
@@ -382,8 +387,8 @@ function hostScreen(hostId: string): void {
     "Every answer on this screen was verified against the host's key.",
   );
   const content = h("div", { id: "host-content" }, h("p", { class: "muted" }, "Loading…"));
-  screen(hostName(hostId), badge, box, content);
   const stops: (() => void)[] = [];
+  screen(hostName(hostId), badge, pathView(hostId, stops), box, content);
   let stopped = false;
   stopScreen = () => {
     stopped = true;
@@ -426,6 +431,36 @@ function hostScreen(hostId: string): void {
   })();
 }
 
+/** Which way this host's calls go: "direct (WebRTC)" once the data channel is open, else
+ *  "via relay"; and the user's choice to keep to the relay. */
+function pathView(hostId: string, stops: (() => void)[]): HTMLElement {
+  const label = h("span", { id: "path-label" });
+  const status = h("p", { class: "path", id: "path-badge", role: "status" }, "Path: ", label);
+  const relayOnly = h("input", { type: "checkbox", id: "relay-only" });
+  const show = (): void => {
+    const path = client.hostPath(hostId);
+    const direct = path.path === "direct";
+    label.textContent = direct ? "direct (WebRTC)" : "via relay";
+    status.className = direct ? "path direct" : "path relayed";
+    status.dataset.path = path.path;
+    status.title = !direct && path.lastError ? `WebRTC: ${path.lastError}` : "";
+    relayOnly.checked = path.forcedRelayed;
+  };
+  relayOnly.addEventListener("change", () => client.forceRelayed(hostId, relayOnly.checked));
+  stops.push(
+    client.onPathChange((changed) => {
+      if (changed === hostId) show();
+    }),
+  );
+  show();
+  return h(
+    "div",
+    { class: "path-row" },
+    status,
+    h("label", { class: "relay-only", for: "relay-only" }, relayOnly, " Use the relay only"),
+  );
+}
+
 function workspacesView(hostId: string, workspaces: { id: string; name: string }[], fail: (e: unknown) => void): HTMLElement {
   const repos = h("div", { id: "repos", "aria-live": "polite" });
   const open = async (ws: { id: string; name: string }): Promise<void> => {
@@ -453,10 +488,14 @@ function workspacesView(hostId: string, workspaces: { id: string; name: string }
 }
 
 function eventsView(hostId: string, fail: (e: unknown) => void, stops: (() => void)[]): HTMLElement {
-  const list = h("ol", { class: "events", id: "events", "aria-live": "polite" });
+  // Focusable: it scrolls once the events fill it (keyboard users can scroll it too).
+  const list = h("ol", { class: "events", id: "events", "aria-live": "polite", tabindex: "0", "aria-label": "Live events" });
   const controller = new AbortController();
   stops.push(() => controller.abort());
-  void (async () => {
+  // A stream over the WebRTC channel ends with the channel: it is asked for again, and
+  // then comes through the relay (a few times at most, so a flapping channel shows).
+  let resumes = 3;
+  const follow = async (): Promise<void> => {
     try {
       const answer = await client.relayFetch(hostId, "/api/events", { signal: controller.signal });
       const reader = answer.body?.getReader();
@@ -480,9 +519,12 @@ function eventsView(hostId: string, fail: (e: unknown) => void, stops: (() => vo
         }
       }
     } catch (err) {
-      if (!controller.signal.aborted) fail(err);
+      if (controller.signal.aborted) return;
+      if (err instanceof ChannelClosed && resumes-- > 0) return follow();
+      fail(err);
     }
-  })();
+  };
+  void follow();
   return h("section", { "aria-labelledby": "h-ev" }, h("h2", { id: "h-ev" }, "Live events"), list);
 }
 
@@ -494,18 +536,31 @@ function terminalView(hostId: string, fail: (e: unknown) => void, stops: (() => 
     out.textContent = (out.textContent + text).slice(-8000);
     out.scrollTop = out.scrollHeight;
   };
-  try {
-    ws = client.relayWebSocket(hostId, "/api/terminal");
-    ws.onmessage = (ev) => write(typeof ev.data === "string" ? ev.data : new TextDecoder().decode(ev.data));
-    ws.onclose = (ev) => {
-      write(`\r\n[closed${ev.reason ? `: ${ev.reason}` : ""}]\r\n`);
-      if (/revoked/i.test(ev.reason)) fail(new PairingRevoked(ev.reason));
-    };
-    ws.onerror = (err) => fail(err);
-    stops.push(() => ws?.close(1000, "left the page"));
-  } catch (err) {
-    fail(err);
-  }
+  let left = false;
+  let resumes = 3;
+  const connect = (): void => {
+    try {
+      const socket = client.relayWebSocket(hostId, "/api/terminal");
+      ws = socket;
+      socket.onmessage = (ev) => write(typeof ev.data === "string" ? ev.data : new TextDecoder().decode(ev.data));
+      socket.onclose = (ev) => {
+        write(`\r\n[closed${ev.reason ? `: ${ev.reason}` : ""}]\r\n`);
+        if (/revoked/i.test(ev.reason)) fail(new PairingRevoked(ev.reason));
+        // The WebRTC channel dropped under it: open it again (through the relay now).
+        else if (!left && ev.code === 1006 && /WebRTC/.test(ev.reason) && resumes-- > 0) connect();
+      };
+      socket.onerror = (err) => {
+        if (!/WebRTC/.test(err.message)) fail(err);
+      };
+    } catch (err) {
+      fail(err);
+    }
+  };
+  connect();
+  stops.push(() => {
+    left = true;
+    ws?.close(1000, "left the page");
+  });
   const form = h(
     "form",
     {

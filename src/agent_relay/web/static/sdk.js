@@ -122,6 +122,9 @@ var PairingFailed = class extends Error {
     this.reason = reason;
   }
 };
+var MayHaveRun = class extends Error {
+  name = "MayHaveRun";
+};
 
 // src/sdk/frames.ts
 var frames_exports = {};
@@ -2451,12 +2454,12 @@ var refreshMessage = (timestamp, nonce, clientId) => utf8(`v1|refresh|${timestam
 function formUrlencode(pairs) {
   return new URLSearchParams(pairs).toString();
 }
-var signedWsPath = (path, pairs) => pairs.length ? `${path}?${formUrlencode(pairs)}` : path;
-function canonicalPath(path) {
-  if (!path.startsWith("/") || path.includes("#") || path.length > 8e3) {
-    throw new TypeError(`a path must start with / and hold no fragment: ${JSON.stringify(path.slice(0, 100))}`);
+var signedWsPath = (path2, pairs) => pairs.length ? `${path2}?${formUrlencode(pairs)}` : path2;
+function canonicalPath(path2) {
+  if (!path2.startsWith("/") || path2.includes("#") || path2.length > 8e3) {
+    throw new TypeError(`a path must start with / and hold no fragment: ${JSON.stringify(path2.slice(0, 100))}`);
   }
-  const url = new URL(`http://host.invalid${path}`);
+  const url = new URL(`http://host.invalid${path2}`);
   return url.pathname + url.search;
 }
 
@@ -2747,8 +2750,8 @@ var Spake2A = class {
   }
 };
 var confirmationKey = (sharedKey) => hkdf(sha256, sharedKey, EMPTY, utf8("key-confirmation"), 32);
-function uuidBytes(id) {
-  const clean2 = id.toLowerCase().replace(/-/g, "");
+function uuidBytes(id2) {
+  const clean2 = id2.toLowerCase().replace(/-/g, "");
   if (!/^[0-9a-f]{32}$/.test(clean2)) throw new Error("not a UUID");
   return unhex(clean2);
 }
@@ -2758,6 +2761,699 @@ var serverProof = (ck, enrollmentId, clientPublic, serverPublic) => hmac(
   ck,
   concat(utf8("vk-spake2-server-proof-v2"), uuidBytes(enrollmentId), clientPublic, serverPublic)
 );
+
+// src/sdk/rtc/messages.ts
+var messages_exports = {};
+__export(messages_exports, {
+  EXTENSIONS: () => EXTENSIONS,
+  MAX_HEADERS: () => MAX_HEADERS,
+  MAX_ID: () => MAX_ID,
+  MAX_PATH: () => MAX_PATH,
+  METHODS: () => METHODS,
+  MessageError: () => MessageError,
+  WS_MSG_TYPES: () => WS_MSG_TYPES,
+  decodeMessage: () => decodeMessage,
+  encodeMessage: () => encodeMessage
+});
+var METHODS = /* @__PURE__ */ new Set(["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]);
+var WS_MSG_TYPES = /* @__PURE__ */ new Set(["text", "binary", "ping", "pong", "close"]);
+var EXTENSIONS = /* @__PURE__ */ new Set(["stream"]);
+var MAX_ID = 64;
+var MAX_PATH = 8192;
+var MAX_HEADERS = 100;
+var MessageError = class extends Error {
+  name = "MessageError";
+};
+function str(obj, name, limit, optional = false) {
+  const value = obj[name];
+  if ((value === void 0 || value === null) && optional) return null;
+  if (typeof value !== "string") throw new MessageError(`${name} must be a string`);
+  if ([...value].length > limit) throw new MessageError(`${name} too long`);
+  return value;
+}
+function id(obj, name = "id") {
+  const value = str(obj, name, MAX_ID);
+  if (!value) throw new MessageError(`${name} is empty`);
+  return value;
+}
+function int(obj, name, low, high, optional = false) {
+  const value = obj[name];
+  if ((value === void 0 || value === null) && optional) return null;
+  if (typeof value !== "number" || !Number.isInteger(value) || value < low || value > high) {
+    throw new MessageError(`${name} must be an integer in ${low}..${high}`);
+  }
+  return value;
+}
+function b64(obj, name) {
+  const value = obj[name];
+  if (value === void 0 || value === null) return new Uint8Array(0);
+  if (typeof value !== "string") throw new MessageError(`${name} must be a string`);
+  try {
+    return b64decode(value);
+  } catch {
+    throw new MessageError(`${name} is not base64`);
+  }
+}
+function flag(obj, name) {
+  const value = Object.hasOwn(obj, name) ? obj[name] : false;
+  if (typeof value !== "boolean") throw new MessageError(`${name} must be a boolean`);
+  return value;
+}
+var ASCII = /^[\x00-\x7f]*$/;
+function headers(obj, name = "headers") {
+  const value = obj[name];
+  if (value === void 0 || value === null) return {};
+  if (typeof value !== "object" || Array.isArray(value) || Object.keys(value).length > MAX_HEADERS) {
+    throw new MessageError(`${name} must be an object of at most ${MAX_HEADERS} names`);
+  }
+  const out = /* @__PURE__ */ Object.create(null);
+  for (const [key, values] of Object.entries(value)) {
+    if (!key || key.length > 256 || !ASCII.test(key)) throw new MessageError("bad header name");
+    if (!Array.isArray(values) || values.length > MAX_HEADERS) throw new MessageError("header values must be a list of strings");
+    for (const one of values) {
+      if (typeof one !== "string" || [...one].length > MAX_PATH || one.includes("\r") || one.includes("\n")) {
+        throw new MessageError("header values must be a list of strings");
+      }
+    }
+    (out[key.toLowerCase()] ??= []).push(...values);
+  }
+  return out;
+}
+function path(obj) {
+  const value = str(obj, "path", MAX_PATH);
+  if (!value.startsWith("/") || !ASCII.test(value) || /[ \r\n\t]/.test(value)) {
+    throw new MessageError("path must be an absolute path and query");
+  }
+  return value;
+}
+var DECODERS = {
+  http_request(obj) {
+    const method = str(obj, "method", 16);
+    if (!method || !/^[A-Za-z]+$/.test(method)) throw new MessageError("bad method");
+    return { type: "http_request", id: id(obj), method: method.toUpperCase(), path: path(obj), headers: headers(obj), body: b64(obj, "body_b64"), stream: flag(obj, "stream") };
+  },
+  http_response(obj) {
+    return { type: "http_response", id: id(obj), status: int(obj, "status", 100, 999), headers: headers(obj), body: b64(obj, "body_b64"), stream: flag(obj, "stream") };
+  },
+  ws_open(obj) {
+    return { type: "ws_open", conn_id: id(obj, "conn_id"), path: path(obj), protocols: str(obj, "protocols", 1024, true), headers: headers(obj) };
+  },
+  ws_opened(obj) {
+    return { type: "ws_opened", conn_id: id(obj, "conn_id"), selected_protocol: str(obj, "selected_protocol", 256, true) };
+  },
+  ws_frame(obj) {
+    const msgType = str(obj, "msg_type", 16);
+    if (!WS_MSG_TYPES.has(msgType)) throw new MessageError("bad msg_type");
+    return { type: "ws_frame", conn_id: id(obj, "conn_id"), msg_type: msgType, payload: b64(obj, "payload_b64") };
+  },
+  ws_close(obj) {
+    return { type: "ws_close", conn_id: id(obj, "conn_id"), code: int(obj, "code", 1e3, 4999, true), reason: str(obj, "reason", 123, true) };
+  },
+  ws_error(obj) {
+    return { type: "ws_error", conn_id: id(obj, "conn_id"), error: str(obj, "error", 1024) };
+  },
+  hello(obj) {
+    const value = obj.extensions;
+    if (!Array.isArray(value) || value.length > 16 || !value.every((v) => typeof v === "string")) {
+      throw new MessageError("extensions must be a list of strings");
+    }
+    return { type: "hello", extensions: new Set(value.filter((v) => EXTENSIONS.has(v))) };
+  },
+  body(obj) {
+    return { type: "body", id: id(obj), data: b64(obj, "data_b64") };
+  },
+  body_end(obj) {
+    return { type: "body_end", id: id(obj), error: str(obj, "error", 1024, true) };
+  },
+  credit(obj) {
+    return { type: "credit", id: id(obj), bytes: int(obj, "bytes", 1, 2 ** 30) };
+  }
+};
+function decodeMessage(data) {
+  let obj;
+  try {
+    obj = JSON.parse(fromUtf8(data));
+  } catch {
+    throw new MessageError("not UTF-8 JSON");
+  }
+  if (typeof obj !== "object" || obj === null || Array.isArray(obj)) throw new MessageError("not a JSON object");
+  const kind = obj.type;
+  const decoder2 = typeof kind === "string" && Object.hasOwn(DECODERS, kind) ? DECODERS[kind] : void 0;
+  if (!decoder2) throw new MessageError("unknown message type");
+  return decoder2(obj);
+}
+function encodeMessage(message) {
+  let obj;
+  switch (message.type) {
+    case "http_request":
+      obj = { type: message.type, id: message.id, method: message.method, path: message.path, headers: message.headers };
+      if (message.body.length) obj.body_b64 = b64encode(message.body);
+      if (message.stream) obj.stream = true;
+      break;
+    case "http_response":
+      obj = { type: message.type, id: message.id, status: message.status, headers: message.headers };
+      if (message.body.length) obj.body_b64 = b64encode(message.body);
+      if (message.stream) obj.stream = true;
+      break;
+    case "ws_open":
+      obj = { type: message.type, conn_id: message.conn_id, path: message.path };
+      if (message.protocols) obj.protocols = message.protocols;
+      if (Object.keys(message.headers).length) obj.headers = message.headers;
+      break;
+    case "ws_opened":
+      obj = { type: message.type, conn_id: message.conn_id };
+      if (message.selected_protocol) obj.selected_protocol = message.selected_protocol;
+      break;
+    case "ws_frame":
+      obj = { type: message.type, conn_id: message.conn_id, msg_type: message.msg_type };
+      if (message.payload.length) obj.payload_b64 = b64encode(message.payload);
+      break;
+    case "ws_close":
+      obj = { type: message.type, conn_id: message.conn_id };
+      if (message.code !== null) obj.code = message.code;
+      if (message.reason) obj.reason = message.reason;
+      break;
+    case "ws_error":
+      obj = { type: message.type, conn_id: message.conn_id, error: message.error };
+      break;
+    case "hello":
+      obj = { type: message.type, extensions: [...message.extensions].sort() };
+      break;
+    case "body":
+      obj = { type: message.type, id: message.id, data_b64: b64encode(message.data) };
+      break;
+    case "body_end":
+      obj = { type: message.type, id: message.id };
+      if (message.error) obj.error = message.error;
+      break;
+    case "credit":
+      obj = { type: message.type, id: message.id, bytes: message.bytes };
+      break;
+  }
+  return utf8(JSON.stringify(obj));
+}
+
+// src/sdk/rtc/chunking.ts
+var chunking_exports = {};
+__export(chunking_exports, {
+  CHUNK_PAYLOAD: () => CHUNK_PAYLOAD,
+  ChunkError: () => ChunkError,
+  LAST: () => LAST,
+  MORE: () => MORE,
+  Reassembler: () => Reassembler,
+  splitMessage: () => splitMessage
+});
+var CHUNK_PAYLOAD = 61440;
+var MORE = 6;
+var LAST = 7;
+var ChunkError = class extends Error {
+  name = "ChunkError";
+};
+function splitMessage(message, chunkPayload = CHUNK_PAYLOAD) {
+  if (!(chunkPayload > 0 && chunkPayload <= CHUNK_PAYLOAD)) throw new RangeError(`chunkPayload must be in 1..${CHUNK_PAYLOAD}`);
+  const chunks = [];
+  for (let start = 0; ; start += chunkPayload) {
+    const stop = start + chunkPayload;
+    const last = stop >= message.length;
+    const part = message.subarray(start, last ? message.length : stop);
+    const chunk = new Uint8Array(part.length + 1);
+    chunk[0] = last ? LAST : MORE;
+    chunk.set(part, 1);
+    chunks.push(chunk);
+    if (last) return chunks;
+  }
+}
+var Reassembler = class {
+  constructor(maxMessage) {
+    this.maxMessage = maxMessage;
+  }
+  maxMessage;
+  parts = [];
+  size = 0;
+  get pending() {
+    return this.size;
+  }
+  /** The complete message `chunk` ends, or null while more are to come. */
+  feed(chunk) {
+    if (chunk.length === 0) throw new ChunkError("empty chunk (no header byte)");
+    if (chunk.length - 1 > CHUNK_PAYLOAD) throw new ChunkError(`chunk over ${CHUNK_PAYLOAD} payload bytes`);
+    this.size += chunk.length - 1;
+    if (this.size > this.maxMessage) throw new ChunkError(`message over ${this.maxMessage} bytes`);
+    this.parts.push(chunk.subarray(1));
+    if (!(chunk[0] & 1)) return null;
+    const message = new Uint8Array(this.size);
+    let at = 0;
+    for (const part of this.parts) {
+      message.set(part, at);
+      at += part.length;
+    }
+    this.parts = [];
+    this.size = 0;
+    return message;
+  }
+};
+
+// src/sdk/rtc/peer.ts
+var CHANNEL_LABEL = "relay";
+var HIGH_WATER = 1 << 20;
+var ChannelClosed = class extends Error {
+  name = "ChannelClosed";
+};
+var ChannelTimeout = class extends Error {
+  name = "ChannelTimeout";
+};
+var NegotiationFailed = class extends Error {
+  name = "NegotiationFailed";
+};
+var DirectChannel = class _DirectChannel {
+  constructor(pc, channel, limits) {
+    this.pc = pc;
+    this.channel = channel;
+    this.limits = limits;
+    this.joiner = new Reassembler(limits.maxMessage);
+    channel.binaryType = "arraybuffer";
+    channel.bufferedAmountLowThreshold = HIGH_WATER / 2;
+    channel.onmessage = (event) => this.onChunk(event.data);
+    channel.onclose = () => this.ended("the data channel closed");
+    pc.onconnectionstatechange = () => {
+      if (pc.connectionState === "failed" || pc.connectionState === "closed") this.ended(`the peer connection ${pc.connectionState}`);
+    };
+  }
+  pc;
+  channel;
+  limits;
+  joiner;
+  pending = /* @__PURE__ */ new Map();
+  bodies = /* @__PURE__ */ new Map();
+  sockets = /* @__PURE__ */ new Map();
+  sending = Promise.resolve();
+  closedReason = null;
+  /** The handshake's certificate was compared with the signed answer's fingerprints
+   *  (false where the browser does not show it: its own check against the SDP stands). */
+  certificateChecked = false;
+  closeListeners = [];
+  /** A peer connection, its channel and the complete offer SDP (candidates gathered for
+   *  at most `limits.gatherMs`; whatever came by then is offered). */
+  static async offer(iceServers, limits) {
+    if (typeof RTCPeerConnection === "undefined") throw new NegotiationFailed("this browser has no WebRTC");
+    const pc = new RTCPeerConnection({ iceServers });
+    try {
+      const dc = pc.createDataChannel(CHANNEL_LABEL, { ordered: true });
+      await pc.setLocalDescription(await pc.createOffer());
+      await gathered(pc, limits.gatherMs);
+      const sdp = pc.localDescription?.sdp ?? "";
+      if (!/^a=candidate:/m.test(sdp)) throw new NegotiationFailed("no ICE candidate gathered in time");
+      return { channel: new _DirectChannel(pc, dc, limits), sdp };
+    } catch (err) {
+      pc.close();
+      throw err instanceof NegotiationFailed ? err : new NegotiationFailed(`cannot make an offer: ${err.message}`);
+    }
+  }
+  /** Use an answer whose signature the caller has checked: its DTLS fingerprints are the
+   *  host's. Waits for the channel to open, then checks the certificate the handshake
+   *  presented against them too (where the browser shows it). */
+  async accept(answerSdp, fingerprints) {
+    try {
+      await this.pc.setRemoteDescription({ type: "answer", sdp: answerSdp });
+    } catch (err) {
+      throw new NegotiationFailed(`the browser refused the answer: ${err.message}`);
+    }
+    await this.opened();
+    await this.checkCertificate(fingerprints);
+  }
+  opened() {
+    if (this.channel.readyState === "open") return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new NegotiationFailed("the data channel did not open in time")), this.limits.openMs);
+      this.channel.addEventListener("open", () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      this.onClose((reason) => {
+        clearTimeout(timer);
+        reject(new NegotiationFailed(reason));
+      });
+    });
+  }
+  async checkCertificate(fingerprints) {
+    const transport = this.pc.sctp?.transport;
+    const certificates = transport?.getRemoteCertificates?.() ?? [];
+    const first = certificates[0];
+    if (!first) return;
+    const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", first));
+    const hex2 = Array.from(digest, (b) => b.toString(16).padStart(2, "0").toUpperCase()).join(":");
+    if (!fingerprints.has(`sha-256 ${hex2}`)) {
+      this.close("the host's DTLS certificate is not the one its signed answer names");
+      throw new NegotiationFailed("the host's DTLS certificate is not the one its signed answer names");
+    }
+    this.certificateChecked = true;
+  }
+  get isOpen() {
+    return this.closedReason === null && this.channel.readyState === "open";
+  }
+  get reason() {
+    return this.closedReason;
+  }
+  onClose(listener) {
+    if (this.closedReason !== null) listener(this.closedReason);
+    else this.closeListeners.push(listener);
+  }
+  close(reason = "closed by this page") {
+    this.ended(reason);
+  }
+  ended(reason) {
+    if (this.closedReason !== null) return;
+    this.closedReason = reason;
+    try {
+      this.channel.close();
+    } catch {
+    }
+    this.pc.close();
+    const err = new ChannelClosed(`WebRTC: ${reason}`);
+    for (const waiter of this.pending.values()) waiter.reject(err);
+    this.pending.clear();
+    for (const body of this.bodies.values()) {
+      try {
+        body.error(err);
+      } catch {
+      }
+    }
+    this.bodies.clear();
+    for (const deliver of [...this.sockets.values()]) deliver({ type: "ws_close", conn_id: "", code: 1006, reason: "WebRTC disconnected" });
+    this.sockets.clear();
+    for (const listener of this.closeListeners.splice(0)) listener(reason);
+  }
+  // --------------------------------------------------------------- receiving
+  onChunk(data) {
+    if (this.closedReason !== null) return;
+    let message;
+    try {
+      const chunk = typeof data === "string" ? new TextEncoder().encode(data) : new Uint8Array(data);
+      const joined = this.joiner.feed(chunk);
+      if (joined === null) return;
+      message = decodeMessage(joined);
+    } catch (err) {
+      if (err instanceof ChunkError || err instanceof MessageError) {
+        this.close(`bad message from the host: ${err.message}`);
+        return;
+      }
+      throw err;
+    }
+    this.dispatch(message);
+  }
+  dispatch(message) {
+    switch (message.type) {
+      case "http_response": {
+        const waiter = this.pending.get(message.id);
+        if (!waiter) return;
+        this.pending.delete(message.id);
+        try {
+          waiter.resolve(this.response(message, waiter.signal));
+        } catch (err) {
+          waiter.reject(err);
+        }
+        return;
+      }
+      case "body": {
+        const body = this.bodies.get(message.id);
+        if (!body) return;
+        body.enqueue(message.data);
+        if ((body.desiredSize ?? 0) < 0) this.close("a streamed body was not read fast enough");
+        return;
+      }
+      case "body_end": {
+        const body = this.bodies.get(message.id);
+        if (!body) return;
+        this.bodies.delete(message.id);
+        if (message.error) body.error(new ChannelClosed(`the host could not finish the body: ${message.error}`));
+        else body.close();
+        return;
+      }
+      case "ws_opened":
+      case "ws_frame":
+      case "ws_close":
+      case "ws_error":
+        this.sockets.get(message.conn_id)?.(message);
+        return;
+      default:
+        return;
+    }
+  }
+  /** The answer as a Response, for RelayClient to check like a relayed one. */
+  response(message, signal) {
+    const headers2 = new Headers();
+    for (const [name, values] of Object.entries(message.headers)) {
+      for (const value of values) {
+        try {
+          headers2.append(name, value);
+        } catch {
+        }
+      }
+    }
+    if (message.status < 200 || message.status > 599) {
+      throw new ChannelClosed(`the host answered with status ${message.status} over WebRTC`);
+    }
+    const nullBody = message.status === 204 || message.status === 205 || message.status === 304;
+    let body = null;
+    if (message.stream) {
+      const id2 = message.id;
+      body = new ReadableStream(
+        {
+          start: (controller) => {
+            this.bodies.set(id2, controller);
+            signal?.addEventListener(
+              "abort",
+              () => {
+                if (this.bodies.get(id2) !== controller) return;
+                this.bodies.delete(id2);
+                controller.error(signal.reason instanceof Error ? signal.reason : new DOMException("aborted", "AbortError"));
+              },
+              { once: true }
+            );
+          },
+          cancel: () => {
+            this.bodies.delete(id2);
+          }
+        },
+        new CountQueuingStrategy({ highWaterMark: this.limits.maxQueue })
+      );
+    } else if (message.body.length && !nullBody) {
+      body = new Uint8Array(message.body);
+    }
+    return new Response(nullBody ? null : body, { status: message.status, headers: headers2 });
+  }
+  // --------------------------------------------------------------- sending
+  /** Send one message (its chunks in order; messages in call order), pausing while the
+   *  channel's buffer is over the high-water mark. */
+  send(message) {
+    const chunks = splitMessage(encodeMessage(message));
+    const done = this.sending.then(async () => {
+      for (const chunk of chunks) {
+        if (!this.isOpen) throw new ChannelClosed(`WebRTC: ${this.closedReason ?? "the data channel is not open"}`);
+        if (this.channel.bufferedAmount > HIGH_WATER) await this.drained();
+        this.channel.send(new Uint8Array(chunk));
+      }
+    });
+    this.sending = done.catch(() => void 0);
+    return done;
+  }
+  drained() {
+    return new Promise((resolve) => {
+      const done = () => {
+        this.channel.removeEventListener("bufferedamountlow", done);
+        resolve();
+      };
+      this.channel.addEventListener("bufferedamountlow", done);
+      this.onClose(done);
+    });
+  }
+  /** One http_request; the answer's head (a Response) or ChannelTimeout/ChannelClosed. */
+  fetch(request, headTimeoutMs, signal) {
+    const id2 = crypto.randomUUID();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id2);
+        reject(new ChannelTimeout(`no answer over WebRTC within ${headTimeoutMs} ms`));
+      }, headTimeoutMs);
+      const abort = () => {
+        clearTimeout(timer);
+        this.pending.delete(id2);
+        reject(signal?.reason instanceof Error ? signal.reason : new DOMException("aborted", "AbortError"));
+      };
+      if (signal?.aborted) return abort();
+      signal?.addEventListener("abort", abort, { once: true });
+      this.pending.set(id2, {
+        signal,
+        resolve: (response) => {
+          clearTimeout(timer);
+          signal?.removeEventListener("abort", abort);
+          resolve(response);
+        },
+        reject: (err) => {
+          clearTimeout(timer);
+          signal?.removeEventListener("abort", abort);
+          reject(err);
+        }
+      });
+      this.send({ type: "http_request", id: id2, ...request, stream: true }).catch((err) => this.pending.get(id2)?.reject(err));
+    });
+  }
+  /** Register a WebSocket's message handler; returns its conn_id and a remover. */
+  socket(deliver) {
+    const connId = crypto.randomUUID();
+    if (this.closedReason !== null) {
+      queueMicrotask(() => deliver({ type: "ws_close", conn_id: connId, code: 1006, reason: "WebRTC disconnected" }));
+    } else {
+      this.sockets.set(connId, deliver);
+    }
+    return { connId, remove: () => this.sockets.delete(connId) };
+  }
+};
+function gathered(pc, ms) {
+  if (pc.iceGatheringState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    pc.addEventListener("icegatheringstatechange", () => {
+      if (pc.iceGatheringState === "complete") {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+  });
+}
+
+// src/sdk/rtc/sdp.ts
+var sdp_exports = {};
+__export(sdp_exports, {
+  MAX_SDP: () => MAX_SDP,
+  SdpError: () => SdpError,
+  dtlsFingerprints: () => dtlsFingerprints
+});
+var MAX_SDP = 64 * 1024;
+var FINGERPRINT = /^a=fingerprint:(\S+) ([0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2})+)\s*$/;
+var SdpError = class extends Error {
+  name = "SdpError";
+};
+function dtlsFingerprints(sdp) {
+  if (sdp.length > MAX_SDP) throw new SdpError("SDP too long");
+  const found = /* @__PURE__ */ new Set();
+  for (const line of sdp.split(/\r\n|\r|\n/)) {
+    const match = FINGERPRINT.exec(line);
+    if (match) found.add(`${match[1].toLowerCase()} ${match[2].toUpperCase()}`);
+  }
+  if (found.size === 0) throw new SdpError("SDP names no DTLS fingerprint");
+  return found;
+}
+
+// src/sdk/rtc/socket.ts
+var CONNECTING = 0;
+var OPEN = 1;
+var CLOSED = 3;
+var ChannelWebSocket = class {
+  constructor(channel, prepare, fallback, openTimeoutMs) {
+    this.channel = channel;
+    this.fallback = fallback;
+    this.openTimeoutMs = openTimeoutMs;
+    void this.open(prepare);
+  }
+  channel;
+  fallback;
+  openTimeoutMs;
+  onopen = null;
+  onmessage = null;
+  onclose = null;
+  onerror = null;
+  /** "direct" once open over the channel, "relayed" once it fell back. */
+  path = null;
+  state = CONNECTING;
+  inner = null;
+  connId = "";
+  remove = () => void 0;
+  get readyState() {
+    return this.inner ? this.inner.readyState : this.state;
+  }
+  async open(prepare) {
+    let prepared;
+    try {
+      prepared = await prepare();
+    } catch {
+      this.toRelay();
+      return;
+    }
+    if (this.state !== CONNECTING) return;
+    let timer;
+    const registered = this.channel.socket((message) => {
+      switch (message.type) {
+        case "ws_opened":
+          if (this.state !== CONNECTING) return;
+          clearTimeout(timer);
+          this.state = OPEN;
+          this.path = "direct";
+          this.onopen?.();
+          return;
+        case "ws_frame":
+          if (this.state !== OPEN) return;
+          if (message.msg_type === "text") this.onmessage?.({ data: new TextDecoder().decode(message.payload) });
+          else if (message.msg_type === "binary") this.onmessage?.({ data: message.payload });
+          return;
+        case "ws_close":
+        case "ws_error":
+          clearTimeout(timer);
+          if (this.state === CONNECTING) {
+            this.toRelay();
+            return;
+          }
+          if (message.type === "ws_error") this.onerror?.(new Error(message.error));
+          this.finish(message.type === "ws_close" ? message.code ?? 1005 : 1006, message.type === "ws_close" ? message.reason ?? "" : message.error);
+          return;
+      }
+    });
+    this.connId = registered.connId;
+    this.remove = registered.remove;
+    timer = setTimeout(() => {
+      if (this.state === CONNECTING) this.toRelay();
+    }, this.openTimeoutMs);
+    this.channel.send({ type: "ws_open", conn_id: this.connId, path: prepared.path, protocols: null, headers: prepared.headers }).catch(() => {
+      clearTimeout(timer);
+      if (this.state === CONNECTING) this.toRelay();
+    });
+  }
+  toRelay() {
+    this.remove();
+    if (this.state !== CONNECTING || this.inner) return;
+    const inner = this.fallback();
+    this.inner = inner;
+    this.path = "relayed";
+    inner.onopen = () => this.onopen?.();
+    inner.onmessage = (ev) => this.onmessage?.(ev);
+    inner.onclose = (ev) => this.onclose?.(ev);
+    inner.onerror = (err) => this.onerror?.(err);
+  }
+  finish(code, reason) {
+    if (this.state === CLOSED) return;
+    this.state = CLOSED;
+    this.remove();
+    this.onclose?.({ code, reason });
+  }
+  send(data) {
+    if (this.inner) return this.inner.send(data);
+    if (this.state !== OPEN) throw new Error("the WebSocket is not open");
+    const frame = typeof data === "string" ? { type: "ws_frame", conn_id: this.connId, msg_type: "text", payload: utf8(data) } : { type: "ws_frame", conn_id: this.connId, msg_type: "binary", payload: data };
+    this.channel.send(frame).catch((err) => {
+      this.onerror?.(err);
+      this.finish(1006, "WebRTC disconnected");
+    });
+  }
+  close(code = 1e3, reason = "") {
+    if (this.inner) return this.inner.close(code, reason);
+    if (this.state === CLOSED) return;
+    const wasOpen = this.state === OPEN;
+    if (wasOpen || this.connId) {
+      this.channel.send({ type: "ws_close", conn_id: this.connId, code, reason: reason || null }).catch(() => void 0);
+    }
+    this.finish(code, reason);
+  }
+};
 
 // src/sdk/store.ts
 var publicPart = (record) => ({
@@ -2852,10 +3548,10 @@ __export(verify_exports, {
   verifyHead: () => verifyHead
 });
 var MAX_NONCE_LENGTH = 128;
-function parseHead(status, headers) {
-  const ts = headers.get(RESP_TS);
-  const responseNonce = headers.get(RESP_NONCE);
-  const signatureB64 = headers.get(RESP_SIGNATURE);
+function parseHead(status, headers2) {
+  const ts = headers2.get(RESP_TS);
+  const responseNonce = headers2.get(RESP_NONCE);
+  const signatureB64 = headers2.get(RESP_SIGNATURE);
   if (ts === null || responseNonce === null || signatureB64 === null) {
     throw new SignatureInvalid(`the answer (${status}) carries no host signature`);
   }
@@ -2869,16 +3565,16 @@ function parseHead(status, headers) {
   } catch {
     throw new SignatureInvalid("the answer's signature is malformed");
   }
-  const mode = headers.get(RESP_BODY_SIGNING);
+  const mode = headers2.get(RESP_BODY_SIGNING);
   if (mode !== null && mode !== STREAM_SIGNING_V1) {
     throw new SignatureInvalid(`unknown response body signing ${JSON.stringify(mode.slice(0, 40))}`);
   }
-  const signedHeaders = new Headers();
+  const signedHeaders2 = new Headers();
   for (const name of [RESP_TS, RESP_NONCE, RESP_SIGNATURE, RESP_BODY_SIGNING]) {
-    const value = headers.get(name);
-    if (value !== null) signedHeaders.set(name, value);
+    const value = headers2.get(name);
+    if (value !== null) signedHeaders2.set(name, value);
   }
-  return { status, ts, responseNonce, signature, streamed: mode !== null, signedHeaders };
+  return { status, ts, responseNonce, signature, streamed: mode !== null, signedHeaders: signedHeaders2 };
 }
 async function verifyHead(key, request, head, hBody) {
   const message = responseMessage(
@@ -2999,6 +3695,8 @@ var GONE = /* @__PURE__ */ new Set(["client_revoked", "unknown_client"]);
 var SESSION_MAX_AGE = 55 * 60 * 1e3;
 var SESSION_MAX_IDLE = 13 * 60 * 1e3;
 var SMALL_ANSWER = 64 * 1024;
+var OFFER_PATH = "/api/webrtc/offer";
+var MAX_CHANNEL_UPLOAD = 512 * 1024;
 var CODE = /^[A-Z0-9]{6}$/;
 var UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 var REVOKED_REASON = "revoked by the host owner";
@@ -3089,10 +3787,26 @@ async function bodyBytes(body) {
   }
   throw new TypeError("relayFetch takes a string, bytes, Blob or URLSearchParams body (it signs the exact bytes)");
 }
+function signedHeaders(signed, userHeaders) {
+  const headers2 = new Headers(userHeaders);
+  headers2.set(SIG_SESSION, signed.sessionId);
+  headers2.set(SIG_TS, String(signed.ts));
+  headers2.set(SIG_NONCE, signed.nonce);
+  headers2.set(SIG_SIGNATURE, signed.signatureB64);
+  headers2.set(ACCEPT_STREAM_SIGNING, "1");
+  return headers2;
+}
+function channelHeaders(headers2) {
+  const out = {};
+  headers2.forEach((value, name) => {
+    out[name] = [value];
+  });
+  return out;
+}
 var Verified = class {
-  constructor(status, headers, unverifiedHeaders, body, streamed) {
+  constructor(status, headers2, unverifiedHeaders, body, streamed) {
     this.status = status;
-    this.headers = headers;
+    this.headers = headers2;
     this.unverifiedHeaders = unverifiedHeaders;
     this.body = body;
     this.streamed = streamed;
@@ -3103,6 +3817,7 @@ var Verified = class {
   body;
   streamed;
   verified = true;
+  via = "relayed";
   used = false;
   async bytes() {
     if (this.used) throw new TypeError("the body was already read");
@@ -3143,7 +3858,10 @@ var RelayClient = class {
   maxBody;
   hostKeys = /* @__PURE__ */ new Map();
   /** Counters a test (or a status line) can read. */
-  stats = { relaySessionCreations: 0, refreshes: 0 };
+  stats = { relaySessionCreations: 0, refreshes: 0, directCalls: 0, relayedCalls: 0, upgrades: 0, channelFallbacks: 0 };
+  rtc;
+  peers = /* @__PURE__ */ new Map();
+  pathListeners = /* @__PURE__ */ new Set();
   constructor(opts) {
     this.relayUrl = normalizeRelayUrl(opts.relayUrl);
     this.token = opts.token;
@@ -3154,6 +3872,16 @@ var RelayClient = class {
     this.WebSocketImpl = opts.WebSocket ?? globalThis.WebSocket;
     this.timeoutMs = opts.timeoutMs ?? 3e4;
     this.maxBody = opts.maxBody ?? 64 * 1024 * 1024;
+    const rtc = opts.webrtc ?? {};
+    this.rtc = {
+      enabled: rtc.enabled ?? typeof globalThis.RTCPeerConnection !== "undefined",
+      iceServers: rtc.iceServers ?? [],
+      answerTimeoutMs: rtc.answerTimeoutMs ?? 2e4,
+      gatherMs: rtc.gatherMs ?? 5e3,
+      openMs: rtc.openMs ?? 1e4,
+      retryAfterFailureMs: rtc.retryAfterFailureMs ?? 5 * 6e4,
+      maxMessage: rtc.maxMessage ?? 1 << 20
+    };
   }
   // ------------------------------------------------------------------ hosts, pairings
   /** The user's hosts (GET /v1/hosts with the token), each marked paired or not here. */
@@ -3245,19 +3973,33 @@ var RelayClient = class {
   }
   // ------------------------------------------------------------------ HTTP
   /** One signed request to the host; the answer verified (see VerifiedResponse). */
-  async relayFetch(hostId, path, init = {}) {
+  async relayFetch(hostId, path2, init = {}) {
+    return this.hostFetch(hostId, path2, init, true);
+  }
+  async hostFetch(hostId, path2, init, mayGoDirect) {
     hostId = checkUuid(hostId, "host id");
     const method = (init.method ?? "GET").toUpperCase();
-    const pathAndQuery = canonicalPath(path);
+    const pathAndQuery = canonicalPath(path2);
     const { bytes: body, type } = await bodyBytes(init.body);
-    const headers = new Headers(init.headers);
-    if (type && !headers.has("content-type")) headers.set("content-type", type);
+    const headers2 = new Headers(init.headers);
+    if (type && !headers2.has("content-type")) headers2.set("content-type", type);
     let record = await this.load(hostId);
     record = await this.renewIfStale(record);
+    const channel = mayGoDirect ? this.channelFor(hostId, pathAndQuery, body) : null;
+    if (channel) {
+      const answer2 = await this.fetchDirect(record, channel, method, pathAndQuery, body, headers2, init.signal ?? null);
+      if (answer2) return answer2;
+    }
+    const answer = await this.fetchRelayed(record, method, pathAndQuery, body, headers2, init.signal ?? null);
+    this.stats.relayedCalls += 1;
+    if (mayGoDirect) this.upgradeSoon(hostId);
+    return answer;
+  }
+  async fetchRelayed(record, method, pathAndQuery, body, headers2, signal) {
     let refreshed = false;
     for (; ; ) {
       const signed = await this.signRequest(record, method, pathAndQuery, body);
-      const response = await this.sendSigned(record, method, signed, body, headers, init.signal ?? null);
+      const response = await this.sendSigned(record, method, signed, body, headers2, signal);
       if (response.status !== 401 || !looksLikeHost(response)) return this.checkAnswer(record, signed, response);
       const refusal = await this.readRefusal(record, signed, response);
       if (GONE.has(refusal.reason)) throw await this.revoked(record, refusal.reason);
@@ -3284,15 +4026,10 @@ var RelayClient = class {
     return { sessionId, nonce, pathAndQuery, ts, signatureB64: b64encode(signature) };
   }
   async sendSigned(record, method, signed, body, userHeaders, signal) {
-    const headers = new Headers(userHeaders);
-    headers.set(SIG_SESSION, signed.sessionId);
-    headers.set(SIG_TS, String(signed.ts));
-    headers.set(SIG_NONCE, signed.nonce);
-    headers.set(SIG_SIGNATURE, signed.signatureB64);
-    headers.set(ACCEPT_STREAM_SIGNING, "1");
+    const headers2 = signedHeaders(signed, userHeaders);
     for (let attempt = 0; ; attempt++) {
       const session = await this.relaySession(record);
-      const init = { method, headers, redirect: "manual", cache: "no-store", signal };
+      const init = { method, headers: headers2, redirect: "manual", cache: "no-store", signal };
       if (body.length || !SAFE_METHODS.has(method)) init.body = own(body);
       const response = await this.send(this.proxyBase(record.hostId, session) + signed.pathAndQuery, init);
       record.sessionUsedAt = this.clockNow();
@@ -3368,6 +4105,176 @@ var RelayClient = class {
     }
     this.observeHostTime(record, response.headers.get(HOST_TIME), verified);
     return { ...errorFields(body), verified };
+  }
+  // ------------------------------------------------------------------ WebRTC
+  /** Which way this host's calls go now. */
+  hostPath(hostId) {
+    const peer = this.peers.get(hostId);
+    return {
+      path: peer?.channel?.isOpen ? "direct" : "relayed",
+      forcedRelayed: peer?.forcedRelayed ?? false,
+      lastError: peer?.lastError ?? null,
+      upgrades: peer?.upgrades ?? 0,
+      certificateChecked: Boolean(peer?.channel?.isOpen && peer.channel.certificateChecked)
+    };
+  }
+  /** Be told when a host's path changes; returns the unsubscribe function. */
+  onPathChange(listener) {
+    this.pathListeners.add(listener);
+    return () => this.pathListeners.delete(listener);
+  }
+  /** The relay only for this host (true), or the upgrade allowed again (false). */
+  forceRelayed(hostId, relayedOnly) {
+    const peer = this.peer(checkUuid(hostId, "host id"));
+    peer.forcedRelayed = relayedOnly;
+    if (relayedOnly) peer.channel?.close("the relay was chosen");
+    else peer.failedAt = null;
+    this.pathChanged(hostId);
+  }
+  /** Drop the host's channel: calls go through the relay, and the next one (a channel
+   *  that worked and dropped) tries the upgrade again at once. */
+  closeChannel(hostId, reason = "closed by this page") {
+    this.peers.get(hostId)?.channel?.close(reason);
+  }
+  /** Try the upgrade now (after a failure, only once retryAfterFailureMs passed);
+   *  resolves true when a channel is open. Never throws for a failed negotiation. */
+  upgrade(hostId) {
+    hostId = checkUuid(hostId, "host id");
+    const peer = this.peer(hostId);
+    if (peer.channel?.isOpen) return Promise.resolve(true);
+    if (peer.negotiating) return peer.negotiating;
+    if (!this.rtc.enabled || peer.forcedRelayed) return Promise.resolve(false);
+    if (peer.failedAt !== null && this.clockNow() - peer.failedAt < this.rtc.retryAfterFailureMs) return Promise.resolve(false);
+    peer.negotiating = this.negotiate(hostId, peer).then(() => true).catch((err) => {
+      peer.lastError = `${err?.name ?? "Error"}: ${err?.message ?? String(err)}`;
+      peer.failedAt = this.clockNow();
+      return false;
+    }).finally(() => {
+      peer.negotiating = null;
+      this.pathChanged(hostId);
+    });
+    return peer.negotiating;
+  }
+  peer(hostId) {
+    let peer = this.peers.get(hostId);
+    if (!peer) {
+      peer = { channel: null, negotiating: null, failedAt: null, forcedRelayed: false, lastError: null, upgrades: 0 };
+      this.peers.set(hostId, peer);
+    }
+    return peer;
+  }
+  pathChanged(hostId) {
+    const path2 = this.hostPath(hostId);
+    for (const listener of this.pathListeners) {
+      try {
+        listener(hostId, path2);
+      } catch {
+      }
+    }
+  }
+  upgradeSoon(hostId) {
+    if (!this.rtc.enabled) return;
+    void this.upgrade(hostId);
+  }
+  /** The channel a call to `pathAndQuery` may take, or null: the relay then. */
+  channelFor(hostId, pathAndQuery, body) {
+    const peer = this.peers.get(hostId);
+    const channel = peer?.channel;
+    if (!peer || !channel?.isOpen || peer.forcedRelayed) return null;
+    const route = pathAndQuery.split("?")[0];
+    if (route.startsWith(AUTH_PREFIX) || route === OFFER_PATH) return null;
+    if (body.length > MAX_CHANNEL_UPLOAD) return null;
+    return channel;
+  }
+  /** The offer, signed and sent through the relay; its answer verified like every answer
+   *  (so the DTLS fingerprints in it are the host's) before the browser uses it. */
+  async negotiate(hostId, peer) {
+    const { channel, sdp } = await DirectChannel.offer(this.rtc.iceServers, {
+      gatherMs: this.rtc.gatherMs,
+      openMs: this.rtc.openMs,
+      maxMessage: this.rtc.maxMessage,
+      maxQueue: 64
+    });
+    try {
+      const offerId = crypto.randomUUID();
+      const answer = await this.hostFetch(
+        hostId,
+        OFFER_PATH,
+        { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ sdp, session_id: offerId }) },
+        false
+      );
+      if (answer.status !== 200) throw new NegotiationFailed(`the host refused the offer (${answer.status})`);
+      let doc;
+      try {
+        doc = await answer.json();
+      } catch {
+        throw new NegotiationFailed("the answer is not JSON");
+      }
+      const data = doc?.data;
+      if (doc.success !== true || typeof data !== "object" || data === null) {
+        throw new NegotiationFailed("the answer is not a success envelope");
+      }
+      if (data.session_id !== offerId || typeof data.sdp !== "string") throw new NegotiationFailed("the answer is for another offer");
+      let fingerprints;
+      try {
+        fingerprints = dtlsFingerprints(data.sdp);
+      } catch (err) {
+        throw new NegotiationFailed(`bad answer: ${err.message}`);
+      }
+      await channel.accept(data.sdp, fingerprints);
+    } catch (err) {
+      channel.close("the upgrade failed");
+      throw err;
+    }
+    peer.channel = channel;
+    peer.failedAt = null;
+    peer.lastError = null;
+    peer.upgrades += 1;
+    this.stats.upgrades += 1;
+    channel.onClose((reason) => {
+      if (peer.channel === channel) peer.channel = null;
+      peer.lastError = reason;
+      this.pathChanged(hostId);
+    });
+  }
+  /** One call over the channel, signed and checked exactly like a relayed one. Null: the
+   *  host refused it before running it (an unsigned 401/403: a stale signing session,
+   *  say), so the relay path may sign it anew. No answer in time, or the channel failed:
+   *  the SAME signed request goes through the relay, and a host that had run it refuses
+   *  it as a replay (MayHaveRun) instead of running it twice. */
+  async fetchDirect(record, channel, method, pathAndQuery, body, headers2, signal) {
+    const signed = await this.signRequest(record, method, pathAndQuery, body);
+    const sent = channelHeaders(signedHeaders(signed, headers2));
+    let response;
+    try {
+      response = await channel.fetch({ method, path: signed.pathAndQuery, headers: sent, body }, this.rtc.answerTimeoutMs, signal);
+    } catch (err) {
+      if (!(err instanceof ChannelTimeout || err instanceof ChannelClosed)) throw err;
+      this.stats.channelFallbacks += 1;
+      if (err instanceof ChannelTimeout) channel.close(err.message);
+      const relayed = await this.sendSigned(record, method, signed, body, headers2, signal);
+      if (relayed.status === 401 && looksLikeHost(relayed)) {
+        const refusal = await this.readRefusal(record, signed, relayed);
+        if (refusal.reason === "replayed_nonce") {
+          throw new MayHaveRun(
+            `${method} ${pathAndQuery}: no answer over WebRTC in time and the host had this call already: it may have run (it was not run twice)`
+          );
+        }
+        throw new RelayRefused(401, `the host refused the request (${refusal.reason}): ${refusal.message}`, refusal.reason);
+      }
+      this.stats.relayedCalls += 1;
+      return this.checkAnswer(record, signed, relayed);
+    }
+    record.sessionUsedAt = this.clockNow();
+    if ((response.status === 401 || response.status === 403) && !response.headers.has(RESP_SIGNATURE)) {
+      const fields = errorFields(await readSmall(response));
+      if (fields.reason === "wrong_session") channel.close("the channel belongs to an older signing session");
+      return null;
+    }
+    const answer = await this.checkAnswer(record, signed, response);
+    answer.via = "direct";
+    this.stats.directCalls += 1;
+    return answer;
   }
   // ------------------------------------------------------------------ signing sessions
   /** A new signing session for this client (POST signing-session/refresh). */
@@ -3521,14 +4428,29 @@ var RelayClient = class {
   }
   // ------------------------------------------------------------------ WebSocket
   /** A WebSocket to the host whose every frame is signed both ways. */
-  relayWebSocket(hostId, path) {
-    return new SignedRelayWebSocket(this, checkUuid(hostId, "host id"), path);
+  relayWebSocket(hostId, path2) {
+    hostId = checkUuid(hostId, "host id");
+    const relayed = () => new SignedRelayWebSocket(this, hostId, path2);
+    const channel = this.channelFor(hostId, canonicalPath(path2), new Uint8Array(0));
+    if (!channel) return relayed();
+    return new ChannelWebSocket(channel, () => this.prepareChannelWebSocket(hostId, path2), relayed, this.rtc.answerTimeoutMs);
+  }
+  /** The signature headers of an upgrade over the channel (GET path, empty body), signed
+   *  over the same path a relayed upgrade signs. */
+  async prepareChannelWebSocket(hostId, path2) {
+    const [pathOnly, query = ""] = splitOnce(canonicalPath(path2), "?");
+    const signedPath = signedWsPath(pathOnly, [...new URLSearchParams(query)]);
+    const record = await this.renewIfStale(await this.load(hostId));
+    const signed = await this.signRequest(record, "GET", signedPath, new Uint8Array(0));
+    record.sessionUsedAt = this.clockNow();
+    await this.store.put(record);
+    return { path: signedPath, headers: channelHeaders(signedHeaders(signed, new Headers())) };
   }
   /** @internal The upgrade URL and the frame signer and verifier for it. */
-  async _prepareWebSocket(hostId, path, refresh) {
+  async _prepareWebSocket(hostId, path2, refresh) {
     const Impl = this.WebSocketImpl;
     if (!Impl) throw new TypeError("no WebSocket implementation (pass options.WebSocket)");
-    const canonical = canonicalPath(path);
+    const canonical = canonicalPath(path2);
     const [pathOnly, query = ""] = splitOnce(canonical, "?");
     const pairs = [...new URLSearchParams(query)];
     let record = await this.load(hostId);
@@ -3586,15 +4508,15 @@ function b64Field(data, name, size) {
     throw new PairingFailed("bad_answer", `the host's answer has a bad ${name}: ${err.message}`);
   }
 }
-var CONNECTING = 0;
-var OPEN = 1;
+var CONNECTING2 = 0;
+var OPEN2 = 1;
 var CLOSING = 2;
-var CLOSED = 3;
+var CLOSED2 = 3;
 var SignedRelayWebSocket = class {
-  constructor(client, hostId, path) {
+  constructor(client, hostId, path2) {
     this.client = client;
     this.hostId = hostId;
-    this.path = path;
+    this.path = path2;
     void this.connect(false);
   }
   client;
@@ -3604,7 +4526,7 @@ var SignedRelayWebSocket = class {
   onmessage = null;
   onclose = null;
   onerror = null;
-  state = CONNECTING;
+  state = CONNECTING2;
   socket = null;
   signer = null;
   verifier = null;
@@ -3625,7 +4547,7 @@ var SignedRelayWebSocket = class {
       this.fail(err, err instanceof PairingRevoked ? REVOKED_REASON : err.message);
       return;
     }
-    if (this.state !== CONNECTING) return;
+    if (this.state !== CONNECTING2) return;
     this.signer = prepared.signer;
     this.verifier = prepared.verifier;
     this.record = prepared.record;
@@ -3635,8 +4557,8 @@ var SignedRelayWebSocket = class {
     let opened = false;
     socket.onopen = () => {
       opened = true;
-      if (this.state !== CONNECTING) return;
-      this.state = OPEN;
+      if (this.state !== CONNECTING2) return;
+      this.state = OPEN2;
       this.onopen?.();
     };
     socket.onmessage = (event) => {
@@ -3646,7 +4568,7 @@ var SignedRelayWebSocket = class {
     };
     socket.onerror = () => void 0;
     socket.onclose = (event) => {
-      if (!opened && !refresh && this.state === CONNECTING) {
+      if (!opened && !refresh && this.state === CONNECTING2) {
         void this.connect(true);
         return;
       }
@@ -3654,7 +4576,7 @@ var SignedRelayWebSocket = class {
     };
   }
   async receive(message) {
-    if (this.state === CLOSED || this.failed || !this.verifier) return;
+    if (this.state === CLOSED2 || this.failed || !this.verifier) return;
     let frame;
     try {
       frame = await this.verifier.open(message);
@@ -3686,7 +4608,7 @@ var SignedRelayWebSocket = class {
   ended(code, reason) {
     if (this.closedReported) return;
     this.closedReported = true;
-    this.state = CLOSED;
+    this.state = CLOSED2;
     const final = this.failed ?? this.hostClose ?? (this.closingByUs ? { code, reason } : { code: 1006, reason: `the WebSocket ended without the host's signed close frame (${code}${reason ? " " + reason : ""})` });
     this.onclose?.(final);
   }
@@ -3710,19 +4632,19 @@ var SignedRelayWebSocket = class {
     const envelope = signer.sign(msgType, payload);
     this.outgoing = this.outgoing.then(async () => {
       const text = await envelope;
-      if (socket.readyState === OPEN) socket.send(text);
+      if (socket.readyState === OPEN2) socket.send(text);
     });
   }
   send(data) {
-    if (this.state !== OPEN) throw new Error("the WebSocket is not open");
+    if (this.state !== OPEN2) throw new Error("the WebSocket is not open");
     if (typeof data === "string") this.queue("text", utf8(data));
     else this.queue("binary", data);
   }
   close(code = 1e3, reason = "") {
-    if (this.state === CLOSING || this.state === CLOSED) return;
+    if (this.state === CLOSING || this.state === CLOSED2) return;
     this.closingByUs = true;
-    if (this.state === CONNECTING) {
-      this.state = CLOSED;
+    if (this.state === CONNECTING2) {
+      this.state = CLOSED2;
       closeQuietly(this.socket, 1e3, "");
       this.ended(code, reason);
       return;
@@ -3747,10 +4669,12 @@ function closeQuietly(socket, code, reason) {
 var validCloseCode = (code) => code === 1e3 || code >= 3e3 && code <= 4999 ? code : 1e3;
 
 // src/sdk/index.ts
-var protocol = { bytes: bytes_exports, frames: frames_exports, keys: keys_exports, spake2: spake2_exports, verify: verify_exports, wire: wire_exports };
+var protocol = { bytes: bytes_exports, frames: frames_exports, keys: keys_exports, spake2: spake2_exports, verify: verify_exports, wire: wire_exports, rtc: { chunking: chunking_exports, messages: messages_exports, sdp: sdp_exports } };
 export {
+  ChannelClosed,
   HostOffline,
   IndexedDbPairingStore,
+  MayHaveRun,
   NotPaired,
   PairingFailed,
   PairingRevoked,
