@@ -88,8 +88,13 @@ async def test_request_through_the_relay(relay: Relay, host: FakeHost) -> None:
     assert [(h["machine_id"], h["online"], h["status"]) for h in hosts] == [
         ("machine-1", True, "online")
     ]
-    record = await relay.store.get_host(uuid.UUID(hosts[0]["id"]))
-    assert record is not None
+    # The status row follows the tunnel table through one batched writer (statuses.py).
+    for _ in range(200):
+        record = await relay.store.get_host(uuid.UUID(hosts[0]["id"]))
+        assert record is not None
+        if record.status is HostStatus.ONLINE:
+            break
+        await asyncio.sleep(0.02)
     assert record.status is HostStatus.ONLINE
     assert record.agent_version == "test"
 
