@@ -95,6 +95,7 @@ async def test_request_through_the_relay(relay: Relay, host: FakeHost) -> None:
         if record.status is HostStatus.ONLINE:
             break
         await asyncio.sleep(0.02)
+    assert record is not None
     assert record.status is HostStatus.ONLINE
     assert record.agent_version == "test"
 
