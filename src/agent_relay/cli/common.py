@@ -17,6 +17,7 @@ import click
 import platformdirs
 from click.core import ParameterSource
 
+from .. import logredact
 from ..errors import AgentRelayError
 
 P = ParamSpec("P")
@@ -56,6 +57,7 @@ def setup_logging(verbose: bool) -> None:
     )
     for noisy in ("websockets", "aiosqlite", "asyncio"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    logredact.install()  # session ids never reach a log line
 
 
 def default_data_dir() -> Path:

@@ -44,7 +44,7 @@ function constantTimeEqual(a, b) {
 var own = (bytes) => new Uint8Array(bytes);
 
 // src/sdk/clock.ts
-var MAX_UNVERIFIED_CORRECTION = 90;
+var MAX_UNVERIFIED_CORRECTION = 30;
 var HostClock = class {
   constructor(clock, offset = 0, maxUnverified = MAX_UNVERIFIED_CORRECTION) {
     this.clock = clock;
