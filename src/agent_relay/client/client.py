@@ -68,14 +68,26 @@ class ClientLimits:
 
 class VerifiedResponse:
     """An answer whose signature checked out. ``iter_bytes`` yields only verified data:
-    records of a streamed body as each checks out, a whole body once all of it has."""
+    records of a streamed body as each checks out, a whole body once all of it has.
+    ``headers`` holds only the headers the host signed (x-vk-resp-headers); whatever
+    else arrived (the relay's own, or anything it added) is in ``unverified_headers``:
+    show it if you must, never trust it."""
 
     def __init__(self, response: httpx.Response, check: BodyCheck, limits: ClientLimits) -> None:
         self._response = response
         self._check = check
         self._limits = limits
         self.status = response.status_code
-        self.headers = response.headers
+        verified = check.verified_headers
+        if verified is None:  # an answer to a request signed the reference way
+            self.headers = httpx.Headers()
+            self.unverified_headers = response.headers
+        else:
+            names = {k.lower() for k, _ in verified}
+            self.headers = httpx.Headers(verified)
+            self.unverified_headers = httpx.Headers(
+                [(k, v) for k, v in _header_lines(response) if k not in names]
+            )
         self.streamed = check.streamed
 
     async def iter_bytes(self) -> AsyncIterator[bytes]:
@@ -232,8 +244,9 @@ class RelayClient:
     ) -> tuple[httpx.Response, BodyCheck]:
         await self._renew_if_stale()
         refreshed = False
+        headers = {"accept-encoding": "identity", **headers}
         while True:
-            signed = self._sign(method, path_and_query, body)
+            signed = self._sign(method, path_and_query, body, headers)
             response = await self._send_signed(method, signed, body, headers)
             if response.status_code != 401 or not _looks_like_host(response):
                 return response, await self._check_head(signed, response)
@@ -250,7 +263,14 @@ class RelayClient:
             await self.refresh_signing_session()
             refreshed = True
 
-    def _sign(self, method: str, path_and_query: str, body: bytes) -> SignedRequest:
+    def _sign(
+        self,
+        method: str,
+        path_and_query: str,
+        body: bytes,
+        headers: Mapping[str, str] | None = None,
+    ) -> SignedRequest:
+        """``headers``: those that will be sent, to sign them (None: the reference way)."""
         return sign_request(
             self.pairing.client_key,
             self.pairing.signing_session_id,
@@ -258,6 +278,7 @@ class RelayClient:
             path_and_query,
             body,
             self.clock.now(),
+            headers=headers,
         )
 
     async def _send_signed(
@@ -265,7 +286,7 @@ class RelayClient:
     ) -> httpx.Response:
         """Send ``signed`` through the relay; a relay session that is gone is re-created
         once and the very same signed request is sent again."""
-        all_headers = {"accept-encoding": "identity", **headers, **signed.headers()}
+        all_headers = {**headers, **signed.headers()}
         for attempt in range(2):
             session = await self._relay_session()
             url = _proxy_base(self.pairing.relay_url, self.pairing.host_id, session)
@@ -290,7 +311,13 @@ class RelayClient:
             if wire.RESP_SIGNATURE not in headers and _is_relay_error(response):
                 _, message = _error_fields(await _read_small(response))
                 raise RelayRefusedError(response.status_code, message)
-            return check_response(self.pairing.host_key, signed, response.status_code, headers)
+            return check_response(
+                self.pairing.host_key,
+                signed,
+                response.status_code,
+                headers,
+                _header_lines(response),
+            )
         except BaseException:
             await response.aclose()
             raise
@@ -303,7 +330,9 @@ class RelayClient:
             await response.aclose()
         verified = False
         with contextlib.suppress(VerificationError):
-            check = check_response(self.pairing.host_key, signed, 401, headers)
+            check = check_response(
+                self.pairing.host_key, signed, 401, headers, _header_lines(response)
+            )
             if not check.streamed:
                 check.feed(body)
                 check.finish()
@@ -624,6 +653,11 @@ def _error_fields(body: bytes | bytearray) -> tuple[str, str]:
     reason = document.get("reason")
     message = document.get("message") or document.get("error") or "no details"
     return (str(reason)[:64] if reason else "unknown"), str(message)[:500]
+
+
+def _header_lines(response: httpx.Response) -> list[tuple[str, str]]:
+    """Every header line as received: names lower case, values as the bytes sent."""
+    return [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in response.headers.raw]
 
 
 def _lower_headers(response: httpx.Response) -> dict[str, str]:
