@@ -121,6 +121,22 @@ class Upstream:
         async def big(request: Request) -> Response:
             return Response(BIG, media_type="application/octet-stream")
 
+        async def headers(request: Request) -> Response:
+            """The request headers the local server got, and answer headers to sign."""
+            if request.method == "POST":
+                self.posts += 1
+            seen = [[k.decode("latin-1"), v.decode("latin-1")] for k, v in request.headers.raw]
+            return JSONResponse(
+                {"headers": seen},
+                headers={
+                    "content-disposition": 'attachment; filename="report.json"',
+                    "x-app": "from the host",
+                },
+            )
+
+        async def moved(request: Request) -> Response:
+            return Response(status_code=303, headers={"location": "/echo"})
+
         async def events(request: Request) -> StreamingResponse:
             async def generate() -> AsyncIterator[bytes]:
                 for i in range(3):
@@ -153,6 +169,8 @@ class Upstream:
             routes=[
                 Route("/echo", echo, methods=["GET", "POST", "PUT"]),
                 Route("/big", big),
+                Route("/headers", headers, methods=["GET", "POST"]),
+                Route("/moved", moved),
                 Route("/events", events),
                 Route("/ticks", ticks),
                 WebSocketRoute("/terminal", terminal),
