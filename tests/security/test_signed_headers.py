@@ -241,3 +241,14 @@ async def test_request_include_prints_only_verified_headers(
         assert "content-type: application/json" in printed
         assert "x-evil" not in printed
         assert "set-cookie" not in printed
+
+
+async def test_a_page_on_another_origin_may_read_the_headers_the_host_signed(
+    paired: tuple[Stack, RelayClient],
+) -> None:
+    """The browser SDK checks the named headers, so the relay exposes them to CORS."""
+    _, client = paired
+    response, _ = await client.request("GET", "/headers", headers={"origin": "https://ui.example"})
+    exposed_list = response.unverified_headers["access-control-expose-headers"]
+    exposed = {name.strip() for name in exposed_list.split(",")}
+    assert {"x-vk-resp-headers", "content-type", "content-disposition", "x-app"} <= exposed

@@ -54,9 +54,11 @@ export interface HostInfo {
 
 export interface VerifiedResponse {
   status: number;
-  /** Only headers the host's signature covers (today its own signature headers). */
+  /** Only headers the host's signature covers (those it named in x-vk-resp-headers, and
+   *  the signature's own). */
   headers: Headers;
-  /** Everything else the relay passed on: NOT verified (content-type etc.; show, never trust). */
+  /** Everything else the relay passed on: NOT verified (the relay's own headers, or
+   *  anything it added; show, never trust). */
   unverifiedHeaders: Headers;
   /** Verified bytes only: a whole body after its hash checked out, a chunked-v1 body
    *  record by record (the stream errors with SignatureInvalid on a bad record). */
@@ -201,6 +203,8 @@ async function bodyBytes(body: BodyInit_): Promise<{ bytes: Uint8Array; type?: s
 interface SignedRequest extends SignedRequestInfo {
   ts: number;
   signatureB64: string;
+  /** The request headers signed (x-vk-sig-headers); absent: signed the reference way. */
+  headerNames?: string[];
 }
 
 class Verified implements VerifiedResponse {
@@ -374,11 +378,12 @@ export class RelayClient {
     const { bytes: body, type } = await bodyBytes(init.body);
     const headers = new Headers(init.headers);
     if (type && !headers.has("content-type")) headers.set("content-type", type);
+    headers.set(wire.ACCEPT_STREAM_SIGNING, "1");
     let record = await this.load(hostId);
     record = await this.renewIfStale(record);
     let refreshed = false;
     for (;;) {
-      const signed = await this.signRequest(record, method, pathAndQuery, body);
+      const signed = await this.signRequest(record, method, pathAndQuery, body, headers);
       const response = await this.sendSigned(record, method, signed, body, headers, init.signal ?? null);
       if (response.status !== 401 || !looksLikeHost(response)) return this.checkAnswer(record, signed, response);
       const refusal = await this.readRefusal(record, signed, response);
@@ -398,13 +403,28 @@ export class RelayClient {
     }
   }
 
-  private async signRequest(record: StoredPairing, method: string, pathAndQuery: string, body: Uint8Array): Promise<SignedRequest> {
+  /** `headers`: those the request will carry, to sign them (the host then passes on
+   *  only them); none (a WebSocket upgrade, which cannot carry headers): the reference way. */
+  private async signRequest(
+    record: StoredPairing,
+    method: string,
+    pathAndQuery: string,
+    body: Uint8Array,
+    headers?: Headers,
+  ): Promise<SignedRequest> {
     const ts = this.clock(record).now();
     const nonce = crypto.randomUUID();
     const sessionId = record.signingSessionId;
-    const message = wire.requestMessage(ts, method, pathAndQuery, sessionId, nonce, wire.bodyHash(body));
+    let headerNames: string[] | undefined;
+    let hHeaders: string | null = null;
+    if (headers) {
+      headerNames = [...headers.keys()].filter(wire.signableRequestHeader);
+      if (headerNames.length > wire.MAX_SIGNED_HEADERS) throw new TypeError(`more than ${wire.MAX_SIGNED_HEADERS} headers to sign`);
+      hHeaders = wire.headersHash(headerNames, (name) => headers.get(name));
+    }
+    const message = wire.requestMessage(ts, method, pathAndQuery, sessionId, nonce, wire.bodyHash(body), hHeaders);
     const signature = await sign(record.privateKey, message);
-    return { sessionId, nonce, pathAndQuery, ts, signatureB64: b64encode(signature) };
+    return { sessionId, nonce, pathAndQuery, ts, signatureB64: b64encode(signature), ...(headerNames ? { headerNames } : {}) };
   }
 
   private async sendSigned(
@@ -421,6 +441,7 @@ export class RelayClient {
     headers.set(wire.SIG_NONCE, signed.nonce);
     headers.set(wire.SIG_SIGNATURE, signed.signatureB64);
     headers.set(wire.ACCEPT_STREAM_SIGNING, "1");
+    if (signed.headerNames) headers.set(wire.SIG_HEADERS, signed.headerNames.join(","));
     for (let attempt = 0; ; attempt++) {
       const session = await this.relaySession(record);
       const init: RequestInit = { method, headers, redirect: "manual", cache: "no-store", signal };
@@ -443,7 +464,7 @@ export class RelayClient {
     }
     let head;
     try {
-      head = parseHead(response.status, response.headers);
+      head = parseHead(response.status, response.headers, signed.headerNames !== undefined);
     } catch (err) {
       await response.body?.cancel().catch(() => undefined);
       throw err;
@@ -495,7 +516,7 @@ export class RelayClient {
     const body = await readSmall(response);
     let verified = false;
     try {
-      const head = parseHead(401, response.headers);
+      const head = parseHead(401, response.headers, signed.headerNames !== undefined);
       if (!head.streamed) {
         await verifyHead(this.hostKey(record), signed, head, wire.bodyHash(body));
         verified = true;

@@ -2405,23 +2405,31 @@ __export(wire_exports, {
   CHUNK_HEADER_SIZE: () => CHUNK_HEADER_SIZE,
   HOST_TIME: () => HOST_TIME,
   MAX_CHUNK_PAYLOAD: () => MAX_CHUNK_PAYLOAD,
+  MAX_SIGNED_HEADERS: () => MAX_SIGNED_HEADERS,
   RESP_BODY_SIGNING: () => RESP_BODY_SIGNING,
+  RESP_HEADERS: () => RESP_HEADERS,
   RESP_NONCE: () => RESP_NONCE,
   RESP_SIGNATURE: () => RESP_SIGNATURE,
   RESP_TS: () => RESP_TS,
   SIGNATURE_SIZE: () => SIGNATURE_SIZE,
+  SIG_HEADERS: () => SIG_HEADERS,
   SIG_NONCE: () => SIG_NONCE,
   SIG_SESSION: () => SIG_SESSION,
   SIG_SIGNATURE: () => SIG_SIGNATURE,
   SIG_TS: () => SIG_TS,
   STREAM_SIGNING_V1: () => STREAM_SIGNING_V1,
   bodyHash: () => bodyHash,
+  canonicalHeaders: () => canonicalHeaders,
   canonicalPath: () => canonicalPath,
   formUrlencode: () => formUrlencode,
   frameMessage: () => frameMessage,
+  headersHash: () => headersHash,
+  parseHeaderList: () => parseHeaderList,
   refreshMessage: () => refreshMessage,
   requestMessage: () => requestMessage,
   responseMessage: () => responseMessage,
+  signableRequestHeader: () => signableRequestHeader,
+  signableResponseHeader: () => signableResponseHeader,
   signedWsPath: () => signedWsPath,
   streamChunkMessage: () => streamChunkMessage
 });
@@ -2436,15 +2444,90 @@ var ACCEPT_STREAM_SIGNING = "x-vk-accept-signed-stream";
 var RESP_BODY_SIGNING = "x-vk-resp-body-signing";
 var STREAM_SIGNING_V1 = "chunked-v1";
 var HOST_TIME = "x-vk-host-time";
+var SIG_HEADERS = "x-vk-sig-headers";
+var RESP_HEADERS = "x-vk-resp-headers";
+var MAX_SIGNED_HEADERS = 64;
 var SIGNATURE_SIZE = 64;
 var CHUNK_HEADER_SIZE = 4;
 var MAX_CHUNK_PAYLOAD = 64 * 1024;
 var AUTH_PREFIX = "/api/relay-auth/server";
 var bodyHash = (body) => b64encode(sha256(body));
-var requestMessage = (ts, method, pathAndQuery, sessionId, nonce, hBody) => utf8(`v1|${ts}|${method}|${pathAndQuery}|${sessionId}|${nonce}|${hBody}`);
-var responseMessage = (respTs, status, pathAndQuery, sessionId, requestNonce, responseNonce, hBody) => utf8(
-  `v1|${respTs}|${status}|${pathAndQuery}|${sessionId}|${requestNonce}|${responseNonce}|${hBody}`
+var requestMessage = (ts, method, pathAndQuery, sessionId, nonce, hBody, hHeaders = null) => utf8(`v1|${ts}|${method}|${pathAndQuery}|${sessionId}|${nonce}|${hBody}${hHeaders === null ? "" : `|${hHeaders}`}`);
+var responseMessage = (respTs, status, pathAndQuery, sessionId, requestNonce, responseNonce, hBody, hHeaders = null) => utf8(
+  `v1|${respTs}|${status}|${pathAndQuery}|${sessionId}|${requestNonce}|${responseNonce}|${hBody}` + (hHeaders === null ? "" : `|${hHeaders}`)
 );
+var HOP_BY_HOP = [
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "proxy-authenticate",
+  "proxy-authorization",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+  "content-length"
+];
+var UNSIGNED_REQUEST = /* @__PURE__ */ new Set([
+  ...HOP_BY_HOP,
+  "host",
+  "cookie",
+  "forwarded",
+  "x-forwarded-for",
+  "x-forwarded-host",
+  "x-forwarded-proto",
+  "x-real-ip",
+  "x-vk-relayed",
+  SIG_SESSION,
+  SIG_TS,
+  SIG_NONCE,
+  SIG_SIGNATURE,
+  SIG_HEADERS
+]);
+var UNSIGNED_RESPONSE = /* @__PURE__ */ new Set([
+  ...HOP_BY_HOP,
+  "date",
+  "server",
+  "via",
+  "alt-svc",
+  "set-cookie",
+  "content-security-policy",
+  "x-content-type-options",
+  "cross-origin-resource-policy",
+  "vary",
+  RESP_TS,
+  RESP_NONCE,
+  RESP_SIGNATURE,
+  RESP_HEADERS,
+  RESP_BODY_SIGNING,
+  HOST_TIME
+]);
+var signableRequestHeader = (name) => !UNSIGNED_REQUEST.has(name);
+var signableResponseHeader = (name) => !UNSIGNED_RESPONSE.has(name) && !name.startsWith("access-control-");
+var TOKEN = /^[!#$%&'*+\-.^_`|~0-9a-z]+$/;
+function parseHeaderList(text) {
+  if (!text.trim()) return [];
+  const names = text.split(",").map((part) => part.trim());
+  if (names.length > MAX_SIGNED_HEADERS) throw new TypeError(`more than ${MAX_SIGNED_HEADERS} signed headers`);
+  if (new Set(names).size !== names.length) throw new TypeError("a header is named twice");
+  for (const name of names) {
+    if (!TOKEN.test(name)) throw new TypeError(`not a lower-case header name: ${JSON.stringify(name.slice(0, 40))}`);
+  }
+  return names;
+}
+function canonicalHeaders(names, get) {
+  let text = "";
+  for (const name of names) text += `${name}:${get(name) ?? ""}
+`;
+  const out = new Uint8Array(text.length);
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code > 255) throw new TypeError("a header value must be a byte string");
+    out[i] = code;
+  }
+  return out;
+}
+var headersHash = (names, get) => bodyHash(canonicalHeaders(names, get));
 var streamChunkMessage = (sessionId, requestNonce, responseNonce, seq, payload) => utf8(`v1|chunk|${sessionId}|${requestNonce}|${responseNonce}|${seq}|${bodyHash(payload)}`);
 var frameMessage = (sessionId, upgradeNonce, seq, msgType, payload) => utf8(`v1|${sessionId}|${upgradeNonce}|${seq}|${msgType}|${bodyHash(payload)}`);
 var refreshMessage = (timestamp, nonce, clientId) => utf8(`v1|refresh|${timestamp}|${nonce}|${clientId}`);
@@ -2852,7 +2935,7 @@ __export(verify_exports, {
   verifyHead: () => verifyHead
 });
 var MAX_NONCE_LENGTH = 128;
-function parseHead(status, headers) {
+function parseHead(status, headers, signsHeaders = false) {
   const ts = headers.get(RESP_TS);
   const responseNonce = headers.get(RESP_NONCE);
   const signatureB64 = headers.get(RESP_SIGNATURE);
@@ -2878,7 +2961,27 @@ function parseHead(status, headers) {
     const value = headers.get(name);
     if (value !== null) signedHeaders.set(name, value);
   }
-  return { status, ts, responseNonce, signature, streamed: mode !== null, signedHeaders };
+  let hHeaders = null;
+  if (signsHeaders) {
+    const listed = headers.get(RESP_HEADERS);
+    if (listed === null) throw new SignatureInvalid(`the answer (${status}) does not sign its headers`);
+    let names;
+    try {
+      names = parseHeaderList(listed);
+    } catch (err) {
+      throw new SignatureInvalid(`the answer's ${RESP_HEADERS}: ${err.message}`);
+    }
+    try {
+      hHeaders = headersHash(names, (name) => headers.get(name));
+    } catch {
+      throw new SignatureInvalid("the answer's headers are not byte strings");
+    }
+    for (const name of names) {
+      const value = headers.get(name);
+      if (value !== null) signedHeaders.set(name, value);
+    }
+  }
+  return { status, ts, responseNonce, signature, streamed: mode !== null, signedHeaders, hHeaders };
 }
 async function verifyHead(key, request, head, hBody) {
   const message = responseMessage(
@@ -2888,7 +2991,8 @@ async function verifyHead(key, request, head, hBody) {
     request.sessionId,
     request.nonce,
     head.responseNonce,
-    hBody
+    hBody,
+    head.hHeaders
   );
   if (!await key.verify(head.signature, message)) {
     throw new SignatureInvalid(`answer (${head.status}): the host's signature does not verify`);
@@ -3252,11 +3356,12 @@ var RelayClient = class {
     const { bytes: body, type } = await bodyBytes(init.body);
     const headers = new Headers(init.headers);
     if (type && !headers.has("content-type")) headers.set("content-type", type);
+    headers.set(ACCEPT_STREAM_SIGNING, "1");
     let record = await this.load(hostId);
     record = await this.renewIfStale(record);
     let refreshed = false;
     for (; ; ) {
-      const signed = await this.signRequest(record, method, pathAndQuery, body);
+      const signed = await this.signRequest(record, method, pathAndQuery, body, headers);
       const response = await this.sendSigned(record, method, signed, body, headers, init.signal ?? null);
       if (response.status !== 401 || !looksLikeHost(response)) return this.checkAnswer(record, signed, response);
       const refusal = await this.readRefusal(record, signed, response);
@@ -3275,13 +3380,22 @@ var RelayClient = class {
       refreshed = true;
     }
   }
-  async signRequest(record, method, pathAndQuery, body) {
+  /** `headers`: those the request will carry, to sign them (the host then passes on
+   *  only them); none (a WebSocket upgrade, which cannot carry headers): the reference way. */
+  async signRequest(record, method, pathAndQuery, body, headers) {
     const ts = this.clock(record).now();
     const nonce = crypto.randomUUID();
     const sessionId = record.signingSessionId;
-    const message = requestMessage(ts, method, pathAndQuery, sessionId, nonce, bodyHash(body));
+    let headerNames;
+    let hHeaders = null;
+    if (headers) {
+      headerNames = [...headers.keys()].filter(signableRequestHeader);
+      if (headerNames.length > MAX_SIGNED_HEADERS) throw new TypeError(`more than ${MAX_SIGNED_HEADERS} headers to sign`);
+      hHeaders = headersHash(headerNames, (name) => headers.get(name));
+    }
+    const message = requestMessage(ts, method, pathAndQuery, sessionId, nonce, bodyHash(body), hHeaders);
     const signature = await sign(record.privateKey, message);
-    return { sessionId, nonce, pathAndQuery, ts, signatureB64: b64encode(signature) };
+    return { sessionId, nonce, pathAndQuery, ts, signatureB64: b64encode(signature), ...headerNames ? { headerNames } : {} };
   }
   async sendSigned(record, method, signed, body, userHeaders, signal) {
     const headers = new Headers(userHeaders);
@@ -3290,6 +3404,7 @@ var RelayClient = class {
     headers.set(SIG_NONCE, signed.nonce);
     headers.set(SIG_SIGNATURE, signed.signatureB64);
     headers.set(ACCEPT_STREAM_SIGNING, "1");
+    if (signed.headerNames) headers.set(SIG_HEADERS, signed.headerNames.join(","));
     for (let attempt = 0; ; attempt++) {
       const session = await this.relaySession(record);
       const init = { method, headers, redirect: "manual", cache: "no-store", signal };
@@ -3311,7 +3426,7 @@ var RelayClient = class {
     }
     let head;
     try {
-      head = parseHead(response.status, response.headers);
+      head = parseHead(response.status, response.headers, signed.headerNames !== void 0);
     } catch (err) {
       await response.body?.cancel().catch(() => void 0);
       throw err;
@@ -3358,7 +3473,7 @@ var RelayClient = class {
     const body = await readSmall(response);
     let verified = false;
     try {
-      const head = parseHead(401, response.headers);
+      const head = parseHead(401, response.headers, signed.headerNames !== void 0);
       if (!head.streamed) {
         await verifyHead(this.hostKey(record), signed, head, bodyHash(body));
         verified = true;
