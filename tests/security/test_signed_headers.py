@@ -3,7 +3,11 @@ adds or changes request headers (Cookie, Authorization, Content-Type, Range,
 X-Forwarded-*, a method override) and answer headers (Content-Type, Location,
 Set-Cookie, Content-Disposition): what it adds never reaches the local server nor is
 shown as verified by the client, and what it changes is refused. Both host adapters:
-the connector's trust layer and protect()."""
+the connector's trust layer and protect().
+
+A client signs its request headers only once a verified answer of the host has named its
+own (x-vk-resp-headers): the negotiation is tested at the end, with a host that checks
+the reference's signed string only (TrustHost(signed_headers=False))."""
 
 from __future__ import annotations
 
@@ -13,7 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from agent_relay.client import HostRefusedError, RelayClient, VerificationError
+from agent_relay.client import (
+    HostRefusedError,
+    KeyStore,
+    Pairing,
+    RelayClient,
+    VerificationError,
+)
 from tests.integration.test_client_cli import cli, pair
 from tests.support.hostile import Answer, Recorded
 from tests.support.trust_stack import Stack, trust_stack
@@ -33,7 +43,10 @@ async def paired(
 ) -> AsyncIterator[tuple[Stack, RelayClient]]:
     async with trust_stack(tmp_path, sqlite_url, request.param) as stack:
         pairing = await stack.pair()
-        async with stack.client(pairing) as client:
+        async with stack.client(pairing, store=stack.store()) as client:
+            # The first verified answer teaches the client that this host signs headers.
+            await client.request("GET", "/headers")
+            assert client.pairing.signs_headers
             yield stack, client
 
 
@@ -252,3 +265,121 @@ async def test_a_page_on_another_origin_may_read_the_headers_the_host_signed(
     exposed_list = response.unverified_headers["access-control-expose-headers"]
     exposed = {name.strip() for name in exposed_list.split(",")}
     assert {"x-vk-resp-headers", "content-type", "content-disposition", "x-app"} <= exposed
+
+
+# ------------------------------------------------------------------ negotiation
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_host_without_signed_headers_keeps_working(
+    tmp_path: Path, sqlite_url: str, mode: str
+) -> None:
+    """A host that verifies the reference's signed string only (it ignores
+    x-vk-sig-headers and never sends x-vk-resp-headers): our client keeps signing the
+    reference way, and every request passes, the local server getting what was sent."""
+    async with trust_stack(tmp_path, sqlite_url, mode, signed_headers=False) as stack:
+        pairing = await stack.pair()
+        async with stack.client(pairing, store=stack.store()) as client:
+            for _ in range(3):
+                response, body = await client.request("POST", "/headers", body=b"{}", headers=MINE)
+                assert response.status == 200
+                assert "x-vk-resp-headers" not in response.unverified_headers
+                seen = seen_by_local_server(body)
+                assert "x-vk-sig-headers" not in seen
+                assert seen["x-mine"] == ["1"]
+            assert not client.pairing.signs_headers
+        stored = stack.store().load(pairing.relay_url, pairing.host_id)
+        assert not stored.signs_headers
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_the_first_verified_answer_teaches_signed_headers_for_good(
+    tmp_path: Path, sqlite_url: str, mode: str
+) -> None:
+    async with trust_stack(tmp_path, sqlite_url, mode) as stack:
+        pairing = await stack.pair()
+        assert not pairing.signs_headers
+        sent: list[dict[str, str]] = []
+
+        def record(recorded: Recorded) -> Recorded:
+            sent.append({k.lower(): v for k, v in recorded.headers})
+            return recorded
+
+        stack.hostile.on_request = record
+        async with stack.client(pairing, store=stack.store()) as client:
+            response, _ = await client.request("GET", "/headers")
+            assert "x-vk-sig-headers" not in sent[0]  # the one request signed the old way
+            assert response.headers["x-app"] == "from the host"  # its answer's are signed
+            assert client.pairing.signs_headers
+        stored = stack.store().load(pairing.relay_url, pairing.host_id)
+        assert stored.signs_headers  # persisted with the pairing
+
+        # A later run (a new client from the stored pairing) signs its headers at once,
+        # and a header the relay changes on it is refused.
+        async with stack.client(stored, store=stack.store()) as client:
+            await client.request("GET", "/headers")
+            assert "x-vk-sig-headers" in sent[1]
+
+            def change(recorded: Recorded) -> Recorded:
+                record(recorded)
+                recorded.headers = [
+                    *[(k, v) for k, v in recorded.headers if k.lower() != "x-mine"],
+                    ("x-mine", "2"),
+                ]
+                return recorded
+
+            stack.hostile.on_request = change
+            with pytest.raises(HostRefusedError, match="bad_signature"):
+                await client.request("POST", "/headers", body=b"{}", headers=MINE)
+            assert stack.upstream.posts == 0
+
+            # The relay cannot downgrade: dropping the list from the request (to make the
+            # host forward what it adds) fails the signature, which covers the digest.
+            def strip_list(recorded: Recorded) -> Recorded:
+                recorded.headers = [
+                    (k, v) for k, v in recorded.headers if k.lower() != "x-vk-sig-headers"
+                ] + [("cookie", "session=the-victims")]
+                return recorded
+
+            stack.hostile.on_request = strip_list
+            with pytest.raises(HostRefusedError, match="bad_signature"):
+                await client.request("POST", "/headers", body=b"{}", headers=MINE)
+            assert stack.upstream.posts == 0
+            assert client.pairing.signs_headers
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_a_relay_stripping_the_answers_header_list_fails_the_answer(
+    tmp_path: Path, sqlite_url: str, streamed: bool
+) -> None:
+    """The host binds x-vk-resp-headers into its signature, so a relay that removes it
+    from the first answer (to keep the client from learning) makes it fail, it cannot
+    silently keep the pairing on unsigned headers."""
+    async with trust_stack(tmp_path, sqlite_url) as stack:
+        pairing = await stack.pair()
+        stack.hostile.on_answer = strip_header_list  # type: ignore[assignment]
+        async with stack.client(pairing, store=stack.store()) as client:
+            with pytest.raises(VerificationError):
+                await client.request("GET", "/big" if streamed else "/headers")
+            assert not client.pairing.signs_headers
+
+
+def strip_header_list(recorded: Recorded, answer: Answer) -> Answer:
+    answer.headers = [(k, v) for k, v in answer.headers if k.lower() != b"x-vk-resp-headers"]
+    return answer
+
+
+async def test_an_old_pairing_file_loads_without_the_flag(tmp_path: Path) -> None:
+    """A pairing saved before the flag existed loads as not signing headers."""
+    store = KeyStore(tmp_path)
+    pairing = Pairing.from_json(
+        b'{"version": 1, "relay_url": "http://127.0.0.1:1", '
+        b'"host_id": "00000000-0000-4000-8000-000000000001", "client_id": "c", '
+        b'"client_private_key_b64": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", '
+        b'"host_public_key_b64": "O2onvM62pC1io6jQKm8Nc2UyFXcd4kOmOsBIoYtZ2ik=", '
+        b'"signing_session_id": "s"}',
+        "old.json",
+    )
+    assert not pairing.signs_headers
+    store.save(pairing.with_signed_headers())
+    assert store.load(pairing.relay_url, pairing.host_id).signs_headers

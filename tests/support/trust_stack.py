@@ -70,19 +70,30 @@ class Stack:
 
 @contextlib.asynccontextmanager
 async def trust_stack(
-    tmp_path: Path, sqlite_url: str, mode: str = "connector", limits: TrustLimits | None = None
+    tmp_path: Path,
+    sqlite_url: str,
+    mode: str = "connector",
+    limits: TrustLimits | None = None,
+    *,
+    signed_headers: bool = True,
 ) -> AsyncIterator[Stack]:
     """``connector``: the connector's built-in trust layer in front of a plain local
-    server; ``asgi``: a plain connector in front of a local server under protect()."""
+    server; ``asgi``: a plain connector in front of a local server under protect().
+    ``signed_headers`` False: a host that checks the reference's signed string only."""
     upstream = Upstream()
     async with contextlib.AsyncExitStack() as stack:
         relay = await stack.enter_async_context(running_relay(sqlite_url))
         if mode == "connector":
-            host = TrustHost.open(tmp_path / "host", limits=limits)
+            host = TrustHost.open(tmp_path / "host", limits=limits, signed_headers=signed_headers)
             local_url = await stack.enter_async_context(serve_asgi(upstream.app()))
             await stack.enter_async_context(connector_with_trust(relay, local_url, host))
         else:
-            app = protect(upstream.app(), data_dir=tmp_path / "host", limits=limits)
+            app = protect(
+                upstream.app(),
+                data_dir=tmp_path / "host",
+                limits=limits,
+                signed_headers=signed_headers,
+            )
             host = app.host
             local_url = await stack.enter_async_context(serve_asgi(app))
             await stack.enter_async_context(running_connector(relay, local_url))

@@ -270,7 +270,8 @@ class RelayClient:
         body: bytes,
         headers: Mapping[str, str] | None = None,
     ) -> SignedRequest:
-        """``headers``: those that will be sent, to sign them (None: the reference way)."""
+        """``headers``: those that will be sent, signed once the host is known to verify
+        them (Pairing.signs_headers); until then the reference way."""
         return sign_request(
             self.pairing.client_key,
             self.pairing.signing_session_id,
@@ -278,7 +279,7 @@ class RelayClient:
             path_and_query,
             body,
             self.clock.now(),
-            headers=headers,
+            headers=headers if self.pairing.signs_headers else None,
         )
 
     async def _send_signed(
@@ -317,6 +318,7 @@ class RelayClient:
                 response.status_code,
                 headers,
                 _header_lines(response),
+                self._learn_signed_headers,
             )
         except BaseException:
             await response.aclose()
@@ -331,7 +333,12 @@ class RelayClient:
         verified = False
         with contextlib.suppress(VerificationError):
             check = check_response(
-                self.pairing.host_key, signed, 401, headers, _header_lines(response)
+                self.pairing.host_key,
+                signed,
+                401,
+                headers,
+                _header_lines(response),
+                self._learn_signed_headers,
             )
             if not check.streamed:
                 check.feed(body)
@@ -383,6 +390,13 @@ class RelayClient:
         # relay's) lasts for this run.
         if self.clock.observe(header, verified=verified) and verified:
             self.pairing = dataclasses.replace(self.pairing, clock_offset=self.clock.offset)
+            self._save()
+
+    def _learn_signed_headers(self) -> None:
+        """A verified answer of the host signed its headers: from now on, for good, this
+        pairing's requests sign theirs (saved at once)."""
+        if not self.pairing.signs_headers:
+            self.pairing = self.pairing.with_signed_headers()
             self._save()
 
     def _note_use(self) -> None:

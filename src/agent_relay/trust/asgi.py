@@ -49,11 +49,17 @@ def protect(
     trusted_keys_file: Path | None = None,
     clock: Callable[[], float] = time.time,
     allowed_hosts: Iterable[str] = (),
+    signed_headers: bool = True,
 ) -> TrustMiddleware:
     """``allowed_hosts``: Host names besides loopback the local (not relayed) pairing
     routes answer on; a request addressed to any other name (DNS rebinding) is refused,
     and so is one another site made a browser send (trust/local.py)."""
-    host = TrustHost.open(Path(data_dir), limits=limits, trusted_keys_file=trusted_keys_file)
+    host = TrustHost.open(
+        Path(data_dir),
+        limits=limits,
+        trusted_keys_file=trusted_keys_file,
+        signed_headers=signed_headers,
+    )
     host.local_hosts = host.local_hosts | {h.strip().lower() for h in allowed_hosts}
     return TrustMiddleware(app, host, clock=clock)
 

@@ -100,14 +100,22 @@ class _Enrollment:
 
 
 class TrustHost:
-    def __init__(self, storage: HostStorage, *, limits: TrustLimits | None = None) -> None:
+    def __init__(
+        self,
+        storage: HostStorage,
+        *,
+        limits: TrustLimits | None = None,
+        signed_headers: bool = True,
+    ) -> None:
+        """``signed_headers`` False: checks and signs as the reference host does (no
+        x-vk-sig-headers, no x-vk-resp-headers), for compatibility tests."""
         self.limits = limits or TrustLimits()
         self.host_key = storage.host_key
         self.public_key_b64 = wire.b64encode(public_bytes(self.host_key))
         self.store = storage.clients
         self.codes = storage.codes
         self.sessions = SessionTable(self.limits)
-        self.verifier = RequestVerifier(self.sessions)
+        self.verifier = RequestVerifier(self.sessions, signed_headers=signed_headers)
         self.signer = ResponseSigner(self.host_key)
         # Host names (besides loopback) a local, not relayed, pairing-route call may be
         # addressed to (trust/local.py); protect(allowed_hosts=…) adds to them.
@@ -134,9 +142,11 @@ class TrustHost:
         *,
         limits: TrustLimits | None = None,
         trusted_keys_file: Path | None = None,
+        signed_headers: bool = True,
     ) -> TrustHost:
         """A TrustHost kept in the files of ``data_dir`` (``open_host_storage``)."""
-        return cls(open_host_storage(data_dir, trusted_keys_file), limits=limits)
+        storage = open_host_storage(data_dir, trusted_keys_file)
+        return cls(storage, limits=limits, signed_headers=signed_headers)
 
     # ----------------------------------------------------------------- clients
 

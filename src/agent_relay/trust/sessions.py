@@ -133,6 +133,9 @@ class VerifiedRequest:
     # that list (a reference client): then it is forwarded as today and its answer's
     # headers are not signed.
     signed_headers: tuple[str, ...] | None = None
+    # Sign the answer's headers (RESP_HEADERS): the request signed its own, or its client
+    # said it reads them (ACCEPT_SIGNED_HEADERS); never on a host without signed headers.
+    signs_answer_headers: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,9 +169,12 @@ def signature_in_query(target: str) -> tuple[str, dict[str, str]]:
 class RequestVerifier:
     """Checks one relayed request; raises TrustError (always with a clean reason)."""
 
-    def __init__(self, sessions: SessionTable) -> None:
+    def __init__(self, sessions: SessionTable, *, signed_headers: bool = True) -> None:
         self.sessions = sessions
         self.limits = sessions.limits
+        # False: the reference host's checks (x-vk-sig-headers is ignored like any other
+        # header, the signed string never has the headers field).
+        self.signed_headers = signed_headers
 
     def precheck(
         self, target: str, headers: Mapping[str, str], now: float, *, allow_query: bool = False
@@ -208,6 +214,11 @@ class RequestVerifier:
             path_and_query=f.path_and_query,
             accepts_signed_stream=headers.get(wire.ACCEPT_STREAM_SIGNING, "").strip() == "1",
             signed_headers=f.signed_headers,
+            signs_answer_headers=self.signed_headers
+            and (
+                f.signed_headers is not None
+                or headers.get(wire.ACCEPT_SIGNED_HEADERS, "").strip() == "1"
+            ),
         )
 
     def _fields(
@@ -241,7 +252,7 @@ class RequestVerifier:
             raise unauthorized("bad_signature", "the signature is not 64 bytes of base64") from None
         nonces.check(nonce, now)
         signed_headers = None
-        listed = headers.get(wire.SIG_HEADERS)
+        listed = headers.get(wire.SIG_HEADERS) if self.signed_headers else None
         if listed is not None:
             try:
                 signed_headers = wire.parse_header_list(listed)

@@ -86,11 +86,13 @@ class ResponseSigner:
     ) -> ResponseSignature:
         """``h_body`` is ``H(body)``, or ``wire.STREAM_SIGNING_V1`` for a framed body.
         ``headers``: the answer's headers as they leave; when the request signed its
-        headers, the signable ones among them are signed too (RESP_HEADERS)."""
+        headers or its client reads signed answer headers (``signs_answer_headers``),
+        the signable ones among them are signed too and named in RESP_HEADERS, whose
+        digest is in the signed string: removing that header breaks the signature."""
         ts = int(now)
         nonce = str(uuid.uuid4())
         names = h_headers = None
-        if request.signed_headers is not None:
+        if request.signs_answer_headers:
             lines = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in headers]
             names = wire.header_names(lines, response=True)
             h_headers = wire.headers_hash(names, lines)

@@ -36,6 +36,10 @@ HOST_TIME = "x-vk-host-time"
 # to it names the headers the host signed in RESP_HEADERS, bound the same way.
 SIG_HEADERS = "x-vk-sig-headers"
 RESP_HEADERS = "x-vk-resp-headers"
+# Ours: a client that understands RESP_HEADERS says so; the host then signs the headers
+# of its answer even to a request signed the reference way, which is how our clients
+# learn that a host verifies SIG_HEADERS (a reference host never sends RESP_HEADERS).
+ACCEPT_SIGNED_HEADERS = "x-vk-accept-signed-headers"
 MAX_SIGNED_HEADERS = 64
 _HOP_BY_HOP = frozenset(
     {
