@@ -200,6 +200,12 @@ async function bodyBytes(body: BodyInit_): Promise<{ bytes: Uint8Array; type?: s
   throw new TypeError("relayFetch takes a string, bytes, Blob or URLSearchParams body (it signs the exact bytes)");
 }
 
+/** A verified answer whose signature covers its headers: the host verifies signed
+ *  headers, so this pairing signs its requests' from now on (saved with the record). */
+function learnSignedHeaders(record: StoredPairing, head: { hHeaders: string | null }): void {
+  if (head.hHeaders !== null) record.signsHeaders = true;
+}
+
 interface SignedRequest extends SignedRequestInfo {
   ts: number;
   signatureB64: string;
@@ -379,11 +385,14 @@ export class RelayClient {
     const headers = new Headers(init.headers);
     if (type && !headers.has("content-type")) headers.set("content-type", type);
     headers.set(wire.ACCEPT_STREAM_SIGNING, "1");
+    headers.set(wire.ACCEPT_SIGNED_HEADERS, "1");
     let record = await this.load(hostId);
     record = await this.renewIfStale(record);
     let refreshed = false;
     for (;;) {
-      const signed = await this.signRequest(record, method, pathAndQuery, body, headers);
+      // Headers are signed only for a host known to verify them (a reference host would
+      // refuse the extra field): learned from its first verified answer, kept for good.
+      const signed = await this.signRequest(record, method, pathAndQuery, body, record.signsHeaders ? headers : undefined);
       const response = await this.sendSigned(record, method, signed, body, headers, init.signal ?? null);
       if (response.status !== 401 || !looksLikeHost(response)) return this.checkAnswer(record, signed, response);
       const refusal = await this.readRefusal(record, signed, response);
@@ -441,6 +450,7 @@ export class RelayClient {
     headers.set(wire.SIG_NONCE, signed.nonce);
     headers.set(wire.SIG_SIGNATURE, signed.signatureB64);
     headers.set(wire.ACCEPT_STREAM_SIGNING, "1");
+    headers.set(wire.ACCEPT_SIGNED_HEADERS, "1");
     if (signed.headerNames) headers.set(wire.SIG_HEADERS, signed.headerNames.join(","));
     for (let attempt = 0; ; attempt++) {
       const session = await this.relaySession(record);
@@ -475,6 +485,7 @@ export class RelayClient {
     if (head.streamed) {
       try {
         await verifyHead(key, signed, head, wire.STREAM_SIGNING_V1);
+        learnSignedHeaders(record, head);
       } catch (err) {
         await response.body?.cancel().catch(() => undefined);
         throw err;
@@ -495,6 +506,7 @@ export class RelayClient {
       throw this.networkError(err);
     }
     await verifyHead(key, signed, head, wire.bodyHash(bytes));
+    learnSignedHeaders(record, head);
     await this.store.put(record);
     const nullBody = response.status === 204 || response.status === 304 || bytes.length === 0;
     const body = nullBody
@@ -520,6 +532,7 @@ export class RelayClient {
       if (!head.streamed) {
         await verifyHead(this.hostKey(record), signed, head, wire.bodyHash(body));
         verified = true;
+        learnSignedHeaders(record, head);
       }
     } catch {
       verified = false;

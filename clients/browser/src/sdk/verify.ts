@@ -32,7 +32,8 @@ export interface ResponseHead {
 }
 
 /** Parse the signature headers of an answer; SignatureInvalid when missing or malformed.
- *  `signsHeaders`: the request signed its headers, so the answer must sign its own. */
+ *  `signsHeaders`: the request signed its headers, so the answer must sign its own (an
+ *  answer that names its signed headers is checked with them either way). */
 export function parseHead(status: number, headers: Headers, signsHeaders = false): ResponseHead {
   const ts = headers.get(wire.RESP_TS);
   const responseNonce = headers.get(wire.RESP_NONCE);
@@ -65,9 +66,11 @@ export function parseHead(status: number, headers: Headers, signsHeaders = false
     if (value !== null) signedHeaders.set(name, value);
   }
   let hHeaders: string | null = null;
-  if (signsHeaders) {
-    const listed = headers.get(wire.RESP_HEADERS);
-    if (listed === null) throw new SignatureInvalid(`the answer (${status}) does not sign its headers`);
+  const listed = headers.get(wire.RESP_HEADERS);
+  if (listed === null && signsHeaders) throw new SignatureInvalid(`the answer (${status}) does not sign its headers`);
+  // Also on an answer to a request signed the reference way (the host says it verifies
+  // signed headers): the digest is in the signature, so a relay cannot remove the list.
+  if (listed !== null) {
     let names: string[];
     try {
       names = wire.parseHeaderList(listed);

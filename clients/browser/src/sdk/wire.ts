@@ -20,6 +20,9 @@ export const HOST_TIME = "x-vk-host-time";
 // names the headers the host signed in RESP_HEADERS, bound the same way.
 export const SIG_HEADERS = "x-vk-sig-headers";
 export const RESP_HEADERS = "x-vk-resp-headers";
+// A client that reads RESP_HEADERS says so: the host then signs its answer's headers even
+// to a request signed the reference way, and the client learns it verifies SIG_HEADERS.
+export const ACCEPT_SIGNED_HEADERS = "x-vk-accept-signed-headers";
 export const MAX_SIGNED_HEADERS = 64;
 export const SIGNATURE_SIZE = 64;
 export const CHUNK_HEADER_SIZE = 4;

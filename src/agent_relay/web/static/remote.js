@@ -2371,6 +2371,7 @@ var STREAM_SIGNING_V1 = "chunked-v1";
 var HOST_TIME = "x-vk-host-time";
 var SIG_HEADERS = "x-vk-sig-headers";
 var RESP_HEADERS = "x-vk-resp-headers";
+var ACCEPT_SIGNED_HEADERS = "x-vk-accept-signed-headers";
 var MAX_SIGNED_HEADERS = 64;
 var SIGNATURE_SIZE = 64;
 var CHUNK_HEADER_SIZE = 4;
@@ -2864,9 +2865,9 @@ function parseHead(status, headers, signsHeaders = false) {
     if (value !== null) signedHeaders.set(name, value);
   }
   let hHeaders = null;
-  if (signsHeaders) {
-    const listed = headers.get(RESP_HEADERS);
-    if (listed === null) throw new SignatureInvalid(`the answer (${status}) does not sign its headers`);
+  const listed = headers.get(RESP_HEADERS);
+  if (listed === null && signsHeaders) throw new SignatureInvalid(`the answer (${status}) does not sign its headers`);
+  if (listed !== null) {
     let names;
     try {
       names = parseHeaderList(listed);
@@ -3095,6 +3096,9 @@ async function bodyBytes(body) {
   }
   throw new TypeError("relayFetch takes a string, bytes, Blob or URLSearchParams body (it signs the exact bytes)");
 }
+function learnSignedHeaders(record, head) {
+  if (head.hHeaders !== null) record.signsHeaders = true;
+}
 var Verified = class {
   constructor(status, headers, unverifiedHeaders, body, streamed) {
     this.status = status;
@@ -3259,11 +3263,12 @@ var RelayClient = class {
     const headers = new Headers(init.headers);
     if (type && !headers.has("content-type")) headers.set("content-type", type);
     headers.set(ACCEPT_STREAM_SIGNING, "1");
+    headers.set(ACCEPT_SIGNED_HEADERS, "1");
     let record = await this.load(hostId);
     record = await this.renewIfStale(record);
     let refreshed = false;
     for (; ; ) {
-      const signed = await this.signRequest(record, method, pathAndQuery, body, headers);
+      const signed = await this.signRequest(record, method, pathAndQuery, body, record.signsHeaders ? headers : void 0);
       const response = await this.sendSigned(record, method, signed, body, headers, init.signal ?? null);
       if (response.status !== 401 || !looksLikeHost(response)) return this.checkAnswer(record, signed, response);
       const refusal = await this.readRefusal(record, signed, response);
@@ -3306,6 +3311,7 @@ var RelayClient = class {
     headers.set(SIG_NONCE, signed.nonce);
     headers.set(SIG_SIGNATURE, signed.signatureB64);
     headers.set(ACCEPT_STREAM_SIGNING, "1");
+    headers.set(ACCEPT_SIGNED_HEADERS, "1");
     if (signed.headerNames) headers.set(SIG_HEADERS, signed.headerNames.join(","));
     for (let attempt = 0; ; attempt++) {
       const session = await this.relaySession(record);
@@ -3339,6 +3345,7 @@ var RelayClient = class {
     if (head.streamed) {
       try {
         await verifyHead(key, signed, head, STREAM_SIGNING_V1);
+        learnSignedHeaders(record, head);
       } catch (err) {
         await response.body?.cancel().catch(() => void 0);
         throw err;
@@ -3361,6 +3368,7 @@ var RelayClient = class {
       throw this.networkError(err);
     }
     await verifyHead(key, signed, head, bodyHash(bytes));
+    learnSignedHeaders(record, head);
     await this.store.put(record);
     const nullBody = response.status === 204 || response.status === 304 || bytes.length === 0;
     const body = nullBody ? null : new ReadableStream({
@@ -3379,6 +3387,7 @@ var RelayClient = class {
       if (!head.streamed) {
         await verifyHead(this.hostKey(record), signed, head, bodyHash(body));
         verified = true;
+        learnSignedHeaders(record, head);
       }
     } catch {
       verified = false;
