@@ -357,7 +357,7 @@ async def test_a_relay_stripping_the_answers_header_list_fails_the_answer(
     silently keep the pairing on unsigned headers."""
     async with trust_stack(tmp_path, sqlite_url) as stack:
         pairing = await stack.pair()
-        stack.hostile.on_answer = strip_header_list  # type: ignore[assignment]
+        stack.hostile.on_answer = strip_header_list
         async with stack.client(pairing, store=stack.store()) as client:
             with pytest.raises(VerificationError):
                 await client.request("GET", "/big" if streamed else "/headers")
