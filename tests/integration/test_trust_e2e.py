@@ -288,7 +288,15 @@ async def test_downgrade_to_unsigned_stream_is_refused(paired: tuple[Stack, Rela
         return recorded
 
     stack.hostile.on_request = strip_accept
-    # The opt-in is one of the signed headers: the host itself refuses the altered request.
+    # A new pairing's first request signs no headers: the host sends the stream unsigned
+    # and the client refuses it (it asked for chunked-v1).
+    with pytest.raises(VerificationError, match="no host signature"):
+        await client.request("GET", "/big")
+    stack.hostile.on_request = None
+    await client.request("GET", "/echo")  # learns that the host checks signed headers
+    assert client.pairing.signs_headers
+    stack.hostile.on_request = strip_accept
+    # Now the opt-in is one of the signed headers: the host itself refuses the request.
     with pytest.raises(HostRefusedError) as refused:
         await client.request("GET", "/big")
     assert refused.value.reason == "bad_signature"
