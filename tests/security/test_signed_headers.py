@@ -11,6 +11,7 @@ the reference's signed string only (TrustHost(signed_headers=False))."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -297,8 +298,11 @@ async def test_the_first_verified_answer_teaches_signed_headers_for_good(
     tmp_path: Path, sqlite_url: str, mode: str
 ) -> None:
     async with trust_stack(tmp_path, sqlite_url, mode) as stack:
-        pairing = await stack.pair()
-        assert not pairing.signs_headers
+        # pair() makes one signed read right away and learns it there ...
+        assert (await stack.pair(name="other")).signs_headers
+        # ... and when that did not happen (it failed), the first request teaches it.
+        pairing = dataclasses.replace(await stack.pair(), signs_headers=False)
+        stack.store().save(pairing)
         sent: list[dict[str, str]] = []
 
         def record(recorded: Recorded) -> Recorded:
@@ -356,8 +360,10 @@ async def test_a_relay_stripping_the_answers_header_list_fails_the_answer(
     from the first answer (to keep the client from learning) makes it fail, it cannot
     silently keep the pairing on unsigned headers."""
     async with trust_stack(tmp_path, sqlite_url) as stack:
-        pairing = await stack.pair()
         stack.hostile.on_answer = strip_header_list
+        pairing = await stack.pair()  # its signed read fails: nothing learned
+        assert not pairing.signs_headers
+        assert not stack.store().load(pairing.relay_url, pairing.host_id).signs_headers
         async with stack.client(pairing, store=stack.store()) as client:
             with pytest.raises(VerificationError):
                 await client.request("GET", "/big" if streamed else "/headers")

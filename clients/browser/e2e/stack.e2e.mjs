@@ -82,13 +82,12 @@ test("pair with the code as typed (lower case, dashes), then it is paired", asyn
 });
 
 test("signed GET and POST, answers verified", async () => {
-  // A new pairing signs its first request the reference way (the host may be one) ...
-  assert.ok(!(await storage.get(RELAY, HOST)).signsHeaders);
+  // pair() made one signed read (the reference way: the host may be a reference one);
+  // its verified answer, which named the headers the host signed, taught that this host
+  // checks signed headers: kept with the pairing, every later request signs its own.
+  assert.equal((await storage.get(RELAY, HOST)).signsHeaders, true);
   const before = await client.relayFetch(HOST, "/api/workspaces");
   assert.equal(before.status, 200);
-  // ... and its verified answer, which names the headers the host signed, teaches that
-  // this host verifies signed headers: kept with the pairing, every later request signs.
-  assert.equal((await storage.get(RELAY, HOST)).signsHeaders, true);
   assert.equal(before.verified, true);
   assert.ok(before.headers.has("x-vk-resp-signature"));
   // Signed headers: the host signs the answer's content-type; the relay's own are not.

@@ -206,6 +206,13 @@ class RelayClient:
         )
         if store is not None:
             store.save(pairing)
+        # One signed read (the host's client list, a route every host has): its verified
+        # answer says whether the host checks signed headers, so even the pairing's first
+        # real request signs its own. Best effort: the pairing stands either way.
+        with contextlib.suppress(ClientError):
+            async with cls(pairing, token=token, store=store, limits=limits) as client:
+                await client.request("GET", f"{AUTH_PREFIX}/clients")
+                pairing = client.pairing
         return pairing
 
     # --------------------------------------------------------------- HTTP

@@ -371,6 +371,10 @@ export class RelayClient {
       clockOffset: 0,
     };
     await this.store.put(record);
+    // One signed read (the host's client list, a route every host has): its verified
+    // answer says whether the host checks signed headers, so the first real request
+    // signs its own. Best effort: the pairing stands either way.
+    await this.relayFetch(hostId, `${wire.AUTH_PREFIX}/clients`).then((r) => r.body?.cancel(), () => undefined);
     return publicPart(record);
   }
 

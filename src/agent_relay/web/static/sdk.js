@@ -3350,6 +3350,7 @@ var RelayClient = class {
       clockOffset: 0
     };
     await this.store.put(record);
+    await this.relayFetch(hostId, `${AUTH_PREFIX}/clients`).then((r) => r.body?.cancel(), () => void 0);
     return publicPart(record);
   }
   // ------------------------------------------------------------------ HTTP
