@@ -36,6 +36,20 @@ def blob_sha256(size: int) -> str:
 
 
 def test_sdk_against_real_relay_and_host(tmp_path: Path) -> None:
+    run_stack(tmp_path, "e2e/stack.e2e.mjs", E2E_TESTS)
+
+
+def test_sdk_against_a_host_without_signed_headers(tmp_path: Path) -> None:
+    """A host that checks the reference's signed string only (the connector with
+    AGENT_RELAY_SIGNED_HEADERS=0): the SDK never signs its headers, every request passes."""
+    run_stack(
+        tmp_path, "e2e/reference-host.e2e.mjs", 1, connector_env=["AGENT_RELAY_SIGNED_HEADERS=0"]
+    )
+
+
+def run_stack(
+    tmp_path: Path, script: str, expected: int, connector_env: list[str] | None = None
+) -> None:
     relay_port, sample_port, status_port = free_port(), free_port(), free_port()
     relay_data, host_data = tmp_path / "relay-data", tmp_path / "host-data"
     relay_url = f"http://127.0.0.1:{relay_port}"
@@ -45,7 +59,7 @@ def test_sdk_against_real_relay_and_host(tmp_path: Path) -> None:
     token_file = tmp_path / "token"
     write_secret_file(token_file, (token + "\n").encode())
     status_url = f"http://127.0.0.1:{status_port}/_relay/status"
-    signed = [
+    signed = [*(["env", *connector_env] if connector_env else [])] + [
         arg
         for arg in connector_command(relay_url, sample_url, token_file, status_port, host_data)
         if arg != "--allow-unsigned"
@@ -77,7 +91,7 @@ def test_sdk_against_real_relay_and_host(tmp_path: Path) -> None:
         assert status is not None
         code = admin(host_data, "host", "pair-code").strip()
         run = node_test(
-            "e2e/stack.e2e.mjs",
+            script,
             env={
                 "AR_RELAY_URL": relay_url,
                 "AR_TOKEN": token,
@@ -91,7 +105,7 @@ def test_sdk_against_real_relay_and_host(tmp_path: Path) -> None:
         logs = "\n".join(p.logs() for p in processes)
         assert run.returncode == 0, run.output[-10000:] + "\n" + logs[-6000:]
         assert run.failed == 0, run.output[-10000:]
-        assert run.passed == E2E_TESTS, run.output[-10000:]
+        assert run.passed == expected, run.output[-10000:]
     finally:
         for process in reversed(processes):
             process.close()

@@ -288,8 +288,17 @@ async def test_downgrade_to_unsigned_stream_is_refused(paired: tuple[Stack, Rela
         return recorded
 
     stack.hostile.on_request = strip_accept
-    with pytest.raises(VerificationError, match="no host signature"):
+    assert client.pairing.signs_headers  # learned by pair()'s signed read
+    # The opt-in is one of the signed headers: the host itself refuses the request.
+    with pytest.raises(HostRefusedError) as refused:
         await client.request("GET", "/big")
+    assert refused.value.reason == "bad_signature"
+    # Before the flag is learned a request signs no headers: the host sends the stream
+    # unsigned and the client refuses it (it asked for chunked-v1).
+    unlearned = dataclasses.replace(client.pairing, signs_headers=False)
+    async with stack.client(unlearned) as fresh:
+        with pytest.raises(VerificationError, match="no host signature"):
+            await fresh.request("GET", "/big")
 
 
 async def test_replayed_request_is_refused(paired: tuple[Stack, RelayClient]) -> None:

@@ -70,19 +70,30 @@ class Stack:
 
 @contextlib.asynccontextmanager
 async def trust_stack(
-    tmp_path: Path, sqlite_url: str, mode: str = "connector", limits: TrustLimits | None = None
+    tmp_path: Path,
+    sqlite_url: str,
+    mode: str = "connector",
+    limits: TrustLimits | None = None,
+    *,
+    signed_headers: bool = True,
 ) -> AsyncIterator[Stack]:
     """``connector``: the connector's built-in trust layer in front of a plain local
-    server; ``asgi``: a plain connector in front of a local server under protect()."""
+    server; ``asgi``: a plain connector in front of a local server under protect().
+    ``signed_headers`` False: a host that checks the reference's signed string only."""
     upstream = Upstream()
     async with contextlib.AsyncExitStack() as stack:
         relay = await stack.enter_async_context(running_relay(sqlite_url))
         if mode == "connector":
-            host = TrustHost.open(tmp_path / "host", limits=limits)
+            host = TrustHost.open(tmp_path / "host", limits=limits, signed_headers=signed_headers)
             local_url = await stack.enter_async_context(serve_asgi(upstream.app()))
             await stack.enter_async_context(connector_with_trust(relay, local_url, host))
         else:
-            app = protect(upstream.app(), data_dir=tmp_path / "host", limits=limits)
+            app = protect(
+                upstream.app(),
+                data_dir=tmp_path / "host",
+                limits=limits,
+                signed_headers=signed_headers,
+            )
             host = app.host
             local_url = await stack.enter_async_context(serve_asgi(app))
             await stack.enter_async_context(running_connector(relay, local_url))
@@ -121,6 +132,22 @@ class Upstream:
         async def big(request: Request) -> Response:
             return Response(BIG, media_type="application/octet-stream")
 
+        async def headers(request: Request) -> Response:
+            """The request headers the local server got, and answer headers to sign."""
+            if request.method == "POST":
+                self.posts += 1
+            seen = [[k.decode("latin-1"), v.decode("latin-1")] for k, v in request.headers.raw]
+            return JSONResponse(
+                {"headers": seen},
+                headers={
+                    "content-disposition": 'attachment; filename="report.json"',
+                    "x-app": "from the host",
+                },
+            )
+
+        async def moved(request: Request) -> Response:
+            return Response(status_code=303, headers={"location": "/echo"})
+
         async def events(request: Request) -> StreamingResponse:
             async def generate() -> AsyncIterator[bytes]:
                 for i in range(3):
@@ -153,6 +180,8 @@ class Upstream:
             routes=[
                 Route("/echo", echo, methods=["GET", "POST", "PUT"]),
                 Route("/big", big),
+                Route("/headers", headers, methods=["GET", "POST"]),
+                Route("/moved", moved),
                 Route("/events", events),
                 Route("/ticks", ticks),
                 WebSocketRoute("/terminal", terminal),

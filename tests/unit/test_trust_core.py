@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from agent_relay.client import VerificationError
+from agent_relay.client.signing import check_response, sign_request
 from agent_relay.trust import TrustHost, TrustLimits, wire
 from agent_relay.trust.errors import TrustError
 from agent_relay.trust.frames import FrameCodec, FrameError
@@ -470,3 +472,62 @@ def test_a_trust_host_keeps_what_it_is_handed(tmp_path: Path, monkeypatch: Any) 
     assert [c.client_id for c in clients.all()] == [peer.client_id]
     assert codes.code is None  # pairing burnt it
     assert list(tmp_path.iterdir()) == []
+
+
+def _lines(headers: dict[str, str]) -> list[tuple[str, str]]:
+    return list(headers.items())
+
+
+def test_answer_headers_are_signed_for_a_client_that_reads_them(host: TrustHost) -> None:
+    """Negotiation (docs/signing.md): a request signed the original way that says it reads
+    signed answer headers gets them, bound into the signature; removing the list fails it."""
+    peer = pair(host)
+    assert peer.host_key is not None
+    request = sign_request(peer.key, peer.session_id, "GET", "/a", b"", int(NOW))
+    sent = request.headers()
+    assert wire.SIG_HEADERS not in sent
+    assert sent[wire.ACCEPT_SIGNED_HEADERS] == "1"
+    verified = host.verify("GET", "/a", sent, wire.EMPTY_BODY_HASH, NOW)
+    assert verified.signed_headers is None
+    assert verified.signs_answer_headers
+    answer = [(b"content-type", b"text/plain"), (b"x-app", b"1")]
+    signature = host.signer.sign(verified, 200, wire.body_hash(b"ok"), NOW, answer)
+    got = {k.decode(): v.decode() for k, v in answer + signature.headers()}
+    assert got[wire.RESP_HEADERS] == "content-type,x-app"
+    learned: list[bool] = []
+    check = check_response(
+        peer.host_key, request, 200, got, _lines(got), lambda: learned.append(True)
+    )
+    check.feed(b"ok")
+    check.finish()
+    assert learned == [True]
+    assert check.verified_headers == [("content-type", "text/plain"), ("x-app", "1")]
+    stripped = {k: v for k, v in got.items() if k != wire.RESP_HEADERS}
+    check = check_response(peer.host_key, request, 200, stripped, _lines(stripped))
+    check.feed(b"ok")
+    with pytest.raises(VerificationError):
+        check.finish()
+    # A reference client (no opt-in) gets the reference's answer.
+    plain = {k: v for k, v in peer.sign("GET", "/a", b"", int(NOW)).items()}
+    verified = host.verify("GET", "/a", plain, wire.EMPTY_BODY_HASH, NOW)
+    assert not verified.signs_answer_headers
+    assert host.signer.sign(verified, 200, wire.body_hash(b"ok"), NOW, answer).header_names is None
+
+
+def test_a_host_without_signed_headers_checks_the_original_string_only(tmp_path: Path) -> None:
+    host = TrustHost.open(tmp_path / "data", signed_headers=False)
+    peer = pair(host)
+    headers = {"content-type": "application/json"}
+    with_list = sign_request(
+        peer.key, peer.session_id, "POST", "/a", b"", int(NOW), headers=headers
+    )
+    sent = {**headers, **with_list.headers()}
+    assert reason(host, peer, sent, target="/a") == "bad_signature"  # the extra field
+    # The list is ignored like any header: a request signed the original way passes.
+    original = sign_request(peer.key, peer.session_id, "POST", "/a", b"", int(NOW))
+    sent = {**original.headers(), wire.SIG_HEADERS: "content-type"}
+    verified = host.verify("POST", "/a", sent, wire.EMPTY_BODY_HASH, NOW)
+    assert verified.signed_headers is None
+    assert not verified.signs_answer_headers
+    answer = [(b"content-type", b"text/plain")]
+    assert host.signer.sign(verified, 200, wire.body_hash(b""), NOW, answer).header_names is None

@@ -303,7 +303,118 @@ def frames() -> dict[str, Any]:
     }
 
 
-BUILDERS = {"canonical": canonical, "spake2": spake2, "chunked": chunked, "frames": frames}
+def headers() -> dict[str, Any]:
+    """Signed headers: the canonical form of a header list (what a browser's Headers.get
+    gives for each name), which names each side signs, and a request and an answer
+    signed with their headers, plus altered answers the client must refuse."""
+    canonical_cases = [
+        (["content-type"], [["content-type", "application/json"]]),
+        (["x-a", "content-type"], [["Content-Type", " text/plain "], ["x-a", "1"], ["X-A", "2"]]),
+        (["range", "x-absent"], [["range", "bytes=0-9"]]),
+        (["x-latin"], [["x-latin", "caf\u00e9"]]),
+        ([], [["x-ignored", "1"]]),
+    ]
+    names = [
+        "content-type", "authorization", "range", "x-custom", "accept-encoding", "cookie",
+        "host", "content-length", "transfer-encoding", "connection", "x-forwarded-for",
+        "forwarded", "x-vk-relayed", "x-vk-sig-session", "x-vk-sig-headers", "location",
+        "set-cookie", "content-disposition", "content-security-policy", "vary", "date",
+        "access-control-allow-origin", "x-vk-resp-headers", "x-vk-accept-signed-stream",
+    ]  # fmt: skip
+    request_lines = [
+        ("accept-encoding", "identity"),
+        ("authorization", "Bearer t"),
+        ("content-type", "application/json"),
+        ("x-vk-accept-signed-stream", "1"),
+    ]
+    request_names = wire.header_names(request_lines, response=False)
+    h_request = wire.headers_hash(request_names, request_lines)
+    body = b'{"name": "signed headers"}'
+    request_message = wire.request_message(
+        1767225610, "POST", "/api/x", SESSION, REQUEST_NONCE, wire.body_hash(body), h_request
+    )
+    answer_lines = [
+        ("content-type", "application/json"),
+        ("content-disposition", 'attachment; filename="a.json"'),
+        ("x-app", "1"),
+        ("date", "Thu, 01 Jan 2026 00:00:00 GMT"),
+        ("set-cookie", "a=1"),
+    ]
+    answer_names = wire.header_names(answer_lines, response=True)
+    answer_body = b'{"ok":true}'
+    answer_message = wire.response_message(
+        1767225611,
+        200,
+        "/api/x",
+        SESSION,
+        REQUEST_NONCE,
+        RESPONSE_NONCE,
+        wire.body_hash(answer_body),
+        wire.headers_hash(answer_names, answer_lines),
+    )
+    signature_headers = [
+        (wire.RESP_TS, "1767225611"),
+        (wire.RESP_NONCE, RESPONSE_NONCE),
+        (wire.RESP_SIGNATURE, wire.b64encode(host_key().sign(answer_message))),
+        (wire.RESP_HEADERS, wire.format_header_list(answer_names)),
+    ]
+    good = answer_lines + signature_headers
+    narrowed = [(k, "content-type" if k == wire.RESP_HEADERS else v) for k, v in good]
+    altered = [
+        ("content-type changed", [(k, "text/html" if k == "content-type" else v) for k, v in good]),
+        ("a second content-type", [*good, ("content-type", "text/html")]),
+        ("x-app removed", [(k, v) for k, v in good if k != "x-app"]),
+        ("the list narrowed", narrowed),
+        ("the list dropped", [(k, v) for k, v in good if k != wire.RESP_HEADERS]),
+    ]  # fmt: skip
+    return {
+        "keys": keys_info(),
+        "canonical": [
+            {
+                "names": list(n),
+                "lines": lines,
+                "canonical_b64": wire.b64encode(
+                    wire.canonical_headers(n, [(k, v) for k, v in lines])
+                ),
+                "hash": wire.headers_hash(n, [(k, v) for k, v in lines]),
+            }
+            for n, lines in canonical_cases
+        ],
+        "signable": {
+            "request": {n: wire.signable_request_header(n) for n in names},
+            "response": {n: wire.signable_response_header(n) for n in names},
+        },
+        "request": {
+            "ts": 1767225610,
+            "method": "POST",
+            "path_and_query": "/api/x",
+            "body_b64": wire.b64encode(body),
+            "lines": [list(line) for line in request_lines],
+            "sig_headers": wire.format_header_list(request_names),
+            "h_headers": h_request,
+            "message": request_message.decode(),
+            "signature_b64": wire.b64encode(client_key().sign(request_message)),
+        },
+        "response": {
+            "status": 200,
+            "path_and_query": "/api/x",
+            "body_b64": wire.b64encode(answer_body),
+            "lines": [list(line) for line in good],
+            "verified": list(answer_names),
+            "message": answer_message.decode(),
+            "added": [["x-evil", "1"], ["location", "https://evil.example/"]],
+            "bad": [{"name": n, "lines": [list(line) for line in ls]} for n, ls in altered],
+        },
+    }
+
+
+BUILDERS = {
+    "canonical": canonical,
+    "spake2": spake2,
+    "chunked": chunked,
+    "frames": frames,
+    "headers": headers,
+}
 
 
 def render(name: str) -> str:

@@ -86,3 +86,48 @@ def test_request_signatures_verify_with_the_client_key() -> None:
     public = generate.client_key().public_key()
     for case in load("canonical")["requests"]:
         public.verify(wire.b64decode(case["signature_b64"]), case["message"].encode())
+
+
+def test_python_client_checks_signed_answer_headers_as_the_vectors_say() -> None:
+    data = load("headers")
+    case = data["response"]
+    request = SignedRequest(
+        generate.SESSION, 0, generate.REQUEST_NONCE, "sig", case["path_and_query"], ("x",)
+    )
+    body = wire.b64decode(case["body_b64"])
+
+    def check(lines: list[list[str]]) -> list[tuple[str, str]]:
+        pairs = [(k, v) for k, v in lines]
+        first: dict[str, str] = {}
+        for k, v in pairs:
+            first.setdefault(k, v)
+        checked = check_response(_host_public(), request, case["status"], first, pairs)
+        checked.feed(body)
+        checked.finish()
+        assert checked.verified_headers is not None
+        return checked.verified_headers
+
+    verified = check(case["lines"] + case["added"])
+    assert sorted({k for k, _ in verified}) == sorted(case["verified"])
+    assert not {k for k, _ in case["added"]} & {k for k, _ in verified}
+    for bad in case["bad"]:
+        with pytest.raises(VerificationError):
+            check(bad["lines"])
+
+
+def test_signed_request_headers_build_the_vectors_message() -> None:
+    case = load("headers")["request"]
+    lines = [(k, v) for k, v in case["lines"]]
+    names = wire.parse_header_list(case["sig_headers"])
+    assert wire.headers_hash(names, lines) == case["h_headers"]
+    message = wire.request_message(
+        case["ts"],
+        case["method"],
+        case["path_and_query"],
+        generate.SESSION,
+        generate.REQUEST_NONCE,
+        wire.body_hash(wire.b64decode(case["body_b64"])),
+        case["h_headers"],
+    )
+    assert message.decode() == case["message"]
+    generate.client_key().public_key().verify(wire.b64decode(case["signature_b64"]), message)

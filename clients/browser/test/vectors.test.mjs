@@ -229,3 +229,55 @@ test("frames: our envelopes are byte for byte the ones Python signs", async () =
   const s = new frames.FrameSigner(clientSeed, K.session_id, framesV.upgrade_nonce);
   for (const f of framesV.from_client) assert.equal(await s.sign(f.msg_type, unb64(f.payload_b64)), f.envelope);
 });
+
+const headersV = vectors("headers");
+
+test("signed headers: the canonical form and its hash match Python's (via Headers.get)", () => {
+  for (const c of headersV.canonical) {
+    const headers = new Headers(c.lines);
+    const get = (name) => headers.get(name);
+    assert.equal(b64(wire.canonicalHeaders(c.names, get)), c.canonical_b64, JSON.stringify(c.names));
+    assert.equal(wire.headersHash(c.names, get), c.hash);
+  }
+});
+
+test("signed headers: the same names are signable on both sides", () => {
+  for (const [name, signable] of Object.entries(headersV.signable.request)) {
+    assert.equal(wire.signableRequestHeader(name), signable, `request ${name}`);
+  }
+  for (const [name, signable] of Object.entries(headersV.signable.response)) {
+    assert.equal(wire.signableResponseHeader(name), signable, `response ${name}`);
+  }
+  assert.deepEqual(wire.parseHeaderList("a,b-c, x-y"), ["a", "b-c", "x-y"]);
+  assert.deepEqual(wire.parseHeaderList(""), []);
+  for (const bad of ["a,a", "A", "a,,b", "a b", "é"]) assert.throws(() => wire.parseHeaderList(bad), TypeError, bad);
+});
+
+test("signed headers: a request signed with its headers is byte for byte Python's", () => {
+  const c = headersV.request;
+  const headers = new Headers(c.lines);
+  const names = [...headers.keys()].filter(wire.signableRequestHeader);
+  assert.equal(names.join(","), c.sig_headers);
+  const hHeaders = wire.headersHash(names, (n) => headers.get(n));
+  assert.equal(hHeaders, c.h_headers);
+  const message = wire.requestMessage(c.ts, c.method, c.path_and_query, K.session_id, K.request_nonce, wire.bodyHash(unb64(c.body_b64)), hHeaders);
+  assert.equal(new TextDecoder().decode(message), c.message);
+  assert.equal(b64(ed25519.sign(message, clientSeed)), c.signature_b64);
+});
+
+test("signed headers: an answer's signed headers verify, added ones are not verified, altered ones refused", async () => {
+  const c = headersV.response;
+  const request = { sessionId: K.session_id, nonce: K.request_nonce, pathAndQuery: c.path_and_query };
+  const body = wire.bodyHash(unb64(c.body_b64));
+  const head = verify.parseHead(c.status, new Headers([...c.lines, ...c.added]), true);
+  await verify.verifyHead(hostKey(), request, head, body);
+  for (const name of c.verified) assert.ok(head.signedHeaders.has(name), name);
+  for (const [name] of c.added) assert.equal(head.signedHeaders.has(name), false, name);
+  for (const bad of c.bad) {
+    await assert.rejects(
+      (async () => verify.verifyHead(hostKey(), request, verify.parseHead(c.status, new Headers(bad.lines), true), body))(),
+      sdk.SignatureInvalid,
+      bad.name,
+    );
+  }
+});

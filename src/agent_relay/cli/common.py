@@ -16,6 +16,7 @@ from typing import Any, ParamSpec, TypeVar
 import click
 from click.core import ParameterSource
 
+from .. import logredact
 from ..errors import AgentRelayError
 
 P = ParamSpec("P")
@@ -88,6 +89,7 @@ def setup_logging(verbose: bool, log_format: str = "text") -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler])
     for noisy in ("websockets", "aiosqlite", "asyncio"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    logredact.install()  # session ids never reach a log line
 
 
 class JsonFormatter(logging.Formatter):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -213,6 +214,8 @@ def host_command(
             shutdown_timeout=shutdown_timeout,
             allow_unsigned=allow_unsigned,
             trusted_keys_file=trusted_keys_file,
+            # Not an option: only the compatibility tests want a host without them.
+            signed_headers=os.environ.get("AGENT_RELAY_SIGNED_HEADERS", "1") != "0",
             p2p=p2p,
             stun=stun,
             turn=turn,

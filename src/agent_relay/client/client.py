@@ -68,14 +68,26 @@ class ClientLimits:
 
 class VerifiedResponse:
     """An answer whose signature checked out. ``iter_bytes`` yields only verified data:
-    records of a streamed body as each checks out, a whole body once all of it has."""
+    records of a streamed body as each checks out, a whole body once all of it has.
+    ``headers`` holds only the headers the host signed (x-vk-resp-headers); whatever
+    else arrived (the relay's own, or anything it added) is in ``unverified_headers``:
+    show it if you must, never trust it."""
 
     def __init__(self, response: httpx.Response, check: BodyCheck, limits: ClientLimits) -> None:
         self._response = response
         self._check = check
         self._limits = limits
         self.status = response.status_code
-        self.headers = response.headers
+        verified = check.verified_headers
+        if verified is None:  # an answer to a request signed the reference way
+            self.headers = httpx.Headers()
+            self.unverified_headers = response.headers
+        else:
+            names = {k.lower() for k, _ in verified}
+            self.headers = httpx.Headers(verified)
+            self.unverified_headers = httpx.Headers(
+                [(k, v) for k, v in _header_lines(response) if k not in names]
+            )
         self.streamed = check.streamed
         self.received = 0  # bytes read so far, verified or not (for a progress display)
 
@@ -196,6 +208,13 @@ class RelayClient:
         )
         if store is not None:
             store.save(pairing)
+        # One signed read (the host's client list, a route every host has): its verified
+        # answer says whether the host checks signed headers, so even the pairing's first
+        # real request signs its own. Best effort: the pairing stands either way.
+        with contextlib.suppress(ClientError):
+            async with cls(pairing, token=token, store=store, limits=limits) as client:
+                await client.request("GET", f"{AUTH_PREFIX}/clients")
+                pairing = client.pairing
         return pairing
 
     # --------------------------------------------------------------- HTTP
@@ -234,8 +253,9 @@ class RelayClient:
     ) -> tuple[httpx.Response, BodyCheck]:
         await self._renew_if_stale()
         refreshed = False
+        headers = {"accept-encoding": "identity", **headers}
         while True:
-            signed = self._sign(method, path_and_query, body)
+            signed = self._sign(method, path_and_query, body, headers)
             response = await self._send_signed(method, signed, body, headers)
             if response.status_code != 401 or not _looks_like_host(response):
                 return response, await self._check_head(signed, response)
@@ -252,7 +272,15 @@ class RelayClient:
             await self.refresh_signing_session()
             refreshed = True
 
-    def _sign(self, method: str, path_and_query: str, body: bytes) -> SignedRequest:
+    def _sign(
+        self,
+        method: str,
+        path_and_query: str,
+        body: bytes,
+        headers: Mapping[str, str] | None = None,
+    ) -> SignedRequest:
+        """``headers``: those that will be sent, signed once the host is known to verify
+        them (Pairing.signs_headers); until then the reference way."""
         return sign_request(
             self.pairing.client_key,
             self.pairing.signing_session_id,
@@ -260,6 +288,7 @@ class RelayClient:
             path_and_query,
             body,
             self.clock.now(),
+            headers=headers if self.pairing.signs_headers else None,
         )
 
     async def _send_signed(
@@ -267,7 +296,7 @@ class RelayClient:
     ) -> httpx.Response:
         """Send ``signed`` through the relay; a relay session that is gone is re-created
         once and the very same signed request is sent again."""
-        all_headers = {"accept-encoding": "identity", **headers, **signed.headers()}
+        all_headers = {**headers, **signed.headers()}
         for attempt in range(2):
             session = await self._relay_session()
             url = _proxy_base(self.pairing.relay_url, self.pairing.host_id, session)
@@ -292,7 +321,14 @@ class RelayClient:
             if wire.RESP_SIGNATURE not in headers and _is_relay_error(response):
                 _, message = _error_fields(await _read_small(response))
                 raise RelayRefusedError(response.status_code, message)
-            return check_response(self.pairing.host_key, signed, response.status_code, headers)
+            return check_response(
+                self.pairing.host_key,
+                signed,
+                response.status_code,
+                headers,
+                _header_lines(response),
+                self._learn_signed_headers,
+            )
         except BaseException:
             await response.aclose()
             raise
@@ -305,7 +341,14 @@ class RelayClient:
             await response.aclose()
         verified = False
         with contextlib.suppress(VerificationError):
-            check = check_response(self.pairing.host_key, signed, 401, headers)
+            check = check_response(
+                self.pairing.host_key,
+                signed,
+                401,
+                headers,
+                _header_lines(response),
+                self._learn_signed_headers,
+            )
             if not check.streamed:
                 check.feed(body)
                 check.finish()
@@ -356,6 +399,13 @@ class RelayClient:
         # relay's) lasts for this run.
         if self.clock.observe(header, verified=verified) and verified:
             self.pairing = dataclasses.replace(self.pairing, clock_offset=self.clock.offset)
+            self._save()
+
+    def _learn_signed_headers(self) -> None:
+        """A verified answer of the host signed its headers: from now on, for good, this
+        pairing's requests sign theirs (saved at once)."""
+        if not self.pairing.signs_headers:
+            self.pairing = self.pairing.with_signed_headers()
             self._save()
 
     def _note_use(self) -> None:
@@ -626,6 +676,11 @@ def _error_fields(body: bytes | bytearray) -> tuple[str, str]:
     reason = document.get("reason")
     message = document.get("message") or document.get("error") or "no details"
     return (str(reason)[:64] if reason else "unknown"), str(message)[:500]
+
+
+def _header_lines(response: httpx.Response) -> list[tuple[str, str]]:
+    """Every header line as received: names lower case, values as the bytes sent."""
+    return [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in response.headers.raw]
 
 
 def _lower_headers(response: httpx.Response) -> dict[str, str]:

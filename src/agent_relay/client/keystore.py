@@ -46,6 +46,10 @@ class Pairing:
     session_used_at: float = 0.0
     clock_offset: float = 0.0  # host clock minus ours, as last learned (clock.py)
     host_name: str | None = None  # as the relay listed it at pairing, for --host NAME
+    # The host verifies signed headers: one of its answers, signature checked, named its
+    # own (x-vk-resp-headers). From then on every request signs its headers; never reset
+    # (no relay can turn it off). False: requests are signed the reference way.
+    signs_headers: bool = False
 
     @property
     def host_key(self) -> Ed25519PublicKey:
@@ -58,6 +62,9 @@ class Pairing:
 
     def used(self, now: float) -> Pairing:
         return replace(self, session_used_at=now)
+
+    def with_signed_headers(self) -> Pairing:
+        return replace(self, signs_headers=True)
 
     def with_relay_session(self, session_id: str | None) -> Pairing:
         return replace(self, relay_session_id=session_id)
@@ -76,6 +83,7 @@ class Pairing:
             "session_used_at": self.session_used_at,
             "clock_offset": self.clock_offset,
             "host_name": self.host_name,
+            "signs_headers": self.signs_headers,
         }
         return (json.dumps(document, indent=2) + "\n").encode()
 
@@ -100,6 +108,7 @@ class Pairing:
                 session_used_at=float(doc.get("session_used_at", 0.0)),
                 clock_offset=float(doc.get("clock_offset", 0.0)),
                 host_name=str(doc["host_name"]) if doc.get("host_name") else None,
+                signs_headers=doc.get("signs_headers", False) is True,
             )
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ClientError(f"{where} is not a valid pairing file: {exc}") from None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidSignature
@@ -31,15 +31,22 @@ class SignedRequest:
     nonce: str
     signature_b64: str
     path_and_query: str
+    # The request headers signed (x-vk-sig-headers), or None: a request signed the
+    # reference way, whose answer's headers are not signed either.
+    header_names: tuple[str, ...] | None = None
 
     def headers(self) -> dict[str, str]:
-        return {
+        out = {
             wire.SIG_SESSION: self.session_id,
             wire.SIG_TS: str(self.ts),
             wire.SIG_NONCE: self.nonce,
             wire.SIG_SIGNATURE: self.signature_b64,
             wire.ACCEPT_STREAM_SIGNING: "1",
+            wire.ACCEPT_SIGNED_HEADERS: "1",
         }
+        if self.header_names is not None:
+            out[wire.SIG_HEADERS] = wire.format_header_list(self.header_names)
+        return out
 
     def query_pairs(self) -> list[tuple[str, str]]:
         return [
@@ -58,12 +65,24 @@ def sign_request(
     body: bytes,
     now: int,
     nonce: str | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> SignedRequest:
+    """``headers``: the request headers that will be sent (besides the signature's own
+    and the two ``x-vk-accept-signed-*``, which are signed too); given, they are signed
+    (x-vk-sig-headers) and the host passes on only them. None: the reference way, for
+    a host not known to verify signed headers (Pairing.signs_headers)."""
     nonce = nonce or str(uuid.uuid4())
+    names = h_headers = None
+    if headers is not None:
+        lines = [(k.lower(), v) for k, v in headers.items()]
+        lines += [(wire.ACCEPT_STREAM_SIGNING, "1"), (wire.ACCEPT_SIGNED_HEADERS, "1")]
+        names = wire.header_names(lines, response=False)
+        h_headers = wire.headers_hash(names, lines)
     message = wire.request_message(
-        now, method.upper(), path_and_query, session_id, nonce, wire.body_hash(body)
+        now, method.upper(), path_and_query, session_id, nonce, wire.body_hash(body), h_headers
     )
-    return SignedRequest(session_id, now, nonce, wire.b64encode(key.sign(message)), path_and_query)
+    signature = wire.b64encode(key.sign(message))
+    return SignedRequest(session_id, now, nonce, signature, path_and_query, names)
 
 
 def sign_refresh(key: Ed25519PrivateKey, client_id: str, now: int) -> dict[str, str]:
@@ -99,8 +118,18 @@ class BodyCheck:
         response_nonce: str,
         signature: bytes,
         streamed: bool,
+        h_headers: str | None = None,
+        verified_headers: list[tuple[str, str]] | None = None,
+        on_headers_verified: Callable[[], None] | None = None,
     ) -> None:
         self.status = status
+        self._h_headers = h_headers
+        # The answer's headers the host signed (all of them checked with the signature);
+        # None when the request did not sign headers (then none of the answer's are).
+        self.verified_headers = verified_headers
+        # Called once the signature checked out with the headers' digest in it: the host
+        # verifies signed headers (the client learns it for the pairing, for good).
+        self.on_headers_verified = on_headers_verified
         self.streamed = streamed
         self._key = host_key
         self._request = request
@@ -125,8 +154,11 @@ class BodyCheck:
             self._request.nonce,
             self._response_nonce,
             h_body,
+            self._h_headers,
         )
         verify_signature(self._key, self._signature, message, f"answer ({self.status})")
+        if self._h_headers is not None and self.on_headers_verified is not None:
+            self.on_headers_verified()
 
     def feed(self, data: bytes) -> list[bytes]:
         """Body bytes as read. Streamed: the payloads of the records completed (all
@@ -157,10 +189,14 @@ def check_response(
     request: SignedRequest,
     status: int,
     headers: Mapping[str, str],
+    lines: Sequence[tuple[str, str]] = (),
+    on_headers_verified: Callable[[], None] | None = None,
 ) -> BodyCheck:
     """Start checking the answer to ``request`` from its status and headers (names in
-    lower case). Raises VerificationError when it carries no well-formed signature,
-    or (streamed) when the header signature is wrong."""
+    lower case; ``lines``: every header line, for an answer that signs its headers).
+    Raises VerificationError when it carries no well-formed signature, or (streamed)
+    when the header signature is wrong. ``on_headers_verified``: called when a
+    signature that covers the answer's headers checks out."""
     ts = headers.get(wire.RESP_TS)
     response_nonce = headers.get(wire.RESP_NONCE)
     signature_b64 = headers.get(wire.RESP_SIGNATURE)
@@ -179,8 +215,32 @@ def check_response(
     mode = headers.get(wire.RESP_BODY_SIGNING)
     if mode is not None and mode != wire.STREAM_SIGNING_V1:
         raise VerificationError(f"unknown response body signing {mode[:40]!r}")
+    h_headers = verified = None
+    listed = headers.get(wire.RESP_HEADERS)
+    if listed is None and request.header_names is not None:
+        raise VerificationError(f"the answer ({status}) does not sign its headers")
+    if listed is not None:
+        # Also on an answer to a request signed the reference way: the host then says it
+        # verifies signed headers; the digest is in its signature, so a relay can neither
+        # add this header nor remove it without failing the answer.
+        try:
+            names = wire.parse_header_list(listed)
+        except ValueError as exc:
+            raise VerificationError(f"the answer's {wire.RESP_HEADERS}: {exc}") from None
+        h_headers = wire.headers_hash(names, lines)
+        wanted = set(names)
+        verified = [(k, v) for k, v in lines if k.lower() in wanted]
     return BodyCheck(
-        host_key, request, status, ts, response_nonce, signature, streamed=mode is not None
+        host_key,
+        request,
+        status,
+        ts,
+        response_nonce,
+        signature,
+        streamed=mode is not None,
+        h_headers=h_headers,
+        verified_headers=verified,
+        on_headers_verified=on_headers_verified,
     )
 
 

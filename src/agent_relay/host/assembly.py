@@ -32,6 +32,9 @@ class ConnectorSettings:
     shutdown_timeout: float = 25.0
     allow_unsigned: bool = False
     trusted_keys_file: Path | None = None
+    # False: check and sign as the reference host does, without signed headers (the
+    # compatibility tests' stand-in for one; AGENT_RELAY_SIGNED_HEADERS=0).
+    signed_headers: bool = True
     p2p: bool = False  # answer WebRTC upgrades (needs the signed session: not unsigned)
     stun: tuple[str, ...] = ()
     turn: tuple[str, ...] = ()
@@ -82,7 +85,11 @@ def assemble(settings: ConnectorSettings) -> AssembledConnector:
     trust = (
         None
         if settings.allow_unsigned
-        else TrustHost.open(settings.data_dir, trusted_keys_file=settings.trusted_keys_file)
+        else TrustHost.open(
+            settings.data_dir,
+            trusted_keys_file=settings.trusted_keys_file,
+            signed_headers=settings.signed_headers,
+        )
     )
     # The same key signs answers and proves the host at connect; unsigned hosts have one too.
     host_key = (

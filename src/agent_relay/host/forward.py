@@ -44,6 +44,8 @@ from ..trust.admission import (
     ResponseSealer,
     SealedHead,
     admit,
+    forwarded_header_names,
+    header_lines,
     header_map,
 )
 from ..trust.body import BodyBuffer
@@ -274,10 +276,19 @@ class _Exchange:
             decode_target(request.target),
             header_map(request.headers),
             websocket=is_upgrade(request.headers),
+            lines=header_lines(request.headers),
         )
         admission = admit(trust, head, "relay", self.clock())
         assert admission is not None  # relayed: the trust layer always decides
         self.body = admission.body
+        if admission.refusal is not None:
+            # Refused from the head: the body is never read into the buffer (what is
+            # left of it is dropped as it comes, by _finish).
+            log.info(
+                "%s -> %d: %s", self.what, admission.refusal.status, _reason(admission.refusal)
+            )
+            await self._reply(admission.refusal)
+            return True
 
         async def feed(chunk: bytes) -> None:
             decided = admission.feed(chunk)
@@ -293,6 +304,11 @@ class _Exchange:
             decided = admission.finish(self.clock)
             if not isinstance(decided, Reply):
                 self.verified = decided.verified
+                only = forwarded_header_names(decided.verified)
+                if only is not None:  # the client signed its headers: pass on only those
+                    self.head = upstream_request(
+                        request, self.pool.target, signed_frames=True, only=only
+                    )
                 if not (head.path == OFFER_PATH and head.method == "POST" and self.webrtc):
                     return False
                 # The WebRTC upgrade: answered here, after admission, signed like any answer.
@@ -311,7 +327,7 @@ class _Exchange:
         assert self.body is not None
         reply = await webrtc.handle_offer(verified, self.body.read_all())
         signature = trust.signer.sign(
-            verified, reply.status, wire.body_hash(reply.body), self.clock()
+            verified, reply.status, wire.body_hash(reply.body), self.clock(), reply.headers
         )
         return Reply(reply.status, reply.body, reply.headers + signature.headers())
 
@@ -584,17 +600,25 @@ class _Exchange:
 
 
 def upstream_request(
-    request: Request, target: UpstreamTarget, *, signed_frames: bool = False
+    request: Request,
+    target: UpstreamTarget,
+    *,
+    signed_frames: bool = False,
+    only: frozenset[str] | None = None,
 ) -> Request:
     """The request as the local server gets it: ``Host`` is the server's own address
     (the client's goes in ``x-forwarded-host``), hop-by-hop headers are dropped (an
-    upgrade's are kept), and ``x-vk-relayed: 1`` replaces whatever the client sent."""
+    upgrade's are kept), and ``x-vk-relayed: 1`` replaces whatever the client sent.
+    ``only`` (admission.forwarded_header_names): the headers a client signed, then
+    nothing else of the client's (nor the relay's ``Host``) is passed on."""
     named = connection_tokens(request.headers) - FRAMING
     chunked = header(request.headers, b"transfer-encoding") is not None
     upgrade = header(request.headers, b"upgrade")
     headers: list[tuple[bytes, bytes]] = [(b"host", target.host_header)]
     for name, value in request.headers:
         if name in HOP_BY_HOP or name in _REPLACED or name in named:
+            continue
+        if only is not None and name.decode("latin-1") not in only:
             continue
         if name == b"content-length" and chunked:
             continue
@@ -604,7 +628,7 @@ def upstream_request(
     if chunked:
         headers.append((b"transfer-encoding", b"chunked"))
     client_host = header(request.headers, b"host")
-    if client_host:
+    if client_host and only is None:
         headers.append((FORWARDED_HOST_HEADER, client_host))
     if upgrade is not None and b"upgrade" in named:
         headers += [(b"connection", b"upgrade"), (b"upgrade", upgrade)]

@@ -25,6 +25,7 @@ from typing import Any
 from ..httpwire import HttpProtocolError
 from ..httpwire.server import Exchange, HttpServer, ServerLimits
 from ..trust.host import TrustHost
+from ..trust.local import LOOPBACK_NAMES, cross_site, host_allowed
 from ..trust.store import TrustedClient
 from ..web.links import LinkError, pair_link, ui_base
 from ..web.qr import svg_qr
@@ -37,7 +38,6 @@ PAIR_CODE_PATH = "/_relay/pair-code"
 CLIENTS_PATH = "/_relay/clients"
 SCRIPT_PATH = "/_relay/page.js"
 STYLE_PATH = "/_relay/page.css"
-LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "[::1]"})
 
 
 class Phase(StrEnum):
@@ -243,24 +243,16 @@ class StatusServer:
 
 
 def _host_allowed(host: bytes | None, allowed: frozenset[str]) -> bool:
-    """The Host header names this machine: loopback or a configured name, any port."""
-    if host is None:
-        return False
-    name = host.decode("latin-1").strip().lower()
-    # "[::1]:8080" or "localhost:8080"
-    name = name.partition("]")[0] + "]" if name.startswith("[") else name.partition(":")[0]
-    return name in allowed or name.startswith("127.")
+    return host_allowed(None if host is None else host.decode("latin-1"), allowed)
 
 
 def _cross_site(ex: Exchange) -> bool:
-    """A request another web site made the owner's browser send (the page has no login).
-    Tools that send neither header (curl, the CLI) are not browsers and pass."""
-    site = ex.header(b"sec-fetch-site")
-    if site is not None and site not in (b"same-origin", b"none"):
-        return True
-    origin = ex.header(b"origin")
-    host = ex.header(b"host")
-    return origin is not None and (host is None or origin != b"http://" + host)
+    headers = {
+        name: value.decode("latin-1")
+        for name in ("sec-fetch-site", "origin", "host")
+        if (value := ex.header(name.encode())) is not None
+    }
+    return cross_site(headers)
 
 
 _PAGE_HEADERS = [

@@ -57,7 +57,8 @@ log = logging.getLogger(__name__)
 # What the browser SDK reads from an answer when the page is on another origin: the
 # signature, the chunked-v1 marker and the host clock of a 401.
 _EXPOSED = (
-    b"x-vk-resp-ts, x-vk-resp-nonce, x-vk-resp-signature, x-vk-resp-body-signing, x-vk-host-time"
+    b"x-vk-resp-ts, x-vk-resp-nonce, x-vk-resp-signature, x-vk-resp-body-signing, "
+    b"x-vk-resp-headers, x-vk-host-time"
 )
 _DEFAULT_METHODS = b"GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS"
 _PROXY_PREFIX = "/v1/relay/h/"

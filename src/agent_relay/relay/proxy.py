@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from ..aio import reap
 from ..httpwire import HttpConnection, HttpProtocolError
 from ..httpwire.codec import Request, Response
-from ..httpwire.policy import end_to_end, has_body, plain_body_length
+from ..httpwire.policy import end_to_end, has_body, header, plain_body_length
 from ..httpwire.pump import PumpError, pump, receive_after_upload
 from ..httpwire.splice import splice_upgraded, switching_protocols
 from ..mux import GoAwayError, MuxError, MuxStream, SessionClosedError, TooManyStreamsError
@@ -132,9 +132,15 @@ async def proxy_request(
                 headers = [(k, v) for k, v in headers if k != b"set-cookie"]
                 await splice_upgraded(front, upstream, switching_protocols(response, headers))
                 return result
+            cors = response_headers
+            signed = header(headers, b"x-vk-resp-headers")
+            if cors and signed:
+                # A page on another origin reads only exposed headers: the ones the host
+                # signed too, or the SDK could not check them (a second line adds to the list).
+                cors = [*cors, (b"access-control-expose-headers", signed)]
             answer = Response(
                 response.status_code,
-                isolation.response_headers(headers) + response_headers,
+                isolation.response_headers(headers) + cors,
                 response.reason,
             )
             if upstream.body_ready():

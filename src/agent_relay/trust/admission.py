@@ -26,6 +26,7 @@ from .host import (
     is_api_path,
     relay_address,
 )
+from .local import cross_site, host_allowed
 from .sessions import VerifiedRequest
 from .signing import BodyMode, ResponseSignature, StreamSigner, choose_body_mode
 
@@ -41,6 +42,49 @@ def header_map(headers: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
     return out
 
 
+def header_lines(headers: Iterable[tuple[bytes, bytes]]) -> tuple[tuple[str, str], ...]:
+    """Every header line, names lowercased: what the signed-headers check reads."""
+    return tuple((k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in headers)
+
+
+# Passed on besides the signed headers of a request that signs its headers: what the
+# trust layer itself reads (the signature, the stream opt-in), the framing (each hop's
+# own), and what the host sets itself (Host: its local server's; x-vk-relayed).
+_PASSED_WITH_SIGNED = frozenset(
+    {
+        *wire.REQUEST_SIGNATURE_FIELDS,
+        wire.SIG_HEADERS,
+        "content-length",
+        "transfer-encoding",
+        "host",
+        "x-vk-relayed",
+    }
+)
+
+
+def forwarded_header_names(verified: VerifiedRequest | None) -> frozenset[str] | None:
+    """The request headers the local server may get (lower case), or None for all: a
+    request that signed its headers (x-vk-sig-headers) has only those forwarded, plus
+    :data:`_PASSED_WITH_SIGNED`; so a relay can add nothing (a Cookie, an
+    Authorization, an X-Forwarded-For) and change nothing (the signature covers the
+    rest). A reference client's request, which signs no headers, is forwarded as it
+    always was. The one rule for every adapter."""
+    if verified is None or verified.signed_headers is None:
+        return None
+    signed = {n for n in verified.signed_headers if wire.signable_request_header(n)}
+    return frozenset(signed) | _PASSED_WITH_SIGNED
+
+
+def forwarded_headers(
+    headers: Iterable[tuple[bytes, bytes]], verified: VerifiedRequest | None
+) -> list[tuple[bytes, bytes]]:
+    """``headers`` as the local server may get them (:func:`forwarded_header_names`)."""
+    names = forwarded_header_names(verified)
+    if names is None:
+        return list(headers)
+    return [(k, v) for k, v in headers if k.decode("latin-1").lower() in names]
+
+
 @dataclass(frozen=True, slots=True)
 class RequestHead:
     """A request as the trust layer sees it. ``target`` is the path and query as sent,
@@ -52,6 +96,9 @@ class RequestHead:
     headers: Mapping[str, str]
     relayed: bool = True
     websocket: bool = False
+    # Every header line (:func:`header_lines`): a request that signs its headers is
+    # checked over all the values it carries, not the first of each.
+    lines: tuple[tuple[str, str], ...] = ()
 
     @property
     def path(self) -> str:
@@ -77,12 +124,37 @@ class Admission:
         self.api = is_api_path(head.path)
         self.address = relay_address(head.headers) if head.relayed else peer
         limits = host.limits
+        self.signed = head.relayed and not (
+            self.api and (head.path in UNSIGNED_PATHS or head.path == ENROLLMENT_CODE_PATH)
+        )
         self.body = BodyBuffer(
             limits.body_memory_limit, MAX_API_BODY if self.api else limits.body_limit
         )
+        # Decided from the head alone: the adapter sends it without reading the body.
+        self.refusal = self._precheck()
+
+    def _precheck(self) -> Reply | None:
+        """What needs no body, checked before any of it is read (or spilled to disk): a
+        signed request's four values, timestamp, session and nonce; a local pairing
+        call's Host and origin (trust/local.py)."""
+        head, now = self.head, self.now
+        try:
+            if self.signed:
+                self.host.precheck(head.target, head.headers, now, allow_query=head.websocket)
+            elif not head.relayed:
+                if not host_allowed(head.headers.get("host"), self.host.local_hosts):
+                    raise TrustError(421, "wrong_host", "local pairing answers only on localhost")
+                if cross_site(head.headers):
+                    raise TrustError(403, "cross_site", "a request from another site is refused")
+        except TrustError as exc:
+            return error_reply(exc, now)
+        return None
 
     def feed(self, data: bytes) -> Reply | None:
-        """Take body bytes; a :class:`Reply` (413) when the body is too big."""
+        """Take body bytes; a :class:`Reply` (413) when the body is too big, or the
+        refusal already decided from the head."""
+        if self.refusal is not None:
+            return self.refusal
         try:
             self.body.add(data)
         except TrustError as exc:
@@ -91,12 +163,11 @@ class Admission:
 
     def finish(self, clock: Callable[[], float]) -> Reply | Admitted:
         """The whole body is in. ``clock`` dates a signed pairing-route answer."""
+        if self.refusal is not None:
+            return self.refusal
         head, host, now = self.head, self.host, self.now
         verified: VerifiedRequest | None = None
-        signed = head.relayed and not (
-            self.api and (head.path in UNSIGNED_PATHS or head.path == ENROLLMENT_CODE_PATH)
-        )
-        if signed:
+        if self.signed:
             try:
                 verified = host.verify(
                     head.method,
@@ -105,6 +176,7 @@ class Admission:
                     self.body.h_body,
                     now,
                     allow_query=head.websocket,
+                    lines=head.lines,
                 )
             except TrustError as exc:
                 return error_reply(exc, now)
@@ -120,7 +192,7 @@ class Admission:
         )
         if verified is not None:
             signature = host.signer.sign(
-                verified, reply.status, wire.body_hash(reply.body), clock()
+                verified, reply.status, wire.body_hash(reply.body), clock(), reply.headers
             )
             reply = Reply(reply.status, reply.body, reply.headers + signature.headers())
         return reply
@@ -143,7 +215,13 @@ def admit_websocket(host: TrustHost, head: RequestHead, now: float) -> Reply | V
     host.maybe_sync(now)
     try:
         return host.verify(
-            "GET", head.target, head.headers, wire.EMPTY_BODY_HASH, now, allow_query=True
+            "GET",
+            head.target,
+            head.headers,
+            wire.EMPTY_BODY_HASH,
+            now,
+            allow_query=True,
+            lines=head.lines,
         )
     except TrustError as exc:
         return error_reply(exc, now)
@@ -194,11 +272,11 @@ class ResponseSealer:
         if self.mode is BodyMode.BUFFERED:
             self._headers = headers
             return None
-        signature = self._sign(wire.STREAM_SIGNING_V1)
-        self._stream = self.host.signer.stream(self.verified, signature)
         out = [
             (k, v) for k, v in headers if k.lower() not in (b"content-length", b"transfer-encoding")
         ]
+        signature = self._sign(wire.STREAM_SIGNING_V1, out)
+        self._stream = self.host.signer.stream(self.verified, signature)
         out.append((wire.RESP_BODY_SIGNING.encode(), wire.STREAM_SIGNING_V1.encode()))
         return SealedHead(status, out + signature.headers())
 
@@ -221,8 +299,8 @@ class ResponseSealer:
             assert self._stream is not None
             return None, self._stream.end()
         whole = b"".join(self._parts)
-        signature = self._sign(wire.body_hash(whole))
+        signature = self._sign(wire.body_hash(whole), self._headers)
         return SealedHead(self._status, self._headers + signature.headers()), whole
 
-    def _sign(self, h_body: str) -> ResponseSignature:
-        return self.host.signer.sign(self.verified, self._status, h_body, self.clock())
+    def _sign(self, h_body: str, headers: Headers) -> ResponseSignature:
+        return self.host.signer.sign(self.verified, self._status, h_body, self.clock(), headers)

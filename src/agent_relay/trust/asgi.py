@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,8 @@ from .admission import (
     ResponseSealer,
     admit,
     admit_websocket,
+    forwarded_headers,
+    header_lines,
     header_map,
 )
 from .body import BodyBuffer
@@ -46,8 +48,19 @@ def protect(
     limits: TrustLimits | None = None,
     trusted_keys_file: Path | None = None,
     clock: Callable[[], float] = time.time,
+    allowed_hosts: Iterable[str] = (),
+    signed_headers: bool = True,
 ) -> TrustMiddleware:
-    host = TrustHost.open(Path(data_dir), limits=limits, trusted_keys_file=trusted_keys_file)
+    """``allowed_hosts``: Host names besides loopback the local (not relayed) pairing
+    routes answer on; a request addressed to any other name (DNS rebinding) is refused,
+    and so is one another site made a browser send (trust/local.py)."""
+    host = TrustHost.open(
+        Path(data_dir),
+        limits=limits,
+        trusted_keys_file=trusted_keys_file,
+        signed_headers=signed_headers,
+    )
+    host.local_hosts = host.local_hosts | {h.strip().lower() for h in allowed_hosts}
     return TrustMiddleware(app, host, clock=clock)
 
 
@@ -55,12 +68,14 @@ def _head(scope: Scope, *, relayed: bool, websocket: bool = False) -> RequestHea
     raw = scope.get("raw_path")
     query = scope.get("query_string", b"")
     target = decode_target(raw or scope.get("path", "/").encode("latin-1"), query)
+    headers = scope.get("headers", [])
     return RequestHead(
         scope.get("method", "GET"),
         target,
-        header_map(scope.get("headers", [])),
+        header_map(headers),
         relayed=relayed,
         websocket=websocket,
+        lines=header_lines(headers),
     )
 
 
@@ -97,7 +112,8 @@ class TrustMiddleware:
             await self.app(scope, receive, send)
             return
         try:
-            refused = await _read_body(receive, admission)
+            # A refusal decided from the head is sent before any of the body is read.
+            refused = admission.refusal or await _read_body(receive, admission)
             outcome = admission.finish(self.clock) if refused is None else refused
             if isinstance(outcome, Reply):
                 await _send_reply(send, outcome)
@@ -112,6 +128,8 @@ class TrustMiddleware:
         self, scope: Scope, receive: Receive, send: Send, verified: VerifiedRequest
     ) -> None:
         inner_scope = dict(scope)
+        # A client that signed its headers: the app gets only those (and the hop's own).
+        inner_scope["headers"] = forwarded_headers(scope.get("headers", []), verified)
         extensions = dict(scope.get("extensions") or {})
         for name in ("http.response.pathsend", "http.response.zerocopy", "http.response.trailers"):
             extensions.pop(name, None)

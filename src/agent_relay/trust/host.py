@@ -11,7 +11,7 @@ import logging
 import secrets
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from .errors import TrustError, success_body, unauthorized
 from .frames import FrameCodec
 from .keys import public_bytes, verifies
 from .limits import TrustLimits
+from .local import LOOPBACK_NAMES
 from .ratelimit import KeyedRateLimiter
 from .sessions import NonceWindow, RequestVerifier, SessionTable, VerifiedRequest
 from .signing import ResponseSigner
@@ -97,15 +98,26 @@ class _Enrollment:
 
 
 class TrustHost:
-    def __init__(self, storage: HostStorage, *, limits: TrustLimits | None = None) -> None:
+    def __init__(
+        self,
+        storage: HostStorage,
+        *,
+        limits: TrustLimits | None = None,
+        signed_headers: bool = True,
+    ) -> None:
+        """``signed_headers`` False: checks and signs as the reference host does (no
+        x-vk-sig-headers, no x-vk-resp-headers), for compatibility tests."""
         self.limits = limits or TrustLimits()
         self.host_key = storage.host_key
         self.public_key_b64 = wire.b64encode(public_bytes(self.host_key))
         self.store = storage.clients
         self.codes = storage.codes
         self.sessions = SessionTable(self.limits)
-        self.verifier = RequestVerifier(self.sessions)
+        self.verifier = RequestVerifier(self.sessions, signed_headers=signed_headers)
         self.signer = ResponseSigner(self.host_key)
+        # Host names (besides loopback) a local, not relayed, pairing-route call may be
+        # addressed to (trust/local.py); protect(allowed_hosts=…) adds to them.
+        self.local_hosts = LOOPBACK_NAMES
         self._enrollments: OrderedDict[str, _Enrollment] = OrderedDict()
         self._pair_limiter = KeyedRateLimiter(
             self.limits.pair_burst, self.limits.pair_refill, self.limits.max_tracked_addresses
@@ -128,9 +140,11 @@ class TrustHost:
         *,
         limits: TrustLimits | None = None,
         trusted_keys_file: Path | None = None,
+        signed_headers: bool = True,
     ) -> TrustHost:
         """A TrustHost kept in the files of ``data_dir`` (``open_host_storage``)."""
-        return cls(open_host_storage(data_dir, trusted_keys_file), limits=limits)
+        storage = open_host_storage(data_dir, trusted_keys_file)
+        return cls(storage, limits=limits, signed_headers=signed_headers)
 
     # ----------------------------------------------------------------- clients
 
@@ -229,14 +243,21 @@ class TrustHost:
         now: float,
         *,
         allow_query: bool = False,
+        lines: Sequence[tuple[str, str]] = (),
     ) -> VerifiedRequest:
         verified = self.verifier.verify(
-            method, target, headers, h_body, now, allow_query=allow_query
+            method, target, headers, h_body, now, allow_query=allow_query, lines=lines
         )
         if verified.client_id not in self._keys:
             self._end_client(verified.client_id)
             raise unauthorized("client_revoked", "this client was revoked by the host owner")
         return verified
+
+    def precheck(
+        self, target: str, headers: Mapping[str, str], now: float, *, allow_query: bool = False
+    ) -> None:
+        """The checks of :meth:`verify` that need no body (RequestVerifier.precheck)."""
+        self.verifier.precheck(target, headers, now, allow_query=allow_query)
 
     def frame_codec(self, verified: VerifiedRequest) -> FrameCodec:
         key = self._keys[verified.client_id]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
@@ -129,6 +129,25 @@ class VerifiedRequest:
     nonce: str
     path_and_query: str  # as signed (query signature parameters removed)
     accepts_signed_stream: bool
+    # The headers the client signed (x-vk-sig-headers), or None for a request without
+    # that list (a reference client): then it is forwarded as today and its answer's
+    # headers are not signed.
+    signed_headers: tuple[str, ...] | None = None
+    # Sign the answer's headers (RESP_HEADERS): the request signed its own, or its client
+    # said it reads them (ACCEPT_SIGNED_HEADERS); never on a host without signed headers.
+    signs_answer_headers: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _Fields:
+    session: SigningSession
+    nonces: NonceWindow
+    path_and_query: str
+    session_id: str
+    nonce: str
+    ts: str
+    signature: bytes
+    signed_headers: tuple[str, ...] | None
 
 
 def signature_in_query(target: str) -> tuple[str, dict[str, str]]:
@@ -150,9 +169,20 @@ def signature_in_query(target: str) -> tuple[str, dict[str, str]]:
 class RequestVerifier:
     """Checks one relayed request; raises TrustError (always with a clean reason)."""
 
-    def __init__(self, sessions: SessionTable) -> None:
+    def __init__(self, sessions: SessionTable, *, signed_headers: bool = True) -> None:
         self.sessions = sessions
         self.limits = sessions.limits
+        # False: the reference host's checks (x-vk-sig-headers is ignored like any other
+        # header, the signed string never has the headers field).
+        self.signed_headers = signed_headers
+
+    def precheck(
+        self, target: str, headers: Mapping[str, str], now: float, *, allow_query: bool = False
+    ) -> None:
+        """Everything that needs no body: the four values present and well formed, the
+        timestamp, a live session, an unused nonce, a readable header list. A request
+        that fails here is refused before its body is read."""
+        self._fields(target, headers, now, allow_query)
 
     def verify(
         self,
@@ -163,7 +193,37 @@ class RequestVerifier:
         now: float,
         *,
         allow_query: bool = False,
+        lines: Sequence[tuple[str, str]] = (),
     ) -> VerifiedRequest:
+        """``lines``: every header line (names lower case), for the signed headers."""
+        f = self._fields(target, headers, now, allow_query)
+        h_headers = None
+        if f.signed_headers is not None:
+            h_headers = wire.headers_hash(f.signed_headers, lines)
+        message = wire.request_message(
+            f.ts, method, f.path_and_query, f.session_id, f.nonce, h_body, h_headers
+        )
+        if not verifies(f.session.public_key, f.signature, message):
+            raise unauthorized("bad_signature", "the request signature does not verify")
+        f.nonces.record(f.nonce, now)
+        f.session.last_used = now
+        return VerifiedRequest(
+            session_id=f.session_id,
+            client_id=f.session.client_id,
+            nonce=f.nonce,
+            path_and_query=f.path_and_query,
+            accepts_signed_stream=headers.get(wire.ACCEPT_STREAM_SIGNING, "").strip() == "1",
+            signed_headers=f.signed_headers,
+            signs_answer_headers=self.signed_headers
+            and (
+                f.signed_headers is not None
+                or headers.get(wire.ACCEPT_SIGNED_HEADERS, "").strip() == "1"
+            ),
+        )
+
+    def _fields(
+        self, target: str, headers: Mapping[str, str], now: float, allow_query: bool
+    ) -> _Fields:
         fields = {name: headers[name] for name in wire.REQUEST_SIGNATURE_FIELDS if name in headers}
         path_and_query = target
         if not fields and allow_query:
@@ -191,15 +251,13 @@ class RequestVerifier:
         except ValueError:
             raise unauthorized("bad_signature", "the signature is not 64 bytes of base64") from None
         nonces.check(nonce, now)
-        message = wire.request_message(ts_text, method, path_and_query, session_id, nonce, h_body)
-        if not verifies(session.public_key, signature, message):
-            raise unauthorized("bad_signature", "the request signature does not verify")
-        nonces.record(nonce, now)
-        session.last_used = now
-        return VerifiedRequest(
-            session_id=session_id,
-            client_id=session.client_id,
-            nonce=nonce,
-            path_and_query=path_and_query,
-            accepts_signed_stream=headers.get(wire.ACCEPT_STREAM_SIGNING, "").strip() == "1",
+        signed_headers = None
+        listed = headers.get(wire.SIG_HEADERS) if self.signed_headers else None
+        if listed is not None:
+            try:
+                signed_headers = wire.parse_header_list(listed)
+            except ValueError as exc:
+                raise unauthorized("bad_signature", f"{wire.SIG_HEADERS}: {exc}") from None
+        return _Fields(
+            session, nonces, path_and_query, session_id, nonce, ts_text, signature, signed_headers
         )

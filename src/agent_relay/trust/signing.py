@@ -56,13 +56,20 @@ class ResponseSignature:
     ts: int
     nonce: str
     signature: bytes
+    # The answer's headers the signature covers (RESP_HEADERS), or None: an answer to a
+    # request without signed headers (a reference client's), whose headers are not signed.
+    header_names: tuple[str, ...] | None = None
 
     def headers(self) -> list[tuple[bytes, bytes]]:
-        return [
+        out = [
             (wire.RESP_TS.encode(), str(self.ts).encode()),
             (wire.RESP_NONCE.encode(), self.nonce.encode()),
             (wire.RESP_SIGNATURE.encode(), wire.b64encode(self.signature).encode()),
         ]
+        if self.header_names is not None:
+            listed = wire.format_header_list(self.header_names)
+            out.append((wire.RESP_HEADERS.encode(), listed.encode()))
+        return out
 
 
 class ResponseSigner:
@@ -70,15 +77,36 @@ class ResponseSigner:
         self.host_key = host_key
 
     def sign(
-        self, request: VerifiedRequest, status: int, h_body: str, now: float
+        self,
+        request: VerifiedRequest,
+        status: int,
+        h_body: str,
+        now: float,
+        headers: Iterable[tuple[bytes, bytes]] = (),
     ) -> ResponseSignature:
-        """``h_body`` is ``H(body)``, or ``wire.STREAM_SIGNING_V1`` for a framed body."""
+        """``h_body`` is ``H(body)``, or ``wire.STREAM_SIGNING_V1`` for a framed body.
+        ``headers``: the answer's headers as they leave; when the request signed its
+        headers or its client reads signed answer headers (``signs_answer_headers``),
+        the signable ones among them are signed too and named in RESP_HEADERS, whose
+        digest is in the signed string: removing that header breaks the signature."""
         ts = int(now)
         nonce = str(uuid.uuid4())
+        names = h_headers = None
+        if request.signs_answer_headers:
+            lines = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in headers]
+            names = wire.header_names(lines, response=True)
+            h_headers = wire.headers_hash(names, lines)
         message = wire.response_message(
-            ts, status, request.path_and_query, request.session_id, request.nonce, nonce, h_body
+            ts,
+            status,
+            request.path_and_query,
+            request.session_id,
+            request.nonce,
+            nonce,
+            h_body,
+            h_headers,
         )
-        return ResponseSignature(ts, nonce, self.host_key.sign(message))
+        return ResponseSignature(ts, nonce, self.host_key.sign(message), names)
 
     def stream(self, request: VerifiedRequest, signature: ResponseSignature) -> StreamSigner:
         return StreamSigner(self.host_key, request.session_id, request.nonce, signature.nonce)

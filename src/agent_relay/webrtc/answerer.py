@@ -24,7 +24,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from websockets.typing import Subprotocol
 
 from ..trust import wire
-from ..trust.admission import Reply, ResponseSealer
+from ..trust.admission import Reply, ResponseSealer, forwarded_header_names
 from ..trust.errors import TrustError, success_body
 from ..trust.host import ApiReply, TrustHost, error_reply, json_reply
 from ..trust.sessions import VerifiedRequest
@@ -283,10 +283,11 @@ class WebRtcAnswerer:
         if request.method not in METHODS:
             await pipe.send(self._signed(verified, request.id, 405, {}, b""))
             return
+        only = forwarded_header_names(verified)  # a client that signed its headers: those
         forwarded = [
             (name, value)
             for name, values in request.headers.items()
-            if name not in _DROPPED
+            if name not in _DROPPED and (only is None or name.lower() in only)
             for value in values
         ]
         # The local server sees a relayed, verified request, as through the connector.
@@ -353,7 +354,12 @@ class WebRtcAnswerer:
     def _signed(
         self, verified: VerifiedRequest, id: str, status: int, headers: Headers, body: bytes
     ) -> HttpResponse:
-        signature = self.trust.signer.sign(verified, status, wire.body_hash(body), time.time())
+        lines = [
+            (k.encode("latin-1"), v.encode("latin-1")) for k, vs in headers.items() for v in vs
+        ]
+        signature = self.trust.signer.sign(
+            verified, status, wire.body_hash(body), time.time(), lines
+        )
         for name, value in signature.headers():
             headers.setdefault(name.decode("latin-1").lower(), []).append(value.decode("latin-1"))
         return HttpResponse(id, status, headers, body)

@@ -61,7 +61,10 @@ def admit(
         # The pairing routes, enrollment code included, and nested offers: relay only.
         refused = ChannelRefused(403, "not_over_channel", "this route is not served over WebRTC")
         return error_reply(refused, now)
-    head = RequestHead(method, target, single_headers(headers), relayed=True, websocket=upgrade)
+    lines = tuple((name.lower(), v) for name, values in headers.items() for v in values)
+    head = RequestHead(
+        method, target, single_headers(headers), relayed=True, websocket=upgrade, lines=lines
+    )
     admission = trust_admit(trust, head, "webrtc", now)
     assert admission is not None  # relayed: the trust core always decides
     try:

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 from ..client.client import RelayClient
 from ..client.errors import ClientError, HostRefusedError
-from ..client.signing import SignedRequest, check_response
+from ..client.signing import BodyCheck, SignedRequest, check_response
 from ..trust import wire
 from .host import OFFER_PATH
 from .limits import ChannelLimits
@@ -262,7 +262,7 @@ class P2PClient:
             flat = {k: v[0] for k, v in answer.headers.items() if v}
             if wire.RESP_SIGNATURE not in flat and answer.status in (401, 403, 429):
                 raise _refusal(answer.status, answer.body)
-            check = check_response(self.relay.pairing.host_key, signed, answer.status, flat)
+            check = self._check(signed, answer, flat)
             head = P2PResponse(answer.status, flat, b"", "direct")
 
             async def chunks() -> AsyncIterator[bytes]:
@@ -286,6 +286,20 @@ class P2PClient:
         finally:
             self._pending.pop(request_id, None)
             self._bodies.pop(request_id, None)
+
+    def _check(
+        self, signed: SignedRequest, answer: HttpResponse, flat: dict[str, str]
+    ) -> BodyCheck:
+        # Every header line, for an answer that signs its headers (x-vk-resp-headers).
+        lines = [(k.lower(), v) for k, values in answer.headers.items() for v in values]
+        return check_response(
+            self.relay.pairing.host_key,
+            signed,
+            answer.status,
+            flat,
+            lines,
+            self.relay._learn_signed_headers,
+        )
 
     async def _over_channel(
         self, method: str, signed: SignedRequest, body: bytes, headers: dict[str, str]
@@ -315,7 +329,7 @@ class P2PClient:
             # The host's refusals are not signed, through the relay or here: an error, never
             # data (so a forged one can only fail a call, never feed it).
             raise _refusal(answer.status, answer.body)
-        check = check_response(self.relay.pairing.host_key, signed, answer.status, flat)
+        check = self._check(signed, answer, flat)
         check.feed(answer.body)
         check.finish()
         return P2PResponse(answer.status, flat, answer.body, "direct")

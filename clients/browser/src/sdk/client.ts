@@ -91,11 +91,13 @@ export interface HostInfo {
 
 export interface VerifiedResponse {
   status: number;
-  /** Only headers the host's signature covers (today its own signature headers). */
+  /** Only headers the host's signature covers (those it named in x-vk-resp-headers, and
+   *  the signature's own). */
   headers: Headers;
   /** The way it came: over the WebRTC data channel, or through the relay. */
   readonly via: "direct" | "relayed";
-  /** Everything else the relay passed on: NOT verified (content-type etc.; show, never trust). */
+  /** Everything else the relay passed on: NOT verified (the relay's own headers, or
+   *  anything it added; show, never trust). */
   unverifiedHeaders: Headers;
   /** Verified bytes only: a whole body after its hash checked out, a chunked-v1 body
    *  record by record (the stream errors with SignatureInvalid on a bad record). */
@@ -241,9 +243,17 @@ async function bodyBytes(body: BodyInit_): Promise<{ bytes: Uint8Array; type?: s
   throw new TypeError("relayFetch takes a string, bytes, Blob or URLSearchParams body (it signs the exact bytes)");
 }
 
+/** A verified answer whose signature covers its headers: the host verifies signed
+ *  headers, so this pairing signs its requests' from now on (saved with the record). */
+function learnSignedHeaders(record: StoredPairing, head: { hHeaders: string | null }): void {
+  if (head.hHeaders !== null) record.signsHeaders = true;
+}
+
 interface SignedRequest extends SignedRequestInfo {
   ts: number;
   signatureB64: string;
+  /** The request headers signed (x-vk-sig-headers); absent: signed the reference way. */
+  headerNames?: string[];
 }
 
 /** The headers a signed request carries, through the relay or over a channel alike. */
@@ -254,6 +264,8 @@ function signedHeaders(signed: SignedRequest, userHeaders: Headers): Headers {
   headers.set(wire.SIG_NONCE, signed.nonce);
   headers.set(wire.SIG_SIGNATURE, signed.signatureB64);
   headers.set(wire.ACCEPT_STREAM_SIGNING, "1");
+  headers.set(wire.ACCEPT_SIGNED_HEADERS, "1");
+  if (signed.headerNames) headers.set(wire.SIG_HEADERS, signed.headerNames.join(","));
   return headers;
 }
 
@@ -446,6 +458,10 @@ export class RelayClient {
       clockOffset: 0,
     };
     await this.store.put(record);
+    // One signed read (the host's client list, a route every host has): its verified
+    // answer says whether the host checks signed headers, so the first real request
+    // signs its own. Best effort: the pairing stands either way.
+    await this.relayFetch(hostId, `${wire.AUTH_PREFIX}/clients`).then((r) => r.body?.cancel(), () => undefined);
     return publicPart(record);
   }
 
@@ -463,6 +479,8 @@ export class RelayClient {
     const { bytes: body, type } = await bodyBytes(init.body);
     const headers = new Headers(init.headers);
     if (type && !headers.has("content-type")) headers.set("content-type", type);
+    headers.set(wire.ACCEPT_STREAM_SIGNING, "1");
+    headers.set(wire.ACCEPT_SIGNED_HEADERS, "1");
     let record = await this.load(hostId);
     record = await this.renewIfStale(record);
     const channel = mayGoDirect ? this.channelFor(hostId, pathAndQuery, body) : null;
@@ -486,7 +504,9 @@ export class RelayClient {
   ): Promise<VerifiedResponse> {
     let refreshed = false;
     for (;;) {
-      const signed = await this.signRequest(record, method, pathAndQuery, body);
+      // Headers are signed only for a host known to verify them (a reference host would
+      // refuse the extra field): learned from its first verified answer, kept for good.
+      const signed = await this.signRequest(record, method, pathAndQuery, body, record.signsHeaders ? headers : undefined);
       const response = await this.sendSigned(record, method, signed, body, headers, signal);
       if (response.status !== 401 || !looksLikeHost(response)) return this.checkAnswer(record, signed, response);
       const refusal = await this.readRefusal(record, signed, response);
@@ -506,13 +526,28 @@ export class RelayClient {
     }
   }
 
-  private async signRequest(record: StoredPairing, method: string, pathAndQuery: string, body: Uint8Array): Promise<SignedRequest> {
+  /** `headers`: those the request will carry, to sign them (the host then passes on
+   *  only them); none (a WebSocket upgrade, which cannot carry headers): the reference way. */
+  private async signRequest(
+    record: StoredPairing,
+    method: string,
+    pathAndQuery: string,
+    body: Uint8Array,
+    headers?: Headers,
+  ): Promise<SignedRequest> {
     const ts = this.clock(record).now();
     const nonce = crypto.randomUUID();
     const sessionId = record.signingSessionId;
-    const message = wire.requestMessage(ts, method, pathAndQuery, sessionId, nonce, wire.bodyHash(body));
+    let headerNames: string[] | undefined;
+    let hHeaders: string | null = null;
+    if (headers) {
+      headerNames = [...headers.keys()].filter(wire.signableRequestHeader);
+      if (headerNames.length > wire.MAX_SIGNED_HEADERS) throw new TypeError(`more than ${wire.MAX_SIGNED_HEADERS} headers to sign`);
+      hHeaders = wire.headersHash(headerNames, (name) => headers.get(name));
+    }
+    const message = wire.requestMessage(ts, method, pathAndQuery, sessionId, nonce, wire.bodyHash(body), hHeaders);
     const signature = await sign(record.privateKey, message);
-    return { sessionId, nonce, pathAndQuery, ts, signatureB64: b64encode(signature) };
+    return { sessionId, nonce, pathAndQuery, ts, signatureB64: b64encode(signature), ...(headerNames ? { headerNames } : {}) };
   }
 
   private async sendSigned(
@@ -546,7 +581,7 @@ export class RelayClient {
     }
     let head;
     try {
-      head = parseHead(response.status, response.headers);
+      head = parseHead(response.status, response.headers, signed.headerNames !== undefined);
     } catch (err) {
       await response.body?.cancel().catch(() => undefined);
       throw err;
@@ -557,6 +592,7 @@ export class RelayClient {
     if (head.streamed) {
       try {
         await verifyHead(key, signed, head, wire.STREAM_SIGNING_V1);
+        learnSignedHeaders(record, head);
       } catch (err) {
         await response.body?.cancel().catch(() => undefined);
         throw err;
@@ -577,6 +613,7 @@ export class RelayClient {
       throw this.networkError(err);
     }
     await verifyHead(key, signed, head, wire.bodyHash(bytes));
+    learnSignedHeaders(record, head);
     await this.store.put(record);
     const nullBody = response.status === 204 || response.status === 304 || bytes.length === 0;
     const body = nullBody
@@ -598,10 +635,11 @@ export class RelayClient {
     const body = await readSmall(response);
     let verified = false;
     try {
-      const head = parseHead(401, response.headers);
+      const head = parseHead(401, response.headers, signed.headerNames !== undefined);
       if (!head.streamed) {
         await verifyHead(this.hostKey(record), signed, head, wire.bodyHash(body));
         verified = true;
+        learnSignedHeaders(record, head);
       }
     } catch {
       verified = false;

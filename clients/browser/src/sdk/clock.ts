@@ -2,9 +2,10 @@
 // own time and tells its time on every 401 (x-vk-host-time). A correction read from an
 // answer the host signed is taken as is; one from an unsigned answer could be the
 // relay's doing (pushing our timestamps ahead to replay a withheld request later), so
-// it is bounded to 90 s, as in the Python client (agent_relay.client.clock).
+// it is bounded to the host's own window, 30 s, as in the Python client
+// (agent_relay.client.clock).
 
-export const MAX_UNVERIFIED_CORRECTION = 90;
+export const MAX_UNVERIFIED_CORRECTION = 30;
 
 export class HostClock {
   constructor(

@@ -26,6 +26,10 @@ export interface StoredPairing extends Pairing {
   relaySessionId: string | null;
   /** Host clock minus ours, in seconds, as last learned. */
   clockOffset: number;
+  /** The host verifies signed headers: one of its answers, signature checked, named its
+   *  own (x-vk-resp-headers). From then on every request signs its headers; never reset.
+   *  Absent (a record from before) or false: requests are signed the reference way. */
+  signsHeaders?: boolean;
 }
 
 export interface PairingStore {

@@ -23,12 +23,18 @@ export interface ResponseHead {
   responseNonce: string;
   signature: Uint8Array;
   streamed: boolean;
-  /** Response headers whose values the signature covers (today: only its own). */
+  /** Response headers whose values the signature covers: those the host named in
+   *  x-vk-resp-headers, and the signature's own. */
   signedHeaders: Headers;
+  /** The digest of the named headers, bound into the signature (null: the answer to a
+   *  request that did not sign its headers). */
+  hHeaders: string | null;
 }
 
-/** Parse the signature headers of an answer; SignatureInvalid when missing or malformed. */
-export function parseHead(status: number, headers: Headers): ResponseHead {
+/** Parse the signature headers of an answer; SignatureInvalid when missing or malformed.
+ *  `signsHeaders`: the request signed its headers, so the answer must sign its own (an
+ *  answer that names its signed headers is checked with them either way). */
+export function parseHead(status: number, headers: Headers, signsHeaders = false): ResponseHead {
   const ts = headers.get(wire.RESP_TS);
   const responseNonce = headers.get(wire.RESP_NONCE);
   const signatureB64 = headers.get(wire.RESP_SIGNATURE);
@@ -59,7 +65,29 @@ export function parseHead(status: number, headers: Headers): ResponseHead {
     const value = headers.get(name);
     if (value !== null) signedHeaders.set(name, value);
   }
-  return { status, ts, responseNonce, signature, streamed: mode !== null, signedHeaders };
+  let hHeaders: string | null = null;
+  const listed = headers.get(wire.RESP_HEADERS);
+  if (listed === null && signsHeaders) throw new SignatureInvalid(`the answer (${status}) does not sign its headers`);
+  // Also on an answer to a request signed the reference way (the host says it verifies
+  // signed headers): the digest is in the signature, so a relay cannot remove the list.
+  if (listed !== null) {
+    let names: string[];
+    try {
+      names = wire.parseHeaderList(listed);
+    } catch (err) {
+      throw new SignatureInvalid(`the answer's ${wire.RESP_HEADERS}: ${(err as Error).message}`);
+    }
+    try {
+      hHeaders = wire.headersHash(names, (name) => headers.get(name));
+    } catch {
+      throw new SignatureInvalid("the answer's headers are not byte strings");
+    }
+    for (const name of names) {
+      const value = headers.get(name);
+      if (value !== null) signedHeaders.set(name, value);
+    }
+  }
+  return { status, ts, responseNonce, signature, streamed: mode !== null, signedHeaders, hHeaders };
 }
 
 /** Check the header signature over `hBody` (H(body), or "chunked-v1" for a streamed one). */
@@ -77,6 +105,7 @@ export async function verifyHead(
     request.nonce,
     head.responseNonce,
     hBody,
+    head.hHeaders,
   );
   if (!(await key.verify(head.signature, message))) {
     throw new SignatureInvalid(`answer (${head.status}): the host's signature does not verify`);

@@ -15,6 +15,15 @@ export const ACCEPT_STREAM_SIGNING = "x-vk-accept-signed-stream";
 export const RESP_BODY_SIGNING = "x-vk-resp-body-signing";
 export const STREAM_SIGNING_V1 = "chunked-v1";
 export const HOST_TIME = "x-vk-host-time";
+// Signed headers (ours): a request with SIG_HEADERS (the names it signs) has the digest of
+// their canonical form in its signed string, and the host forwards only those; the answer
+// names the headers the host signed in RESP_HEADERS, bound the same way.
+export const SIG_HEADERS = "x-vk-sig-headers";
+export const RESP_HEADERS = "x-vk-resp-headers";
+// A client that reads RESP_HEADERS says so: the host then signs its answer's headers even
+// to a request signed the reference way, and the client learns it verifies SIG_HEADERS.
+export const ACCEPT_SIGNED_HEADERS = "x-vk-accept-signed-headers";
+export const MAX_SIGNED_HEADERS = 64;
 export const SIGNATURE_SIZE = 64;
 export const CHUNK_HEADER_SIZE = 4;
 export const MAX_CHUNK_PAYLOAD = 64 * 1024;
@@ -23,6 +32,7 @@ export const AUTH_PREFIX = "/api/relay-auth/server";
 /** `H(body)`: base64 of the SHA-256 digest. */
 export const bodyHash = (body: Uint8Array): string => b64encode(sha256(body));
 
+/** `hHeaders`: the digest of the signed headers, for a request that carries SIG_HEADERS. */
 export const requestMessage = (
   ts: number | string,
   method: string,
@@ -30,9 +40,12 @@ export const requestMessage = (
   sessionId: string,
   nonce: string,
   hBody: string,
-): Uint8Array => utf8(`v1|${ts}|${method}|${pathAndQuery}|${sessionId}|${nonce}|${hBody}`);
+  hHeaders: string | null = null,
+): Uint8Array =>
+  utf8(`v1|${ts}|${method}|${pathAndQuery}|${sessionId}|${nonce}|${hBody}${hHeaders === null ? "" : `|${hHeaders}`}`);
 
-/** For a streamed body `hBody` is the literal "chunked-v1". */
+/** For a streamed body `hBody` is the literal "chunked-v1"; `hHeaders`: the digest of the
+ *  headers named in RESP_HEADERS, when the answer has it. */
 export const responseMessage = (
   respTs: number | string,
   status: number,
@@ -41,10 +54,102 @@ export const responseMessage = (
   requestNonce: string,
   responseNonce: string,
   hBody: string,
+  hHeaders: string | null = null,
 ): Uint8Array =>
   utf8(
-    `v1|${respTs}|${status}|${pathAndQuery}|${sessionId}|${requestNonce}|${responseNonce}|${hBody}`,
+    `v1|${respTs}|${status}|${pathAndQuery}|${sessionId}|${requestNonce}|${responseNonce}|${hBody}` +
+      (hHeaders === null ? "" : `|${hHeaders}`),
   );
+
+// The same sets as agent_relay.trust.wire (tests/vectors/headers.json checks both).
+const HOP_BY_HOP = [
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "proxy-authenticate",
+  "proxy-authorization",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+  "content-length",
+];
+/** Never signed in a request: the framing, and what the relay or the connector sets or
+ *  strips on purpose (Host, Cookie, the forwarding headers, the signature's own). */
+const UNSIGNED_REQUEST = new Set([
+  ...HOP_BY_HOP,
+  "host",
+  "cookie",
+  "forwarded",
+  "x-forwarded-for",
+  "x-forwarded-host",
+  "x-forwarded-proto",
+  "x-real-ip",
+  "x-vk-relayed",
+  SIG_SESSION,
+  SIG_TS,
+  SIG_NONCE,
+  SIG_SIGNATURE,
+  SIG_HEADERS,
+]);
+/** Never signed in an answer: the framing, the signature's own headers, what the relay
+ *  replaces or adds (isolation headers, CORS, Vary, a dropped Set-Cookie) and what a
+ *  proxy may set for itself (Date, Server, Via, Alt-Svc). */
+const UNSIGNED_RESPONSE = new Set([
+  ...HOP_BY_HOP,
+  "date",
+  "server",
+  "via",
+  "alt-svc",
+  "set-cookie",
+  "content-security-policy",
+  "x-content-type-options",
+  "cross-origin-resource-policy",
+  "vary",
+  RESP_TS,
+  RESP_NONCE,
+  RESP_SIGNATURE,
+  RESP_HEADERS,
+  RESP_BODY_SIGNING,
+  HOST_TIME,
+]);
+export const signableRequestHeader = (name: string): boolean => !UNSIGNED_REQUEST.has(name);
+export const signableResponseHeader = (name: string): boolean =>
+  !UNSIGNED_RESPONSE.has(name) && !name.startsWith("access-control-");
+
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9a-z]+$/;
+
+/** SIG_HEADERS or RESP_HEADERS read back: comma-separated lower-case names, each once.
+ *  Throws TypeError on anything else. */
+export function parseHeaderList(text: string): string[] {
+  if (!text.trim()) return [];
+  const names = text.split(",").map((part) => part.trim());
+  if (names.length > MAX_SIGNED_HEADERS) throw new TypeError(`more than ${MAX_SIGNED_HEADERS} signed headers`);
+  if (new Set(names).size !== names.length) throw new TypeError("a header is named twice");
+  for (const name of names) {
+    if (!TOKEN.test(name)) throw new TypeError(`not a lower-case header name: ${JSON.stringify(name.slice(0, 40))}`);
+  }
+  return names;
+}
+
+/** The signed form of the headers `names`: for each, in order, `name:value\n`, value
+ *  being what `get` gives (a Headers' get: all values, trimmed, joined by ", "; "" when
+ *  absent), as bytes (a header value is a byte string: each character one byte). */
+export function canonicalHeaders(names: readonly string[], get: (name: string) => string | null): Uint8Array {
+  let text = "";
+  for (const name of names) text += `${name}:${get(name) ?? ""}\n`;
+  const out = new Uint8Array(text.length);
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code > 0xff) throw new TypeError("a header value must be a byte string");
+    out[i] = code;
+  }
+  return out;
+}
+
+/** `H(headers)`: base64 of the SHA-256 of canonicalHeaders. */
+export const headersHash = (names: readonly string[], get: (name: string) => string | null): string =>
+  bodyHash(canonicalHeaders(names, get));
 
 export const streamChunkMessage = (
   sessionId: string,

@@ -64,7 +64,7 @@ function constantTimeEqual(a, b) {
 var own = (bytes) => new Uint8Array(bytes);
 
 // src/sdk/clock.ts
-var MAX_UNVERIFIED_CORRECTION = 90;
+var MAX_UNVERIFIED_CORRECTION = 30;
 var HostClock = class {
   constructor(clock, offset = 0, maxUnverified = MAX_UNVERIFIED_CORRECTION) {
     this.clock = clock;
@@ -146,7 +146,7 @@ __export(keys_exports, {
   sign: () => sign
 });
 
-// node_modules/@noble/hashes/_u64.js
+// ../../../trial/clients/browser/node_modules/@noble/hashes/_u64.js
 var U32_MASK64 = /* @__PURE__ */ (() => BigInt(2 ** 32 - 1))();
 var _32n = /* @__PURE__ */ BigInt(32);
 function fromBig(n, le = false) {
@@ -189,7 +189,7 @@ var add4H = (low, Ah, Bh, Ch, Dh) => Ah + Bh + Ch + Dh + (low / 2 ** 32 | 0) | 0
 var add5L = (Al, Bl, Cl, Dl, El) => (Al >>> 0) + (Bl >>> 0) + (Cl >>> 0) + (Dl >>> 0) + (El >>> 0);
 var add5H = (low, Ah, Bh, Ch, Dh, Eh) => Ah + Bh + Ch + Dh + Eh + (low / 2 ** 32 | 0) | 0;
 
-// node_modules/@noble/hashes/utils.js
+// ../../../trial/clients/browser/node_modules/@noble/hashes/utils.js
 function isBytes(a) {
   return a instanceof Uint8Array || ArrayBuffer.isView(a) && a.constructor.name === "Uint8Array" && "BYTES_PER_ELEMENT" in a && a.BYTES_PER_ELEMENT === 1;
 }
@@ -354,7 +354,7 @@ var oidNist = (suffix) => ({
   oid: Uint8Array.from([6, 9, 96, 134, 72, 1, 101, 3, 4, 2, suffix])
 });
 
-// node_modules/@noble/hashes/_md.js
+// ../../../trial/clients/browser/node_modules/@noble/hashes/_md.js
 function Chi(a, b, c) {
   return a & b ^ ~a & c;
 }
@@ -485,7 +485,7 @@ var SHA512_IV = /* @__PURE__ */ Uint32Array.from([
   327033209
 ]);
 
-// node_modules/@noble/hashes/sha2.js
+// ../../../trial/clients/browser/node_modules/@noble/hashes/sha2.js
 var SHA256_K = /* @__PURE__ */ Uint32Array.from([
   1116352408,
   1899447441,
@@ -882,7 +882,7 @@ var sha512 = /* @__PURE__ */ createHasher(
   /* @__PURE__ */ oidNist(3)
 );
 
-// node_modules/@noble/curves/utils.js
+// ../../../trial/clients/browser/node_modules/@noble/curves/utils.js
 /*! noble-curves - MIT License (c) 2022 Paul Miller (paulmillr.com) */
 function aarray(item, title, inner = () => {
 }) {
@@ -1003,7 +1003,7 @@ function validateObject(object, fields = {}, optFields = {}, title = "object") {
   iter(optFields, true);
 }
 
-// node_modules/@noble/curves/abstract/modular.js
+// ../../../trial/clients/browser/node_modules/@noble/curves/abstract/modular.js
 /*! noble-curves - MIT License (c) 2022 Paul Miller (paulmillr.com) */
 var _0n2 = /* @__PURE__ */ BigInt(0);
 var _1n2 = /* @__PURE__ */ BigInt(1);
@@ -1433,7 +1433,7 @@ function Field(ORDER, opts = {}) {
   return new _Field(ORDER, opts);
 }
 
-// node_modules/@noble/curves/abstract/curve.js
+// ../../../trial/clients/browser/node_modules/@noble/curves/abstract/curve.js
 /*! noble-curves - MIT License (c) 2022 Paul Miller (paulmillr.com) */
 var _0n3 = /* @__PURE__ */ BigInt(0);
 var _1n3 = /* @__PURE__ */ BigInt(1);
@@ -1821,7 +1821,7 @@ function createKeygen(randomSecretKey, getPublicKey) {
   };
 }
 
-// node_modules/@noble/curves/abstract/edwards.js
+// ../../../trial/clients/browser/node_modules/@noble/curves/abstract/edwards.js
 /*! noble-curves - MIT License (c) 2022 Paul Miller (paulmillr.com) */
 var _0n4 = /* @__PURE__ */ BigInt(0);
 var _1n4 = /* @__PURE__ */ BigInt(1);
@@ -2273,7 +2273,7 @@ function eddsa(Point2, cHash, eddsaOpts = {}) {
   });
 }
 
-// node_modules/@noble/curves/ed25519.js
+// ../../../trial/clients/browser/node_modules/@noble/curves/ed25519.js
 /*! noble-curves - MIT License (c) 2022 Paul Miller (paulmillr.com) */
 var _1n5 = /* @__PURE__ */ BigInt(1);
 var _2n3 = /* @__PURE__ */ BigInt(2);
@@ -2403,28 +2403,37 @@ var HostKey = class {
 // src/sdk/wire.ts
 var wire_exports = {};
 __export(wire_exports, {
+  ACCEPT_SIGNED_HEADERS: () => ACCEPT_SIGNED_HEADERS,
   ACCEPT_STREAM_SIGNING: () => ACCEPT_STREAM_SIGNING,
   AUTH_PREFIX: () => AUTH_PREFIX,
   CHUNK_HEADER_SIZE: () => CHUNK_HEADER_SIZE,
   HOST_TIME: () => HOST_TIME,
   MAX_CHUNK_PAYLOAD: () => MAX_CHUNK_PAYLOAD,
+  MAX_SIGNED_HEADERS: () => MAX_SIGNED_HEADERS,
   RESP_BODY_SIGNING: () => RESP_BODY_SIGNING,
+  RESP_HEADERS: () => RESP_HEADERS,
   RESP_NONCE: () => RESP_NONCE,
   RESP_SIGNATURE: () => RESP_SIGNATURE,
   RESP_TS: () => RESP_TS,
   SIGNATURE_SIZE: () => SIGNATURE_SIZE,
+  SIG_HEADERS: () => SIG_HEADERS,
   SIG_NONCE: () => SIG_NONCE,
   SIG_SESSION: () => SIG_SESSION,
   SIG_SIGNATURE: () => SIG_SIGNATURE,
   SIG_TS: () => SIG_TS,
   STREAM_SIGNING_V1: () => STREAM_SIGNING_V1,
   bodyHash: () => bodyHash,
+  canonicalHeaders: () => canonicalHeaders,
   canonicalPath: () => canonicalPath,
   formUrlencode: () => formUrlencode,
   frameMessage: () => frameMessage,
+  headersHash: () => headersHash,
+  parseHeaderList: () => parseHeaderList,
   refreshMessage: () => refreshMessage,
   requestMessage: () => requestMessage,
   responseMessage: () => responseMessage,
+  signableRequestHeader: () => signableRequestHeader,
+  signableResponseHeader: () => signableResponseHeader,
   signedWsPath: () => signedWsPath,
   streamChunkMessage: () => streamChunkMessage
 });
@@ -2439,15 +2448,91 @@ var ACCEPT_STREAM_SIGNING = "x-vk-accept-signed-stream";
 var RESP_BODY_SIGNING = "x-vk-resp-body-signing";
 var STREAM_SIGNING_V1 = "chunked-v1";
 var HOST_TIME = "x-vk-host-time";
+var SIG_HEADERS = "x-vk-sig-headers";
+var RESP_HEADERS = "x-vk-resp-headers";
+var ACCEPT_SIGNED_HEADERS = "x-vk-accept-signed-headers";
+var MAX_SIGNED_HEADERS = 64;
 var SIGNATURE_SIZE = 64;
 var CHUNK_HEADER_SIZE = 4;
 var MAX_CHUNK_PAYLOAD = 64 * 1024;
 var AUTH_PREFIX = "/api/relay-auth/server";
 var bodyHash = (body) => b64encode(sha256(body));
-var requestMessage = (ts, method, pathAndQuery, sessionId, nonce, hBody) => utf8(`v1|${ts}|${method}|${pathAndQuery}|${sessionId}|${nonce}|${hBody}`);
-var responseMessage = (respTs, status, pathAndQuery, sessionId, requestNonce, responseNonce, hBody) => utf8(
-  `v1|${respTs}|${status}|${pathAndQuery}|${sessionId}|${requestNonce}|${responseNonce}|${hBody}`
+var requestMessage = (ts, method, pathAndQuery, sessionId, nonce, hBody, hHeaders = null) => utf8(`v1|${ts}|${method}|${pathAndQuery}|${sessionId}|${nonce}|${hBody}${hHeaders === null ? "" : `|${hHeaders}`}`);
+var responseMessage = (respTs, status, pathAndQuery, sessionId, requestNonce, responseNonce, hBody, hHeaders = null) => utf8(
+  `v1|${respTs}|${status}|${pathAndQuery}|${sessionId}|${requestNonce}|${responseNonce}|${hBody}` + (hHeaders === null ? "" : `|${hHeaders}`)
 );
+var HOP_BY_HOP = [
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "proxy-authenticate",
+  "proxy-authorization",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+  "content-length"
+];
+var UNSIGNED_REQUEST = /* @__PURE__ */ new Set([
+  ...HOP_BY_HOP,
+  "host",
+  "cookie",
+  "forwarded",
+  "x-forwarded-for",
+  "x-forwarded-host",
+  "x-forwarded-proto",
+  "x-real-ip",
+  "x-vk-relayed",
+  SIG_SESSION,
+  SIG_TS,
+  SIG_NONCE,
+  SIG_SIGNATURE,
+  SIG_HEADERS
+]);
+var UNSIGNED_RESPONSE = /* @__PURE__ */ new Set([
+  ...HOP_BY_HOP,
+  "date",
+  "server",
+  "via",
+  "alt-svc",
+  "set-cookie",
+  "content-security-policy",
+  "x-content-type-options",
+  "cross-origin-resource-policy",
+  "vary",
+  RESP_TS,
+  RESP_NONCE,
+  RESP_SIGNATURE,
+  RESP_HEADERS,
+  RESP_BODY_SIGNING,
+  HOST_TIME
+]);
+var signableRequestHeader = (name) => !UNSIGNED_REQUEST.has(name);
+var signableResponseHeader = (name) => !UNSIGNED_RESPONSE.has(name) && !name.startsWith("access-control-");
+var TOKEN = /^[!#$%&'*+\-.^_`|~0-9a-z]+$/;
+function parseHeaderList(text) {
+  if (!text.trim()) return [];
+  const names = text.split(",").map((part) => part.trim());
+  if (names.length > MAX_SIGNED_HEADERS) throw new TypeError(`more than ${MAX_SIGNED_HEADERS} signed headers`);
+  if (new Set(names).size !== names.length) throw new TypeError("a header is named twice");
+  for (const name of names) {
+    if (!TOKEN.test(name)) throw new TypeError(`not a lower-case header name: ${JSON.stringify(name.slice(0, 40))}`);
+  }
+  return names;
+}
+function canonicalHeaders(names, get) {
+  let text = "";
+  for (const name of names) text += `${name}:${get(name) ?? ""}
+`;
+  const out = new Uint8Array(text.length);
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code > 255) throw new TypeError("a header value must be a byte string");
+    out[i] = code;
+  }
+  return out;
+}
+var headersHash = (names, get) => bodyHash(canonicalHeaders(names, get));
 var streamChunkMessage = (sessionId, requestNonce, responseNonce, seq, payload) => utf8(`v1|chunk|${sessionId}|${requestNonce}|${responseNonce}|${seq}|${bodyHash(payload)}`);
 var frameMessage = (sessionId, upgradeNonce, seq, msgType, payload) => utf8(`v1|${sessionId}|${upgradeNonce}|${seq}|${msgType}|${bodyHash(payload)}`);
 var refreshMessage = (timestamp, nonce, clientId) => utf8(`v1|refresh|${timestamp}|${nonce}|${clientId}`);
@@ -2567,7 +2652,7 @@ __export(spake2_exports, {
   serverProof: () => serverProof
 });
 
-// node_modules/@noble/hashes/hmac.js
+// ../../../trial/clients/browser/node_modules/@noble/hashes/hmac.js
 var _HMAC = class {
   oHash;
   iHash;
@@ -2644,7 +2729,7 @@ var hmac = /* @__PURE__ */ (() => {
   return hmac_;
 })();
 
-// node_modules/@noble/hashes/hkdf.js
+// ../../../trial/clients/browser/node_modules/@noble/hashes/hkdf.js
 var HKDF_COUNTER = /* @__PURE__ */ Uint8Array.of(0);
 var EMPTY_BUFFER = /* @__PURE__ */ Uint8Array.of();
 function expand(hash, prk, info, length = 32, _recycled) {
@@ -3548,7 +3633,7 @@ __export(verify_exports, {
   verifyHead: () => verifyHead
 });
 var MAX_NONCE_LENGTH = 128;
-function parseHead(status, headers2) {
+function parseHead(status, headers2, signsHeaders = false) {
   const ts = headers2.get(RESP_TS);
   const responseNonce = headers2.get(RESP_NONCE);
   const signatureB64 = headers2.get(RESP_SIGNATURE);
@@ -3574,7 +3659,27 @@ function parseHead(status, headers2) {
     const value = headers2.get(name);
     if (value !== null) signedHeaders2.set(name, value);
   }
-  return { status, ts, responseNonce, signature, streamed: mode !== null, signedHeaders: signedHeaders2 };
+  let hHeaders = null;
+  const listed = headers2.get(RESP_HEADERS);
+  if (listed === null && signsHeaders) throw new SignatureInvalid(`the answer (${status}) does not sign its headers`);
+  if (listed !== null) {
+    let names;
+    try {
+      names = parseHeaderList(listed);
+    } catch (err) {
+      throw new SignatureInvalid(`the answer's ${RESP_HEADERS}: ${err.message}`);
+    }
+    try {
+      hHeaders = headersHash(names, (name) => headers2.get(name));
+    } catch {
+      throw new SignatureInvalid("the answer's headers are not byte strings");
+    }
+    for (const name of names) {
+      const value = headers2.get(name);
+      if (value !== null) signedHeaders2.set(name, value);
+    }
+  }
+  return { status, ts, responseNonce, signature, streamed: mode !== null, signedHeaders: signedHeaders2, hHeaders };
 }
 async function verifyHead(key, request, head, hBody) {
   const message = responseMessage(
@@ -3584,7 +3689,8 @@ async function verifyHead(key, request, head, hBody) {
     request.sessionId,
     request.nonce,
     head.responseNonce,
-    hBody
+    hBody,
+    head.hHeaders
   );
   if (!await key.verify(head.signature, message)) {
     throw new SignatureInvalid(`answer (${head.status}): the host's signature does not verify`);
@@ -3787,6 +3893,9 @@ async function bodyBytes(body) {
   }
   throw new TypeError("relayFetch takes a string, bytes, Blob or URLSearchParams body (it signs the exact bytes)");
 }
+function learnSignedHeaders(record, head) {
+  if (head.hHeaders !== null) record.signsHeaders = true;
+}
 function signedHeaders(signed, userHeaders) {
   const headers2 = new Headers(userHeaders);
   headers2.set(SIG_SESSION, signed.sessionId);
@@ -3794,6 +3903,8 @@ function signedHeaders(signed, userHeaders) {
   headers2.set(SIG_NONCE, signed.nonce);
   headers2.set(SIG_SIGNATURE, signed.signatureB64);
   headers2.set(ACCEPT_STREAM_SIGNING, "1");
+  headers2.set(ACCEPT_SIGNED_HEADERS, "1");
+  if (signed.headerNames) headers2.set(SIG_HEADERS, signed.headerNames.join(","));
   return headers2;
 }
 function channelHeaders(headers2) {
@@ -3969,6 +4080,7 @@ var RelayClient = class {
       clockOffset: 0
     };
     await this.store.put(record);
+    await this.relayFetch(hostId, `${AUTH_PREFIX}/clients`).then((r) => r.body?.cancel(), () => void 0);
     return publicPart(record);
   }
   // ------------------------------------------------------------------ HTTP
@@ -3983,6 +4095,8 @@ var RelayClient = class {
     const { bytes: body, type } = await bodyBytes(init.body);
     const headers2 = new Headers(init.headers);
     if (type && !headers2.has("content-type")) headers2.set("content-type", type);
+    headers2.set(ACCEPT_STREAM_SIGNING, "1");
+    headers2.set(ACCEPT_SIGNED_HEADERS, "1");
     let record = await this.load(hostId);
     record = await this.renewIfStale(record);
     const channel = mayGoDirect ? this.channelFor(hostId, pathAndQuery, body) : null;
@@ -3998,7 +4112,7 @@ var RelayClient = class {
   async fetchRelayed(record, method, pathAndQuery, body, headers2, signal) {
     let refreshed = false;
     for (; ; ) {
-      const signed = await this.signRequest(record, method, pathAndQuery, body);
+      const signed = await this.signRequest(record, method, pathAndQuery, body, record.signsHeaders ? headers2 : void 0);
       const response = await this.sendSigned(record, method, signed, body, headers2, signal);
       if (response.status !== 401 || !looksLikeHost(response)) return this.checkAnswer(record, signed, response);
       const refusal = await this.readRefusal(record, signed, response);
@@ -4017,13 +4131,22 @@ var RelayClient = class {
       refreshed = true;
     }
   }
-  async signRequest(record, method, pathAndQuery, body) {
+  /** `headers`: those the request will carry, to sign them (the host then passes on
+   *  only them); none (a WebSocket upgrade, which cannot carry headers): the reference way. */
+  async signRequest(record, method, pathAndQuery, body, headers2) {
     const ts = this.clock(record).now();
     const nonce = crypto.randomUUID();
     const sessionId = record.signingSessionId;
-    const message = requestMessage(ts, method, pathAndQuery, sessionId, nonce, bodyHash(body));
+    let headerNames;
+    let hHeaders = null;
+    if (headers2) {
+      headerNames = [...headers2.keys()].filter(signableRequestHeader);
+      if (headerNames.length > MAX_SIGNED_HEADERS) throw new TypeError(`more than ${MAX_SIGNED_HEADERS} headers to sign`);
+      hHeaders = headersHash(headerNames, (name) => headers2.get(name));
+    }
+    const message = requestMessage(ts, method, pathAndQuery, sessionId, nonce, bodyHash(body), hHeaders);
     const signature = await sign(record.privateKey, message);
-    return { sessionId, nonce, pathAndQuery, ts, signatureB64: b64encode(signature) };
+    return { sessionId, nonce, pathAndQuery, ts, signatureB64: b64encode(signature), ...headerNames ? { headerNames } : {} };
   }
   async sendSigned(record, method, signed, body, userHeaders, signal) {
     const headers2 = signedHeaders(signed, userHeaders);
@@ -4048,7 +4171,7 @@ var RelayClient = class {
     }
     let head;
     try {
-      head = parseHead(response.status, response.headers);
+      head = parseHead(response.status, response.headers, signed.headerNames !== void 0);
     } catch (err) {
       await response.body?.cancel().catch(() => void 0);
       throw err;
@@ -4059,6 +4182,7 @@ var RelayClient = class {
     if (head.streamed) {
       try {
         await verifyHead(key, signed, head, STREAM_SIGNING_V1);
+        learnSignedHeaders(record, head);
       } catch (err) {
         await response.body?.cancel().catch(() => void 0);
         throw err;
@@ -4081,6 +4205,7 @@ var RelayClient = class {
       throw this.networkError(err);
     }
     await verifyHead(key, signed, head, bodyHash(bytes));
+    learnSignedHeaders(record, head);
     await this.store.put(record);
     const nullBody = response.status === 204 || response.status === 304 || bytes.length === 0;
     const body = nullBody ? null : new ReadableStream({
@@ -4095,10 +4220,11 @@ var RelayClient = class {
     const body = await readSmall(response);
     let verified = false;
     try {
-      const head = parseHead(401, response.headers);
+      const head = parseHead(401, response.headers, signed.headerNames !== void 0);
       if (!head.streamed) {
         await verifyHead(this.hostKey(record), signed, head, bodyHash(body));
         verified = true;
+        learnSignedHeaders(record, head);
       }
     } catch {
       verified = false;
