@@ -95,6 +95,9 @@ def running_pairing(
     host B, each ``our-…`` or ``ref-…``); a browser session. ``relay_args`` go to our
     relay; ``edge`` puts edgeserver.py in place of the sample server."""
     require_ref_peer()
+    # The reference relay reads its secret from the environment: set for its spawn,
+    # restored after, so later tests' relays do not inherit it.
+    previous_secret = os.environ.get("VIBEKANBAN_REMOTE_JWT_SECRET")
     relay_kind, _, host_kind = pairing.partition("+")
     relay_port, status_port = free_port(), free_port()
     relay_url = f"http://127.0.0.1:{relay_port}"
@@ -171,6 +174,10 @@ def running_pairing(
     finally:
         for process in reversed(processes):
             process.close()
+        if previous_secret is None:
+            os.environ.pop("VIBEKANBAN_REMOTE_JWT_SECRET", None)
+        else:
+            os.environ["VIBEKANBAN_REMOTE_JWT_SECRET"] = previous_secret
 
 
 def _host_id(relay_kind: str, relay_url: str, token: str) -> str | None:
