@@ -15,7 +15,12 @@ import pytest
 from bench.herd import Fleet, RelayProcess
 
 from tests.soak.conftest import SOAK_HOSTS
-from tests.support.pgcluster import PostgresCluster, PostgresNotInstalled, running_cluster
+from tests.support.pgcluster import (
+    PostgresCluster,
+    PostgresNotInstalled,
+    find_bindir,
+    running_cluster,
+)
 
 HOSTS = min(SOAK_HOSTS, 50)
 OUTAGE = 10.0
@@ -24,10 +29,11 @@ OUTAGE = 10.0
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[PostgresCluster]:
     try:
-        with running_cluster() as running:
-            yield running
-    except PostgresNotInstalled as exc:
-        pytest.skip(str(exc))
+        find_bindir()
+    except PostgresNotInstalled as exc:  # scripts/test.sh installs it: a missing one fails
+        pytest.fail(f"{exc} (run scripts/postgres.sh)")
+    with running_cluster() as running:
+        yield running
 
 
 def online_in_database(cluster: PostgresCluster, database: str) -> set[str]:
