@@ -32,6 +32,10 @@ class ServerLimits:
     # The kernel's accept queue (capped by net.core.somaxconn): asyncio's default of 100
     # overflows when 1,000 hosts reconnect at once, and a dropped SYN costs seconds.
     listen_backlog: int = 4096
+    # A finished connection is closed once what is still buffered for it has gone out:
+    # until then it counts as in flight (a graceful stop waits for it), unless the reader
+    # takes nothing for this long.
+    flush_timeout: float = 60.0
 
 
 @dataclass(eq=False)
@@ -174,11 +178,15 @@ class HttpServer:
         except Exception:
             log.exception("unexpected error on a connection from %s", peer)
         finally:
-            self._connections.discard(task)
             self._idle.discard(task)
-            writer.close()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(writer.wait_closed(), 1)
+            writer.close()  # flushes the buffer first, then closes
+            try:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(writer.wait_closed(), self.limits.flush_timeout)
+            finally:
+                # Only now: a stop that waited for fewer would exit with a response's
+                # tail still in the buffer, and the client would get it cut.
+                self._connections.discard(task)
 
     async def _request_loop(self, http: HttpConnection, channel: SocketChannel, peer: str) -> None:
         task = asyncio.current_task()
