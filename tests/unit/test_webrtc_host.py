@@ -30,7 +30,7 @@ def host(tmp_path: Path) -> TrustHost:
     return TrustHost.open(tmp_path / "data")
 
 
-def refusal(outcome: VerifiedRequest | Reply) -> tuple[int, str]:
+def refusal(outcome: VerifiedRequest | ChannelAdmission | Reply) -> tuple[int, str]:
     assert isinstance(outcome, Reply), outcome
     return outcome.status, json.loads(outcome.body)["reason"]
 
