@@ -5,16 +5,20 @@ same loop: compare the two paths, not against other benches).
 
 Measured for a small JSON answer (``GET /echo``): the latency p50/p99 with one request in
 flight and requests/s with 16 in flight, over the data channel and through the relay; and
-MB/s of a streamed 100 MiB download over each (the channel's with the streamed-body
-extension).
+MiB/s of a 100 MiB body both ways over each: a streamed download (the channel's with the
+streamed-body extension) and an upload (the channel's streamed in ``body`` messages paced
+by the host's credit; the relay's as one request body). The relay and the channel runs
+alternate, ``--rounds`` times each.
 
     .venv/bin/python bench/p2p.py [--requests 300] [--seconds 5] [--download-mib 100]
+                                  [--rounds 1]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import statistics
 import sys
@@ -82,21 +86,45 @@ async def main(args: argparse.Namespace) -> None:
                     rps = await throughput(call, args.seconds, 16)
                     rows.append((name, p50, p99, rps))
                 size = args.download_mib * MIB
-                start = time.perf_counter()
-                got = 0
-                async with client.relay.stream("GET", f"/blob?size={size}") as response:
-                    async for chunk in response.iter_bytes():
-                        got += len(chunk)
-                relay_mbs = got / MIB / (time.perf_counter() - start)
-                assert got == size
-                start = time.perf_counter()
-                got = 0
-                async with client.stream("GET", f"/blob?size={size}") as (head, chunks):
-                    assert head.path == "direct"
-                    async for chunk in chunks:
-                        got += len(chunk)
-                channel_mbs = got / MIB / (time.perf_counter() - start)
-                assert got == size
+                body = (bytes(range(256)) * (size // 256 + 1))[:size]
+
+                async def download_relay() -> int:
+                    got = 0
+                    async with client.relay.stream("GET", f"/blob?size={size}") as response:
+                        async for chunk in response.iter_bytes():
+                            got += len(chunk)
+                    return got
+
+                async def download_channel() -> int:
+                    got = 0
+                    async with client.stream("GET", f"/blob?size={size}") as (head, chunks):
+                        assert head.path == "direct"
+                        async for chunk in chunks:
+                            got += len(chunk)
+                    return got
+
+                async def upload_relay() -> int:
+                    response, raw = await client.relay.request("POST", "/upload", body=body)
+                    assert response.status == 200, raw[:200]
+                    return int(json.loads(raw)["size"])
+
+                async def upload_channel() -> int:
+                    answer = await client.request("POST", "/upload", body=body)
+                    assert answer.path == "direct", answer.path
+                    return int(json.loads(answer.body)["size"])
+
+                transfers: dict[str, list[float]] = {}
+                for _ in range(args.rounds):  # interleaved: relay, channel, relay, channel
+                    for name, run in (
+                        ("download relay", download_relay),
+                        ("download channel", download_channel),
+                        ("upload relay", upload_relay),
+                        ("upload channel", upload_channel),
+                    ):
+                        start = time.perf_counter()
+                        assert await run() == size, name
+                        elapsed = time.perf_counter() - start
+                        transfers.setdefault(name, []).append(size / MIB / elapsed)
                 served = stack.answerer.stats.http_served
             finally:
                 await client.aclose()
@@ -109,10 +137,13 @@ async def main(args: argparse.Namespace) -> None:
         print(f"{name:<10}{p50:>12.2f}{p99:>12.2f}{rps:>12.0f}")
     (_, c50, c99, crps), (_, r50, r99, rrps) = rows
     print(f"channel/relay: p50 {c50 / r50:.2f}x, p99 {c99 / r99:.2f}x, req/s {crps / rrps:.2f}x")
-    print(
-        f"{args.download_mib} MiB streamed download: relay {relay_mbs:.1f} MiB/s, "
-        f"channel {channel_mbs:.1f} MiB/s ({channel_mbs / relay_mbs:.2f}x)"
-    )
+    for way in ("download", "upload"):
+        relay_mbs = statistics.median(transfers[f"{way} relay"])
+        channel_mbs = statistics.median(transfers[f"{way} channel"])
+        print(
+            f"{args.download_mib} MiB {way}: relay {relay_mbs:.1f} MiB/s, "
+            f"channel {channel_mbs:.1f} MiB/s ({channel_mbs / relay_mbs:.2f}x)"
+        )
     print(f"(host-side counter: {served} requests served over the channel)")
 
 
@@ -121,4 +152,5 @@ if __name__ == "__main__":
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--download-mib", type=int, default=100)
+    parser.add_argument("--rounds", type=int, default=1)
     asyncio.run(main(parser.parse_args()))

@@ -32,7 +32,7 @@ headers = st.dictionaries(
     max_size=4,
 )
 KIND_FIELDS = {
-    "http_request": ("id", "method", "path", "headers", "body_b64", "stream"),
+    "http_request": ("id", "method", "path", "headers", "body_b64", "stream", "upload"),
     "http_response": ("id", "status", "headers", "body_b64", "stream"),
     "ws_open": ("conn_id", "path", "protocols", "headers"),
     "ws_opened": ("conn_id", "selected_protocol"),
@@ -43,6 +43,7 @@ KIND_FIELDS = {
     "body": ("id", "data_b64"),
     "body_end": ("id", "error"),
     "credit": ("id", "bytes"),
+    "cancel": ("id", "reason"),
 }
 # Any JSON value in a field's place: null often (an absent optional field to one reader,
 # a wrong type to another), then other wrong types and edge values.
@@ -71,6 +72,7 @@ def messages(draw: st.DrawFn) -> bytes:
                 "body",
                 "body_end",
                 "credit",
+                "cancel",
                 "nonsense",
             ]
         )
@@ -85,6 +87,7 @@ def messages(draw: st.DrawFn) -> bytes:
         "data_b64": b64,
         "payload_b64": b64,
         "stream": st.booleans(),
+        "upload": st.booleans(),
         "status": st.integers(90, 1000),
         "protocols": st.text(max_size=8),
         "selected_protocol": st.text(max_size=8),
@@ -92,7 +95,9 @@ def messages(draw: st.DrawFn) -> bytes:
         "code": st.integers(990, 5010),
         "reason": st.text(max_size=10),
         "error": st.text(max_size=10),
-        "extensions": st.lists(st.sampled_from(["stream", "credit", "x"]), max_size=3),
+        "extensions": st.lists(
+            st.sampled_from(["stream", "upload", "cancel", "credit", "x"]), max_size=3
+        ),
         "bytes": st.integers(0, 1 << 31),
     }
     # Mostly the kind's own fields (each present or not), sometimes any other.

@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from agent_relay.client import HostRefusedError, KeyStore, RelayClient
+from agent_relay.client import ClientError, HostRefusedError, KeyStore, RelayClient
 from agent_relay.host import Connector, ConnectorConfig, StaticToken, UpstreamPool, UpstreamTarget
 from agent_relay.trust import TrustHost
 from agent_relay.trust.host import CLIENTS_PATH, ENROLLMENT_CODE_PATH
@@ -30,7 +30,7 @@ from agent_relay.webrtc import dtls_fingerprints
 from agent_relay.webrtc.answerer import WebRtcAnswerer
 from agent_relay.webrtc.host import OFFER_PATH
 from agent_relay.webrtc.limits import ChannelLimits
-from agent_relay.webrtc.messages import HttpRequest, HttpResponse
+from agent_relay.webrtc.messages import Body, BodyEnd, Cancel, HttpRequest, HttpResponse
 from agent_relay.webrtc.offerer import MayHaveRunError, P2PClient, P2POptions
 from agent_relay.webrtc.peer import make_answer, make_offer
 from tests.support.connector import FAST, eventually
@@ -43,6 +43,8 @@ pytestmark = pytest.mark.timeout(90)
 class Upstream:
     def __init__(self) -> None:
         self.posts = 0
+        self.uploads: list[tuple[int, str]] = []  # (size, sha256) of each body read
+        self.forever_ended = asyncio.Event()  # the endless stream's generator was closed
 
     def app(self) -> Starlette:
         async def echo(request: Request) -> Response:
@@ -86,8 +88,39 @@ class Upstream:
 
             return StreamingResponse(generate(), media_type="text/event-stream")
 
+        async def upload(request: Request) -> Response:
+            digest, size = hashlib.sha256(), 0
+            async for chunk in request.stream():
+                digest.update(chunk)
+                size += len(chunk)
+            self.posts += 1
+            self.uploads.append((size, digest.hexdigest()))
+            return JSONResponse({"size": size, "sha256": digest.hexdigest()})
+
+        async def forever(request: Request) -> StreamingResponse:
+            async def generate() -> AsyncIterator[bytes]:
+                try:
+                    for i in range(10_000):
+                        yield f"data: {i}\n\n".encode()
+                        await asyncio.sleep(0.05)
+                finally:
+                    self.forever_ended.set()
+
+            return StreamingResponse(generate(), media_type="text/event-stream")
+
+        async def broken(request: Request) -> StreamingResponse:
+            async def generate() -> AsyncIterator[bytes]:
+                yield b"data: first\n\n"
+                await asyncio.sleep(0.2)
+                raise RuntimeError("the local server fell over")
+
+            return StreamingResponse(generate(), media_type="text/event-stream")
+
         return Starlette(
             routes=[
+                Route("/upload", upload, methods=["POST", "PUT"]),
+                Route("/forever", forever),
+                Route("/broken", broken),
                 Route("/events", events),
                 WebSocketRoute("/terminal", terminal),
                 Route("/blob", blob),
@@ -121,14 +154,17 @@ class Stack:
 
 @contextlib.asynccontextmanager
 async def webrtc_stack(
-    tmp_path: Path, sqlite_url: str, trust_limits: TrustLimits | None = None
+    tmp_path: Path,
+    sqlite_url: str,
+    trust_limits: TrustLimits | None = None,
+    channel_limits: ChannelLimits | None = None,
 ) -> AsyncIterator[Stack]:
     upstream = Upstream()
     async with contextlib.AsyncExitStack() as stack:
         relay = await stack.enter_async_context(running_relay(sqlite_url))
         local_url = await stack.enter_async_context(serve_asgi(upstream.app()))
         trust = TrustHost.open(tmp_path / "host", limits=trust_limits)
-        answerer = WebRtcAnswerer(trust, local_url)
+        answerer = WebRtcAnswerer(trust, local_url, limits=channel_limits)
         stack.push_async_callback(answerer.aclose)
         pool = UpstreamPool(UpstreamTarget.parse(local_url))
         stack.push_async_callback(pool.close)
@@ -316,6 +352,213 @@ async def test_a_timed_out_call_is_not_run_twice(stack: Stack) -> None:
             await client.request("POST", "/slow")
         await asyncio.sleep(1.2)
         assert stack.upstream.posts == 1
+    finally:
+        await client.aclose()
+        await client.relay.aclose()
+
+
+# ===================================================================== streamed uploads
+
+
+def _blob(size: int) -> bytes:
+    return (bytes(range(256)) * (size // 256 + 1))[:size]
+
+
+async def test_a_large_upload_streams_over_the_channel(stack: Stack) -> None:
+    client = await stack.client()
+    try:
+        assert await client.upgrade()
+        size = 6 * 1024 * 1024  # over the 1 MiB message limit: only streamed can carry it
+        body = _blob(size)
+        answer = await client.request("POST", "/upload", body=body)
+        assert answer.path == "direct"
+        assert json.loads(answer.body) == {"size": size, "sha256": hashlib.sha256(body).hexdigest()}
+        assert "upload" in client.host_extensions
+        assert stack.answerer.stats.uploads == 1
+        assert stack.answerer.stats.upload_bytes == size
+        # A small body still goes whole, in the message.
+        small = await client.request("POST", "/echo", body=b"small")
+        assert (small.path, json.loads(small.body)["body"]) == ("direct", "small")
+        assert stack.answerer.stats.uploads == 1
+    finally:
+        await client.aclose()
+        await client.relay.aclose()
+
+
+async def _raw_request(
+    client: P2PClient, request: HttpRequest
+) -> tuple[asyncio.Future[HttpResponse], object]:
+    """Send ``request`` on the client's pipe by hand; its answer's future and credit."""
+    pipe = client._pipe
+    assert pipe is not None
+    waiter: asyncio.Future[HttpResponse] = asyncio.get_running_loop().create_future()
+    client._pending[request.id] = waiter
+    from agent_relay.webrtc.offerer import _Credit
+
+    credit = client._credits[request.id] = _Credit()
+    await pipe.send(request)
+    return waiter, credit
+
+
+async def test_an_upload_whose_body_does_not_match_its_signature_never_reaches_the_server(
+    stack: Stack,
+) -> None:
+    """The body is checked against the signed hash when it ends, and only then passed on:
+    a body swapped on the channel is refused (401) and the local server never sees it."""
+    client = await stack.client()
+    try:
+        assert await client.upgrade()
+        pipe = client._pipe
+        assert pipe is not None
+        signed = client.relay._sign("POST", "/upload", b"the signed body")
+        headers = {k.lower(): [v] for k, v in signed.headers().items()}
+        request = HttpRequest("swap", "POST", signed.path_and_query, headers, upload=True)
+        waiter, credit = await _raw_request(client, request)
+        await eventually(lambda: credit.available > 0)  # type: ignore[attr-defined]
+        await pipe.send(Body("swap", b"another body, of the same or any size"))
+        await pipe.send(BodyEnd("swap"))
+        answer = await asyncio.wait_for(waiter, 10)
+        assert answer.status == 401
+        assert json.loads(answer.body)["reason"] == "bad_signature"
+        assert stack.upstream.uploads == []
+        assert client.direct
+    finally:
+        await client.aclose()
+        await client.relay.aclose()
+
+
+async def test_an_upload_over_its_credit_closes_the_channel(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    limits = ChannelLimits(upload_window=64 * 1024)
+    async with webrtc_stack(tmp_path, sqlite_url, channel_limits=limits) as stack:
+        client = await stack.client()
+        try:
+            assert await client.upgrade()
+            pipe = client._pipe
+            assert pipe is not None
+            signed = client.relay._sign("POST", "/upload", b"x" * 200_000)
+            headers = {k.lower(): [v] for k, v in signed.headers().items()}
+            request = HttpRequest("flood", "POST", signed.path_and_query, headers, upload=True)
+            _, credit = await _raw_request(client, request)
+            await eventually(lambda: credit.available > 0)  # type: ignore[attr-defined]
+            assert credit.available == 64 * 1024  # type: ignore[attr-defined]
+            # One message of 96 KiB against 64 KiB of credit: over it before any is read.
+            await pipe.send(Body("flood", b"x" * 96 * 1024))
+            await eventually(lambda: not client.direct)
+            assert stack.upstream.uploads == []
+        finally:
+            await client.aclose()
+            await client.relay.aclose()
+
+
+async def test_an_upload_over_the_body_limit_is_refused_and_not_run(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    async with webrtc_stack(tmp_path, sqlite_url, TrustLimits(body_limit=2 * 1024 * 1024)) as stack:
+        client = await stack.client()
+        try:
+            assert await client.upgrade()
+            with pytest.raises(HostRefusedError) as caught:
+                await client.request("POST", "/upload", body=_blob(3 * 1024 * 1024))
+            assert (caught.value.status, caught.value.reason) == (413, "too_large")
+            assert stack.upstream.uploads == []
+            assert client.direct  # a refusal, not a broken channel
+            fits = await client.request("POST", "/upload", body=_blob(1024 * 1024 + 1))
+            assert fits.path == "direct"
+            assert json.loads(fits.body)["size"] == 1024 * 1024 + 1
+        finally:
+            await client.aclose()
+            await client.relay.aclose()
+
+
+async def test_a_reference_peer_still_gets_whole_base64_bodies(stack: Stack) -> None:
+    """No hello, no stream, no upload: the body in the request, the answer whole."""
+    client = await stack.client()
+    try:
+        assert await client.upgrade()
+        body = b"reference body"
+        signed = client.relay._sign("POST", "/echo", body)
+        headers = {k.lower(): [v] for k, v in signed.headers().items()}
+        waiter, _ = await _raw_request(
+            client, HttpRequest("ref", "POST", signed.path_and_query, headers, body)
+        )
+        answer = await asyncio.wait_for(waiter, 10)
+        assert (answer.status, answer.stream) == (200, False)
+        assert json.loads(answer.body)["body"] == "reference body"
+    finally:
+        await client.aclose()
+        await client.relay.aclose()
+
+
+# ===================================================================== cancel
+
+
+async def test_a_stream_left_early_is_cancelled_on_the_host(stack: Stack) -> None:
+    client = await stack.client()
+    try:
+        assert await client.upgrade()
+        async with client.stream("GET", "/forever") as (head, chunks):
+            assert head.path == "direct"
+            async for chunk in chunks:
+                assert chunk.startswith(b"data: ")
+                break
+        # The host stops its local request: the local server's generator is closed.
+        await asyncio.wait_for(stack.upstream.forever_ended.wait(), 10)
+        assert stack.answerer.stats.cancelled_by_client == 1
+        answer = await client.request("GET", "/echo")  # the channel carries on
+        assert answer.path == "direct"
+    finally:
+        await client.aclose()
+        await client.relay.aclose()
+
+
+async def test_a_cancelled_upload_frees_its_place_on_the_host(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    limits = ChannelLimits(max_uploads=1, upload_window=64 * 1024)
+    async with webrtc_stack(tmp_path, sqlite_url, channel_limits=limits) as stack:
+        client = await stack.client()
+        try:
+            assert await client.upgrade()
+            pipe = client._pipe
+            assert pipe is not None
+            signed = client.relay._sign("POST", "/upload", b"z" * 500_000)
+            headers = {k.lower(): [v] for k, v in signed.headers().items()}
+            request = HttpRequest("gone", "POST", signed.path_and_query, headers, upload=True)
+            _, credit = await _raw_request(client, request)
+            await eventually(lambda: credit.available > 0)  # type: ignore[attr-defined]
+            await pipe.send(Body("gone", b"z" * 32 * 1024))
+            await pipe.send(Cancel("gone"))
+            await eventually(lambda: stack.answerer.stats.cancelled_by_client == 1)
+            # Its upload slot is free again: the next upload (the only one allowed) runs.
+            body = _blob(300_000)
+            answer = await client.request("POST", "/upload", body=body)
+            assert answer.path == "direct"
+            assert json.loads(answer.body)["size"] == 300_000
+            assert stack.upstream.uploads == [(300_000, hashlib.sha256(body).hexdigest())]
+        finally:
+            await client.aclose()
+            await client.relay.aclose()
+
+
+async def test_the_host_cancels_when_its_local_server_fails_mid_body(stack: Stack) -> None:
+    client = await stack.client()
+    try:
+        assert await client.upgrade()
+        got: list[bytes] = []
+
+        async def read() -> None:
+            async with client.stream("GET", "/broken") as (head, chunks):
+                assert head.path == "direct"
+                async for chunk in chunks:
+                    got.append(chunk)
+
+        with pytest.raises(ClientError, match="cancelled by the host"):
+            await read()
+        assert got == [b"data: first\n\n"]
+        assert stack.answerer.stats.cancelled_by_host == 1
+        assert client.direct
     finally:
         await client.aclose()
         await client.relay.aclose()

@@ -11,7 +11,15 @@ from agent_relay.trust import TrustHost
 from agent_relay.trust.admission import Reply
 from agent_relay.trust.host import CLIENTS_PATH, ENROLLMENT_CODE_PATH
 from agent_relay.trust.sessions import VerifiedRequest
-from agent_relay.webrtc.host import OFFER_PATH, ChannelOwner, ChannelRefused, PeerTable, admit
+from agent_relay.webrtc.host import (
+    OFFER_PATH,
+    ChannelAdmission,
+    ChannelOwner,
+    ChannelRefused,
+    PeerTable,
+    admit,
+    begin,
+)
 from agent_relay.webrtc.limits import ChannelLimits
 
 from .test_trust_core import NOW, call, pair
@@ -22,7 +30,7 @@ def host(tmp_path: Path) -> TrustHost:
     return TrustHost.open(tmp_path / "data")
 
 
-def refusal(outcome: VerifiedRequest | Reply) -> tuple[int, str]:
+def refusal(outcome: VerifiedRequest | ChannelAdmission | Reply) -> tuple[int, str]:
     assert isinstance(outcome, Reply), outcome
     return outcome.status, json.loads(outcome.body)["reason"]
 
@@ -104,3 +112,45 @@ def test_peer_bounds_replacement_idle_and_revocation(host: TrustHost) -> None:
     assert table.sweep(NOW + 16) == [idle]
     assert closed[-1] == "b1"
     assert len(table) == 0
+
+
+def test_a_streamed_body_is_checked_when_it_ends_and_kept_until_passed_on(
+    host: TrustHost,
+) -> None:
+    """The upload extension's admission: fed piece by piece, verified at the end (body
+    hash included), the nonce spent only then; the body held for the local server."""
+    peer = pair(host)
+    owner = ChannelOwner(peer.client_id, peer.session_id)
+    body = b"0123456789" * 10_000
+    headers = _as_channel(peer.sign("PUT", "/api/x", body, int(NOW)))
+    started = begin(host, owner, "PUT", "/api/x", headers, NOW)
+    assert isinstance(started, ChannelAdmission)
+    try:
+        for at in range(0, len(body), 32_768):
+            assert started.feed(body[at : at + 32_768]) is None
+        verified = started.finish(NOW)
+        assert isinstance(verified, VerifiedRequest)
+        assert b"".join(started.body.chunks()) == body
+    finally:
+        started.close()
+    # The same signature with another body (or a cut one) is refused at the end.
+    other = _as_channel(peer.sign("PUT", "/api/x", body, int(NOW)))
+    started = begin(host, owner, "PUT", "/api/x", other, NOW)
+    assert isinstance(started, ChannelAdmission)
+    try:
+        assert started.feed(body[:-1]) is None
+        assert refusal(started.finish(NOW)) == (401, "bad_signature")
+    finally:
+        started.close()
+
+
+def test_a_streamed_body_is_refused_from_its_head_before_any_body(host: TrustHost) -> None:
+    peer = pair(host)
+    owner = ChannelOwner(peer.client_id, peer.session_id)
+    assert refusal(begin(host, owner, "POST", ENROLLMENT_CODE_PATH, {}, NOW)) == (
+        403,
+        "not_over_channel",
+    )
+    assert refusal(begin(host, owner, "POST", "/api/x", {}, NOW))[0] == 401
+    stale = _as_channel(peer.sign("POST", "/api/x", b"x", int(NOW) - 3600))
+    assert refusal(begin(host, owner, "POST", "/api/x", stale, NOW))[0] == 401

@@ -2,8 +2,8 @@
 against a real aiortc host on loopback: the real relay, the real connector with its
 answerer, a local server with the routes the remote UI reads, and a hostile relay in
 front. webrtc_ui.mjs drives the browser; this wrapper runs the processes, gives it a
-small control door (host stats, pairing codes, "drop every channel") and checks what
-it reports against the host's own counters."""
+small control door (host stats, pairing codes, "drop every channel", revoke a client)
+and checks what it reports against the host's own counters."""
 
 from __future__ import annotations
 
@@ -66,6 +66,21 @@ def local_server(stopping: asyncio.Event, counts: Counts) -> Starlette:
         await asyncio.sleep(2.0)
         return JSONResponse({"slow": counts.slow})
 
+    async def upload(request: Request) -> Response:
+        digest, size = hashlib.sha256(), 0
+        async for chunk in request.stream():
+            digest.update(chunk)
+            size += len(chunk)
+        return JSONResponse({"size": size, "sha256": digest.hexdigest()})
+
+    async def broken(request: Request) -> StreamingResponse:
+        async def generate() -> AsyncIterator[bytes]:
+            yield b"data: first\n\n"
+            await asyncio.sleep(0.2)
+            raise RuntimeError("the local server fell over mid-body")
+
+        return StreamingResponse(generate(), media_type="text/event-stream")
+
     async def events(request: Request) -> StreamingResponse:
         async def generate() -> AsyncIterator[bytes]:
             for i in range(600):
@@ -91,6 +106,8 @@ def local_server(stopping: asyncio.Event, counts: Counts) -> Starlette:
             Route("/api/events", events),
             Route("/echo", echo, methods=["GET", "POST"]),
             Route("/slow", slow, methods=["POST"]),
+            Route("/upload", upload, methods=["POST"]),
+            Route("/broken", broken),
             WebSocketRoute("/api/terminal", terminal),
         ]
     )
@@ -101,10 +118,19 @@ def control_door(trust: TrustHost, answerer: WebRtcAnswerer, counts: Counts) -> 
 
     async def stats(request: Request) -> Response:
         stats = dataclasses.asdict(answerer.stats)
-        return JSONResponse({**stats, "peers": len(answerer.peers), "slow_runs": counts.slow})
+        current = trust.current_code(time.time())
+        extra = {
+            "peers": len(answerer.peers),
+            "slow_runs": counts.slow,
+            "current_code": current.code if current is not None else None,
+        }
+        return JSONResponse({**stats, **extra})
 
     async def code(request: Request) -> Response:
         return JSONResponse({"code": trust.issue_code(time.time()).code})
+
+    async def revoke(request: Request) -> Response:
+        return JSONResponse({"revoked": trust.revoke(request.query_params["client"])})
 
     async def drop(request: Request) -> Response:
         await answerer.close_peers()
@@ -115,6 +141,7 @@ def control_door(trust: TrustHost, answerer: WebRtcAnswerer, counts: Counts) -> 
             Route("/stats", stats),
             Route("/code", code, methods=["POST"]),
             Route("/drop", drop, methods=["POST"]),
+            Route("/revoke", revoke, methods=["POST"]),
         ]
     )
 
@@ -201,3 +228,7 @@ async def test_webrtc_upgrade_in_chromium(tmp_path: Path, sqlite_url: str) -> No
     assert stats["body_messages"] >= 2, stats  # server-sent events, streamed
     assert stats["http_served"] >= 3, stats
     assert summary["hostile"]["channelsOpened"] == 0, summary["hostile"]
+    assert stats["uploads"] >= 1, stats  # a streamed request body
+    assert stats["cancelled_by_client"] >= 1, stats
+    assert stats["cancelled_by_host"] >= 1, stats
+    assert summary["extras"]["later"]["path"] == "relayed", summary["extras"]

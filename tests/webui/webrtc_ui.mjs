@@ -241,6 +241,122 @@ async function hostile(browser) {
   await context.close();
 }
 
+// A client of its own (paired by the SDK in a fresh context) for the extensions and the
+// host's refusals: a streamed upload over the channel, cancel both ways, the pairing-code
+// route refused over the channel, and last the client revoked on the host.
+async function channelExtras(browser) {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(cfg.relay + "/");
+  const { code } = await door("/code", "POST");
+  const out = await page.evaluate(
+    async ({ cfg, code }) => {
+      const sdk = await import("/ui/sdk.js");
+      const c = new sdk.RelayClient({ relayUrl: location.origin, token: () => cfg.token });
+      window.__c = c;
+      const paired = await c.pair(cfg.hostId, code, { clientName: "extensions test", device: "chromium" });
+      const r = { clientId: paired.clientId };
+      await c.relayFetch(cfg.hostId, "/echo");
+      r.upgraded = await c.upgrade(cfg.hostId);
+      r.lastError = c.hostPath(cfg.hostId).lastError;
+      const channel = c.peers.get(cfg.hostId).channel;
+      await channel.offers("upload"); // the host's hello, in answer to the SDK's
+      r.hostExtensions = [...channel.hostExtensions].sort();
+      return r;
+    },
+    { cfg, code },
+  );
+  const before = await door("/stats"); // the pairing's code is used up: none current
+  Object.assign(
+    out,
+    await page.evaluate(async (cfg) => {
+      const c = window.__c;
+      const r = {};
+      // A 3 MiB upload (over the 1 MiB message limit): streamed, paced by the host's credit.
+      const big = new Uint8Array(3 * 1024 * 1024);
+      for (let i = 0; i < big.length; i++) big[i] = (i * 7) & 255;
+      const hex = (buf) => Array.from(new Uint8Array(buf), (b) => b.toString(16).padStart(2, "0")).join("");
+      const up = await c.relayFetch(cfg.hostId, "/upload", { method: "POST", body: big });
+      r.upload = { via: up.via, status: up.status, verified: up.verified, body: await up.json(), sha256: hex(await crypto.subtle.digest("SHA-256", big)) };
+      // The page stops reading an event stream: the host is told and stops its request.
+      const events = await c.relayFetch(cfg.hostId, "/api/events");
+      const reader = events.body.getReader();
+      await reader.read();
+      await reader.cancel();
+      r.eventsVia = events.via;
+      // The local server fails mid-body: the host cancels toward the page.
+      const broken = await c.relayFetch(cfg.hostId, "/broken");
+      r.brokenVia = broken.via;
+      r.broken = await broken.text().then(
+        (text) => `read: ${text}`,
+        (err) => `errored: ${err.name}: ${err.message}`,
+      );
+      // The pairing-code route, well signed, sent over the channel by hand (the SDK itself
+      // never routes it there): the host refuses it.
+      const record = await c.load(cfg.hostId);
+      const path = "/api/relay-auth/server/enrollment-code";
+      const signed = await c.signRequest(record, "POST", path, new Uint8Array(0));
+      const headers = {
+        "x-vk-sig-session": [signed.sessionId],
+        "x-vk-sig-ts": [String(signed.ts)],
+        "x-vk-sig-nonce": [signed.nonce],
+        "x-vk-sig-signature": [signed.signatureB64],
+      };
+      const channel = c.peers.get(cfg.hostId).channel;
+      const refused = await channel.fetch({ method: "POST", path: signed.pathAndQuery, headers, body: new Uint8Array(0) }, 10000, null);
+      r.pairingRoute = { status: refused.status, body: await refused.json(), signed: refused.headers.has("x-vk-resp-signature") };
+      r.pathAfterRefusal = c.hostPath(cfg.hostId).path;
+      // For the revocation: when the path goes back to the relay.
+      window.__relayedAt = null;
+      c.onPathChange((id, p) => {
+        if (p.path === "relayed" && window.__relayedAt === null) window.__relayedAt = Date.now();
+      });
+      r.directCalls = c.stats.directCalls;
+      return r;
+    }, cfg),
+  );
+  const mid = await door("/stats");
+  summary.extras = out;
+  check(out.upgraded === true, `the SDK upgraded (${out.lastError})`);
+  check(["cancel", "stream", "upload"].every((e) => out.hostExtensions.includes(e)), `the host's hello (${out.hostExtensions})`);
+  check(out.upload.via === "direct" && out.upload.status === 200 && out.upload.verified, `a 3 MiB upload over the channel (${JSON.stringify(out.upload)})`);
+  check(out.upload.body.size === 3 * 1024 * 1024 && out.upload.body.sha256 === out.upload.sha256, "the local server got the body whole");
+  check(mid.uploads === before.uploads + 1 && mid.upload_bytes - before.upload_bytes === 3 * 1024 * 1024, `the host streamed it (${mid.uploads}, ${mid.upload_bytes})`);
+  check(out.eventsVia === "direct" && mid.cancelled_by_client > before.cancelled_by_client, `a closed event stream is cancelled on the host (${mid.cancelled_by_client})`);
+  check(out.brokenVia === "direct" && /host cancelled/.test(out.broken) && mid.cancelled_by_host > before.cancelled_by_host, `the host cancels a body its server broke off (${out.broken})`);
+  check(out.pairingRoute.status === 403 && out.pairingRoute.body.reason === "not_over_channel" && !out.pairingRoute.signed, `the pairing-code route is refused over the channel (${JSON.stringify(out.pairingRoute)})`);
+  check(mid.current_code === before.current_code, "no enrollment code was issued");
+  check(out.pathAfterRefusal === "direct", "a refusal leaves the channel open");
+
+  // Revoked on the host: its channel closes within a second, later calls go through the
+  // relay and fail as revoked.
+  const revokedAt = Date.now();
+  await door(`/revoke?client=${out.clientId}`, "POST");
+  await page.waitForFunction(() => window.__relayedAt !== null, null, { timeout: 5000 });
+  const closedAfter = (await page.evaluate(() => window.__relayedAt)) - revokedAt;
+  summary.extras.closedAfterMs = closedAfter;
+  check(closedAfter < 1000, `the revoked client's channel closed within 1 s (${closedAfter} ms)`);
+  const later = await page.evaluate(async (hostId) => {
+    const c = window.__c;
+    const r = { path: c.hostPath(hostId).path };
+    try {
+      const a = await c.relayFetch(hostId, "/echo");
+      r.call = `answered ${a.status} via ${a.via}`;
+    } catch (err) {
+      r.call = `${err.name}: ${err.message}`;
+    }
+    r.directCalls = c.stats.directCalls;
+    r.upgraded = await c.upgrade(hostId).catch((err) => `threw ${err.name}`);
+    return r;
+  }, cfg.hostId);
+  summary.extras.later = later;
+  check(later.path === "relayed", "after the revocation: no channel");
+  check(/^PairingRevoked/.test(later.call), `a later call goes through the relay and fails as revoked (${later.call})`);
+  check(later.directCalls === out.directCalls, "nothing more went over the channel");
+  check(later.upgraded !== true, `no channel for a revoked client (${later.upgraded})`);
+  await context.close();
+}
+
 // The host in a network namespace with UDP dropped: the upgrade fails within its bound
 // (the channel never opens), and every call goes through the relay.
 async function udpDropped(browser) {
@@ -291,6 +407,7 @@ try {
     await theSdk(page);
     await context.close();
     await hostile(browser);
+    await channelExtras(browser);
     summary.hostStats = await door("/stats");
   }
 } catch (err) {

@@ -2,8 +2,10 @@
 channel's ``http_request`` messages as that client (same admission as relayed, answers
 signed) from the local server.
 
-Not here yet: the streamed-body extension (bodies are whole, as in the reference); see
-docs/webrtc.md.
+Bodies are whole (base64 in the message, as the reference) unless the client asks for the
+extensions (docs/webrtc.md): a streamed answer (``stream``), a streamed request body paced
+by credit (``upload``; fed to the trust admission as it comes, checked when it ends, and
+passed on only then, as through the relay), and ``cancel`` both ways.
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Coroutine, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Coroutine, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -25,16 +27,21 @@ from websockets.typing import Subprotocol
 
 from ..trust import wire
 from ..trust.admission import Reply, ResponseSealer, forwarded_header_names
+from ..trust.body import BodyBuffer
 from ..trust.errors import TrustError, success_body
 from ..trust.host import ApiReply, TrustHost, error_reply, json_reply
 from ..trust.sessions import VerifiedRequest
-from .host import ChannelOwner, ChannelRefused, PeerTable, admit
+from .host import ChannelAdmission, ChannelOwner, ChannelRefused, PeerTable, admit, begin
 from .limits import ChannelLimits
 from .messages import (
+    EXTENSIONS,
     METHODS,
     Body,
     BodyEnd,
+    Cancel,
+    Credit,
     Headers,
+    Hello,
     HttpRequest,
     HttpResponse,
     WsClose,
@@ -73,6 +80,44 @@ class ChannelStats:
     ws_opened: int = 0
     ws_frames: int = 0
     refused: int = 0
+    uploads: int = 0  # streamed request bodies taken
+    upload_bytes: int = 0
+    cancelled_by_client: int = 0
+    cancelled_by_host: int = 0  # the local server failed under a streamed answer
+
+
+class _Upload:
+    """A streamed request body on its way in: the client may send ``granted`` bytes in
+    all; the serve loop queues what comes (bounded) for the request's task."""
+
+    def __init__(self, limits: ChannelLimits) -> None:
+        self.queue: asyncio.Queue[Body | BodyEnd] = asyncio.Queue(limits.max_queue)
+        self.granted = 0
+        self.received = 0
+
+    def deliver(self, message: Body | BodyEnd) -> str | None:
+        """Queue ``message``; the reason to close the channel when the client broke the
+        flow control (more than its credit, or more messages than the queue holds)."""
+        if isinstance(message, Body):
+            self.received += len(message.data)
+            if self.received > self.granted:
+                return "a request body over its credit"
+        try:
+            self.queue.put_nowait(message)
+        except asyncio.QueueFull:
+            return "a request body's queue is full"
+        return None
+
+
+@dataclass
+class _Channel:
+    """One open channel's state: its owner, what the client negotiated, its requests."""
+
+    pipe: MessagePipe
+    owner: ChannelOwner
+    extensions: frozenset[str] = frozenset()
+    requests: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    uploads: dict[str, _Upload] = field(default_factory=dict)
 
 
 class WebRtcAnswerer:
@@ -161,6 +206,7 @@ class WebRtcAnswerer:
     async def _serve(self, pipe: MessagePipe, owner: ChannelOwner, handle: int) -> None:
         in_flight = asyncio.Semaphore(self.limits.max_in_flight)
         sockets: dict[str, ClientConnection] = {}
+        channel = _Channel(pipe, owner)
         watch = asyncio.create_task(self._watch_session(pipe, owner))
         try:
             while True:
@@ -174,8 +220,23 @@ class WebRtcAnswerer:
                     return
                 self.peers.touch(handle, time.time())
                 if isinstance(message, HttpRequest):
-                    await in_flight.acquire()
-                    self._spawn(self._answer_http(pipe, owner, message, in_flight))
+                    await self._start_http(channel, message, in_flight)
+                elif isinstance(message, Body | BodyEnd):
+                    upload = channel.uploads.get(message.id)
+                    # One that ended (refused, cancelled): what was on its way is dropped.
+                    if upload is not None and (broken := upload.deliver(message)):
+                        pipe._fail(broken)
+                        return
+                elif isinstance(message, Cancel):
+                    task = channel.requests.get(message.id)
+                    if task is not None:
+                        self.stats.cancelled_by_client += 1
+                        task.cancel()
+                elif isinstance(message, Hello):
+                    # Only a client that says hello hears one: a reference peer never does.
+                    if not channel.extensions:
+                        channel.extensions = message.extensions & EXTENSIONS
+                        await pipe.send(Hello(channel.extensions))
                 elif isinstance(message, WsOpen):
                     if message.conn_id in sockets or len(sockets) >= self.limits.max_in_flight:
                         await pipe.send(WsError(message.conn_id, "too many WebSockets"))
@@ -196,8 +257,41 @@ class WebRtcAnswerer:
             watch.cancel()
             pipe.close()
             self.peers._end(handle)
+            # The channel's requests end with it (as a relayed one whose stream is reset).
+            for task in list(channel.requests.values()):
+                task.cancel()
             for ws in list(sockets.values()):
                 await ws.close(1001, "channel closed")
+
+    async def _start_http(
+        self, channel: _Channel, request: HttpRequest, in_flight: asyncio.Semaphore
+    ) -> None:
+        if request.id in channel.requests:
+            return  # an id in use: ignored (its answer would be ambiguous)
+        upload = None
+        if request.upload:
+            if len(channel.uploads) >= self.limits.max_uploads:
+                refused = ChannelRefused(429, "too_many_uploads", "too many uploads at once")
+                self.stats.refused += 1
+                reply = error_reply(refused, time.time())
+                await channel.pipe.send(
+                    HttpResponse(request.id, reply.status, _headers(reply.headers), reply.body)
+                )
+                return
+            upload = channel.uploads[request.id] = _Upload(self.limits)
+        await in_flight.acquire()
+        task = asyncio.create_task(self._answer_http(channel, request, upload, in_flight))
+        channel.requests[request.id] = task
+        self._tasks.add(task)
+
+        def done(task: asyncio.Task[None]) -> None:
+            self._tasks.discard(task)
+            if channel.requests.get(request.id) is task:
+                del channel.requests[request.id]
+            if channel.uploads.get(request.id) is upload:
+                channel.uploads.pop(request.id, None)
+
+        task.add_done_callback(done)
 
     async def _watch_session(self, pipe: MessagePipe, owner: ChannelOwner) -> None:
         """The end of the signing session (expired, idle, revoked) closes the channel.
@@ -259,27 +353,89 @@ class WebRtcAnswerer:
             sockets.pop(conn_id, None)
 
     async def _answer_http(
-        self, pipe: MessagePipe, owner: ChannelOwner, request: HttpRequest, slot: asyncio.Semaphore
+        self,
+        channel: _Channel,
+        request: HttpRequest,
+        upload: _Upload | None,
+        slot: asyncio.Semaphore,
     ) -> None:
         try:
             with contextlib.suppress(ConnectionError):
-                await self._http_exchange(pipe, owner, request)
+                await self._http_exchange(channel, request, upload)
         finally:
             slot.release()
 
     async def _http_exchange(
-        self, pipe: MessagePipe, owner: ChannelOwner, request: HttpRequest
+        self, channel: _Channel, request: HttpRequest, upload: _Upload | None
     ) -> None:
+        pipe, owner = channel.pipe, channel.owner
         now = time.time()
-        verified = admit(
-            self.trust, owner, request.method, request.path, request.headers, request.body, now
-        )
-        if isinstance(verified, Reply):
-            self.stats.refused += 1
-            log.info("webrtc: %s %s refused: %d", request.method, request.path, verified.status)
-            headers = _headers(verified.headers)
-            await pipe.send(HttpResponse(request.id, verified.status, headers, verified.body))
-            return
+        started: ChannelAdmission | None = None
+        verified: VerifiedRequest | Reply
+        if upload is None:
+            verified = admit(
+                self.trust, owner, request.method, request.path, request.headers, request.body, now
+            )
+        else:
+            begun = begin(self.trust, owner, request.method, request.path, request.headers, now)
+            if isinstance(begun, Reply):
+                verified = begun
+            else:
+                started = begun
+                verified = await self._take_upload(pipe, request.id, started, upload)
+        try:
+            if isinstance(verified, Reply):
+                self.stats.refused += 1
+                log.info("webrtc: %s %s refused: %d", request.method, request.path, verified.status)
+                headers = _headers(verified.headers)
+                await pipe.send(HttpResponse(request.id, verified.status, headers, verified.body))
+                return
+            await self._forward(channel, request, verified, started)
+        finally:
+            if started is not None:
+                started.close()
+
+    async def _take_upload(
+        self, pipe: MessagePipe, id: str, started: ChannelAdmission, upload: _Upload
+    ) -> VerifiedRequest | Reply:
+        """Read a streamed request body into the admission, granting credit as it is taken
+        (so the client never sends more than the window ahead of us); the signature, body
+        hash included, is checked once it ends. Nothing is passed on before."""
+        window = self.limits.upload_window
+        upload.granted = window
+        await pipe.send(Credit(id, window))
+        taken = 0
+        while True:
+            try:
+                async with asyncio.timeout(self.limits.upload_idle_timeout):
+                    message = await upload.queue.get()
+            except TimeoutError:
+                stalled = ChannelRefused(408, "upload_stalled", "the request body stopped coming")
+                return error_reply(stalled, time.time())
+            if isinstance(message, BodyEnd):
+                if message.error:
+                    abandoned = ChannelRefused(400, "upload_abandoned", message.error[:200])
+                    return error_reply(abandoned, time.time())
+                self.stats.uploads += 1
+                return started.finish(time.time())
+            refused = started.feed(message.data)
+            if refused is not None:
+                return refused  # 413: the client stops when it sees the answer
+            self.stats.upload_bytes += len(message.data)
+            taken += len(message.data)
+            if taken >= window // 2:
+                upload.granted += taken
+                await pipe.send(Credit(id, taken))
+                taken = 0
+
+    async def _forward(
+        self,
+        channel: _Channel,
+        request: HttpRequest,
+        verified: VerifiedRequest,
+        started: ChannelAdmission | None,
+    ) -> None:
+        pipe = channel.pipe
         if request.method not in METHODS:
             await pipe.send(self._signed(verified, request.id, 405, {}, b""))
             return
@@ -292,11 +448,13 @@ class WebRtcAnswerer:
         ]
         # The local server sees a relayed, verified request, as through the connector.
         forwarded += [("x-vk-relayed", "1")]
+        content: bytes | AsyncIterator[bytes] = request.body
+        if started is not None:
+            # The verified body, from the admission's buffer (memory, then a file).
+            forwarded += [("content-length", str(started.body.size))]
+            content = _chunks(started.body)
         upstream = self._http.build_request(
-            request.method,
-            self.upstream_url + request.path,
-            headers=forwarded,
-            content=request.body,
+            request.method, self.upstream_url + request.path, headers=forwarded, content=content
         )
         try:
             answer = await self._http.send(upstream, stream=True)
@@ -305,18 +463,19 @@ class WebRtcAnswerer:
             await pipe.send(self._signed(verified, request.id, 502, {}, b""))
             return
         try:
-            await self._relay_answer(pipe, verified, request, answer)
+            await self._relay_answer(channel, verified, request, answer)
         finally:
             await answer.aclose()
         self.stats.http_served += 1
 
     async def _relay_answer(
         self,
-        pipe: MessagePipe,
+        channel: _Channel,
         verified: VerifiedRequest,
         request: HttpRequest,
         answer: httpx.Response,
     ) -> None:
+        pipe = channel.pipe
         raw = [
             (name.lower(), value)
             for name, value in answer.headers.raw
@@ -333,18 +492,34 @@ class WebRtcAnswerer:
                 await pipe.send(
                     HttpResponse(request.id, head.status, _headers(head.headers), stream=True)
                 )
-                async for chunk in answer.aiter_raw():  # as it comes (a size would hold SSE back)
-                    for start in range(0, len(chunk), CHUNK_BODY):
-                        data = sealer.feed(chunk[start : start + CHUNK_BODY])
-                        if data:
-                            await pipe.send(Body(request.id, data))
-                            self.stats.body_messages += 1
+                try:
+                    async for chunk in answer.aiter_raw():  # as it comes (SSE is not held back)
+                        for start in range(0, len(chunk), CHUNK_BODY):
+                            data = sealer.feed(chunk[start : start + CHUNK_BODY])
+                            if data:
+                                await pipe.send(Body(request.id, data))
+                                self.stats.body_messages += 1
+                except httpx.HTTPError as exc:
+                    # The local server failed mid-body: the client is told, the body is cut
+                    # (never ended as if whole: its last signed record is missing).
+                    log.info("webrtc: local server failed mid-body: %r", exc)
+                    self.stats.cancelled_by_host += 1
+                    reason = f"the local server failed: {type(exc).__name__}"
+                    if "cancel" in channel.extensions:
+                        await pipe.send(Cancel(request.id, reason))
+                    else:
+                        await pipe.send(BodyEnd(request.id, reason))
+                    return
                 _, tail = sealer.finish()
                 if tail:
                     await pipe.send(Body(request.id, tail))
                 await pipe.send(BodyEnd(request.id))
                 return
-        body = await _read_whole(answer, self.limits.max_message // 2)
+        try:
+            body = await _read_whole(answer, self.limits.max_message // 2)
+        except httpx.HTTPError as exc:
+            log.info("webrtc: local server failed mid-body: %r", exc)
+            body = None
         if body is None:
             await pipe.send(self._signed(verified, request.id, 502, {}, b""))
             return
@@ -373,6 +548,11 @@ async def _read_whole(answer: httpx.Response, limit: int) -> bytes | None:
         if len(parts) > limit:
             return None
     return bytes(parts)
+
+
+async def _chunks(body: BodyBuffer) -> AsyncIterator[bytes]:
+    for chunk in body.chunks():
+        yield chunk
 
 
 def _headers(pairs: Sequence[tuple[bytes, bytes]]) -> Headers:

@@ -15,8 +15,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from ..trust.admission import Reply, RequestHead
+from ..trust.admission import Admission, Reply, RequestHead
 from ..trust.admission import admit as trust_admit
+from ..trust.body import BodyBuffer
 from ..trust.errors import TrustError
 from ..trust.host import API_PREFIX, TrustHost, error_reply
 from ..trust.sessions import VerifiedRequest
@@ -43,19 +44,49 @@ def single_headers(headers: Headers) -> dict[str, str]:
     return {name.lower(): values[0] for name, values in headers.items() if values}
 
 
-def admit(
+class ChannelAdmission:
+    """One channel request on its way in, its body fed as it comes (the trust core's
+    :class:`~agent_relay.trust.admission.Admission`, as through the relay): the signature,
+    body hash included, is checked by :meth:`finish` once the whole body is in; nothing
+    of the body is passed on before. :attr:`body` then holds it; :meth:`close` frees it."""
+
+    def __init__(self, admission: Admission, owner: ChannelOwner) -> None:
+        self._admission = admission
+        self._owner = owner
+        self.body: BodyBuffer = admission.body
+
+    def feed(self, data: bytes) -> Reply | None:
+        """Body bytes; a :class:`Reply` (413) once the body is too big."""
+        return self._admission.feed(data)
+
+    def finish(self, now: float) -> VerifiedRequest | Reply:
+        outcome = self._admission.finish(lambda: now)
+        if isinstance(outcome, Reply):
+            return outcome
+        verified = outcome.verified
+        assert verified is not None  # relayed and outside the pairing routes: signed
+        owner = self._owner
+        if verified.session_id != owner.session_id or verified.client_id != owner.client_id:
+            refused = ChannelRefused(403, "wrong_session", "signed in another session")
+            return error_reply(refused, now)
+        return verified
+
+    def close(self) -> None:
+        self._admission.close()
+
+
+def begin(
     trust: TrustHost,
     owner: ChannelOwner,
     method: str,
     target: str,
     headers: Headers,
-    body: bytes,
     now: float,
     *,
     upgrade: bool = False,
-) -> VerifiedRequest | Reply:
-    """Check one channel request with the trust core's admission, exactly as a relayed
-    one, then that it belongs to this channel. A :class:`Reply` is a refusal to send."""
+) -> ChannelAdmission | Reply:
+    """Start checking one channel request with the trust core's admission, exactly as a
+    relayed one; a :class:`Reply` is a refusal decided from the head (send it as is)."""
     path = target.partition("?")[0]
     if path.startswith(API_PREFIX) or path == OFFER_PATH:
         # The pairing routes, enrollment code included, and nested offers: relay only.
@@ -67,18 +98,32 @@ def admit(
     )
     admission = trust_admit(trust, head, "webrtc", now)
     assert admission is not None  # relayed: the trust core always decides
-    try:
-        outcome = admission.feed(body) or admission.finish(lambda: now)
-    finally:
+    if admission.refusal is not None:
         admission.close()
-    if isinstance(outcome, Reply):
-        return outcome
-    verified = outcome.verified
-    assert verified is not None  # relayed and outside the pairing routes: signed
-    if verified.session_id != owner.session_id or verified.client_id != owner.client_id:
-        refused = ChannelRefused(403, "wrong_session", "signed in another session")
-        return error_reply(refused, now)
-    return verified
+        return admission.refusal
+    return ChannelAdmission(admission, owner)
+
+
+def admit(
+    trust: TrustHost,
+    owner: ChannelOwner,
+    method: str,
+    target: str,
+    headers: Headers,
+    body: bytes,
+    now: float,
+    *,
+    upgrade: bool = False,
+) -> VerifiedRequest | Reply:
+    """A request whose body came whole (in the message): :func:`begin`, fed, finished.
+    Then that it belongs to this channel. A :class:`Reply` is a refusal to send."""
+    started = begin(trust, owner, method, target, headers, now, upgrade=upgrade)
+    if isinstance(started, Reply):
+        return started
+    try:
+        return started.feed(body) or started.finish(now)
+    finally:
+        started.close()
 
 
 @dataclass(slots=True)

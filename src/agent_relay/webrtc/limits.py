@@ -18,6 +18,13 @@ class ChannelLimits:
     max_in_flight: int = 64  # requests and WebSockets open at once, per peer
     gather_timeout: float = 5.0  # ICE gathering, non-trickle
     session_check: float = 0.5  # how often a channel checks its signing session is live
+    # Streamed request bodies (the "upload" extension). Their size is the trust layer's
+    # (TrustLimits.body_limit, 413 beyond, as through the relay); here: how many at once
+    # per peer, how many bytes a client may send ahead of the host's reading (its credit,
+    # also the most a peer's upload holds queued), and how long one may stall.
+    max_uploads: int = 4
+    upload_window: int = 1 << 20
+    upload_idle_timeout: float = 60.0
 
     def __post_init__(self) -> None:
         for name in ("max_message", "max_queue", "max_peers_per_client", "max_peers"):
@@ -25,6 +32,12 @@ class ChannelLimits:
                 raise ValueError(f"{name} must be at least 1")
         if self.max_in_flight < 1:
             raise ValueError("max_in_flight must be at least 1")
+        if self.max_uploads < 1:
+            raise ValueError("max_uploads must be at least 1")
+        if not 64 * 1024 <= self.upload_window <= 1 << 30:
+            raise ValueError("upload_window must be in 64 KiB..1 GiB")
+        if self.upload_idle_timeout <= 0:
+            raise ValueError("upload_idle_timeout must be positive")
         if not 0 < self.gather_timeout <= 5.0:
             raise ValueError("gather_timeout must be in (0, 5] seconds")
         if self.session_check <= 0:

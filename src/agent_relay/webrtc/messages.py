@@ -1,5 +1,5 @@
 """The JSON messages on the data channel: the reference's seven types, plus our streamed-body
-extension (``hello``, ``body``, ``body_end``, ``credit``; see docs/webrtc.md).
+extensions (``hello``, ``body``, ``body_end``, ``credit``, ``cancel``; see docs/webrtc.md).
 
 :func:`decode_message` checks every field a peer sends (types, sizes, base64) and raises
 :class:`MessageError` with a short reason; :func:`encode_message` leaves out optional fields
@@ -19,7 +19,9 @@ from typing import Any
 METHODS = frozenset({"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"})
 WS_MSG_TYPES = frozenset({"text", "binary", "ping", "pong", "close"})
 # Our extensions, offered in ``hello`` and used only once both sides named them.
-EXTENSIONS = frozenset({"stream"})
+# "stream": streamed answers (asked for per request); "upload": streamed request bodies paced
+# by ``credit``; "cancel": either side abandons a request.
+EXTENSIONS = frozenset({"stream", "upload", "cancel"})
 MAX_ID = 64  # an id is a UUID in practice; bound what we keep in maps
 MAX_PATH = 8192
 MAX_HEADERS = 100
@@ -39,7 +41,8 @@ class HttpRequest:
     path: str
     headers: Headers
     body: bytes = b""
-    stream: bool = False  # extension: the body follows in ``body`` messages
+    stream: bool = False  # extension: the client takes a streamed answer
+    upload: bool = False  # extension: the body follows in ``body`` messages, paced by credit
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +111,12 @@ class Credit:
     bytes: int  # how many more body bytes the receiver will take
 
 
+@dataclass(frozen=True, slots=True)
+class Cancel:
+    id: str
+    reason: str | None = None  # why (the host's word when its local server failed)
+
+
 ChannelMessage = (
     HttpRequest
     | HttpResponse
@@ -120,6 +129,7 @@ ChannelMessage = (
     | Body
     | BodyEnd
     | Credit
+    | Cancel
 )
 
 
@@ -223,6 +233,7 @@ def _http_request(obj: dict[str, Any]) -> HttpRequest:
         headers=_headers(obj),
         body=_b64(obj, "body_b64"),
         stream=_flag(obj, "stream"),
+        upload=_flag(obj, "upload"),
     )
 
 
@@ -291,6 +302,10 @@ def _credit(obj: dict[str, Any]) -> Credit:
     return Credit(id=_id(obj), bytes=_int(obj, "bytes", 1, 1 << 30))
 
 
+def _cancel(obj: dict[str, Any]) -> Cancel:
+    return Cancel(id=_id(obj), reason=_str(obj, "reason", 1024, optional=True))
+
+
 _DECODERS: dict[str, Callable[[dict[str, Any]], ChannelMessage]] = {
     "http_request": _http_request,
     "http_response": _http_response,
@@ -303,6 +318,7 @@ _DECODERS: dict[str, Callable[[dict[str, Any]], ChannelMessage]] = {
     "body": _body,
     "body_end": _body_end,
     "credit": _credit,
+    "cancel": _cancel,
 }
 
 
@@ -324,6 +340,8 @@ def encode_message(message: ChannelMessage) -> bytes:
                 obj["body_b64"] = _b64text(message.body)
             if message.stream:
                 obj["stream"] = True
+            if message.upload:
+                obj["upload"] = True
         case HttpResponse():
             obj = {"type": "http_response", "id": message.id, "status": message.status}
             obj["headers"] = message.headers
@@ -363,4 +381,8 @@ def encode_message(message: ChannelMessage) -> bytes:
                 obj["error"] = message.error
         case Credit():
             obj = {"type": "credit", "id": message.id, "bytes": message.bytes}
+        case Cancel():
+            obj = {"type": "cancel", "id": message.id}
+            if message.reason:
+                obj["reason"] = message.reason
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")

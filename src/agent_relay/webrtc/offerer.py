@@ -11,6 +11,10 @@ call, and route later calls over it, with the relay as the fallback.
   the call fails with :class:`MayHaveRunError`.
 * A failed negotiation is not retried for ``retry_after_failure`` seconds; a channel that
   worked and dropped is retried on the next call.
+* Extensions (``hello`` once the channel opens): bodies over ``inline_body`` stream to the
+  host paced by its credit (``upload``); a call given up (a timeout, a stream left early,
+  a cancelled task) is cancelled on the host (``cancel``). A host that does not answer the
+  hello gets whole bodies only, and larger uploads go through the relay.
 """
 
 from __future__ import annotations
@@ -32,8 +36,12 @@ from ..trust import wire
 from .host import OFFER_PATH
 from .limits import ChannelLimits
 from .messages import (
+    EXTENSIONS,
     Body,
     BodyEnd,
+    Cancel,
+    Credit,
+    Hello,
     HttpRequest,
     HttpResponse,
     WsClose,
@@ -56,6 +64,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+CHUNK_BODY = 32 * 1024  # request body bytes per ``body`` message (as the host sends)
+# The host's refusals (unsigned, through the relay or here): errors, never data. 408 and
+# 413: a streamed upload that stalled or grew over the host's body limit.
+_REFUSALS = frozenset({401, 403, 408, 413, 429})
+
 
 class MayHaveRunError(ClientError):
     """The call timed out on the channel and the host refused the same signed call through
@@ -72,6 +85,10 @@ class P2POptions:
     open_timeout: float = 10.0  # the data channel, after the answer
     offer_timeout: float = 15.0  # the signed offer call through the relay
     retry_after_failure: float = 300.0
+    # Bodies up to this go whole in the message (as the reference); larger ones stream
+    # (the "upload" extension) or, with a host that does not offer it, go via the relay.
+    inline_body: int = 256 * 1024
+    hello_timeout: float = 2.0  # how long a large upload waits for the host's hello
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,8 +99,24 @@ class P2PResponse:
     path: str  # "direct" or "relayed"
 
 
+class _Credit:
+    """How many request-body bytes the host will take now (its ``credit`` messages)."""
+
+    def __init__(self) -> None:
+        self.available = 0
+        self.more = asyncio.Event()
+
+    def add(self, amount: int) -> None:
+        self.available += amount
+        self.more.set()
+
+
+class _NotDelivered(Exception):
+    """An upload that did not reach its end: the host cannot have run it."""
+
+
 class P2PClient:
-    """Wraps a :class:`RelayClient`; whole bodies (the streamed extension is not done)."""
+    """Wraps a :class:`RelayClient`: later calls over the channel, the relay as fallback."""
 
     def __init__(self, relay: RelayClient, options: P2POptions | None = None) -> None:
         self.relay = relay
@@ -93,6 +126,9 @@ class P2PClient:
         self._pending: dict[str, asyncio.Future[HttpResponse]] = {}
         self._sockets: dict[str, ChannelWebSocket] = {}
         self._bodies: dict[str, asyncio.Queue[Body | BodyEnd]] = {}
+        self._credits: dict[str, _Credit] = {}
+        self._hello = asyncio.Event()
+        self.host_extensions: frozenset[str] = frozenset()
         self._reader: asyncio.Task[None] | None = None
         self._failed_at: float | None = None
         self._connecting: asyncio.Task[None] | None = None
@@ -151,7 +187,10 @@ class P2PClient:
         pipe = MessagePipe(channel, options.limits)
         await pipe.wait_open(options.open_timeout)
         self._pipe = pipe
+        self._hello = asyncio.Event()
+        self.host_extensions = frozenset()
         self._reader = asyncio.create_task(self._read(pipe))
+        await pipe.send(Hello(EXTENSIONS))
 
     async def _read(self, pipe: MessagePipe) -> None:
         while (message := await pipe.receive()) is not None:
@@ -159,6 +198,23 @@ class P2PClient:
                 waiter = self._pending.pop(message.id, None)
                 if waiter is not None and not waiter.done():
                     waiter.set_result(message)
+            elif isinstance(message, Credit):
+                credit = self._credits.get(message.id)
+                if credit is not None:
+                    credit.add(message.bytes)
+            elif isinstance(message, Hello):
+                self.host_extensions = message.extensions
+                self._hello.set()
+            elif isinstance(message, Cancel):
+                # The host gave the call up (its local server failed under the body).
+                why = f"cancelled by the host: {message.reason or 'no reason given'}"
+                inbox = self._bodies.get(message.id)
+                if inbox is not None:
+                    with contextlib.suppress(asyncio.QueueFull):
+                        inbox.put_nowait(BodyEnd(message.id, why))
+                waiter = self._pending.pop(message.id, None)
+                if waiter is not None and not waiter.done():
+                    waiter.set_exception(ClientError(why))
             elif isinstance(message, Body | BodyEnd):
                 inbox = self._bodies.get(message.id)
                 if inbox is not None:
@@ -179,6 +235,8 @@ class P2PClient:
             if not waiter.done():
                 waiter.set_exception(ConnectionError("data channel closed"))
         self._pending.clear()
+        for credit in self._credits.values():
+            credit.more.set()
         log.info("webrtc: channel closed (%s); calls go through the relay", pipe.error or "closed")
 
     async def _drop(self) -> None:
@@ -213,15 +271,90 @@ class P2PClient:
                 self._failed_at = None
             if self._failed_at is None:
                 await self.upgrade()
+        upload = self.direct and len(body) > self.options.inline_body
+        if upload and not await self._offers("upload"):
+            upload = False
+            if len(body) * 4 // 3 + 64 * 1024 > self.options.limits.max_message:
+                # Too big for one message, and the host takes no streamed upload.
+                response, raw = await self.relay.request(method, path, body=body, headers=headers)
+                return P2PResponse(response.status, dict(response.headers), raw, "relayed")
         if not self.direct:
             response, raw = await self.relay.request(method, path, body=body, headers=headers)
             return P2PResponse(response.status, dict(response.headers), raw, "relayed")
         signed = self.relay._sign(method, path, body)
         try:
-            return await self._over_channel(method, signed, body, dict(headers or {}))
+            return await self._over_channel(method, signed, body, dict(headers or {}), upload)
+        except _NotDelivered as exc:
+            # The body never reached its end: the host cannot have run it. Signed anew.
+            log.info("webrtc: %s %s upload broke off (%s); via the relay", method, path, exc)
+            response, raw = await self.relay.request(method, path, body=body, headers=headers)
+            return P2PResponse(response.status, dict(response.headers), raw, "relayed")
         except (TimeoutError, ConnectionError) as exc:
             log.info("webrtc: %s %s over the channel failed (%r); via the relay", method, path, exc)
             return await self._resend(method, signed, body, dict(headers or {}))
+
+    async def _offers(self, extension: str) -> bool:
+        """Whether the host's hello named ``extension`` (waiting a little for it)."""
+        if not self._hello.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.options.hello_timeout):
+                    await self._hello.wait()
+        return extension in self.host_extensions
+
+    async def _cancel(self, request_id: str) -> None:
+        """Tell the host this call is given up (it stops its local request)."""
+        pipe = self._pipe
+        if pipe is not None and "cancel" in self.host_extensions and not pipe.closed.is_set():
+            with contextlib.suppress(ConnectionError):
+                await pipe.send(Cancel(request_id))
+
+    async def _send_body(
+        self, pipe: MessagePipe, request_id: str, body: bytes, waiter: asyncio.Future[HttpResponse]
+    ) -> None:
+        """The body in ``body`` messages, never more than the host's credit ahead; stops
+        when the host answers first (a refusal). _NotDelivered: it did not get to its end."""
+        credit = self._credits[request_id]
+        view = memoryview(body)
+
+        def answered() -> bool:
+            if not waiter.done():
+                return False
+            if waiter.exception() is not None:  # the channel closed under the body
+                raise _NotDelivered(str(waiter.exception()))
+            return True
+
+        for start in range(0, len(body), CHUNK_BODY):
+            piece = bytes(view[start : start + CHUNK_BODY])
+            while credit.available < len(piece):
+                if answered():
+                    return
+                if pipe.closed.is_set():
+                    raise _NotDelivered("the channel closed")
+                credit.more.clear()
+                head: asyncio.Future[object] = asyncio.ensure_future(asyncio.shield(waiter))
+                more: asyncio.Future[object] = asyncio.ensure_future(credit.more.wait())
+                try:
+                    done, _ = await asyncio.wait(
+                        {head, more},
+                        timeout=self.options.answer_timeout,
+                        return_when=asyncio.FIRST_COMPLETED,
+                    )
+                finally:
+                    head.cancel()
+                    more.cancel()
+                if not done:
+                    raise _NotDelivered("no credit from the host in time")
+            if answered():
+                return
+            credit.available -= len(piece)
+            try:
+                await pipe.send(Body(request_id, piece))
+            except ConnectionError:
+                raise _NotDelivered("the channel closed") from None
+        try:
+            await pipe.send(BodyEnd(request_id))
+        except ConnectionError:
+            raise _NotDelivered("the channel closed") from None
 
     @contextlib.asynccontextmanager
     async def stream(
@@ -245,6 +378,7 @@ class P2PClient:
         inbox: asyncio.Queue[Body | BodyEnd] = asyncio.Queue(self.options.limits.max_queue)
         self._pending[request_id] = waiter
         self._bodies[request_id] = inbox
+        finished = False
         try:
             all_headers = {**(headers or {}), **signed.headers()}
             await pipe.send(
@@ -260,13 +394,15 @@ class P2PClient:
             async with asyncio.timeout(self.options.answer_timeout):
                 answer = await waiter
             flat = {k: v[0] for k, v in answer.headers.items() if v}
-            if wire.RESP_SIGNATURE not in flat and answer.status in (401, 403, 429):
+            if wire.RESP_SIGNATURE not in flat and answer.status in _REFUSALS:
                 raise _refusal(answer.status, answer.body)
             check = self._check(signed, answer, flat)
             head = P2PResponse(answer.status, flat, b"", "direct")
 
             async def chunks() -> AsyncIterator[bytes]:
+                nonlocal finished
                 if not answer.stream:
+                    finished = True
                     check.feed(answer.body)
                     check.finish()
                     if answer.body:
@@ -275,6 +411,7 @@ class P2PClient:
                 while True:
                     message = await inbox.get()
                     if isinstance(message, BodyEnd):
+                        finished = True
                         if message.error:
                             raise ClientError(f"the answer broke off: {message.error}")
                         check.finish()
@@ -286,6 +423,8 @@ class P2PClient:
         finally:
             self._pending.pop(request_id, None)
             self._bodies.pop(request_id, None)
+            if not finished:  # left before the end (or failed): the host stops it
+                await self._cancel(request_id)
 
     def _check(
         self, signed: SignedRequest, answer: HttpResponse, flat: dict[str, str]
@@ -302,7 +441,12 @@ class P2PClient:
         )
 
     async def _over_channel(
-        self, method: str, signed: SignedRequest, body: bytes, headers: dict[str, str]
+        self,
+        method: str,
+        signed: SignedRequest,
+        body: bytes,
+        headers: dict[str, str],
+        upload: bool = False,
     ) -> P2PResponse:
         pipe = self._pipe
         assert pipe is not None
@@ -310,6 +454,9 @@ class P2PClient:
         request_id = str(uuid.uuid4())
         waiter: asyncio.Future[HttpResponse] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = waiter
+        if upload:
+            self._credits[request_id] = _Credit()
+        answered = False
         try:
             await pipe.send(
                 HttpRequest(
@@ -317,15 +464,23 @@ class P2PClient:
                     method,
                     signed.path_and_query,
                     {k.lower(): [v] for k, v in all_headers.items()},
-                    body,
+                    b"" if upload else body,
+                    upload=upload,
                 )
             )
+            if upload:
+                await self._send_body(pipe, request_id, body, waiter)
+            # The answer's wait starts once the body is all out (an upload takes its time).
             async with asyncio.timeout(self.options.answer_timeout):
                 answer = await waiter
+            answered = True
         finally:
             self._pending.pop(request_id, None)
+            self._credits.pop(request_id, None)
+            if not answered:  # timed out, failed or cancelled: the host stops it
+                await self._cancel(request_id)
         flat = {k: v[0] for k, v in answer.headers.items() if v}
-        if wire.RESP_SIGNATURE not in flat and answer.status in (401, 403, 429):
+        if wire.RESP_SIGNATURE not in flat and answer.status in _REFUSALS:
             # The host's refusals are not signed, through the relay or here: an error, never
             # data (so a forged one can only fail a call, never feed it).
             raise _refusal(answer.status, answer.body)

@@ -25,7 +25,7 @@ import { FrameSigner, FrameVerifier, closePayload, parseClosePayload } from "./f
 import { HostKey, generateClientKey, sign } from "./keys";
 import { Spake2A, clientProof, confirmationKey, serverProof } from "./spake2";
 import { type ChannelHeaders } from "./rtc/messages";
-import { ChannelClosed, ChannelTimeout, DirectChannel, NegotiationFailed } from "./rtc/peer";
+import { ChannelClosed, ChannelTimeout, DirectChannel, NegotiationFailed, NotDelivered } from "./rtc/peer";
 import { dtlsFingerprints } from "./rtc/sdp";
 import { ChannelWebSocket } from "./rtc/socket";
 import { IndexedDbPairingStore, type Pairing, type PairingStore, type StoredPairing, publicPart } from "./store";
@@ -130,7 +130,10 @@ const SMALL_ANSWER = 64 * 1024;
 // WebRTC: the host's signalling route, and routes that only ever go through the relay
 // (the host refuses them over a channel: pairing, nested offers).
 const OFFER_PATH = "/api/webrtc/offer";
-const MAX_CHANNEL_UPLOAD = 512 * 1024; // larger uploads go through the relay (whole bodies)
+// Bodies up to this go whole in the message (as the reference); larger ones stream over the
+// channel where the host's hello offers "upload", and go through the relay where it does not.
+const INLINE_UPLOAD = 256 * 1024;
+const MAX_CHANNEL_UPLOAD = 512 * 1024;
 const CODE = /^[A-Z0-9]{6}$/;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 export const REVOKED_REASON = "revoked by the host owner";
@@ -483,7 +486,7 @@ export class RelayClient {
     headers.set(wire.ACCEPT_SIGNED_HEADERS, "1");
     let record = await this.load(hostId);
     record = await this.renewIfStale(record);
-    const channel = mayGoDirect ? this.channelFor(hostId, pathAndQuery, body) : null;
+    const channel = mayGoDirect ? await this.channelFor(hostId, pathAndQuery, body) : null;
     if (channel) {
       const answer = await this.fetchDirect(record, channel, method, pathAndQuery, body, headers, init.signal ?? null);
       if (answer) return answer;
@@ -731,14 +734,20 @@ export class RelayClient {
     void this.upgrade(hostId);
   }
 
-  /** The channel a call to `pathAndQuery` may take, or null: the relay then. */
-  private channelFor(hostId: string, pathAndQuery: string, body: Uint8Array): DirectChannel | null {
+  /** The open channel a call (or WebSocket) to `pathAndQuery` may take, or null. */
+  private openChannel(hostId: string, pathAndQuery: string): DirectChannel | null {
     const peer = this.peers.get(hostId);
     const channel = peer?.channel;
     if (!peer || !channel?.isOpen || peer.forcedRelayed) return null;
     const route = pathAndQuery.split("?")[0] as string;
     if (route.startsWith(wire.AUTH_PREFIX) || route === OFFER_PATH) return null;
-    if (body.length > MAX_CHANNEL_UPLOAD) return null;
+    return channel;
+  }
+
+  /** The channel a call to `pathAndQuery` with `body` may take, or null: the relay then. */
+  private async channelFor(hostId: string, pathAndQuery: string, body: Uint8Array): Promise<DirectChannel | null> {
+    const channel = this.openChannel(hostId, pathAndQuery);
+    if (channel && body.length > MAX_CHANNEL_UPLOAD && !(await channel.offers("upload"))) return null;
     return channel;
   }
 
@@ -810,12 +819,15 @@ export class RelayClient {
   ): Promise<VerifiedResponse | null> {
     const signed = await this.signRequest(record, method, pathAndQuery, body);
     const sent = channelHeaders(signedHeaders(signed, headers));
+    const upload = body.length > INLINE_UPLOAD && channel.hostExtensions.has("upload");
     let response: Response;
     try {
-      response = await channel.fetch({ method, path: signed.pathAndQuery, headers: sent, body }, this.rtc.answerTimeoutMs, signal);
+      response = await channel.fetch({ method, path: signed.pathAndQuery, headers: sent, body }, this.rtc.answerTimeoutMs, signal, upload);
     } catch (err) {
       if (!(err instanceof ChannelTimeout || err instanceof ChannelClosed)) throw err;
       this.stats.channelFallbacks += 1;
+      // An upload that never got to its end cannot have run: the relay, signed anew.
+      if (err instanceof NotDelivered) return null;
       if (err instanceof ChannelTimeout) channel.close(err.message);
       const relayed = await this.sendSigned(record, method, signed, body, headers, signal);
       if (relayed.status === 401 && looksLikeHost(relayed)) {
@@ -1015,7 +1027,7 @@ export class RelayClient {
   relayWebSocket(hostId: string, path: string): RelayWebSocket {
     hostId = checkUuid(hostId, "host id");
     const relayed = () => new SignedRelayWebSocket(this, hostId, path);
-    const channel = this.channelFor(hostId, wire.canonicalPath(path), new Uint8Array(0));
+    const channel = this.openChannel(hostId, wire.canonicalPath(path));
     if (!channel) return relayed();
     return new ChannelWebSocket(channel, () => this.prepareChannelWebSocket(hostId, path), relayed, this.rtc.answerTimeoutMs);
   }

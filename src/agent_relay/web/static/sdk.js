@@ -2862,7 +2862,7 @@ __export(messages_exports, {
 });
 var METHODS = /* @__PURE__ */ new Set(["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]);
 var WS_MSG_TYPES = /* @__PURE__ */ new Set(["text", "binary", "ping", "pong", "close"]);
-var EXTENSIONS = /* @__PURE__ */ new Set(["stream"]);
+var EXTENSIONS = /* @__PURE__ */ new Set(["stream", "upload", "cancel"]);
 var MAX_ID = 64;
 var MAX_PATH = 8192;
 var MAX_HEADERS = 100;
@@ -2935,7 +2935,7 @@ var DECODERS = {
   http_request(obj) {
     const method = str(obj, "method", 16);
     if (!method || !/^[A-Za-z]+$/.test(method)) throw new MessageError("bad method");
-    return { type: "http_request", id: id(obj), method: method.toUpperCase(), path: path(obj), headers: headers(obj), body: b64(obj, "body_b64"), stream: flag(obj, "stream") };
+    return { type: "http_request", id: id(obj), method: method.toUpperCase(), path: path(obj), headers: headers(obj), body: b64(obj, "body_b64"), stream: flag(obj, "stream"), upload: flag(obj, "upload") };
   },
   http_response(obj) {
     return { type: "http_response", id: id(obj), status: int(obj, "status", 100, 999), headers: headers(obj), body: b64(obj, "body_b64"), stream: flag(obj, "stream") };
@@ -2972,6 +2972,9 @@ var DECODERS = {
   },
   credit(obj) {
     return { type: "credit", id: id(obj), bytes: int(obj, "bytes", 1, 2 ** 30) };
+  },
+  cancel(obj) {
+    return { type: "cancel", id: id(obj), reason: str(obj, "reason", 1024, true) };
   }
 };
 function decodeMessage(data) {
@@ -2994,6 +2997,7 @@ function encodeMessage(message) {
       obj = { type: message.type, id: message.id, method: message.method, path: message.path, headers: message.headers };
       if (message.body.length) obj.body_b64 = b64encode(message.body);
       if (message.stream) obj.stream = true;
+      if (message.upload) obj.upload = true;
       break;
     case "http_response":
       obj = { type: message.type, id: message.id, status: message.status, headers: message.headers };
@@ -3033,6 +3037,10 @@ function encodeMessage(message) {
       break;
     case "credit":
       obj = { type: message.type, id: message.id, bytes: message.bytes };
+      break;
+    case "cancel":
+      obj = { type: message.type, id: message.id };
+      if (message.reason) obj.reason = message.reason;
       break;
   }
   return utf8(JSON.stringify(obj));
@@ -3100,9 +3108,13 @@ var Reassembler = class {
 
 // src/sdk/rtc/peer.ts
 var CHANNEL_LABEL = "relay";
+var CHUNK_BODY = 32 * 1024;
 var HIGH_WATER = 1 << 20;
 var ChannelClosed = class extends Error {
   name = "ChannelClosed";
+};
+var NotDelivered = class extends ChannelClosed {
+  name = "NotDelivered";
 };
 var ChannelTimeout = class extends Error {
   name = "ChannelTimeout";
@@ -3131,7 +3143,12 @@ var DirectChannel = class _DirectChannel {
   pending = /* @__PURE__ */ new Map();
   bodies = /* @__PURE__ */ new Map();
   sockets = /* @__PURE__ */ new Map();
+  credits = /* @__PURE__ */ new Map();
   sending = Promise.resolve();
+  /** The extensions the host's hello named (none until it answers ours). */
+  hostExtensions = /* @__PURE__ */ new Set();
+  helloArrived = () => void 0;
+  hello = new Promise((resolve) => this.helloArrived = resolve);
   closedReason = null;
   /** The handshake's certificate was compared with the signed answer's fingerprints
    *  (false where the browser does not show it: its own check against the SDP stands). */
@@ -3165,6 +3182,20 @@ var DirectChannel = class _DirectChannel {
     }
     await this.opened();
     await this.checkCertificate(fingerprints);
+    await this.send({ type: "hello", extensions: EXTENSIONS });
+  }
+  /** Whether the host's hello named `extension`, waiting at most `waitMs` for it. */
+  async offers(extension, waitMs = 2e3) {
+    if (!this.hostExtensions.has(extension) && this.closedReason === null) {
+      let timer;
+      await Promise.race([this.hello, new Promise((resolve) => timer = setTimeout(resolve, waitMs))]);
+      clearTimeout(timer);
+    }
+    return this.hostExtensions.has(extension);
+  }
+  /** Tell the host a call is given up (it stops its local request), where it said it can. */
+  cancel(id2) {
+    if (this.isOpen && this.hostExtensions.has("cancel")) this.send({ type: "cancel", id: id2, reason: null }).catch(() => void 0);
   }
   opened() {
     if (this.channel.readyState === "open") return Promise.resolve();
@@ -3224,6 +3255,7 @@ var DirectChannel = class _DirectChannel {
       }
     }
     this.bodies.clear();
+    for (const credit of this.credits.values()) credit.wake();
     for (const deliver of [...this.sockets.values()]) deliver({ type: "ws_close", conn_id: "", code: 1006, reason: "WebRTC disconnected" });
     this.sockets.clear();
     for (const listener of this.closeListeners.splice(0)) listener(reason);
@@ -3274,6 +3306,31 @@ var DirectChannel = class _DirectChannel {
         else body.close();
         return;
       }
+      case "credit": {
+        const credit = this.credits.get(message.id);
+        if (!credit) return;
+        credit.available += message.bytes;
+        credit.wake();
+        return;
+      }
+      case "hello":
+        this.hostExtensions = message.extensions;
+        this.helloArrived();
+        return;
+      case "cancel": {
+        const err = new ChannelClosed(`the host cancelled the answer: ${message.reason ?? "no reason given"}`);
+        const waiter = this.pending.get(message.id);
+        if (waiter) {
+          this.pending.delete(message.id);
+          waiter.reject(err);
+        }
+        const body = this.bodies.get(message.id);
+        if (body) {
+          this.bodies.delete(message.id);
+          body.error(err);
+        }
+        return;
+      }
       case "ws_opened":
       case "ws_frame":
       case "ws_close":
@@ -3311,13 +3368,14 @@ var DirectChannel = class _DirectChannel {
               () => {
                 if (this.bodies.get(id2) !== controller) return;
                 this.bodies.delete(id2);
+                this.cancel(id2);
                 controller.error(signal.reason instanceof Error ? signal.reason : new DOMException("aborted", "AbortError"));
               },
               { once: true }
             );
           },
           cancel: () => {
-            this.bodies.delete(id2);
+            if (this.bodies.delete(id2)) this.cancel(id2);
           }
         },
         new CountQueuingStrategy({ highWaterMark: this.limits.maxQueue })
@@ -3352,36 +3410,90 @@ var DirectChannel = class _DirectChannel {
       this.onClose(done);
     });
   }
-  /** One http_request; the answer's head (a Response) or ChannelTimeout/ChannelClosed. */
-  fetch(request, headTimeoutMs, signal) {
+  /** One http_request; the answer's head (a Response) or ChannelTimeout/ChannelClosed.
+   *  `upload`: the body streams in body messages, never more than the host's credit
+   *  ahead (NotDelivered when it does not get to its end); the wait for the head starts
+   *  once it is all out. A call given up (aborted, timed out) is cancelled on the host. */
+  fetch(request, headTimeoutMs, signal, upload = false) {
     const id2 = crypto.randomUUID();
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(id2);
-        reject(new ChannelTimeout(`no answer over WebRTC within ${headTimeoutMs} ms`));
-      }, headTimeoutMs);
+      let timer;
+      const startTimer = () => {
+        timer = setTimeout(() => {
+          this.pending.delete(id2);
+          this.cancel(id2);
+          reject(new ChannelTimeout(`no answer over WebRTC within ${headTimeoutMs} ms`));
+        }, headTimeoutMs);
+      };
       const abort = () => {
         clearTimeout(timer);
-        this.pending.delete(id2);
+        if (this.pending.delete(id2)) this.cancel(id2);
+        this.credits.get(id2)?.wake();
         reject(signal?.reason instanceof Error ? signal.reason : new DOMException("aborted", "AbortError"));
       };
       if (signal?.aborted) return abort();
       signal?.addEventListener("abort", abort, { once: true });
+      const settled = () => {
+        clearTimeout(timer);
+        signal?.removeEventListener("abort", abort);
+        this.credits.get(id2)?.wake();
+      };
       this.pending.set(id2, {
         signal,
         resolve: (response) => {
-          clearTimeout(timer);
-          signal?.removeEventListener("abort", abort);
+          settled();
           resolve(response);
         },
         reject: (err) => {
-          clearTimeout(timer);
-          signal?.removeEventListener("abort", abort);
+          settled();
           reject(err);
         }
       });
-      this.send({ type: "http_request", id: id2, ...request, stream: true }).catch((err) => this.pending.get(id2)?.reject(err));
+      const fail = (err) => {
+        const waiter = this.pending.get(id2);
+        if (!waiter) return;
+        this.pending.delete(id2);
+        waiter.reject(err);
+      };
+      if (!upload) {
+        startTimer();
+        this.send({ type: "http_request", id: id2, ...request, stream: true, upload: false }).catch(fail);
+        return;
+      }
+      const credit = { available: 0, wake: () => void 0 };
+      this.credits.set(id2, credit);
+      this.send({ type: "http_request", id: id2, ...request, body: new Uint8Array(0), stream: true, upload: true }).then(() => this.sendBody(id2, request.body, credit, headTimeoutMs)).then((complete) => {
+        if (complete && this.pending.has(id2)) startTimer();
+      }).catch((err) => {
+        this.cancel(id2);
+        fail(err instanceof NotDelivered ? err : new NotDelivered(`WebRTC: the upload broke off: ${err.message}`));
+      }).finally(() => this.credits.delete(id2));
     });
+  }
+  /** The body in body messages within the host's credit; false when the call ended first
+   *  (an early answer, an abort), true once body_end is out. */
+  async sendBody(id2, body, credit, waitMs) {
+    for (let start = 0; start < body.length; start += CHUNK_BODY) {
+      const piece = body.subarray(start, Math.min(start + CHUNK_BODY, body.length));
+      while (credit.available < piece.length) {
+        if (!this.pending.has(id2)) return false;
+        if (!this.isOpen) throw new NotDelivered(`WebRTC: ${this.closedReason ?? "the data channel closed"}`);
+        const more = await new Promise((resolve) => {
+          const timer = setTimeout(() => resolve(false), waitMs);
+          credit.wake = () => {
+            clearTimeout(timer);
+            resolve(true);
+          };
+        });
+        if (!more) throw new NotDelivered(`WebRTC: no credit from the host within ${waitMs} ms`);
+      }
+      if (!this.pending.has(id2)) return false;
+      credit.available -= piece.length;
+      await this.send({ type: "body", id: id2, data: piece.slice() });
+    }
+    if (!this.pending.has(id2)) return false;
+    await this.send({ type: "body_end", id: id2, error: null });
+    return true;
   }
   /** Register a WebSocket's message handler; returns its conn_id and a remover. */
   socket(deliver) {
@@ -3802,6 +3914,7 @@ var SESSION_MAX_AGE = 55 * 60 * 1e3;
 var SESSION_MAX_IDLE = 13 * 60 * 1e3;
 var SMALL_ANSWER = 64 * 1024;
 var OFFER_PATH = "/api/webrtc/offer";
+var INLINE_UPLOAD = 256 * 1024;
 var MAX_CHANNEL_UPLOAD = 512 * 1024;
 var CODE = /^[A-Z0-9]{6}$/;
 var UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -4099,7 +4212,7 @@ var RelayClient = class {
     headers2.set(ACCEPT_SIGNED_HEADERS, "1");
     let record = await this.load(hostId);
     record = await this.renewIfStale(record);
-    const channel = mayGoDirect ? this.channelFor(hostId, pathAndQuery, body) : null;
+    const channel = mayGoDirect ? await this.channelFor(hostId, pathAndQuery, body) : null;
     if (channel) {
       const answer2 = await this.fetchDirect(record, channel, method, pathAndQuery, body, headers2, init.signal ?? null);
       if (answer2) return answer2;
@@ -4302,14 +4415,19 @@ var RelayClient = class {
     if (!this.rtc.enabled) return;
     void this.upgrade(hostId);
   }
-  /** The channel a call to `pathAndQuery` may take, or null: the relay then. */
-  channelFor(hostId, pathAndQuery, body) {
+  /** The open channel a call (or WebSocket) to `pathAndQuery` may take, or null. */
+  openChannel(hostId, pathAndQuery) {
     const peer = this.peers.get(hostId);
     const channel = peer?.channel;
     if (!peer || !channel?.isOpen || peer.forcedRelayed) return null;
     const route = pathAndQuery.split("?")[0];
     if (route.startsWith(AUTH_PREFIX) || route === OFFER_PATH) return null;
-    if (body.length > MAX_CHANNEL_UPLOAD) return null;
+    return channel;
+  }
+  /** The channel a call to `pathAndQuery` with `body` may take, or null: the relay then. */
+  async channelFor(hostId, pathAndQuery, body) {
+    const channel = this.openChannel(hostId, pathAndQuery);
+    if (channel && body.length > MAX_CHANNEL_UPLOAD && !await channel.offers("upload")) return null;
     return channel;
   }
   /** The offer, signed and sent through the relay; its answer verified like every answer
@@ -4371,12 +4489,14 @@ var RelayClient = class {
   async fetchDirect(record, channel, method, pathAndQuery, body, headers2, signal) {
     const signed = await this.signRequest(record, method, pathAndQuery, body);
     const sent = channelHeaders(signedHeaders(signed, headers2));
+    const upload = body.length > INLINE_UPLOAD && channel.hostExtensions.has("upload");
     let response;
     try {
-      response = await channel.fetch({ method, path: signed.pathAndQuery, headers: sent, body }, this.rtc.answerTimeoutMs, signal);
+      response = await channel.fetch({ method, path: signed.pathAndQuery, headers: sent, body }, this.rtc.answerTimeoutMs, signal, upload);
     } catch (err) {
       if (!(err instanceof ChannelTimeout || err instanceof ChannelClosed)) throw err;
       this.stats.channelFallbacks += 1;
+      if (err instanceof NotDelivered) return null;
       if (err instanceof ChannelTimeout) channel.close(err.message);
       const relayed = await this.sendSigned(record, method, signed, body, headers2, signal);
       if (relayed.status === 401 && looksLikeHost(relayed)) {
@@ -4557,7 +4677,7 @@ var RelayClient = class {
   relayWebSocket(hostId, path2) {
     hostId = checkUuid(hostId, "host id");
     const relayed = () => new SignedRelayWebSocket(this, hostId, path2);
-    const channel = this.channelFor(hostId, canonicalPath(path2), new Uint8Array(0));
+    const channel = this.openChannel(hostId, canonicalPath(path2));
     if (!channel) return relayed();
     return new ChannelWebSocket(channel, () => this.prepareChannelWebSocket(hostId, path2), relayed, this.rtc.answerTimeoutMs);
   }

@@ -1,13 +1,15 @@
 // The JSON messages on the data channel (docs/webrtc.md, "Messages"), as the host's
 // agent_relay.webrtc.messages: the reference's seven types plus our streamed-body
-// extension (hello, body, body_end, credit). decodeMessage checks every field the peer
+// extensions (hello, body, body_end, credit, cancel). decodeMessage checks every field the peer
 // sent and throws MessageError with a short reason; encodeMessage leaves optional fields
 // out when empty. Header names go lower case; `headers` maps a name to a list of values.
 import { b64decode, b64encode, fromUtf8, utf8 } from "../bytes";
 
 export const METHODS = new Set(["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]);
 export const WS_MSG_TYPES = new Set(["text", "binary", "ping", "pong", "close"]);
-export const EXTENSIONS = new Set(["stream"]);
+// "stream": streamed answers (asked for per request); "upload": streamed request bodies
+// paced by the host's credit; "cancel": either side gives a request up.
+export const EXTENSIONS = new Set(["stream", "upload", "cancel"]);
 export const MAX_ID = 64;
 export const MAX_PATH = 8192;
 export const MAX_HEADERS = 100;
@@ -19,7 +21,7 @@ export class MessageError extends Error {
 export type ChannelHeaders = Record<string, string[]>;
 
 export type ChannelMessage =
-  | { type: "http_request"; id: string; method: string; path: string; headers: ChannelHeaders; body: Uint8Array; stream: boolean }
+  | { type: "http_request"; id: string; method: string; path: string; headers: ChannelHeaders; body: Uint8Array; stream: boolean; upload: boolean }
   | { type: "http_response"; id: string; status: number; headers: ChannelHeaders; body: Uint8Array; stream: boolean }
   | { type: "ws_open"; conn_id: string; path: string; protocols: string | null; headers: ChannelHeaders }
   | { type: "ws_opened"; conn_id: string; selected_protocol: string | null }
@@ -29,7 +31,8 @@ export type ChannelMessage =
   | { type: "hello"; extensions: Set<string> }
   | { type: "body"; id: string; data: Uint8Array }
   | { type: "body_end"; id: string; error: string | null }
-  | { type: "credit"; id: string; bytes: number };
+  | { type: "credit"; id: string; bytes: number }
+  | { type: "cancel"; id: string; reason: string | null };
 
 type Obj = Record<string, unknown>;
 
@@ -110,7 +113,7 @@ const DECODERS: Record<string, (obj: Obj) => ChannelMessage> = {
   http_request(obj) {
     const method = str(obj, "method", 16) as string;
     if (!method || !/^[A-Za-z]+$/.test(method)) throw new MessageError("bad method");
-    return { type: "http_request", id: id(obj), method: method.toUpperCase(), path: path(obj), headers: headers(obj), body: b64(obj, "body_b64"), stream: flag(obj, "stream") };
+    return { type: "http_request", id: id(obj), method: method.toUpperCase(), path: path(obj), headers: headers(obj), body: b64(obj, "body_b64"), stream: flag(obj, "stream"), upload: flag(obj, "upload") };
   },
   http_response(obj) {
     return { type: "http_response", id: id(obj), status: int(obj, "status", 100, 999) as number, headers: headers(obj), body: b64(obj, "body_b64"), stream: flag(obj, "stream") };
@@ -149,6 +152,9 @@ const DECODERS: Record<string, (obj: Obj) => ChannelMessage> = {
   credit(obj) {
     return { type: "credit", id: id(obj), bytes: int(obj, "bytes", 1, 2 ** 30) as number };
   },
+  cancel(obj) {
+    return { type: "cancel", id: id(obj), reason: str(obj, "reason", 1024, true) };
+  },
 };
 
 export function decodeMessage(data: Uint8Array): ChannelMessage {
@@ -174,6 +180,7 @@ export function encodeMessage(message: ChannelMessage): Uint8Array {
       obj = { type: message.type, id: message.id, method: message.method, path: message.path, headers: message.headers };
       if (message.body.length) obj.body_b64 = b64encode(message.body);
       if (message.stream) obj.stream = true;
+      if (message.upload) obj.upload = true;
       break;
     case "http_response":
       obj = { type: message.type, id: message.id, status: message.status, headers: message.headers };
@@ -213,6 +220,10 @@ export function encodeMessage(message: ChannelMessage): Uint8Array {
       break;
     case "credit":
       obj = { type: message.type, id: message.id, bytes: message.bytes };
+      break;
+    case "cancel":
+      obj = { type: message.type, id: message.id };
+      if (message.reason) obj.reason = message.reason;
       break;
   }
   return utf8(JSON.stringify(obj));

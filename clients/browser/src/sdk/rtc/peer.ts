@@ -5,9 +5,11 @@
 // RelayClient: this file only moves messages, and turns an http_response into a Response
 // that RelayClient checks exactly as one that came through the relay.
 import { ChunkError, Reassembler, splitMessage } from "./chunking";
-import { type ChannelHeaders, type ChannelMessage, MessageError, decodeMessage, encodeMessage } from "./messages";
+import { type ChannelHeaders, type ChannelMessage, EXTENSIONS, MessageError, decodeMessage, encodeMessage } from "./messages";
 
 export const CHANNEL_LABEL = "relay";
+// Request body bytes per body message (as the host's answers): one chunk once in base64.
+const CHUNK_BODY = 32 * 1024;
 // Pause writing while this much is queued in SCTP; resume once it drains below half.
 const HIGH_WATER = 1 << 20;
 
@@ -26,6 +28,12 @@ export class ChannelClosed extends Error {
   override name = "ChannelClosed";
 }
 
+/** A streamed upload that did not get to its end (the channel closed, no credit in time):
+ *  the host cannot have run it, so the caller sends it through the relay, signed anew. */
+export class NotDelivered extends ChannelClosed {
+  override name = "NotDelivered";
+}
+
 /** No answer's head over the channel in time: the caller resends through the relay. */
 export class ChannelTimeout extends Error {
   override name = "ChannelTimeout";
@@ -41,6 +49,12 @@ interface PendingFetch {
   signal: AbortSignal | null;
 }
 
+/** The host's credit for one upload: how many more body bytes it takes now. */
+interface Credit {
+  available: number;
+  wake: () => void;
+}
+
 type SocketMessage = Extract<ChannelMessage, { type: "ws_opened" | "ws_frame" | "ws_close" | "ws_error" }>;
 
 export class DirectChannel {
@@ -48,7 +62,12 @@ export class DirectChannel {
   private readonly pending = new Map<string, PendingFetch>();
   private readonly bodies = new Map<string, ReadableStreamDefaultController<Uint8Array>>();
   private readonly sockets = new Map<string, (message: SocketMessage) => void>();
+  private readonly credits = new Map<string, Credit>();
   private sending: Promise<void> = Promise.resolve();
+  /** The extensions the host's hello named (none until it answers ours). */
+  hostExtensions = new Set<string>();
+  private helloArrived: () => void = () => undefined;
+  private readonly hello = new Promise<void>((resolve) => (this.helloArrived = resolve));
   private closedReason: string | null = null;
   /** The handshake's certificate was compared with the signed answer's fingerprints
    *  (false where the browser does not show it: its own check against the SDP stands). */
@@ -99,6 +118,23 @@ export class DirectChannel {
     }
     await this.opened();
     await this.checkCertificate(fingerprints);
+    // Our extensions; a host that knows them answers with those it takes.
+    await this.send({ type: "hello", extensions: EXTENSIONS });
+  }
+
+  /** Whether the host's hello named `extension`, waiting at most `waitMs` for it. */
+  async offers(extension: string, waitMs = 2000): Promise<boolean> {
+    if (!this.hostExtensions.has(extension) && this.closedReason === null) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([this.hello, new Promise<void>((resolve) => (timer = setTimeout(resolve, waitMs)))]);
+      clearTimeout(timer);
+    }
+    return this.hostExtensions.has(extension);
+  }
+
+  /** Tell the host a call is given up (it stops its local request), where it said it can. */
+  cancel(id: string): void {
+    if (this.isOpen && this.hostExtensions.has("cancel")) this.send({ type: "cancel", id, reason: null }).catch(() => undefined);
   }
 
   private opened(): Promise<void> {
@@ -167,6 +203,7 @@ export class DirectChannel {
       }
     }
     this.bodies.clear();
+    for (const credit of this.credits.values()) credit.wake();
     for (const deliver of [...this.sockets.values()]) deliver({ type: "ws_close", conn_id: "", code: 1006, reason: "WebRTC disconnected" });
     this.sockets.clear();
     for (const listener of this.closeListeners.splice(0)) listener(reason);
@@ -221,6 +258,32 @@ export class DirectChannel {
         else body.close();
         return;
       }
+      case "credit": {
+        const credit = this.credits.get(message.id);
+        if (!credit) return;
+        credit.available += message.bytes;
+        credit.wake();
+        return;
+      }
+      case "hello":
+        this.hostExtensions = message.extensions;
+        this.helloArrived();
+        return;
+      case "cancel": {
+        // The host gave the call up (its local server failed under the body).
+        const err = new ChannelClosed(`the host cancelled the answer: ${message.reason ?? "no reason given"}`);
+        const waiter = this.pending.get(message.id);
+        if (waiter) {
+          this.pending.delete(message.id);
+          waiter.reject(err);
+        }
+        const body = this.bodies.get(message.id);
+        if (body) {
+          this.bodies.delete(message.id);
+          body.error(err);
+        }
+        return;
+      }
       case "ws_opened":
       case "ws_frame":
       case "ws_close":
@@ -228,7 +291,7 @@ export class DirectChannel {
         this.sockets.get(message.conn_id)?.(message);
         return;
       default:
-        return; // hello, credit, and anything a client does not take: ignored
+        return; // anything a client does not take: ignored
     }
   }
 
@@ -262,13 +325,15 @@ export class DirectChannel {
               () => {
                 if (this.bodies.get(id) !== controller) return;
                 this.bodies.delete(id);
+                this.cancel(id);
                 controller.error(signal.reason instanceof Error ? signal.reason : new DOMException("aborted", "AbortError"));
               },
               { once: true },
             );
           },
           cancel: () => {
-            this.bodies.delete(id);
+            // The reader gave the body up (a closed event stream): so does the host.
+            if (this.bodies.delete(id)) this.cancel(id);
           },
         },
         new CountQueuingStrategy({ highWaterMark: this.limits.maxQueue }),
@@ -307,40 +372,100 @@ export class DirectChannel {
     });
   }
 
-  /** One http_request; the answer's head (a Response) or ChannelTimeout/ChannelClosed. */
+  /** One http_request; the answer's head (a Response) or ChannelTimeout/ChannelClosed.
+   *  `upload`: the body streams in body messages, never more than the host's credit
+   *  ahead (NotDelivered when it does not get to its end); the wait for the head starts
+   *  once it is all out. A call given up (aborted, timed out) is cancelled on the host. */
   fetch(
     request: { method: string; path: string; headers: ChannelHeaders; body: Uint8Array },
     headTimeoutMs: number,
     signal: AbortSignal | null,
+    upload = false,
   ): Promise<Response> {
     const id = crypto.randomUUID();
     return new Promise<Response>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(id);
-        reject(new ChannelTimeout(`no answer over WebRTC within ${headTimeoutMs} ms`));
-      }, headTimeoutMs);
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const startTimer = () => {
+        timer = setTimeout(() => {
+          this.pending.delete(id);
+          this.cancel(id);
+          reject(new ChannelTimeout(`no answer over WebRTC within ${headTimeoutMs} ms`));
+        }, headTimeoutMs);
+      };
       const abort = () => {
         clearTimeout(timer);
-        this.pending.delete(id);
+        if (this.pending.delete(id)) this.cancel(id);
+        this.credits.get(id)?.wake();
         reject(signal?.reason instanceof Error ? signal.reason : new DOMException("aborted", "AbortError"));
       };
       if (signal?.aborted) return abort();
       signal?.addEventListener("abort", abort, { once: true });
+      const settled = () => {
+        clearTimeout(timer);
+        signal?.removeEventListener("abort", abort);
+        this.credits.get(id)?.wake();
+      };
       this.pending.set(id, {
         signal,
         resolve: (response) => {
-          clearTimeout(timer);
-          signal?.removeEventListener("abort", abort);
+          settled();
           resolve(response);
         },
         reject: (err) => {
-          clearTimeout(timer);
-          signal?.removeEventListener("abort", abort);
+          settled();
           reject(err);
         },
       });
-      this.send({ type: "http_request", id, ...request, stream: true }).catch((err: Error) => this.pending.get(id)?.reject(err));
+      const fail = (err: Error) => {
+        const waiter = this.pending.get(id);
+        if (!waiter) return;
+        this.pending.delete(id);
+        waiter.reject(err);
+      };
+      if (!upload) {
+        startTimer();
+        this.send({ type: "http_request", id, ...request, stream: true, upload: false }).catch(fail);
+        return;
+      }
+      const credit: Credit = { available: 0, wake: () => undefined };
+      this.credits.set(id, credit);
+      this.send({ type: "http_request", id, ...request, body: new Uint8Array(0), stream: true, upload: true })
+        .then(() => this.sendBody(id, request.body, credit, headTimeoutMs))
+        .then((complete) => {
+          if (complete && this.pending.has(id)) startTimer();
+        })
+        .catch((err: Error) => {
+          this.cancel(id);
+          fail(err instanceof NotDelivered ? err : new NotDelivered(`WebRTC: the upload broke off: ${err.message}`));
+        })
+        .finally(() => this.credits.delete(id));
     });
+  }
+
+  /** The body in body messages within the host's credit; false when the call ended first
+   *  (an early answer, an abort), true once body_end is out. */
+  private async sendBody(id: string, body: Uint8Array, credit: Credit, waitMs: number): Promise<boolean> {
+    for (let start = 0; start < body.length; start += CHUNK_BODY) {
+      const piece = body.subarray(start, Math.min(start + CHUNK_BODY, body.length));
+      while (credit.available < piece.length) {
+        if (!this.pending.has(id)) return false;
+        if (!this.isOpen) throw new NotDelivered(`WebRTC: ${this.closedReason ?? "the data channel closed"}`);
+        const more = await new Promise<boolean>((resolve) => {
+          const timer = setTimeout(() => resolve(false), waitMs);
+          credit.wake = () => {
+            clearTimeout(timer);
+            resolve(true);
+          };
+        });
+        if (!more) throw new NotDelivered(`WebRTC: no credit from the host within ${waitMs} ms`);
+      }
+      if (!this.pending.has(id)) return false;
+      credit.available -= piece.length;
+      await this.send({ type: "body", id, data: piece.slice() });
+    }
+    if (!this.pending.has(id)) return false;
+    await this.send({ type: "body_end", id, error: null });
+    return true;
   }
 
   /** Register a WebSocket's message handler; returns its conn_id and a remover. */
