@@ -27,7 +27,7 @@ from .host import (
     relay_address,
 )
 from .local import cross_site, host_allowed
-from .sessions import VerifiedRequest
+from .sessions import Prechecked, VerifiedRequest
 from .signing import BodyMode, ResponseSignature, StreamSigner, choose_body_mode
 
 Reply = ApiReply
@@ -130,6 +130,7 @@ class Admission:
         self.body = BodyBuffer(
             limits.body_memory_limit, MAX_API_BODY if self.api else limits.body_limit
         )
+        self._prechecked: Prechecked | None = None
         # Decided from the head alone: the adapter sends it without reading the body.
         self.refusal = self._precheck()
 
@@ -140,7 +141,9 @@ class Admission:
         head, now = self.head, self.now
         try:
             if self.signed:
-                self.host.precheck(head.target, head.headers, now, allow_query=head.websocket)
+                self._prechecked = self.host.precheck(
+                    head.target, head.headers, now, allow_query=head.websocket
+                )
             elif not head.relayed:
                 if not host_allowed(head.headers.get("host"), self.host.local_hosts):
                     raise TrustError(421, "wrong_host", "local pairing answers only on localhost")
@@ -177,6 +180,7 @@ class Admission:
                     now,
                     allow_query=head.websocket,
                     lines=head.lines,
+                    prechecked=self._prechecked,
                 )
             except TrustError as exc:
                 return error_reply(exc, now)
