@@ -8,8 +8,10 @@ measured in the same run. With ``--profile relay`` (or ``connector``, ``signed``
 process runs under cProfile (``bench/profiled.py``) and its top functions are printed
 afterwards (figures then include the profiler's own cost).
 
-``--signed`` adds a connector that checks signatures, loaded by our signing client
-(``bench/e2e.py``'s signed load): its CPU per request against the unsigned connector's.
+``--signed`` adds a connector that checks signatures, loaded by a bare signing client
+(``signed_load`` below: signs each request with the pairing's key, keeps its connections
+alive like wrk and reads each answer without checking it, so that the load, not the
+client, sets the pace): its CPU per request against the unsigned connector's.
 ``--baseline SRC`` runs a second relay and connector(s) from another source tree (a
 ``src`` directory, e.g. ``git archive <rev> src | tar -x -C /tmp/base``) on
 ``PYTHONPATH``, measured in the same rounds, interleaved: before and after in one run.
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
 import pstats
 import shutil
@@ -90,9 +93,96 @@ class _Tree:
 
 
 def _load(setup: e2e.Setup, path: str, connections: int, seconds: int) -> e2e.WrkResult:
-    if path == "direct":
-        return e2e.wrk(setup.base(path) + e2e.SMALL_PATH, connections, seconds)
-    return e2e.load(setup, path, connections, seconds)
+    if path == e2e.SIGNED:
+        return signed_load(setup, connections, seconds)
+    return e2e.wrk(setup.base(path) + e2e.SMALL_PATH, connections, seconds)
+
+
+def signed_load(setup: e2e.Setup, connections: int, seconds: int) -> e2e.WrkResult:
+    """``connections`` keep-alive connections sending signed GETs for ``seconds``, from
+    a load process (``--signed-load``), as wrk would report them."""
+    assert setup.signed_store is not None
+    done = subprocess.run(
+        [sys.executable, __file__, "--signed-load", str(connections), "--seconds", str(seconds),
+         "--store", str(setup.signed_store), "--relay-url", f"http://127.0.0.1:{setup.relay_port}"],
+        capture_output=True, text=True, timeout=seconds + 60,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise e2e.BenchError(f"the signed load process failed:\n{done.stderr[-3000:]}")
+    figures = json.loads(done.stdout)
+    return e2e.WrkResult(figures["rate"], figures["p50_ms"], figures["p99_ms"], figures["requests"])
+
+
+def run_signed_load(store_dir: Path, relay_url: str, connections: int, seconds: int) -> None:
+    """In the load process: signed GETs of SMALL_PATH over raw keep-alive connections
+    (the answers are read, not verified: the client's own cost is not what is measured);
+    prints requests, rate and latency percentiles as JSON."""
+    import asyncio
+    from urllib.parse import urlsplit
+
+    from agent_relay.client.keystore import KeyStore
+    from agent_relay.client.signing import sign_request
+
+    pairing = KeyStore(store_dir).find(relay_url, None)
+    url = urlsplit(relay_url)
+    assert url.hostname is not None
+    assert url.port is not None
+    target = f"/v1/relay/h/{pairing.host_id}/s/{pairing.relay_session_id}{e2e.SMALL_PATH}"
+    plain = {"accept-encoding": "identity"}
+    latencies: list[float] = []
+
+    def request() -> bytes:
+        signed = sign_request(
+            pairing.client_key,
+            pairing.signing_session_id,
+            "GET",
+            e2e.SMALL_PATH,
+            b"",
+            int(time.time()),
+            headers=plain if pairing.signs_headers else None,
+        )
+        lines = [f"GET {target} HTTP/1.1", f"host: {url.netloc}"]
+        lines += [f"{k}: {v}" for k, v in {**plain, **signed.headers()}.items()]
+        return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+    async def worker(deadline: float) -> None:
+        reader, writer = await asyncio.open_connection(url.hostname, url.port)
+        try:
+            while time.perf_counter() < deadline:
+                sent = time.perf_counter()
+                writer.write(request())
+                head = await reader.readuntil(b"\r\n\r\n")
+                status = head.split(b" ", 2)[1]
+                if status != b"200":
+                    raise e2e.BenchError(f"signed GET: {head.decode('latin-1')}")
+                length = None
+                for line in head.lower().split(b"\r\n"):
+                    if line.startswith(b"content-length:"):
+                        length = int(line.partition(b":")[2])
+                if length is None:
+                    raise e2e.BenchError(f"signed GET: no content-length:\n{head!r}")
+                await reader.readexactly(length)
+                latencies.append(time.perf_counter() - sent)
+        finally:
+            writer.close()
+
+    async def main() -> float:
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(started + seconds) for _ in range(connections)))
+        return time.perf_counter() - started
+
+    took = asyncio.run(main())
+    latencies.sort()
+    print(
+        json.dumps(
+            {
+                "requests": len(latencies),
+                "rate": len(latencies) / took,
+                "p50_ms": latencies[len(latencies) // 2] * 1e3,
+                "p99_ms": latencies[min(len(latencies) - 1, len(latencies) * 99 // 100)] * 1e3,
+            }
+        )
+    )
 
 
 def measure(
@@ -211,7 +301,13 @@ def main() -> None:
     )
     parser.add_argument("--profile-out", type=Path, help="also keep the cProfile stats here")
     parser.add_argument("--top", type=int, default=45, help="profile lines to print [45]")
+    parser.add_argument("--signed-load", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--store", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--relay-url", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.signed_load is not None:
+        run_signed_load(args.store, args.relay_url, args.signed_load, args.seconds)
+        return
     tools = e2e.ensure_tools(install=False)
     if args.profile == "signed":
         args.signed = True
