@@ -46,7 +46,7 @@ from ..trust.admission import (
     admit,
     forwarded_header_names,
     header_lines,
-    header_map,
+    lines_map,
 )
 from ..trust.body import BodyBuffer
 from ..trust.host import TrustHost
@@ -276,12 +276,13 @@ class _Exchange:
         """Read the body, check the signature, serve the pairing routes (the trust core
         decides). True when the request was answered here."""
         request = self.request
+        lines = header_lines(request.headers)
         head = RequestHead(
             request.method.decode("ascii", "replace"),
             decode_target(request.target),
-            header_map(request.headers),
+            lines_map(lines),
             websocket=is_upgrade(request.headers),
-            lines=header_lines(request.headers),
+            lines=lines,
         )
         admission = admit(trust, head, "relay", self.clock())
         assert admission is not None  # relayed: the trust layer always decides
@@ -302,7 +303,11 @@ class _Exchange:
 
         outcome: Reply | None = None
         try:
-            await self._pump_request_body(feed)
+            if self.has_body:
+                await self._pump_request_body(feed)
+            else:
+                async for chunk in self.front.receive_body():
+                    await feed(chunk)  # none: only the end of the message, already here
         except _Decided as early:
             outcome = early.reply
         if outcome is None:

@@ -36,9 +36,15 @@ Headers = list[tuple[bytes, bytes]]
 
 def header_map(headers: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
     """Header names lowercased, the first value of each kept: what the checks read."""
+    return lines_map(header_lines(headers))
+
+
+def lines_map(lines: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """:func:`header_map` of what :func:`header_lines` decoded already."""
     out: dict[str, str] = {}
-    for name, value in headers:
-        out.setdefault(name.decode("latin-1").lower(), value.decode("latin-1"))
+    for name, value in lines:
+        if name not in out:
+            out[name] = value
     return out
 
 
