@@ -10,6 +10,7 @@ or a clock."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
@@ -77,7 +78,13 @@ def forwarded_header_names(verified: VerifiedRequest | None) -> frozenset[str] |
     always was. The one rule for every adapter."""
     if verified is None or verified.signed_headers is None:
         return None
-    signed = {n for n in verified.signed_headers if wire.signable_request_header(n)}
+    return _passed_with(verified.signed_headers)
+
+
+@functools.lru_cache(maxsize=256)
+def _passed_with(signed_headers: tuple[str, ...]) -> frozenset[str]:
+    """A client signs the same list request after request: the set is made once."""
+    signed = {n for n in signed_headers if wire.signable_request_header(n)}
     return frozenset(signed) | _PASSED_WITH_SIGNED
 
 
