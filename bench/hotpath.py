@@ -189,8 +189,8 @@ def measure(
     trees: list[_Tree], direct: e2e.Setup, args: argparse.Namespace
 ) -> dict[str, dict[str, float]]:
     cases: list[tuple[str, e2e.Setup, str, _Tree | None]] = [("direct", direct, "direct", None)]
-    for tree in trees:
-        cases += [(column, tree.setup, path, tree) for column, path in tree.paths(args.signed)]
+    for one in trees:
+        cases += [(column, one.setup, path, one) for column, path in one.paths(args.signed)]
     samples: dict[str, dict[str, list[float]]] = {column: {} for column, *_ in cases}
     for round_ in range(args.rounds):
         for connections in (1, 64):
