@@ -32,3 +32,9 @@ def test_every_lazy_export_resolves(package: str) -> None:
         f"import agent_relay.{package} as p\nfor name in p.__all__: getattr(p, name)"
     )
     assert f"agent_relay.{package}" in modules
+
+
+def test_the_connector_loads_sqlite_only_for_a_trust_store() -> None:
+    # An unsigned connector (--allow-unsigned) never opens the trusted-clients store.
+    modules = loaded_after("import agent_relay.host.assembly, agent_relay.host.forward")
+    assert "sqlite3" not in modules

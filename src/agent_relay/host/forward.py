@@ -46,7 +46,7 @@ from ..trust.admission import (
     admit,
     forwarded_header_names,
     header_lines,
-    header_map,
+    lines_map,
 )
 from ..trust.body import BodyBuffer
 from ..trust.host import TrustHost
@@ -201,15 +201,20 @@ class _Exchange:
         self.pool = pool
         self.limits = limits
         self.trust = trust
-        self.head = upstream_request(request, pool.target, signed_frames=trust is not None)
+        # With trust the head is built once admission knows which headers pass (_admit).
+        self.head: Request | None = (
+            upstream_request(request, pool.target) if trust is None else None
+        )
         self.has_body = has_body(request.headers)
         self.upstream: UpstreamConnection | None = None
         self.uploading: asyncio.Task[None] | None = None
         # With trust: the request body, read whole before forwarding (its hash is signed).
         self.body: BodyBuffer | None = None
         self.verified: VerifiedRequest | None = None
-        # Set when the signing client is revoked: a streamed answer is cut off.
-        self.revoked = asyncio.Event()
+        # Set when the signing client is revoked: the answer's body is cut off (the task
+        # pumping it, when there is one, is cancelled: no per-chunk wait on an event).
+        self.revoked = False
+        self._cut_on_revoke: asyncio.Task[object] | None = None
 
     @property
     def what(self) -> str:
@@ -224,7 +229,7 @@ class _Exchange:
                 if await self._admit(self.trust):
                     return
                 if self.verified is not None:
-                    unwatch = self.trust.watch(self.verified.session_id, self.revoked.set)
+                    unwatch = self.trust.watch(self.verified.session_id, self._revoke)
                 await self._forward()
             finally:
                 if unwatch is not None:
@@ -271,12 +276,13 @@ class _Exchange:
         """Read the body, check the signature, serve the pairing routes (the trust core
         decides). True when the request was answered here."""
         request = self.request
+        lines = header_lines(request.headers)
         head = RequestHead(
             request.method.decode("ascii", "replace"),
             decode_target(request.target),
-            header_map(request.headers),
+            lines_map(lines),
             websocket=is_upgrade(request.headers),
-            lines=header_lines(request.headers),
+            lines=lines,
         )
         admission = admit(trust, head, "relay", self.clock())
         assert admission is not None  # relayed: the trust layer always decides
@@ -297,18 +303,24 @@ class _Exchange:
 
         outcome: Reply | None = None
         try:
-            await self._pump_request_body(feed)
+            if self.has_body:
+                await self._pump_request_body(feed)
+            else:
+                async for chunk in self.front.receive_body():
+                    await feed(chunk)  # none: only the end of the message, already here
         except _Decided as early:
             outcome = early.reply
         if outcome is None:
             decided = admission.finish(self.clock)
             if not isinstance(decided, Reply):
                 self.verified = decided.verified
-                only = forwarded_header_names(decided.verified)
-                if only is not None:  # the client signed its headers: pass on only those
-                    self.head = upstream_request(
-                        request, self.pool.target, signed_frames=True, only=only
-                    )
+                # A client that signed its headers has only those passed on (``only``).
+                self.head = upstream_request(
+                    request,
+                    self.pool.target,
+                    signed_frames=True,
+                    only=forwarded_header_names(decided.verified),
+                )
                 if not (head.path == OFFER_PATH and head.method == "POST" and self.webrtc):
                     return False
                 # The WebRTC upgrade: answered here, after admission, signed like any answer.
@@ -394,11 +406,13 @@ class _Exchange:
 
     async def _send_head(self, upstream: UpstreamConnection) -> Response:
         http = upstream.http
+        head = self.head
+        assert head is not None  # built by _admit when there is a trust layer
         if self.has_body:
-            await http.send(self.head)
+            await http.send(head)
             self.uploading = asyncio.create_task(self._upload(http))
         else:
-            await http.send_message(self.head, b"")
+            await http.send_message(head, b"")
         try:
             return await receive_after_upload(
                 http.receive_response(), self.uploading, self.limits.response_timeout
@@ -446,9 +460,15 @@ class _Exchange:
         past the codec (the connection is closed afterwards instead of being kept)."""
         http = upstream.http
         body = http.receive_body() if long_body is None else http.receive_long_body(long_body)
+        # A signed answer is cut when its client is revoked (a revoked client gets nothing
+        # more, streamed or not): before its body, or by cancelling this pump (_revoke).
+        task = asyncio.current_task() if self.verified is not None else None
+        if self.revoked:
+            raise _Abort("the client was revoked")
+        self._cut_on_revoke = task
         try:
             await pump(
-                self._revocable(body),
+                body,
                 send,
                 idle_timeout=self.limits.idle_timeout,
                 send_timeout=self.limits.send_timeout,
@@ -458,30 +478,20 @@ class _Exchange:
             raise _Abort(f"the local server's response broke off: {exc}") from None
         except SinkStalled as exc:
             raise _Abort(f"the relay took no response data: {exc}") from None
-
-    async def _revocable(self, body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-        while (chunk := await self._unless_revoked(anext(body, None))) is not None:
-            yield chunk
-
-    async def _unless_revoked(self, next_chunk: Awaitable[bytes | None]) -> bytes | None:
-        """The next chunk of the answer, unless the client is revoked first (then the
-        stream is cut: a revoked client gets nothing more, streamed or not)."""
-        if self.verified is None:
-            return await next_chunk
-        if self.revoked.is_set():
-            raise _Abort("the client was revoked")
-        reading = asyncio.ensure_future(next_chunk)
-        revoked = asyncio.ensure_future(self.revoked.wait())
-        try:
-            await asyncio.wait({reading, revoked}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            if task is not None and self.revoked and task.uncancel() == 0:
+                raise _Abort("the client was revoked") from None
+            raise
         finally:
-            revoked.cancel()
-            if not reading.done():
-                reading.cancel()
-                await asyncio.wait({reading})
-        if reading.cancelled():
-            raise _Abort("the client was revoked")
-        return reading.result()
+            self._cut_on_revoke = None
+
+    def _revoke(self) -> None:
+        """The signing client was revoked (TrustHost.watch)."""
+        if self.revoked:
+            return
+        self.revoked = True
+        if self._cut_on_revoke is not None:
+            self._cut_on_revoke.cancel()
 
     async def _respond(self, upstream: UpstreamConnection, response: Response) -> None:
         front = self.front
@@ -541,7 +551,8 @@ class _Exchange:
         await self._pump_response_body(upstream, seal)
         late_head, tail = sealer.finish()
         if late_head is not None:
-            await front.send(Response(late_head.status, late_head.headers, response.reason))
+            # A buffered answer: its head and body leave in one write (and one frame).
+            front.start_message(Response(late_head.status, late_head.headers, response.reason))
         if tail:
             await front.send_data(tail)
 

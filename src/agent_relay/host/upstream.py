@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import SupportsIndex
 from urllib.parse import urlsplit
 
@@ -36,6 +36,11 @@ class UpstreamTarget:
     host: str | None = None
     port: int | None = None
     unix_path: str | None = None
+    # The Host header, made once (IDNA encoding is slow), not per request.
+    host_header: bytes = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "host_header", self._host_header())
 
     @classmethod
     def parse(cls, value: str) -> UpstreamTarget:
@@ -59,8 +64,7 @@ class UpstreamTarget:
             raise ValueError(f"{usage} (no path, query or credentials), got {value!r}")
         return cls(url=f"http://{parts.netloc}", host=parts.hostname, port=port)
 
-    @property
-    def host_header(self) -> bytes:
+    def _host_header(self) -> bytes:
         """The ``Host`` the local server is sent: its own address, as if called directly."""
         if self.host is None:
             return b"localhost"

@@ -2,9 +2,10 @@
 
 Both sides of a pump are bounded in time: a read that waits longer than the idle timeout
 and a write that makes no progress for the send timeout (a reader that stopped reading,
-like nginx's ``send_timeout``) end the body. The response timeout of a proxied request
-starts only once its request body has been sent (``receive_after_upload``): while a body
-still flows, only these two apply.
+like nginx's ``send_timeout``) end the body; one timer serves a pump's every wait
+(``aio.Watchdog``). The response timeout of a proxied request starts only once its
+request body has been sent (``receive_after_upload``): while a body still flows, only
+these two apply.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
+from ..aio import Watchdog
 from ..mux import MuxError
 from .connection import HttpProtocolError
 
@@ -48,25 +50,30 @@ async def pump(
     next chunk is already buffered, so no timer needs setting for it. Raises SourceBroken
     or SinkStalled; errors of the sink's own propagate unchanged."""
     moved = 0
-    while True:
-        try:
-            if ready is not None and ready():
+    watchdog = Watchdog()
+    reading = True
+    try:
+        while True:
+            reading = True
+            watchdog.start(None if ready is not None and ready() else idle_timeout)
+            try:
                 chunk = await anext(source, None)
-            else:
-                async with asyncio.timeout(idle_timeout):
-                    chunk = await anext(source, None)
-        except TimeoutError:
+            except (HttpProtocolError, MuxError) as exc:
+                raise SourceBroken(f"broke off: {exc!r}", exc) from None
+            if chunk is None:
+                return moved
+            moved += len(chunk)
+            reading = False
+            watchdog.start(send_timeout)
+            await send(chunk)
+    except asyncio.CancelledError:
+        if not watchdog.expired():
+            raise
+        if reading:
             raise SourceBroken(f"no data for {idle_timeout:g} s") from None
-        except (HttpProtocolError, MuxError) as exc:
-            raise SourceBroken(f"broke off: {exc!r}", exc) from None
-        if chunk is None:
-            return moved
-        moved += len(chunk)
-        try:
-            async with asyncio.timeout(send_timeout):
-                await send(chunk)
-        except TimeoutError:
-            raise SinkStalled(f"the reader took no data for {send_timeout:g} s") from None
+        raise SinkStalled(f"the reader took no data for {send_timeout:g} s") from None
+    finally:
+        watchdog.stop()
 
 
 async def receive_after_upload(

@@ -67,6 +67,8 @@ def client_address(
 ) -> str:
     """The real client: the peer, or behind trusted proxies the rightmost address in
     their ``X-Forwarded-For`` that is not one of them."""
+    if not trusted:
+        return peer  # no proxy is believed (the default): nothing to parse
     peer_address = _address(peer)
     if peer_address is None or not _trusted(peer_address, trusted):
         return peer

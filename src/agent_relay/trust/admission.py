@@ -10,6 +10,7 @@ or a clock."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
@@ -27,7 +28,7 @@ from .host import (
     relay_address,
 )
 from .local import cross_site, host_allowed
-from .sessions import VerifiedRequest
+from .sessions import Prechecked, VerifiedRequest
 from .signing import BodyMode, ResponseSignature, StreamSigner, choose_body_mode
 
 Reply = ApiReply
@@ -36,9 +37,15 @@ Headers = list[tuple[bytes, bytes]]
 
 def header_map(headers: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
     """Header names lowercased, the first value of each kept: what the checks read."""
+    return lines_map(header_lines(headers))
+
+
+def lines_map(lines: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """:func:`header_map` of what :func:`header_lines` decoded already."""
     out: dict[str, str] = {}
-    for name, value in headers:
-        out.setdefault(name.decode("latin-1").lower(), value.decode("latin-1"))
+    for name, value in lines:
+        if name not in out:
+            out[name] = value
     return out
 
 
@@ -71,7 +78,13 @@ def forwarded_header_names(verified: VerifiedRequest | None) -> frozenset[str] |
     always was. The one rule for every adapter."""
     if verified is None or verified.signed_headers is None:
         return None
-    signed = {n for n in verified.signed_headers if wire.signable_request_header(n)}
+    return _passed_with(verified.signed_headers)
+
+
+@functools.lru_cache(maxsize=256)
+def _passed_with(signed_headers: tuple[str, ...]) -> frozenset[str]:
+    """A client signs the same list request after request: the set is made once."""
+    signed = {n for n in signed_headers if wire.signable_request_header(n)}
     return frozenset(signed) | _PASSED_WITH_SIGNED
 
 
@@ -130,6 +143,7 @@ class Admission:
         self.body = BodyBuffer(
             limits.body_memory_limit, MAX_API_BODY if self.api else limits.body_limit
         )
+        self._prechecked: Prechecked | None = None
         # Decided from the head alone: the adapter sends it without reading the body.
         self.refusal = self._precheck()
 
@@ -140,7 +154,9 @@ class Admission:
         head, now = self.head, self.now
         try:
             if self.signed:
-                self.host.precheck(head.target, head.headers, now, allow_query=head.websocket)
+                self._prechecked = self.host.precheck(
+                    head.target, head.headers, now, allow_query=head.websocket
+                )
             elif not head.relayed:
                 if not host_allowed(head.headers.get("host"), self.host.local_hosts):
                     raise TrustError(421, "wrong_host", "local pairing answers only on localhost")
@@ -177,6 +193,7 @@ class Admission:
                     now,
                     allow_query=head.websocket,
                     lines=head.lines,
+                    prechecked=self._prechecked,
                 )
             except TrustError as exc:
                 return error_reply(exc, now)

@@ -24,7 +24,7 @@ from .admission import (
     admit_websocket,
     forwarded_headers,
     header_lines,
-    header_map,
+    lines_map,
 )
 from .body import BodyBuffer
 from .errors import TrustError
@@ -68,14 +68,14 @@ def _head(scope: Scope, *, relayed: bool, websocket: bool = False) -> RequestHea
     raw = scope.get("raw_path")
     query = scope.get("query_string", b"")
     target = decode_target(raw or scope.get("path", "/").encode("latin-1"), query)
-    headers = scope.get("headers", [])
+    lines = header_lines(scope.get("headers", []))
     return RequestHead(
         scope.get("method", "GET"),
         target,
-        header_map(headers),
+        lines_map(lines),
         relayed=relayed,
         websocket=websocket,
-        lines=header_lines(headers),
+        lines=lines,
     )
 
 

@@ -25,7 +25,7 @@ from .keys import public_bytes, verifies
 from .limits import TrustLimits
 from .local import LOOPBACK_NAMES
 from .ratelimit import KeyedRateLimiter
-from .sessions import NonceWindow, RequestVerifier, SessionTable, VerifiedRequest
+from .sessions import NonceWindow, Prechecked, RequestVerifier, SessionTable, VerifiedRequest
 from .signing import ResponseSigner
 from .store import EnrollmentCode, HostStorage, TrustedClient, open_host_storage
 
@@ -244,9 +244,17 @@ class TrustHost:
         *,
         allow_query: bool = False,
         lines: Sequence[tuple[str, str]] = (),
+        prechecked: Prechecked | None = None,
     ) -> VerifiedRequest:
         verified = self.verifier.verify(
-            method, target, headers, h_body, now, allow_query=allow_query, lines=lines
+            method,
+            target,
+            headers,
+            h_body,
+            now,
+            allow_query=allow_query,
+            lines=lines,
+            prechecked=prechecked,
         )
         if verified.client_id not in self._keys:
             self._end_client(verified.client_id)
@@ -255,9 +263,9 @@ class TrustHost:
 
     def precheck(
         self, target: str, headers: Mapping[str, str], now: float, *, allow_query: bool = False
-    ) -> None:
+    ) -> Prechecked:
         """The checks of :meth:`verify` that need no body (RequestVerifier.precheck)."""
-        self.verifier.precheck(target, headers, now, allow_query=allow_query)
+        return self.verifier.precheck(target, headers, now, allow_query=allow_query)
 
     def frame_codec(self, verified: VerifiedRequest) -> FrameCodec:
         key = self._keys[verified.client_id]

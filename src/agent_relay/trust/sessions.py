@@ -139,7 +139,11 @@ class VerifiedRequest:
 
 
 @dataclass(frozen=True, slots=True)
-class _Fields:
+class Prechecked:
+    """What :meth:`RequestVerifier.precheck` read from a request's head, so that
+    :meth:`RequestVerifier.verify` need not parse it again (it checks the session and the
+    nonce again: other requests may have changed them while the body came in)."""
+
     session: SigningSession
     nonces: NonceWindow
     path_and_query: str
@@ -178,11 +182,11 @@ class RequestVerifier:
 
     def precheck(
         self, target: str, headers: Mapping[str, str], now: float, *, allow_query: bool = False
-    ) -> None:
+    ) -> Prechecked:
         """Everything that needs no body: the four values present and well formed, the
         timestamp, a live session, an unused nonce, a readable header list. A request
         that fails here is refused before its body is read."""
-        self._fields(target, headers, now, allow_query)
+        return self._fields(target, headers, now, allow_query)
 
     def verify(
         self,
@@ -194,9 +198,19 @@ class RequestVerifier:
         *,
         allow_query: bool = False,
         lines: Sequence[tuple[str, str]] = (),
+        prechecked: Prechecked | None = None,
     ) -> VerifiedRequest:
-        """``lines``: every header line (names lower case), for the signed headers."""
-        f = self._fields(target, headers, now, allow_query)
+        """``lines``: every header line (names lower case), for the signed headers.
+        ``prechecked``: what :meth:`precheck` returned for this very request (same
+        ``target``, ``headers`` and ``now``)."""
+        if prechecked is None:
+            f = self._fields(target, headers, now, allow_query)
+        else:
+            f = prechecked
+            session, nonces = self.sessions.lookup(f.session_id, now)
+            if session is not f.session:
+                raise unauthorized("unknown_session", "unknown signing session; refresh it")
+            nonces.check(f.nonce, now)
         h_headers = None
         if f.signed_headers is not None:
             h_headers = wire.headers_hash(f.signed_headers, lines)
@@ -223,7 +237,7 @@ class RequestVerifier:
 
     def _fields(
         self, target: str, headers: Mapping[str, str], now: float, allow_query: bool
-    ) -> _Fields:
+    ) -> Prechecked:
         fields = {name: headers[name] for name in wire.REQUEST_SIGNATURE_FIELDS if name in headers}
         path_and_query = target
         if not fields and allow_query:
@@ -258,6 +272,6 @@ class RequestVerifier:
                 signed_headers = wire.parse_header_list(listed)
             except ValueError as exc:
                 raise unauthorized("bad_signature", f"{wire.SIG_HEADERS}: {exc}") from None
-        return _Fields(
+        return Prechecked(
             session, nonces, path_and_query, session_id, nonce, ts_text, signature, signed_headers
         )

@@ -12,15 +12,17 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import sqlite3
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ..keyfile import read_secret_file, write_secret_file
 from .keys import HOST_KEY_FILE, load_or_create_host_key
+
+if TYPE_CHECKING:
+    import sqlite3
 
 CLIENTS_DB_FILE = "trusted-clients.sqlite3"
 CODE_FILE = "enrollment-code.json"
@@ -76,6 +78,10 @@ class SqliteClientStore:
             )
 
     def _connect(self) -> sqlite3.Connection:
+        # Imported on first use: a connector that checks no signatures (or keeps its
+        # clients in the reference's JSON file) never loads SQLite.
+        import sqlite3
+
         db = sqlite3.connect(self.path, timeout=5.0)
         db.row_factory = sqlite3.Row
         return db

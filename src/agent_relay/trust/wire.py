@@ -204,10 +204,13 @@ def canonical_headers(names: Iterable[str], lines: Iterable[tuple[str, str]]) ->
     names = tuple(names)
     values: dict[str, list[str]] = {name: [] for name in names}
     for name, value in lines:
-        found = values.get(name.lower())
-        if found is not None:
-            found.append(value.strip(" \t"))
-    return b"".join(f"{name}:{', '.join(values[name])}\n".encode("latin-1") for name in names)
+        found = values.get(name)
+        if found is None:
+            found = values.get(name.lower())
+            if found is None:
+                continue
+        found.append(value.strip(" \t"))
+    return "".join([f"{name}:{', '.join(values[name])}\n" for name in names]).encode("latin-1")
 
 
 def headers_hash(names: Iterable[str], lines: Iterable[tuple[str, str]]) -> str:
