@@ -52,8 +52,11 @@ class RelayConfig:
     idle_timeout: float = 300.0
     send_timeout: float = 60.0  # a write to a client that makes no progress
     total_timeout: float | None = None
-    # Control-channel handshakes at once; more get 503 + Retry-After (the restart herd).
+    # Control-channel handshakes at once; more wait for a place (at most connect_queue of
+    # them, for at most connect_wait seconds), beyond that 503 + Retry-After (relay/gate.py).
     max_concurrent_handshakes: int = 64
+    connect_queue: int = 1024
+    connect_wait: float = 8.0
     keepalive_interval: float = 30.0
     max_stream_window: int = 4 * 1024 * 1024
     # All hosts' streams together: bytes hosts may have in the relay's receive buffers
