@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import signal
 import socket
@@ -362,6 +363,9 @@ class Restart:
     upgraded_per_host: float
     refused_busy: int
     relay_cpu: float
+    client_cpu: float  # this process (the hosts), over the same span as relay_cpu
+    wall: float  # that span
+    load: float  # the 1-minute load average when every host was back
 
     def rows(self) -> list[tuple[str, str, str]]:
         how, per_host = self.how, self.relay_cpu / max(1, self.hosts) * 1000
@@ -379,6 +383,10 @@ class Restart:
             (f"{how}: connects refused while busy (503)", str(self.refused_busy), ""),
             (f"{how}: relay CPU for the herd", f"{self.relay_cpu:.2f} s",
              f"({per_host:.1f} ms/host)"),
+            (f"{how}: the hosts' CPU (this process) meanwhile", f"{self.client_cpu:.2f} s",
+             f"(of {self.wall:.2f} s: {self.client_cpu / max(self.wall, 1e-9):.0%} of a core)"),
+            (f"{how}: load average (1 min) after it", f"{self.load:.1f}",
+             f"({os.cpu_count()} CPUs)"),
         ]  # fmt: skip
 
 
@@ -393,8 +401,11 @@ async def restart(relay: RelayProcess, fleet: Fleet, signum: int, timeout: float
         relay.start()
         ready = await relay.wait_ready()
         cpu_at_ready = relay.cpu_seconds()  # its start (imports, migrations) is not the herd's
+        client_at_ready = time.process_time()
         back = await fleet.wait_back(before, timeout)
         cpu = relay.cpu_seconds() - cpu_at_ready
+        client_cpu = time.process_time() - client_at_ready
+        wall = time.monotonic() - ready
         metrics = await relay.metrics()
     upgraded = metrics.get('agent_relay_host_connects_total{result="upgraded"}', 0.0)
     busy = metrics.get('agent_relay_host_connects_total{result="busy"}', 0.0)
@@ -411,6 +422,9 @@ async def restart(relay: RelayProcess, fleet: Fleet, signum: int, timeout: float
         upgraded_per_host=upgraded / len(fleet),
         refused_busy=int(busy),
         relay_cpu=cpu,
+        client_cpu=client_cpu,
+        wall=wall,
+        load=os.getloadavg()[0],
     )
 
 
@@ -427,6 +441,9 @@ async def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--database-url", default=None, help="default: SQLite in a temp dir")
     parser.add_argument("--timeout", type=float, default=120.0, help="per restart, seconds")
     args = parser.parse_args(argv)
+    # 1,000 hosts' retry warnings on one stderr cost this process CPU the relay needs
+    # to be measured fairly (each real host logs in its own process).
+    logging.getLogger("agent_relay").setLevel(logging.ERROR)
     with tempfile.TemporaryDirectory(prefix="agent-relay-herd-") as tmp:
         relay = RelayProcess(Path(tmp), database_url=args.database_url)
         token = relay.user_token()

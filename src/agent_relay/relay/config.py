@@ -29,6 +29,9 @@ class ReplicaConfig:
     grace: float = 15.0  # a host released this recently is "moving", not offline: 503
     handoff_wait: float = 3.0  # how long a request waits for a moving host to land
     link_streams: int = 4096  # forwarded requests in flight per peer replica
+    # Seconds between refreshes of last_seen_at of the hosts held here (one statement),
+    # as a stand-alone relay's reconcile refreshes its live hosts'.
+    seen_every: float = 30.0
 
 
 @dataclass(frozen=True, slots=True)
