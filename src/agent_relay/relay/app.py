@@ -64,6 +64,8 @@ _EXPOSED = (
 _DEFAULT_METHODS = b"GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS"
 _PROXY_PREFIX = "/v1/relay/h/"
 _SESSION_TOUCH_EVERY = 60.0  # seconds between last_used_at writes of a browser session
+# Liveness: also answered by the server's acceptor thread, ahead of a restart herd.
+HEALTH_BODY = b'{"status":"ok"}'
 _BUSY_LOG_EVERY = 10.0  # seconds between log lines about connects refused while busy
 # The hop between replicas: the receiving replica applies the isolation rules once.
 _LINK_ISOLATION = Isolation(sandbox=False)
@@ -145,7 +147,7 @@ class RelayApp:
         elif path == "/health":
             # Liveness: the process is up and serving. Never fails on a database blip
             # (a liveness probe would restart a healthy relay); /ready says that.
-            await ex.respond_json(200, {"status": "ok"})
+            await ex.respond(200, HEALTH_BODY, content_type=b"application/json")
         elif path == "/ready":
             await self._ready(ex)
         elif path == "/metrics" and self.config.metrics_listen is None:
