@@ -201,8 +201,9 @@ class ThreadAcceptor:
             + (b"" if head_only else body)
         )
         with contextlib.suppress(OSError):
-            conn.send(answer, socket.MSG_DONTWAIT)  # a fresh socket's buffer takes it
-            conn.shutdown(socket.SHUT_WR)
+            # A fresh socket's buffer takes it; the close that follows sends the FIN (few
+            # system calls: each one may wait for the GIL while the loop is busy).
+            conn.send(answer, socket.MSG_DONTWAIT)
         self.answered += 1
         return _ANSWERED
 
