@@ -65,7 +65,7 @@ class Relay:
 
 
 @contextlib.asynccontextmanager
-async def running_relay(database_url: str, **options: object) -> AsyncIterator[Relay]:
+async def running_relay(database_url: str, /, **options: object) -> AsyncIterator[Relay]:
     secret = JwtSecret.generate()
     config = RelayConfig(listen_host="127.0.0.1", listen_port=0, jwt_secret=secret)
     config = dataclasses.replace(config, **options)  # type: ignore[arg-type]

@@ -8,13 +8,16 @@ import asyncio
 import contextlib
 import json
 import logging
+import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from functools import lru_cache
+from typing import Any
 
 from ..errors import HttpError
+from .acceptor import ThreadAcceptor, single_listener
 from .channel import SocketChannel
 from .codec import Request, Response
 from .connection import HttpConnection, HttpProtocolError
@@ -127,27 +130,69 @@ class HttpServer:
         limits: ServerLimits,
         *,
         render_error: Callable[[HttpError], bytes] = HttpError.body,
+        fast_answers: Mapping[bytes, bytes] | None = None,
     ) -> None:
+        """``fast_answers`` (path -> JSON body, e.g. a liveness probe's): accept in a
+        thread that answers ``GET``/``HEAD`` of those paths itself, ahead of the loop's
+        work (acceptor.py); the handler still answers them when the thread does not."""
         self._handler = handler
         self._on_error = on_error
         self._render_error = render_error
         self.limits = limits
+        self._fast_answers = fast_answers
         self._server: asyncio.Server | None = None
+        self.acceptor: ThreadAcceptor | None = None
+        self._adopting: set[asyncio.Task[Any]] = set()
         self._connections: set[asyncio.Task[None]] = set()
         self._idle: set[asyncio.Task[None]] = set()  # waiting for a next request
         self.closing = False
 
     async def start(self, host: str, port: int) -> tuple[str, int]:
-        self._server = await asyncio.start_server(
-            self._serve_connection, host, port, backlog=self.limits.listen_backlog
-        )
-        sockname = self._server.sockets[0].getsockname()
+        backlog = self.limits.listen_backlog
+        sock = single_listener(host, port, backlog) if self._fast_answers else None
+        if sock is not None and self._fast_answers:
+            self.acceptor = ThreadAcceptor(
+                sock,
+                asyncio.get_running_loop(),
+                self._adopt,
+                self._fast_answers,
+                render_date=http_date,
+            )
+            self.acceptor.start()
+            sockname = sock.getsockname()
+        else:
+            self._server = await asyncio.start_server(
+                self._serve_connection, host, port, backlog=backlog
+            )
+            sockname = self._server.sockets[0].getsockname()
         return str(sockname[0]), int(sockname[1])
+
+    def _adopt(self, sock: socket.socket) -> None:
+        """A connection the acceptor thread accepted (on the loop): served as any."""
+        if self.closing:
+            sock.close()
+            return
+        loop = asyncio.get_running_loop()
+
+        def protocol() -> asyncio.StreamReaderProtocol:
+            reader = asyncio.StreamReader(loop=loop)
+            return asyncio.StreamReaderProtocol(reader, self._serve_connection, loop=loop)
+
+        task = loop.create_task(loop.connect_accepted_socket(protocol, sock))
+        self._adopting.add(task)
+        task.add_done_callback(self._adopted)
+
+    def _adopted(self, task: asyncio.Task[Any]) -> None:
+        self._adopting.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.debug("a connection could not be set up: %r", task.exception())
 
     async def stop_accepting(self) -> None:
         self.closing = True
         if self._server is not None:
             self._server.close()
+        if self.acceptor is not None:
+            await self.acceptor.stop()
         for task in list(self._idle):
             task.cancel()
 

@@ -28,7 +28,7 @@ from ..httpwire.server import Exchange
 from ..mux import MuxConfig, MuxSession, ReceiveBudget
 from ..store import Store
 from ..store.errors import StoreError, StoreUnavailable
-from ..store.records import HostRecord, HostStatus, ProxyContext
+from ..store.records import ConnectingHost, HostRecord, HostStatus, ProxyContext
 from ..transport.wsserver import (
     WebSocketServerStream,
     handshake,
@@ -41,6 +41,7 @@ from .config import RelayConfig
 from .errors import RelayError, bad_request, forbidden, not_found, unauthorized, unavailable
 from .forwarding import FORWARDED_HEADER, with_client_address
 from .gate import ConnectGate
+from .hostlookup import HostLookups
 from .isolation import Isolation
 from .metrics import RelayMetrics
 from .proxy import ProxyLimits, proxy_request
@@ -63,6 +64,9 @@ _EXPOSED = (
 _DEFAULT_METHODS = b"GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS"
 _PROXY_PREFIX = "/v1/relay/h/"
 _SESSION_TOUCH_EVERY = 60.0  # seconds between last_used_at writes of a browser session
+# Liveness: also answered by the server's acceptor thread, ahead of a restart herd.
+HEALTH_BODY = b'{"status":"ok"}'
+_BUSY_LOG_EVERY = 10.0  # seconds between log lines about connects refused while busy
 # The hop between replicas: the receiving replica applies the isolation rules once.
 _LINK_ISOLATION = Isolation(sandbox=False)
 
@@ -116,7 +120,14 @@ class RelayApp:
         self.statuses = HostStatuses(store, self.registry.is_online, self.registry.host_ids)
         # Control-channel handshakes in progress; past the cap a connect gets 503 with
         # Retry-After before any database work, so a restart herd queues in the hosts.
-        self.connects = ConnectGate(config.max_concurrent_handshakes)
+        self.connects = ConnectGate(
+            config.max_concurrent_handshakes,
+            queue=config.connect_queue,
+            max_wait=config.connect_wait,
+        )
+        self.host_lookups = HostLookups(store)
+        self._busy_refused = 0  # refusals since the last log line about them
+        self._busy_logged_at = -_BUSY_LOG_EVERY
         self._readiness_problem: str | None = None  # logged when it changes
         self._logins_touched: dict[uuid.UUID, float] = {}  # when each login was last touched
         # Relay session ids the database did not know, until when (a bounded negative cache).
@@ -136,7 +147,7 @@ class RelayApp:
         elif path == "/health":
             # Liveness: the process is up and serving. Never fails on a database blip
             # (a liveness probe would restart a healthy relay); /ready says that.
-            await ex.respond_json(200, {"status": "ok"})
+            await ex.respond(200, HEALTH_BODY, content_type=b"application/json")
         elif path == "/ready":
             await self._ready(ex)
         elif path == "/metrics" and self.config.metrics_listen is None:
@@ -282,12 +293,14 @@ class RelayApp:
     async def _connect(self, ex: Exchange, query: str) -> None:
         if self.draining:
             raise unavailable("relay is shutting down", retry_after=5)
-        retry_after = self.connects.try_enter()
+        retry_after = await self.connects.enter()
         if retry_after is not None:
-            self.metrics.connects_busy.inc()
-            raise unavailable("too many hosts connecting at once; retry later", retry_after)
+            await self._refuse_busy(ex, retry_after)
+            return
         completed = False
         try:
+            if self.draining:  # it began while this connect waited for a place
+                raise unavailable("relay is shutting down", retry_after=5)
             tunnel, login, close_revoked = await self._open_tunnel(ex, query)
             completed = True
         finally:
@@ -308,6 +321,32 @@ class RelayApp:
             self.metrics.tunnels.set(len(self.registry))
             log.info("host %s disconnected: %s", host_id, session.close_reason or "closed")
 
+    async def _refuse_busy(self, ex: Exchange, retry_after: int) -> None:
+        """503 + Retry-After for a connect the gate refused: answered here, without a
+        log line each (a herd is refused hundreds of times a second): one line at most
+        every ``_BUSY_LOG_EVERY`` seconds says how many."""
+        self.metrics.connects_busy.inc()
+        self._busy_refused += 1
+        now = self.clock()
+        if now - self._busy_logged_at >= _BUSY_LOG_EVERY:
+            log.warning(
+                "%d host connect(s) refused with 503 while %d handshakes ran and %d waited "
+                "(the herd after a restart?); told to retry in %d s",
+                self._busy_refused,
+                self.connects.active,
+                self.connects.waiting,
+                retry_after,
+            )
+            self._busy_logged_at, self._busy_refused = now, 0
+        error = unavailable("too many hosts connecting at once; retry later", retry_after)
+        headers = [(k.encode(), v.encode()) for k, v in error.headers]
+        await ex.respond(
+            503,
+            error.body(),
+            content_type=b"application/json",
+            headers=[*headers, (b"connection", b"close")],
+        )
+
     async def _open_tunnel(
         self, ex: Exchange, query: str
     ) -> tuple[Tunnel, uuid.UUID, Callable[[], None]]:
@@ -324,18 +363,27 @@ class RelayApp:
         if response.status_code != 101:
             raise bad_request("expected a WebSocket upgrade")
         proven = self._host_key_proof(ex, machine_id, token)
-        existing = await self.store.find_host_id(identity.user_id, machine_id)
+        # One lookup (shared with the connects in flight); a reconnect of a known host
+        # whose name and version did not change writes nothing here.
+        existing = await self.host_lookups.find(identity.user_id, machine_id)
         if existing is not None:
             # Before anything of the host changes: an impostor must not even rename it.
-            await self._check_host_key(existing, proven)
-        host_cap = self.limits.max_hosts_per_user
-        if (
-            await self.store.count_hosts_of_user(identity.user_id, other_than=machine_id)
-            >= host_cap
-        ):
-            raise forbidden(f"host limit reached: at most {host_cap} hosts per user")
-        host_id = await self.store.upsert_host(identity.user_id, machine_id, name, agent_version)
-        if proven is not None:
+            _check_host_key(existing, proven)
+            host_id = existing.id
+            if existing.name != name or existing.agent_version != agent_version:
+                await self.store.upsert_host(identity.user_id, machine_id, name, agent_version)
+        else:
+            host_cap = self.limits.max_hosts_per_user
+            # A known host reconnecting is never refused; a new one counts.
+            if (
+                await self.store.count_hosts_of_user(identity.user_id, other_than=machine_id)
+                >= host_cap
+            ):
+                raise forbidden(f"host limit reached: at most {host_cap} hosts per user")
+            host_id = await self.store.upsert_host(
+                identity.user_id, machine_id, name, agent_version
+            )
+        if proven is not None and (existing is None or existing.pinned_key is None):
             pinned = await self.store.pin_host_key(host_id, proven.public_key_b64)
             if pinned is not None and pinned != proven.public_key_b64:
                 raise _key_mismatch(host_id)  # another connect pinned first, just now
@@ -398,20 +446,6 @@ class RelayApp:
             )
         except HostProofError as exc:
             raise unauthorized(str(exc)) from None
-
-    async def _check_host_key(self, host_id: uuid.UUID, proven: ProvenKey | None) -> None:
-        """A host with a pinned key connects only with a proof by that key."""
-        pinned = await self.store.pinned_host_key(host_id)
-        if pinned is None:
-            return  # never proven (a reference host, or the first proven connect)
-        if proven is None:
-            raise forbidden(
-                f"host {host_id} is bound to a host key and this connect proves none "
-                "(an older connector, or not the host's own); "
-                "to re-bind it: agent-relay hosts reset-key " + str(host_id)
-            )
-        if not hmac.compare_digest(pinned, proven.public_key_b64):
-            raise _key_mismatch(host_id)
 
     def _mux_config(self) -> MuxConfig:
         return MuxConfig(
@@ -678,6 +712,7 @@ class RelayApp:
     async def close(self, timeout: float) -> None:
         """Go Away to every host, give their in-flight streams ``timeout`` to finish."""
         self.draining = True
+        self.connects.close()  # connects waiting for a place are refused now
         tunnels = self.registry.tunnels()
         await asyncio.gather(
             *(t.session.close(drain_timeout=timeout) for t in tunnels), return_exceptions=True
@@ -705,6 +740,21 @@ def _parse_uuid(value: str, what: str) -> uuid.UUID:
         return _uuid_of(value)
     except ValueError:
         raise bad_request(f"invalid {what}") from None
+
+
+def _check_host_key(host: ConnectingHost, proven: ProvenKey | None) -> None:
+    """A host with a pinned key connects only with a proof by that key."""
+    pinned = host.pinned_key
+    if pinned is None:
+        return  # never proven (a reference host, or the first proven connect)
+    if proven is None:
+        raise forbidden(
+            f"host {host.id} is bound to a host key and this connect proves none "
+            "(an older connector, or not the host's own); "
+            "to re-bind it: agent-relay hosts reset-key " + str(host.id)
+        )
+    if not hmac.compare_digest(pinned, proven.public_key_b64):
+        raise _key_mismatch(host.id)
 
 
 def _key_mismatch(host_id: uuid.UUID) -> RelayError:

@@ -29,6 +29,9 @@ class ReplicaConfig:
     grace: float = 15.0  # a host released this recently is "moving", not offline: 503
     handoff_wait: float = 3.0  # how long a request waits for a moving host to land
     link_streams: int = 4096  # forwarded requests in flight per peer replica
+    # Seconds between refreshes of last_seen_at of the hosts held here (one statement),
+    # as a stand-alone relay's reconcile refreshes its live hosts'.
+    seen_every: float = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,8 +55,11 @@ class RelayConfig:
     idle_timeout: float = 300.0
     send_timeout: float = 60.0  # a write to a client that makes no progress
     total_timeout: float | None = None
-    # Control-channel handshakes at once; more get 503 + Retry-After (the restart herd).
+    # Control-channel handshakes at once; more wait for a place (at most connect_queue of
+    # them, for at most connect_wait seconds), beyond that 503 + Retry-After (relay/gate.py).
     max_concurrent_handshakes: int = 64
+    connect_queue: int = 1024
+    connect_wait: float = 8.0
     keepalive_interval: float = 30.0
     max_stream_window: int = 4 * 1024 * 1024
     # All hosts' streams together: bytes hosts may have in the relay's receive buffers

@@ -117,6 +117,7 @@ class Replicas:
         await self.presence.close()
 
     async def _heartbeat_loop(self) -> None:
+        seen_at = time.monotonic()
         while True:
             await asyncio.sleep(self.config.heartbeat)
             try:
@@ -134,6 +135,12 @@ class Replicas:
                 if not self.presence.listening:
                     await self.presence.listen(self._on_change)
                     self._where.clear()  # changes were missed meanwhile
+                if time.monotonic() - seen_at >= self.config.seen_every:
+                    # Presence writes a host's status as it comes and goes; last_seen_at
+                    # of the hosts that stay is refreshed here.
+                    seen_at = time.monotonic()
+                    if not self.draining:
+                        await self.presence.seen()
             except StoreError as exc:
                 log.warning("replica %s: presence: %s", self.replica_id, exc)
             self.metrics.tunnels.set(len(self.registry))

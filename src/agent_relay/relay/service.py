@@ -14,7 +14,7 @@ from ..httpwire.server import Exchange, HttpServer, ServerLimits
 from ..store import Store
 from ..store.errors import StoreError
 from . import allocator
-from .app import RelayApp
+from .app import HEALTH_BODY, RelayApp
 from .auth import Authenticator
 from .config import ConfigError, RelayConfig, ReplicaConfig
 from .errors import not_found
@@ -49,6 +49,8 @@ class RelayService:
             self.app.on_error,
             ServerLimits(max_head_size=config.max_head_size),
             render_error=HttpError.body,
+            # Liveness answered ahead of the restart herd (httpwire/acceptor.py).
+            fast_answers={b"/health": HEALTH_BODY},
         )
         self._status_writer: asyncio.Task[None] | None = None
         self.revocations = RevocationWatcher(store, self.app.revoke_logins)

@@ -111,6 +111,12 @@ WITH dead AS (
 )
 SELECT pg_notify('agent_relay_presence', host_id::text || ' - ' || generation) FROM gone
 """
+# The hosts we hold were seen now (hosts.last_seen_at, as a stand-alone relay's reconcile
+# keeps it for its live hosts; only ours: each replica refreshes its own).
+_SEEN = """
+UPDATE hosts SET last_seen_at = now()
+WHERE id IN (SELECT host_id FROM agent_relay_presence WHERE replica_id = $1)
+"""
 # At a replica's start: "online" rows nobody holds (an earlier single relay's, or the
 # rows of replicas that vanished with their presence) are not connected anywhere.
 _ORPHANS_OFFLINE = """
@@ -307,6 +313,12 @@ class PresenceStore:
     async def release(self, host_id: uuid.UUID, generation: int) -> bool:
         """The host left us: released and offline, unless someone took it over since."""
         return bool(await self._fetch(_RELEASE, host_id, self.replica_id, generation))
+
+    async def seen(self) -> int:
+        """Set ``last_seen_at`` of every host held by this replica to now, in one
+        statement; returns how many."""
+        status = await self._execute(_SEEN, self.replica_id)
+        return int(status.rsplit(" ", 1)[-1]) if status.startswith("UPDATE") else 0
 
     async def locate(self, host_id: uuid.UUID, ttl: float, grace: float) -> Location:
         rows = await self._fetch(_LOCATE, host_id, ttl, grace)

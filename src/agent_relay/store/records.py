@@ -52,6 +52,17 @@ class HostRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class ConnectingHost:
+    """What a host's connect needs of its row, in one lookup: its id, the name and agent
+    version stored (rewritten only when they change) and its pinned key, if any."""
+
+    id: UUID
+    name: str
+    agent_version: str | None
+    pinned_key: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class ProxyContext:
     """Everything the proxy checks for one relay browser session, loaded in one query.
 

@@ -52,7 +52,14 @@ from .errors import (
     StoreUnavailable,
 )
 from .migrations import check_shared_schema, create_own_tables, has_own_tables, migrate
-from .records import AuthSessionRecord, HostRecord, HostStatus, ProxyContext, UserRecord
+from .records import (
+    AuthSessionRecord,
+    ConnectingHost,
+    HostRecord,
+    HostStatus,
+    ProxyContext,
+    UserRecord,
+)
 from .schema import (
     UtcDateTime,
     auth_sessions,
@@ -455,6 +462,48 @@ class Store:
         async with self._connect(transaction=False) as conn:
             found = (await conn.execute(stmt)).scalar_one_or_none()
         return UUID(str(found)) if found is not None else None
+
+    async def find_connecting_hosts(
+        self, keys: Iterable[tuple[UUID, str]]
+    ) -> dict[tuple[UUID, str], ConnectingHost]:
+        """The hosts ``(owner_user_id, machine_id)`` that were ever registered, with their
+        pinned keys, in one query: the lookup of control-channel connects (a herd of
+        them shares it). Keys that match no host are left out."""
+        wanted = {
+            (
+                check.uuid(user, "owner_user_id"),
+                check.text(machine, "machine_id", check.MAX_MACHINE_ID_LENGTH),
+            )
+            for user, machine in keys
+        }
+        if not wanted:
+            return {}
+        if len(wanted) > _IN_CHUNK:
+            raise InvalidInput(f"at most {_IN_CHUNK} hosts per lookup")
+        users_ = sorted({user for user, _ in wanted})
+        machines = sorted({machine for _, machine in wanted})
+        columns = [hosts.c.id, hosts.c.owner_user_id, hosts.c.machine_id, hosts.c.name]
+        columns.append(hosts.c.agent_version)
+        if self.host_keys_enabled:
+            joined = hosts.outerjoin(host_keys, host_keys.c.host_id == hosts.c.id)
+            stmt = select(*columns, host_keys.c.public_key).select_from(joined)
+        else:
+            stmt = select(*columns, literal(None).label("public_key"))
+        stmt = stmt.where(hosts.c.owner_user_id.in_(users_), hosts.c.machine_id.in_(machines))
+        async with self._connect(transaction=False) as conn:
+            rows = (await conn.execute(stmt)).all()
+        found: dict[tuple[UUID, str], ConnectingHost] = {}
+        for row in rows:
+            key = (UUID(str(row.owner_user_id)), str(row.machine_id))
+            if key in wanted:
+                pinned = row.public_key
+                found[key] = ConnectingHost(
+                    id=UUID(str(row.id)),
+                    name=str(row.name),
+                    agent_version=row.agent_version,
+                    pinned_key=str(pinned) if pinned is not None else None,
+                )
+        return found
 
     # -- host key pins (hostproof.py) ----------------------------------------------------
 
