@@ -244,8 +244,8 @@ class Connection:
     def _parse_compiled(self, data: bytes, pos: int) -> int:
         """As _parse_pure, the frames split by the compiled core in one call."""
         left = self._payload_left
-        if left:  # the rest of a data frame's payload
-            end = len(data)
+        end = len(data)
+        if left and pos < end:  # the rest of a data frame's payload
             take = min(left, end - pos)
             if self._payload_stream:
                 chunk = data if take == end and pos == 0 else data[pos : pos + take]
