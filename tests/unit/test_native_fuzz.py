@@ -267,9 +267,7 @@ def test_split_frames_matches_the_header_struct(stream: bytes, pos: int) -> None
     split, stop = CORE.split_frames(stream, pos)
     at = pos
     for version, kind, flags, stream_id, length, payload in split:
-        assert (version, kind, flags, stream_id, length) == struct.unpack_from(
-            ">BBHII", stream, at
-        )
+        assert (version, kind, flags, stream_id, length) == struct.unpack_from(">BBHII", stream, at)
         at += 12
         if version == 0 and kind == 0 and length:
             assert payload == stream[at : at + length]
