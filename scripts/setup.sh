@@ -35,22 +35,14 @@ if [ ! -f "$venv/.installed-dev-$hash" ] && [ ! -f "$venv/.installed-$what-$hash
 fi
 # The compiled core (native/, docs/architecture.md): a dev setup builds it with maturin
 # when cargo is on the PATH and installs it into the venv; without cargo, and in a
-# runtime setup, agent-relay runs on its pure-Python core. The wheel and cargo's target
-# directory are cached in ~/.cache/agent-relay, keyed on native/'s sources.
+# runtime setup, agent-relay runs on its pure-Python core. scripts/native.sh caches the
+# wheel in ~/.cache/agent-relay.
 if [ "$what" = dev ] && command -v cargo >/dev/null; then
   native_hash=$(cd native && cat Cargo.toml Cargo.lock pyproject.toml src/*.rs | sha256sum | cut -c1-16)
   if [ ! -f "$venv/.native-$native_hash" ]; then
-    cache=${XDG_CACHE_HOME:-$HOME/.cache}/agent-relay
-    wheels="$cache/native-wheels/$native_hash"
-    if ! ls "$wheels"/agent_relay_core-*.whl >/dev/null 2>&1; then
-      echo "building the compiled core (native/, cargo; first run only, about a minute)…" >&2
-      rm -rf "$wheels.tmp"
-      CARGO_TARGET_DIR="$cache/native-target" "$venv/bin/maturin" build --release --locked \
-        --quiet -m native/Cargo.toml -i "$venv/bin/python" -o "$wheels.tmp" >&2
-      rm -rf "$wheels" && mv "$wheels.tmp" "$wheels"
-    fi
+    wheel=$(VENV="$venv" bash scripts/native.sh "$venv/bin/python")
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps \
-      --force-reinstall "$wheels"/agent_relay_core-*.whl
+      --force-reinstall "$wheel"
     rm -f "$venv"/.native-*
     touch "$venv/.native-$native_hash"
   fi

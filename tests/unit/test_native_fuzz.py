@@ -24,8 +24,7 @@ from agent_relay.httpwire import codec
 from agent_relay.mux import connection as mux
 from agent_relay.mux.config import MuxConfig
 from agent_relay.mux.events import Event, StreamOpened
-
-from .test_codec_fuzz import drive_codec, pieces, request_bytes, response_bytes
+from tests.support.http_fuzz import drive_codec, pieces, request_bytes, response_bytes
 
 CORE = _native.installed()
 EXPECTED = bool(os.environ.get("CI")) and shutil.which("cargo") is not None
