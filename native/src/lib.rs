@@ -37,16 +37,13 @@ fn strip_ws(s: &[u8]) -> &[u8] {
     &s[start..end]
 }
 
-fn strip_sp_ht(s: &[u8]) -> &[u8] {
-    let sp = |b: &u8| *b == b' ' || *b == b'\t';
-    let start = s.iter().position(|b| !sp(b)).unwrap_or(s.len());
-    let end = s.iter().rposition(|b| !sp(b)).map_or(start, |i| i + 1);
-    &s[start..end]
-}
-
 /// Python's `repr()` of a bytes object, for error messages identical to the reference's.
 fn bytes_repr(s: &[u8]) -> String {
-    let quote = if s.contains(&b'\'') && !s.contains(&b'"') { '"' } else { '\'' };
+    let quote = if s.contains(&b'\'') && !s.contains(&b'"') {
+        '"'
+    } else {
+        '\''
+    };
     let mut out = String::with_capacity(s.len() + 3);
     out.push('b');
     out.push(quote);
@@ -76,7 +73,10 @@ struct Error {
 }
 
 fn fail<T>(message: impl Into<String>, status: u16) -> Result<T, Error> {
-    Err(Error { message: message.into(), status })
+    Err(Error {
+        message: message.into(),
+        status,
+    })
 }
 
 impl From<Error> for PyErr {
@@ -89,9 +89,9 @@ impl From<Error> for PyErr {
 
 type Field<'a> = (Vec<u8>, Cow<'a, [u8]>);
 
-/// `name: value` (no line end): the lower-case name and the value without the
-/// surrounding blanks, or None when the line is not a header field.
-fn parse_field(line: &[u8]) -> Option<(Vec<u8>, &[u8])> {
+/// `name: value` (no line end): the lower-case name and where the value lies (without
+/// the surrounding blanks), or None when the line is not a header field.
+fn parse_field(line: &[u8]) -> Option<(Vec<u8>, std::ops::Range<usize>)> {
     let colon = line.iter().position(|&b| !is_tchar(b))?;
     if colon == 0 || line[colon] != b':' {
         return None;
@@ -100,7 +100,16 @@ fn parse_field(line: &[u8]) -> Option<(Vec<u8>, &[u8])> {
     if !rest.iter().all(|&b| is_vchar(b) || b == b' ' || b == b'\t') {
         return None;
     }
-    Some((line[..colon].to_ascii_lowercase(), strip_sp_ht(rest)))
+    let blank = |b: &u8| *b == b' ' || *b == b'\t';
+    let start = rest.iter().position(|b| !blank(b)).unwrap_or(rest.len());
+    let end = rest
+        .iter()
+        .rposition(|b| !blank(b))
+        .map_or(start, |i| i + 1);
+    Some((
+        line[..colon].to_ascii_lowercase(),
+        colon + 1 + start..colon + 1 + end,
+    ))
 }
 
 /// The fields of a header block (lines each ending in LF), folded lines unfolded.
@@ -110,7 +119,10 @@ fn split_fields(block: &[u8]) -> Result<Vec<Field<'_>>, Error> {
     let mut unfolded: Vec<Cow<'_, [u8]>> = Vec::with_capacity(lines.len());
     for line in lines {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let fold = line.iter().take_while(|&&b| b == b' ' || b == b'\t').count();
+        let fold = line
+            .iter()
+            .take_while(|&&b| b == b' ' || b == b'\t')
+            .count();
         if fold == 0 {
             unfolded.push(Cow::Borrowed(line));
         } else if let Some(last) = unfolded.last_mut() {
@@ -123,15 +135,13 @@ fn split_fields(block: &[u8]) -> Result<Vec<Field<'_>>, Error> {
     }
     let mut fields = Vec::with_capacity(unfolded.len());
     for line in unfolded {
-        let parsed = parse_field(&line).map(|(name, value)| (name, value.len()));
-        let Some((name, value_len)) = parsed else {
+        let Some((name, value)) = parse_field(&line) else {
             return fail(format!("illegal header line: {}", bytes_repr(&line)), 400);
         };
         let value = match line {
-            Cow::Borrowed(l) => Cow::Borrowed(strip_sp_ht(&l[name.len() + 1..])),
-            Cow::Owned(l) => Cow::Owned(strip_sp_ht(&l[name.len() + 1..]).to_vec()),
+            Cow::Borrowed(l) => Cow::Borrowed(&l[value]),
+            Cow::Owned(l) => Cow::Owned(l[value].to_vec()),
         };
-        debug_assert_eq!(value.len(), value_len);
         fields.push((name, value));
     }
     Ok(fields)
@@ -155,7 +165,11 @@ impl Framing {
     fn flags(&self) -> u8 {
         (if self.chunked { CHUNKED } else { 0 })
             | (if self.close { CLOSE } else { 0 })
-            | (if self.expect_continue { EXPECT_CONTINUE } else { 0 })
+            | (if self.expect_continue {
+                EXPECT_CONTINUE
+            } else {
+                0
+            })
             | (if self.upgrade { UPGRADE } else { 0 })
     }
 }
@@ -169,7 +183,10 @@ fn comma_values(value: &[u8]) -> impl Iterator<Item = Vec<u8>> + '_ {
 
 /// The framing headers checked and noted, as the reference's `_normalize` does (a
 /// repeated Content-Length kept once, Transfer-Encoding in lower case).
-fn normalize<'a>(mut fields: Vec<Field<'a>>, framing: &mut Framing) -> Result<Vec<Field<'a>>, Error> {
+fn normalize<'a>(
+    mut fields: Vec<Field<'a>>,
+    framing: &mut Framing,
+) -> Result<Vec<Field<'a>>, Error> {
     let mut seen_length: Option<Vec<u8>> = None;
     let mut repeated: Vec<usize> = Vec::new();
     for i in 0..fields.len() {
@@ -181,9 +198,7 @@ fn normalize<'a>(mut fields: Vec<Field<'a>>, framing: &mut Framing) -> Result<Ve
                 if parts.any(|part| part != length.as_slice()) {
                     return fail("conflicting Content-Length headers", 400);
                 }
-                if length.is_empty()
-                    || !length.iter().all(u8::is_ascii_digit)
-                    || length.len() > 20
+                if length.is_empty() || !length.iter().all(u8::is_ascii_digit) || length.len() > 20
                 {
                     return fail("bad Content-Length", 400);
                 }
@@ -194,7 +209,9 @@ fn normalize<'a>(mut fields: Vec<Field<'a>>, framing: &mut Framing) -> Result<Ve
                     repeated.push(i);
                     continue;
                 }
-                let parsed = length.iter().fold(0u128, |n, d| n * 10 + u128::from(d - b'0'));
+                let parsed = length
+                    .iter()
+                    .fold(0u128, |n, d| n * 10 + u128::from(d - b'0'));
                 framing.length = Some(parsed);
                 if length.as_slice() != value.as_ref() {
                     fields[i].1 = Cow::Owned(length.clone());
@@ -256,7 +273,11 @@ fn headers_list<'py>(py: Python<'py>, fields: &[Field<'_>]) -> PyResult<Bound<'p
 fn first_line(head: &[u8]) -> (&[u8], &[u8]) {
     let end = head.iter().position(|&b| b == b'\n').unwrap_or(head.len());
     let line = &head[..end];
-    let rest = if end < head.len() { &head[end + 1..] } else { &head[head.len()..] };
+    let rest = if end < head.len() {
+        &head[end + 1..]
+    } else {
+        &head[head.len()..]
+    };
     (line.strip_suffix(b"\r").unwrap_or(line), rest)
 }
 
@@ -270,7 +291,10 @@ fn request_line(line: &[u8]) -> Option<(&[u8], &[u8], &[u8])> {
     if m == 0 || line.get(m) != Some(&b' ') {
         return None;
     }
-    let t = line[m + 1..].iter().take_while(|&&b| (0x21..=0x7e).contains(&b)).count();
+    let t = line[m + 1..]
+        .iter()
+        .take_while(|&&b| (0x21..=0x7e).contains(&b))
+        .count();
     if t == 0 {
         return None;
     }
@@ -291,7 +315,9 @@ fn status_line(line: &[u8]) -> Option<(&[u8], u16, &[u8])> {
     {
         return None;
     }
-    let status = line[9..12].iter().fold(0u16, |n, d| n * 10 + u16::from(d - b'0'));
+    let status = line[9..12]
+        .iter()
+        .fold(0u16, |n, d| n * 10 + u16::from(d - b'0'));
     let reason: &[u8] = if line.len() == 12 {
         b""
     } else {
@@ -299,7 +325,10 @@ fn status_line(line: &[u8]) -> Option<(&[u8], u16, &[u8])> {
             return None;
         }
         let reason = &line[13..];
-        if !reason.iter().all(|&b| is_vchar(b) || b == b' ' || b == b'\t') {
+        if !reason
+            .iter()
+            .all(|&b| is_vchar(b) || b == b' ' || b == b'\t')
+        {
             return None;
         }
         reason
@@ -314,7 +343,11 @@ fn status_line(line: &[u8]) -> Option<(&[u8], u16, &[u8])> {
 #[pyfunction]
 fn parse_request_head<'py>(py: Python<'py>, head: &[u8]) -> PyResult<Bound<'py, PyTuple>> {
     if head.is_empty() {
-        return Err(Error { message: "no request line received".into(), status: 400 }.into());
+        return Err(Error {
+            message: "no request line received".into(),
+            status: 400,
+        }
+        .into());
     }
     let (line, block) = first_line(head);
     let Some((method, target, version)) = request_line(line) else {
@@ -328,10 +361,18 @@ fn parse_request_head<'py>(py: Python<'py>, head: &[u8]) -> PyResult<Bound<'py, 
     let fields = normalize(split_fields(block)?, &mut framing)?;
     let hosts = fields.iter().filter(|(name, _)| name == b"host").count();
     if hosts == 0 && version == b"1.1" {
-        return Err(Error { message: "Missing mandatory Host: header".into(), status: 400 }.into());
+        return Err(Error {
+            message: "Missing mandatory Host: header".into(),
+            status: 400,
+        }
+        .into());
     }
     if hosts > 1 {
-        return Err(Error { message: "Found multiple Host: headers".into(), status: 400 }.into());
+        return Err(Error {
+            message: "Found multiple Host: headers".into(),
+            status: 400,
+        }
+        .into());
     }
     (
         PyBytes::new(py, method),
@@ -349,7 +390,11 @@ fn parse_request_head<'py>(py: Python<'py>, head: &[u8]) -> PyResult<Bound<'py, 
 #[pyfunction]
 fn parse_response_head<'py>(py: Python<'py>, head: &[u8]) -> PyResult<Bound<'py, PyTuple>> {
     if head.is_empty() {
-        return Err(Error { message: "no response line received".into(), status: 400 }.into());
+        return Err(Error {
+            message: "no response line received".into(),
+            status: 400,
+        }
+        .into());
     }
     let (line, block) = first_line(head);
     let Some((version, status, reason)) = status_line(line) else {
@@ -393,7 +438,9 @@ fn write_head<'py>(
     let mut fields: Vec<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)> = Vec::new();
     for item in headers.try_iter()? {
         let item = item?;
-        let pair = item.cast::<PyTuple>().map_err(|_| PyTypeError::new_err("not a tuple"))?;
+        let pair = item
+            .cast::<PyTuple>()
+            .map_err(|_| PyTypeError::new_err("not a tuple"))?;
         if pair.len() != 2 {
             return Err(PyTypeError::new_err("not a pair"));
         }
@@ -402,16 +449,21 @@ fn write_head<'py>(
         fields.push((name, value));
     }
     let is_host = |f: &(Bound<'py, PyBytes>, Bound<'py, PyBytes>)| f.0.as_bytes() == b"host";
-    let order: Vec<usize> = if !fields.is_empty() && !is_host(&fields[0]) && fields.iter().any(is_host)
-    {
-        let hosts = (0..fields.len()).filter(|&i| is_host(&fields[i]));
-        hosts.chain((0..fields.len()).filter(|&i| !is_host(&fields[i]))).collect()
-    } else {
-        (0..fields.len()).collect()
-    };
+    let order: Vec<usize> =
+        if !fields.is_empty() && !is_host(&fields[0]) && fields.iter().any(is_host) {
+            let hosts = (0..fields.len()).filter(|&i| is_host(&fields[i]));
+            hosts
+                .chain((0..fields.len()).filter(|&i| !is_host(&fields[i])))
+                .collect()
+        } else {
+            (0..fields.len()).collect()
+        };
     let size = first_line.len()
         + 2
-        + fields.iter().map(|(n, v)| n.as_bytes().len() + v.as_bytes().len() + 4).sum::<usize>();
+        + fields
+            .iter()
+            .map(|(n, v)| n.as_bytes().len() + v.as_bytes().len() + 4)
+            .sum::<usize>();
     let mut out = Vec::with_capacity(size);
     out.extend_from_slice(first_line);
     for i in order {
@@ -426,7 +478,10 @@ fn write_head<'py>(
     let lf = out.iter().filter(|&&b| b == b'\n').count();
     let cr = out.iter().filter(|&&b| b == b'\r').count();
     if lf != count || cr != count || out.contains(&0) {
-        return Err(PyValueError::new_err(("a header name or value holds CR, LF or NUL", 400u16)));
+        return Err(PyValueError::new_err((
+            "a header name or value holds CR, LF or NUL",
+            400u16,
+        )));
     }
     Ok(PyBytes::new(py, &out))
 }
