@@ -18,6 +18,10 @@ client, sets the pace): its CPU per request against the unsigned connector's.
 
     .venv/bin/python bench/hotpath.py [--seconds 3] [--rounds 2] [--profile relay]
         [--signed] [--baseline /tmp/base/src]
+
+``--cores`` runs two relay + connector pairs side by side instead, one on the compiled
+core and one on the pure-Python core (``AGENT_RELAY_PURE_PYTHON=1``), measured in
+interleaved rounds under the same load, with their CPU per request at c1 and c64.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from agent_relay import _native  # noqa: E402
 from bench import e2e  # noqa: E402
 
 PROFILED = ROOT / "bench" / "profiled.py"
@@ -278,6 +283,115 @@ def _start_tree(
     return _Tree(label, setup)
 
 
+CORES = ("compiled", "pure")
+
+
+def start_core(core: str, tmp: Path, tools: dict[str, str]) -> e2e.Setup:
+    """A sample server, relay and connector whose relay and connector use ``core``."""
+    logs = tmp / core
+    logs.mkdir()
+    setup = e2e.Setup(e2e.Processes(logs), logs, tools)
+    if core == "pure":
+        os.environ[_native.PURE_ENV] = "1"  # for the children started now
+    try:
+        setup.start_sample()
+        setup.start_relay()
+        setup.connect_host()
+    finally:
+        os.environ.pop(_native.PURE_ENV, None)
+    e2e.check_content(setup.base("agent-relay"))
+    return setup
+
+
+def measure_cores(setups: dict[str, e2e.Setup], args: argparse.Namespace) -> str:
+    samples: dict[str, dict[str, list[float]]] = {core: {} for core in setups}
+    samples["direct"] = {}
+    order = ["direct", *setups]
+    for round_ in range(args.rounds):
+        for connections in (1, 64):
+            for path in order[round_ % 3 :] + order[: round_ % 3]:
+                setup = setups[CORES[0]] if path == "direct" else setups[path]
+                assert setup.relay is not None
+                assert setup.connector is not None
+                pids = {"relay": [setup.relay.pid], "connector": [setup.connector.pid]}
+                url = setup.base("direct" if path == "direct" else "agent-relay") + e2e.SMALL_PATH
+                before = {k: e2e.cpu_seconds(v) for k, v in pids.items()}
+                result = e2e.wrk(url, connections, args.seconds)
+                figures = samples[path]
+                figures.setdefault(f"rate{connections}", []).append(result.rate)
+                figures.setdefault(f"p50_{connections}", []).append(result.p50_ms)
+                if path != "direct":
+                    for key, group in pids.items():
+                        spent = e2e.cpu_seconds(group) - before[key]
+                        figures.setdefault(f"cpu_{key}{connections}", []).append(
+                            spent / result.requests * 1e6
+                        )
+                print(f"round {round_ + 1} {path} c{connections}: {result}", file=sys.stderr)
+    for core, setup in setups.items():
+        assert setup.relay is not None
+        assert setup.connector is not None
+        pids = {"relay": [setup.relay.pid], "connector": [setup.connector.pid]}
+        before = {k: e2e.cpu_seconds(v) for k, v in pids.items()}
+        size = args.download_mib * e2e.MIB
+        samples[core]["download"] = [
+            e2e.download_mb_per_s(setup.base("agent-relay") + "/api/blob", size, args.repeats)
+        ]
+        for key, group in pids.items():
+            spent = e2e.cpu_seconds(group) - before[key]
+            samples[core][f"dl_cpu_{key}"] = [spent / (args.download_mib * args.repeats) * 1e3]
+    med = {p: {k: statistics.median(v) for k, v in d.items()} for p, d in samples.items()}
+    direct = med["direct"]
+    lines = [
+        f"bench/hotpath.py --cores: wrk -t1 {args.seconds} s x {args.rounds} rounds (median), "
+        f"interleaved; {args.download_mib} MiB download x {args.repeats}; "
+        f"load average {os.getloadavg()[0]:.2f}",
+        "| metric | direct | " + " | ".join(setups) + " | compiled / pure |",
+        "|---|---:|" + "---:|" * len(setups) + "---:|",
+    ]
+
+    def row(label: str, key: str, fmt: str, with_direct: bool) -> None:
+        cells = [format(med[core][key], fmt) for core in setups]
+        first = format(direct[key], fmt) if with_direct else ""
+        ratio = e2e.ratio(med["compiled"][key], med["pure"][key])
+        lines.append(f"| {label} | {first} | " + " | ".join(cells) + f" | {ratio} |")
+
+    for connections in (1, 64):
+        row(f"requests/s, c{connections}", f"rate{connections}", ".0f", True)
+        row(f"p50 (ms), c{connections}", f"p50_{connections}", ".2f", True)
+        for key in ("relay", "connector"):
+            row(
+                f"CPU µs per request, c{connections}: {key}",
+                f"cpu_{key}{connections}",
+                ".0f",
+                False,
+            )
+    row("download (MB/s)", "download", ".0f", False)
+    for key in ("relay", "connector"):
+        row(f"download CPU per MiB (ms): {key}", f"dl_cpu_{key}", ".2f", False)
+    return "\n".join(lines)
+
+
+def compare_cores(args: argparse.Namespace, tools: dict[str, str]) -> None:
+    if _native.installed() is None:
+        sys.exit("bench/hotpath.py --cores: the compiled core is not built (scripts/setup.sh)")
+    tmp = Path(tempfile.mkdtemp(prefix="agent-relay-hotpath-"))
+    setups: dict[str, e2e.Setup] = {}
+    try:
+        for core in CORES:
+            setups[core] = start_core(core, tmp, tools)
+        time.sleep(0.3)
+        report_text = measure_cores(setups, args)
+        for setup in setups.values():
+            setup.procs.stop_all()
+        print(report_text)
+    except e2e.BenchError as exc:
+        sys.exit(f"bench/hotpath.py: {exc} (logs in {tmp})")
+    finally:
+        for setup in reversed(setups.values()):
+            setup.procs.stop_all()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=3, help="wrk seconds per case [3]")
@@ -304,6 +418,9 @@ def main() -> None:
     parser.add_argument("--signed-load", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--store", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--relay-url", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--cores", action="store_true", help="compiled and pure-Python cores side by side"
+    )
     args = parser.parse_args()
     if args.signed_load is not None:
         run_signed_load(args.store, args.relay_url, args.signed_load, args.seconds)
@@ -312,6 +429,9 @@ def main() -> None:
     if args.profile == "signed":
         args.signed = True
     os.environ["AGENT_RELAY_PROFILE_CLOCK"] = args.profile_clock
+    if args.cores:
+        compare_cores(args, tools)
+        return
     tmp = Path(tempfile.mkdtemp(prefix="agent-relay-hotpath-"))
     profiled = {"relay": "relay", "connector": "connector-0", "signed": "connector-signed"}
     procs = _Processes(tmp, profiled.get(args.profile or ""))

@@ -10,7 +10,7 @@
 #
 # Cached on this machine, keyed on the inputs: the base on the debootstrap arguments, the
 # image on the base and the hash of everything the build reads (this script, Dockerfile,
-# pyproject.toml, README.md, src/). A second run with the same inputs builds nothing. Runs of several
+# pyproject.toml, README.md, src/, the compiled core's wheel). A second run with the same inputs builds nothing. Runs of several
 # worktrees at once are serialised by a lock.
 #
 #   scripts/image.sh           build when needed, print the image name
@@ -65,13 +65,28 @@ if ! podman image exists "$base"; then
   podman import --change 'CMD ["/bin/bash"]' "$tarball" "$base" >/dev/null
 fi
 
+# ------------------------------------------------------------------ the compiled core
+# Built here (the base has no Rust toolchain) by scripts/native.sh for the base's Python
+# (3.11, bookworm's), into the build context's native/wheels/ that deploy/Dockerfile
+# installs from. Without cargo or the dev venv's maturin the image is pure Python.
+rm -f "$root"/native/wheels/*.whl
+if command -v cargo >/dev/null && [ -x "$root/.venv/bin/maturin" ]; then
+  wheel=$(VENV="$root/.venv" bash "$root/scripts/native.sh" "$root/.venv/bin/python")
+  case "$wheel" in
+    *-cp311-cp311-*) cp "$wheel" "$root/native/wheels/" ;;
+    *) echo "== $wheel is not for the base's Python 3.11: the image stays pure Python" >&2 ;;
+  esac
+else
+  echo "== no cargo or no .venv/bin/maturin: the image runs on the pure-Python core" >&2
+fi
+
 # ------------------------------------------------------------------ the image
 inputs_key=$(cd "$root" && {
   echo "$base"
   sha256sum scripts/image.sh deploy/Dockerfile deploy/Dockerfile.dockerignore pyproject.toml \
     README.md
-  find src -type f ! -path '*/__pycache__/*' ! -name '*.pyc' -print0 | sort -z |
-    xargs -0 sha256sum
+  find src native/wheels -type f ! -path '*/__pycache__/*' ! -name '*.pyc' -print0 |
+    sort -z | xargs -0 sha256sum
 } | sha256sum | cut -c1-16)
 image="$IMAGE_REPO:$inputs_key"
 ca_bundle=${PIP_CERT:-${REQUESTS_CA_BUNDLE:-${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}}}

@@ -34,6 +34,8 @@ def test_the_runtime_setup_has_no_test_tools_and_shows_progress(tmp_path: Path) 
         [str(venv / "bin" / "agent-relay"), "--version"], capture_output=True, text=True, check=True
     )
     assert "agent-relay" in version.stdout
+    # The runtime setup builds no extension: the pure-Python core, and it says so.
+    assert "core: pure Python (extension not built)" in version.stdout
     # A second run has nothing to do, and says nothing.
     again = subprocess.run(
         ["bash", str(ROOT / "scripts" / "setup.sh"), "runtime"],

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import time
@@ -37,6 +38,11 @@ def test_both_entry_points_run(rootfs: Rootfs) -> None:
     version = rootfs.run(["agent-relay", "--version"])
     assert version.returncode == 0, version.stderr
     assert "0.1.0" in version.stdout
+    # scripts/image.sh puts the compiled core in where cargo is there to build it.
+    if shutil.which("cargo"):
+        assert "core: compiled (agent_relay_core " in version.stdout, version.stdout
+    else:
+        assert "core: pure Python" in version.stdout, version.stdout
     for program in ("relay-server", "/usr/local/bin/relay-server", "/usr/local/bin/agent-relay"):
         result = rootfs.run([program, "--help"])
         assert result.returncode == 0, f"{program}: {result.stderr}"

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from .. import __version__
+from .. import __version__, _native
 from .lazy import LazyGroup
 
 if TYPE_CHECKING:
@@ -40,7 +40,11 @@ COMMANDS = {
     lazy_commands=COMMANDS,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-@click.version_option(__version__, prog_name="agent-relay")
+@click.version_option(
+    __version__,
+    prog_name="agent-relay",
+    message=f"%(prog)s, version %(version)s\ncore: {_native.description}",
+)
 def main() -> None:
     """agent-relay: reach a local agent server through a relay it dials out to."""
 

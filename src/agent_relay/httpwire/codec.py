@@ -10,15 +10,21 @@ re-validated header by header; one scan of the written head refuses CR, LF or NU
 a line, so nothing a peer sent can split a header.
 
 Header names come out in lower case; values as received (bytes).
+
+Head parsing and writing have two implementations with the same results: the functions
+below (the reference) and the compiled core's (``agent_relay._native``), used when it is
+built; ``tests/unit/test_native_fuzz.py`` runs both on the same inputs.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from enum import Enum
 from http import HTTPStatus
 from typing import Final
+
+from .. import _native
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -188,6 +194,20 @@ class _Framing:
         self.upgrade = False  # a non-empty Upgrade header
 
 
+_CHUNKED, _CLOSE, _EXPECT_CONTINUE, _UPGRADE = 1, 2, 4, 8  # the compiled core's flags
+
+
+def _framing_from(flags: int, length: int | None) -> _Framing:
+    framing = _Framing()
+    if flags:
+        framing.chunked = bool(flags & _CHUNKED)
+        framing.close = bool(flags & _CLOSE)
+        framing.expect_continue = bool(flags & _EXPECT_CONTINUE)
+        framing.upgrade = bool(flags & _UPGRADE)
+    framing.length = length
+    return framing
+
+
 def _comma_values(value: bytes) -> list[bytes]:
     return [part for part in (p.strip() for p in value.lower().split(b",")) if part]
 
@@ -249,12 +269,119 @@ def _normalize(
 
 
 def _check_host(headers: Headers, http_version: bytes, error: type[ProtocolError]) -> None:
-    hosts = sum(1 for name, _ in headers if name == b"host")
+    hosts = [name for name, _ in headers].count(b"host")
     if hosts == 0 and http_version == b"1.1":
         raise error("Missing mandatory Host: header")
     if hosts > 1:
         raise error("Found multiple Host: headers")
 
+
+RequestHead = tuple[bytes, bytes, bytes, Headers, _Framing]  # method, target, version
+ResponseHead = tuple[bytes, int, bytes, Headers, _Framing]  # version, status, reason
+
+
+def parse_request_head_pure(head: bytes) -> RequestHead:
+    """A request head (its lines, each ending in LF, without the empty line) parsed and
+    checked. The status range and the connection's state are the caller's to check."""
+    if not head:
+        raise ProtocolError("no request line received")
+    end = head.find(b"\n")
+    line = head[:end].removesuffix(b"\r")
+    match = _REQUEST_LINE.fullmatch(line)
+    if match is None:
+        raise ProtocolError(f"illegal request line: {line!r}")
+    method, target, version = match.groups()
+    framing = _Framing()
+    headers = _normalize(_split_fields(head[end + 1 :]), framing, ProtocolError)
+    _check_host(headers, version, ProtocolError)
+    return method, target, version, headers, framing
+
+
+def parse_response_head_pure(head: bytes) -> ResponseHead:
+    if not head:
+        raise ProtocolError("no response line received")
+    end = head.find(b"\n")
+    line = head[:end].removesuffix(b"\r")
+    match = _STATUS_LINE.fullmatch(line)
+    if match is None:
+        raise ProtocolError(f"illegal status line: {line!r}")
+    version, code, reason = match.groups()
+    framing = _Framing()
+    headers = _normalize(_split_fields(head[end + 1 :]), framing, ProtocolError)
+    return version, int(code), reason or b"", headers, framing
+
+
+def check_fields_pure(block: bytes) -> Headers:
+    """A trailer block's fields, checked as a head's are."""
+    return _normalize(_split_fields(block), _Framing(), ProtocolError)
+
+
+def write_head_pure(first_line: bytes, headers: Sequence[tuple[bytes, bytes]]) -> bytes:
+    """A head as bytes, Host first (as the reference writes it). One scan refuses a CR,
+    LF or NUL inside a line (they would split the head or be read differently)."""
+    if headers and headers[0][0] != b"host" and any(k == b"host" for k, _ in headers):
+        headers = sorted(headers, key=lambda field: field[0] != b"host")  # stable
+    data = first_line + b"".join([b"%s: %s\r\n" % field for field in headers]) + b"\r\n"
+    count = len(headers) + 2
+    if data.count(b"\n") != count or data.count(b"\r") != count or b"\x00" in data:
+        raise LocalProtocolError("a header name or value holds CR, LF or NUL")
+    return data
+
+
+def _compiled(
+    core: _native.Core,
+) -> tuple[
+    Callable[[bytes], RequestHead],
+    Callable[[bytes], ResponseHead],
+    Callable[[bytes], Headers],
+    Callable[[bytes, Sequence[tuple[bytes, bytes]]], bytes],
+]:
+    """The compiled core's versions of the four functions above."""
+    native_request, native_response = core.parse_request_head, core.parse_response_head
+    native_fields, native_write = core.parse_fields, core.write_head
+
+    def parse_request_head(head: bytes) -> RequestHead:
+        try:
+            method, target, version, headers, flags, length = native_request(head)
+        except ValueError as exc:
+            raise ProtocolError(*exc.args) from None
+        return method, target, version, headers, _framing_from(flags, length)
+
+    def parse_response_head(head: bytes) -> ResponseHead:
+        try:
+            version, status, reason, headers, flags, length = native_response(head)
+        except ValueError as exc:
+            raise ProtocolError(*exc.args) from None
+        return version, status, reason, headers, _framing_from(flags, length)
+
+    def check_fields(block: bytes) -> Headers:
+        try:
+            return native_fields(block)[0]
+        except ValueError as exc:
+            raise ProtocolError(*exc.args) from None
+
+    def write_head(first_line: bytes, headers: Sequence[tuple[bytes, bytes]]) -> bytes:
+        try:
+            return native_write(first_line, headers)
+        except TypeError:  # not (bytes, bytes) tuples: the general path
+            return write_head_pure(first_line, headers)
+        except ValueError as exc:
+            raise LocalProtocolError(*exc.args) from None
+
+    return parse_request_head, parse_response_head, check_fields, write_head
+
+
+PURE: Final = (
+    parse_request_head_pure,
+    parse_response_head_pure,
+    check_fields_pure,
+    write_head_pure,
+)
+_installed = _native.installed()
+COMPILED: Final = None if _installed is None else _compiled(_installed)
+_parse_request_head, _parse_response_head, _check_fields, _write_head = (
+    PURE if _native.core is None or COMPILED is None else COMPILED
+)
 
 # --------------------------------------------------------------------- body reading
 
@@ -387,7 +514,7 @@ class _ChunkedReader(_BodyReader):
         if block is None:
             return None
         if block:
-            _normalize(_split_fields(block), _Framing(), ProtocolError)
+            _check_fields(block)
         return _END
 
     def at_eof(self) -> EndOfMessage:
@@ -421,6 +548,12 @@ class Connection:
     responses. Feed received bytes to :meth:`receive_data` (``b""`` for the end), take
     events from :meth:`next_event`; :meth:`send_head`, :meth:`send_data` and
     :meth:`send_end` return the bytes to write."""
+
+    # The head functions in use (the compiled core's when built); a subclass may pick
+    # the others (the differential tests do).
+    _request_head = staticmethod(_parse_request_head)
+    _response_head = staticmethod(_parse_response_head)
+    _write_head = staticmethod(_write_head)
 
     def __init__(self, *, client: bool, max_head_size: int = 16 * 1024) -> None:
         self.client = client
@@ -584,17 +717,7 @@ class Connection:
             if buf and buf[0] < 0x21:
                 raise ProtocolError("illegal request line")
             return None
-        if not head:
-            raise ProtocolError("no request line received")
-        end = head.find(b"\n")
-        line = head[:end].removesuffix(b"\r")
-        match = _REQUEST_LINE.fullmatch(line)
-        if match is None:
-            raise ProtocolError(f"illegal request line: {line!r}")
-        method, target, version = match.groups()
-        framing = _Framing()
-        headers = _normalize(_split_fields(head[end + 1 :]), framing, ProtocolError)
-        _check_host(headers, version, ProtocolError)
+        method, target, version, headers, framing = self._request_head(head)
         if self.their_state is not IDLE:
             raise ProtocolError(f"can't handle a request in state {self.their_state.value}")
         self._method = method
@@ -620,18 +743,7 @@ class Connection:
             if buf and buf[0] < 0x21:
                 raise ProtocolError("illegal request line")
             return None
-        if not head:
-            raise ProtocolError("no response line received")
-        end = head.find(b"\n")
-        line = head[:end].removesuffix(b"\r")
-        match = _STATUS_LINE.fullmatch(line)
-        if match is None:
-            raise ProtocolError(f"illegal status line: {line!r}")
-        version, code, reason = match.groups()
-        status = int(code)
-        framing = _Framing()
-        headers = _normalize(_split_fields(head[end + 1 :]), framing, ProtocolError)
-        reason = reason or b""
+        version, status, reason, headers, framing = self._response_head(head)
         if status < 100:
             raise ProtocolError(f"status code out of range: {status}")
         self._their_version = version
@@ -700,7 +812,7 @@ class Connection:
             self._keep_alive = False
         self._start_writing(framing.chunked, 0 if framing.length is None else framing.length)
         self._set(client=SEND_BODY, server=SEND_RESPONSE if self.their_state is IDLE else None)
-        return _write_head(b"%s %s HTTP/1.1\r\n" % (request.method, request.target), headers)
+        return self._write_head(b"%s %s HTTP/1.1\r\n" % (request.method, request.target), headers)
 
     def _send_response(self, response: Response) -> bytes:
         state = self.our_state
@@ -722,7 +834,7 @@ class Connection:
             elif state is IDLE:
                 raise LocalProtocolError("can't send an informational response in state idle")
             self.client_waiting_for_continue = False
-            return _write_head(line, headers)
+            return self._write_head(line, headers)
         if status > 999:
             raise LocalProtocolError(f"status code out of range: {status}")
         self.client_waiting_for_continue = False
@@ -731,7 +843,7 @@ class Connection:
         method = self._method
         if method == b"CONNECT" and status < 300 and b"connect" in self._proposed:
             self._set(server=SWITCHED)
-            return _write_head(line, headers)
+            return self._write_head(line, headers)
         self._proposed.clear()
         no_body = status in (204, 304) or (method == b"CONNECT" and status < 300)
         need_close = False
@@ -767,7 +879,7 @@ class Connection:
         else:
             self._start_writing(False, framing.length)  # None: to the close
         self._set(server=SEND_BODY)
-        return _write_head(line, headers)
+        return self._write_head(line, headers)
 
     def _start_writing(self, chunked: bool, length: int | None) -> None:
         self._write_chunked = chunked
@@ -808,18 +920,6 @@ class Connection:
     @property
     def peer_finished(self) -> bool:
         return self.their_state in _FINISHED
-
-
-def _write_head(first_line: bytes, headers: Sequence[tuple[bytes, bytes]]) -> bytes:
-    """A head as bytes, Host first (as the reference writes it). One scan refuses a CR,
-    LF or NUL inside a line (they would split the head or be read differently)."""
-    if headers and headers[0][0] != b"host" and any(k == b"host" for k, _ in headers):
-        headers = sorted(headers, key=lambda field: field[0] != b"host")  # stable
-    data = first_line + b"".join([b"%s: %s\r\n" % field for field in headers]) + b"\r\n"
-    count = len(headers) + 2
-    if data.count(b"\n") != count or data.count(b"\r") != count or b"\x00" in data:
-        raise LocalProtocolError("a header name or value holds CR, LF or NUL")
-    return data
 
 
 def lower_headers(headers: Iterable[tuple[bytes | str, bytes | str]]) -> Headers:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from .. import _native
 from .budget import ReceiveBudget
 from .config import MuxConfig
 from .errors import (
@@ -64,6 +65,8 @@ _WINDOW_UPDATE: Final = int(FrameType.WINDOW_UPDATE)
 _UNKNOWN_FLAGS: Final = ~ALL_FLAGS
 _unpack_header = HEADER_STRUCT.unpack_from
 _pack_header = HEADER_STRUCT.pack
+_installed = _native.installed()
+_split_frames = None if _installed is None else _installed.split_frames
 
 
 class _ProtocolViolation(Exception):
@@ -218,7 +221,7 @@ class Connection:
         self._events = []
         return events
 
-    def _parse(self, data: bytes, pos: int) -> int:
+    def _parse_pure(self, data: bytes, pos: int) -> int:
         end = len(data)
         while pos < end and not self.terminated:
             left = self._payload_left
@@ -238,8 +241,42 @@ class Connection:
             pos += HEADER_SIZE
         return pos
 
+    def _parse_compiled(self, data: bytes, pos: int) -> int:
+        """As _parse_pure, the frames split by the compiled core in one call."""
+        left = self._payload_left
+        end = len(data)
+        if left and pos < end:  # the rest of a data frame's payload
+            take = min(left, end - pos)
+            if self._payload_stream:
+                chunk = data if take == end and pos == 0 else data[pos : pos + take]
+                self._events.append(DataReceived(self._payload_stream, chunk))
+            pos += take
+            self._payload_left = left - take
+            if self._payload_left:
+                return pos
+            self._finish_data_frame()
+        assert _split_frames is not None
+        frames, stop = _split_frames(data, pos)
+        on_fields = self._on_fields
+        for version, kind, flags, stream_id, length, payload in frames:
+            on_fields(version, kind, flags, stream_id, length)
+            if payload is not None:
+                take = len(payload)
+                if take and self._payload_stream:
+                    self._events.append(DataReceived(self._payload_stream, payload))
+                self._payload_left = length - take
+                if not self._payload_left:
+                    self._finish_data_frame()
+        return stop
+
+    # The compiled core's frame splitting when it is built; a subclass may pick the other
+    # (the differential tests do).
+    _parse = _parse_pure if _native.core is None else _parse_compiled
+
     def _on_header(self, data: bytes, pos: int) -> None:
-        version, kind, flags, stream_id, length = _unpack_header(data, pos)
+        self._on_fields(*_unpack_header(data, pos))
+
+    def _on_fields(self, version: int, kind: int, flags: int, stream_id: int, length: int) -> None:
         # The frames of every request (data, window updates on a stream) straight from the
         # struct; the rest, and anything invalid, through decode_header's checks.
         if not version and kind <= _WINDOW_UPDATE and stream_id and not flags & _UNKNOWN_FLAGS:
@@ -249,7 +286,7 @@ class Connection:
                 self._on_window_update(stream_id, flags, length)
             return
         try:
-            header = decode_header(data, pos)
+            header = decode_header(_pack_header(version, kind, flags, stream_id, length))
         except FrameError as exc:
             raise _ProtocolViolation(str(exc)) from None
         kind = header.type
