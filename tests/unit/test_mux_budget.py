@@ -4,6 +4,8 @@ when streams and sessions end. Measured through the budget's own accounting."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from agent_relay.mux import Connection, MuxConfig, ReceiveBudget
@@ -150,3 +152,41 @@ def test_sessions_without_a_budget_are_unchanged() -> None:
 def test_a_budget_needs_positive_sizes(limit: int, min_window: int) -> None:
     with pytest.raises(ValueError, match="positive"):
         ReceiveBudget(limit=limit, min_window=min_window)
+
+
+async def test_a_held_chunk_stays_in_the_budget_until_the_next_read() -> None:
+    """The relay's download (hold_until_next_read): what a read returned counts as
+    buffered until the reader comes back for more, so the chunk it handed to a client
+    that stopped reading (stuck in that client's socket buffer) still counts against
+    the stream's window and the budget. Without it, the budget forgets those bytes the
+    moment they are read, and grants the host as much again."""
+    from agent_relay.mux import MuxSession
+    from tests.support.streams import memory_pair
+
+    budget = ReceiveBudget(limit=32 * MIB)
+    a, b = memory_pair()
+    relay = MuxSession(a, client=False, config=CONFIG, budget=budget)
+    host = MuxSession(b, client=True, config=CONFIG)
+    try:
+        stream = await relay.open_stream()
+        stream.hold_until_next_read()
+        accepted = await host.accept_stream()
+        await accepted.write(b"x" * (1 * MIB))
+        got, last = 0, b""
+        while got < 1 * MIB:  # the relay passes it on; the last chunk is still out
+            last = await stream.read()
+            got += len(last)
+        await relay.ping()  # a window update queued before the ping has arrived now
+        await host.ping()
+        # Counted: the host's credit, and the chunk not yet gone on to the client.
+        assert budget.committed == accepted.send_window + len(last)
+        # The reader comes back for more: the chunk is released (a grant may follow).
+        reading = asyncio.ensure_future(stream.read())
+        await relay.ping()
+        await host.ping()
+        assert budget.committed == accepted.send_window
+        reading.cancel()
+    finally:
+        await relay.close()
+        await host.close()
+    assert budget.committed == 0
