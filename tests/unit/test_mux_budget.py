@@ -190,3 +190,45 @@ async def test_a_held_chunk_stays_in_the_budget_until_the_next_read() -> None:
         await relay.close()
         await host.close()
     assert budget.committed == 0
+
+
+async def test_the_read_loop_keeps_no_message_while_it_waits_for_the_next() -> None:
+    """A transport read (one WebSocket message, as large as the peer likes) is handed to
+    the streams and dropped: an idle session waiting for its next message (until the
+    next keepalive) must not keep the last one in memory."""
+    import gc
+    import tracemalloc
+
+    from agent_relay.mux import MuxSession
+    from agent_relay.mux.frame import Flag, FrameType, encode_header
+
+    class Feed:
+        def __init__(self) -> None:
+            self.messages: asyncio.Queue[bytes] = asyncio.Queue()
+
+        async def read(self) -> bytes:
+            return await self.messages.get()
+
+        async def write(self, data: bytes) -> None:
+            pass
+
+        async def close(self) -> None:
+            pass
+
+    feed = Feed()
+    session = MuxSession(feed, client=False, config=MuxConfig(keepalive_interval=None))
+    size = INITIAL_WINDOW
+    tracemalloc.start()
+    try:
+        feed.messages.put_nowait(encode_header(FrameType.DATA, Flag.SYN, 1, size) + b"x" * size)
+        stream = await session.accept_stream()
+        got = 0
+        while got < size:
+            got += len(await stream.read())
+        await asyncio.sleep(0)  # the read loop is waiting for the next message now
+        gc.collect()
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+        await session.close()
+    assert held < size // 2

@@ -581,6 +581,9 @@ class MuxSession:
                     break
                 queued = self._conn.pending_output
                 self._handle(self._conn.receive_data(data))
+                # Not kept while the next read waits: on an idle channel that is until the
+                # next keepalive, and the message may be as large as the peer likes.
+                del data
                 if self._conn.pending_output > queued:  # replies: pings, resets
                     self._wake_writer()
         except (OSError, EOFError) as exc:
