@@ -4,6 +4,8 @@ when streams and sessions end. Measured through the budget's own accounting."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from agent_relay.mux import Connection, MuxConfig, ReceiveBudget
@@ -150,3 +152,83 @@ def test_sessions_without_a_budget_are_unchanged() -> None:
 def test_a_budget_needs_positive_sizes(limit: int, min_window: int) -> None:
     with pytest.raises(ValueError, match="positive"):
         ReceiveBudget(limit=limit, min_window=min_window)
+
+
+async def test_a_held_chunk_stays_in_the_budget_until_the_next_read() -> None:
+    """The relay's download (hold_until_next_read): what a read returned counts as
+    buffered until the reader comes back for more, so the chunk it handed to a client
+    that stopped reading (stuck in that client's socket buffer) still counts against
+    the stream's window and the budget. Without it, the budget forgets those bytes the
+    moment they are read, and grants the host as much again."""
+    from agent_relay.mux import MuxSession
+    from tests.support.streams import memory_pair
+
+    budget = ReceiveBudget(limit=32 * MIB)
+    a, b = memory_pair()
+    relay = MuxSession(a, client=False, config=CONFIG, budget=budget)
+    host = MuxSession(b, client=True, config=CONFIG)
+    try:
+        stream = await relay.open_stream()
+        stream.hold_until_next_read()
+        accepted = await host.accept_stream()
+        await accepted.write(b"x" * (1 * MIB))
+        got, last = 0, b""
+        while got < 1 * MIB:  # the relay passes it on; the last chunk is still out
+            last = await stream.read()
+            got += len(last)
+        await relay.ping()  # a window update queued before the ping has arrived now
+        await host.ping()
+        # Counted: the host's credit, and the chunk not yet gone on to the client.
+        assert budget.committed == accepted.send_window + len(last)
+        # The reader comes back for more: the chunk is released (a grant may follow).
+        reading = asyncio.ensure_future(stream.read())
+        await relay.ping()
+        await host.ping()
+        assert budget.committed == accepted.send_window
+        reading.cancel()
+    finally:
+        await relay.close()
+        await host.close()
+    assert budget.committed == 0
+
+
+async def test_the_read_loop_keeps_no_message_while_it_waits_for_the_next() -> None:
+    """A transport read (one WebSocket message, as large as the peer likes) is handed to
+    the streams and dropped: an idle session waiting for its next message (until the
+    next keepalive) must not keep the last one in memory."""
+    import gc
+    import tracemalloc
+
+    from agent_relay.mux import MuxSession
+    from agent_relay.mux.frame import Flag, FrameType, encode_header
+
+    class Feed:
+        def __init__(self) -> None:
+            self.messages: asyncio.Queue[bytes] = asyncio.Queue()
+
+        async def read(self) -> bytes:
+            return await self.messages.get()
+
+        async def write(self, data: bytes) -> None:
+            pass
+
+        async def close(self) -> None:
+            pass
+
+    feed = Feed()
+    session = MuxSession(feed, client=False, config=MuxConfig(keepalive_interval=None))
+    size = INITIAL_WINDOW
+    tracemalloc.start()
+    try:
+        feed.messages.put_nowait(encode_header(FrameType.DATA, Flag.SYN, 1, size) + b"x" * size)
+        stream = await session.accept_stream()
+        got = 0
+        while got < size:
+            got += len(await stream.read())
+        await asyncio.sleep(0)  # the read loop is waiting for the next message now
+        gc.collect()
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+        await session.close()
+    assert held < size // 2

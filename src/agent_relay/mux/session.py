@@ -80,6 +80,8 @@ class MuxStream:
         "_conn",
         "_eof",
         "_error",
+        "_held",
+        "_hold",
         "_max_send_window",
         "_on_failure",
         "_open_timer",
@@ -107,14 +109,30 @@ class MuxStream:
         self._open_timer: asyncio.TimerHandle | None = None
         self._max_send_window = 0
         self._on_failure: Callable[[MuxError], None] | None = None
+        self._hold = False  # see hold_until_next_read
+        self._held = 0
 
     def __repr__(self) -> str:
         return f"<MuxStream {self.stream_id}>"
 
     # ----------------------------------------------------------------- reading
 
+    def hold_until_next_read(self) -> None:
+        """From now on, what a read returns still counts as buffered (against this
+        stream's window and the session's receive budget) until the next read.
+
+        For a reader that passes each chunk on before it reads again (the relay's
+        download to a client): the bytes it handed to a client that does not read sit
+        in that client's socket buffer, and a peer must not be granted more window for
+        them, or a stalled client would cost the relay its window and that buffer both.
+        """
+        self._hold = True
+
     async def read(self, max_bytes: int = 256 * 1024) -> bytes:
         """Up to ``max_bytes`` (at least one byte), or ``b""`` once the peer closed."""
+        if self._held:
+            held, self._held = self._held, 0
+            self._session._consumed(self.stream_id, held)
         while not self._chunks:
             if self._eof:
                 return b""
@@ -131,7 +149,10 @@ class MuxStream:
         else:
             self._chunks[0] = chunk[max_bytes:]
             chunk = chunk[:max_bytes]
-        self._session._consumed(self.stream_id, len(chunk))
+        if self._hold:
+            self._held = len(chunk)
+        else:
+            self._session._consumed(self.stream_id, len(chunk))
         return chunk
 
     async def readexactly(self, size: int) -> bytes:
@@ -560,6 +581,9 @@ class MuxSession:
                     break
                 queued = self._conn.pending_output
                 self._handle(self._conn.receive_data(data))
+                # Not kept while the next read waits: on an idle channel that is until the
+                # next keepalive, and the message may be as large as the peer likes.
+                del data
                 if self._conn.pending_output > queued:  # replies: pings, resets
                     self._wake_writer()
         except (OSError, EOFError) as exc:

@@ -49,13 +49,17 @@ class ProxyResult:
 
 async def _open(tunnel: Tunnel) -> MuxStream:
     try:
-        return await tunnel.session.open_stream()
+        stream = await tunnel.session.open_stream()
     except (GoAwayError, SessionClosedError):
         raise unavailable("host is reconnecting", retry_after=1) from None
     except TooManyStreamsError:
         raise unavailable("too many concurrent requests for this host", retry_after=1) from None
     except MuxError as exc:
         raise bad_gateway(f"cannot open a stream to the host: {exc}") from None
+    # What is read from the host stays in the budget until it has gone on to the client
+    # (the next read): a client that stops reading stops the host's window there.
+    stream.hold_until_next_read()
+    return stream
 
 
 async def proxy_request(

@@ -29,7 +29,14 @@ MAX_INCOMING_FRAME = 16 * 1024 * 1024 + 4096
 
 
 class WebSocketServerStream:
-    """A server-side WebSocket over asyncio streams, as a byte stream."""
+    """A server-side WebSocket over asyncio streams, as a byte stream.
+
+    A data frame's payload is taken out of its event (which is left empty): the
+    library's parser keeps a reference to the last frame it parsed until the next one
+    is complete, which on an idle control channel is the next keepalive, 30 s later.
+    Without this, every host that last sent a large message (up to 1 MiB) would keep it
+    in the relay's memory that long.
+    """
 
     def __init__(
         self,
@@ -65,8 +72,9 @@ class WebSocketServerStream:
             for event in self._protocol.events_received():
                 if isinstance(event, Frame):
                     if event.opcode in (Opcode.BINARY, Opcode.TEXT, Opcode.CONT):
-                        if event.data:
-                            self._pending.append(bytes(event.data))
+                        payload, event.data = event.data, b""
+                        if payload:
+                            self._pending.append(bytes(payload))
                     elif event.opcode is Opcode.CLOSE:
                         self._eof = True
             if self._protocol.state is State.CLOSED:
