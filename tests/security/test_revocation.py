@@ -145,3 +145,31 @@ async def test_migration_2_indexes_revoked_logins_for_the_poll(sqlite_url: str) 
     assert "ix_auth_sessions_revoked_at" in names
     assert "agent_relay_host_keys" in tables  # migration 3 ran after it
     assert version == SCHEMA_VERSION
+
+
+async def test_a_request_pipelined_while_the_host_thinks_is_answered_after_it(
+    sqlite_url: str,
+) -> None:
+    """The bytes of a next request that arrive while the relay waits on the host stay
+    buffered for it: both are answered, in order."""
+    async with running_relay(sqlite_url) as relay:
+        host = await relay.host()
+        base = await relay.path()
+        port = relay.service.address[1] if relay.service.address else 0
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(f"GET {base}/sleep/0.3 HTTP/1.1\r\nhost: relay\r\n\r\n".encode())
+        await writer.drain()
+        await asyncio.sleep(0.1)
+        writer.write(f"GET {base}/echo HTTP/1.1\r\nhost: relay\r\n\r\n".encode())
+        await writer.drain()
+        for _ in range(2):
+            head = await reader.readuntil(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 200 "), head
+            length = next(
+                int(line.split(b":", 1)[1])
+                for line in head.lower().split(b"\r\n")
+                if line.startswith(b"content-length:")
+            )
+            await reader.readexactly(length)
+        writer.close()
+        await host.close()

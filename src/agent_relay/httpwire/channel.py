@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from typing import Protocol
 
 from ..mux.session import ByteStream
@@ -31,12 +32,47 @@ class ByteChannel(ByteStream, Protocol):
         ...
 
 
+class WatchedReader(asyncio.StreamReader):
+    """A StreamReader that tells one callback when the peer is gone (end of stream or
+    connection lost): what a handler waiting on something else needs, without a task
+    reading the socket for it. Bytes that arrive meanwhile stay buffered."""
+
+    _on_close: Callable[[], None] | None = None
+    peer_gone = False
+
+    def feed_eof(self) -> None:
+        super().feed_eof()
+        self._peer_left()
+
+    def set_exception(self, exc: Exception) -> None:
+        super().set_exception(exc)
+        self._peer_left()
+
+    def _peer_left(self) -> None:
+        self.peer_gone = True
+        callback, self._on_close = self._on_close, None
+        if callback is not None:
+            callback()
+
+
 class SocketChannel:
     """A TCP or Unix socket from asyncio streams."""
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
+
+    def on_close(self, callback: Callable[[], None] | None) -> bool:
+        """Call ``callback`` once when the peer leaves (now, if it has); ``None`` takes it
+        back. False when the reader cannot tell (not a :class:`WatchedReader`)."""
+        reader = self.reader
+        if not isinstance(reader, WatchedReader):
+            return False
+        if callback is not None and reader.peer_gone:
+            callback()
+        else:
+            reader._on_close = callback
+        return True
 
     async def read(self, max_bytes: int = READ_SIZE) -> bytes:
         try:

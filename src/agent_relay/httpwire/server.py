@@ -18,7 +18,7 @@ from typing import Any
 
 from ..errors import HttpError
 from .acceptor import ThreadAcceptor, single_listener
-from .channel import SocketChannel
+from .channel import SocketChannel, WatchedReader
 from .codec import Request, Response
 from .connection import HttpConnection, HttpProtocolError
 
@@ -161,8 +161,8 @@ class HttpServer:
             self.acceptor.start()
             sockname = sock.getsockname()
         else:
-            self._server = await asyncio.start_server(
-                self._serve_connection, host, port, backlog=backlog
+            self._server = await asyncio.get_running_loop().create_server(
+                self._protocol, host, port, backlog=backlog
             )
             sockname = self._server.sockets[0].getsockname()
         return str(sockname[0]), int(sockname[1])
@@ -173,14 +173,14 @@ class HttpServer:
             sock.close()
             return
         loop = asyncio.get_running_loop()
-
-        def protocol() -> asyncio.StreamReaderProtocol:
-            reader = asyncio.StreamReader(loop=loop)
-            return asyncio.StreamReaderProtocol(reader, self._serve_connection, loop=loop)
-
-        task = loop.create_task(loop.connect_accepted_socket(protocol, sock))
+        task = loop.create_task(loop.connect_accepted_socket(self._protocol, sock))
         self._adopting.add(task)
         task.add_done_callback(self._adopted)
+
+    def _protocol(self) -> asyncio.StreamReaderProtocol:
+        # A reader that tells when the client leaves (SocketChannel.on_close).
+        reader = WatchedReader()
+        return asyncio.StreamReaderProtocol(reader, self._serve_connection)
 
     def _adopted(self, task: asyncio.Task[Any]) -> None:
         self._adopting.discard(task)

@@ -10,7 +10,7 @@ import asyncio
 from dataclasses import dataclass
 
 from ..aio import reap
-from ..httpwire import HttpConnection, HttpProtocolError
+from ..httpwire import HttpConnection, HttpProtocolError, SocketChannel
 from ..httpwire.codec import Request, Response
 from ..httpwire.policy import end_to_end, has_body, header, plain_body_length
 from ..httpwire.pump import PumpError, pump, receive_after_upload
@@ -85,6 +85,7 @@ async def proxy_request(
     result = ProxyResult(status=0)
     uploading: asyncio.Task[None] | None = None
     watching: asyncio.Task[None] | None = None
+    watched = False
     try:
         async with asyncio.timeout(limits.total_timeout):
             head = Request(
@@ -106,7 +107,12 @@ async def proxy_request(
                 # until the response timeout.
                 handler = asyncio.current_task()
                 assert handler is not None
-                watching = asyncio.create_task(_cancel_when_client_leaves(front, handler))
+                channel = front.channel
+                watched = isinstance(channel, SocketChannel) and channel.on_close(
+                    lambda: _cancel(handler)
+                )
+                if not watched:
+                    watching = asyncio.create_task(_cancel_when_client_leaves(front, handler))
             try:
                 response = await receive_after_upload(
                     upstream.receive_response(), uploading, limits.response_timeout
@@ -121,6 +127,9 @@ async def proxy_request(
                 raise bad_gateway("host closed the stream without a response") from None
             # Ended, not only told to end: the front channel is read next (a body, a
             # pipe, the next request) and must have one reader at a time.
+            if watched:
+                _stop_watching(front)
+                watched = False
             await reap(watching)
             watching = None
             result.status = response.status_code
@@ -177,11 +186,23 @@ async def proxy_request(
         stream.reset()
         raise
     finally:
+        if watched:
+            _stop_watching(front)
         if watching is not None:
             watching.cancel()
         # Not suppress(BaseException) around the await: that would swallow this
         # handler's own cancellation along with the upload's.
         await reap(uploading)
+
+
+def _cancel(handler: asyncio.Task[object]) -> None:
+    handler.cancel()
+
+
+def _stop_watching(front: HttpConnection) -> None:
+    channel = front.channel
+    assert isinstance(channel, SocketChannel)
+    channel.on_close(None)
 
 
 async def _cancel_when_client_leaves(front: HttpConnection, handler: asyncio.Task[object]) -> None:
