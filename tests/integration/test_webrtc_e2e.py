@@ -151,6 +151,16 @@ class Stack:
         relay = RelayClient(pairing, token=self.relay.token)
         return P2PClient(relay, P2POptions(**options))  # type: ignore[arg-type]
 
+    @contextlib.asynccontextmanager
+    async def connected(self, **options: object) -> AsyncIterator[P2PClient]:
+        """A paired client for one block, closed with its relay client at its end."""
+        client = await self.client(**options)  # type: ignore[arg-type]
+        try:
+            yield client
+        finally:
+            await client.aclose()
+            await client.relay.aclose()
+
 
 @contextlib.asynccontextmanager
 async def webrtc_stack(
@@ -192,8 +202,7 @@ async def stack(tmp_path: Path, sqlite_url: str) -> AsyncIterator[Stack]:
 
 
 async def test_calls_go_over_the_channel_and_back_to_the_relay(stack: Stack) -> None:
-    client = await stack.client()
-    try:
+    async with stack.connected() as client:
         assert await client.upgrade()
         assert stack.answerer.stats.channels_opened == 1
         for n in range(1, 6):
@@ -210,14 +219,10 @@ async def test_calls_go_over_the_channel_and_back_to_the_relay(stack: Stack) -> 
         answer = await client.request("GET", "/echo")
         assert (answer.status, answer.path) == (200, "direct")
         assert client.upgrades == 2
-    finally:
-        await client.aclose()
-        await client.relay.aclose()
 
 
 async def test_sse_and_a_large_download_stream_over_the_channel(stack: Stack) -> None:
-    client = await stack.client()
-    try:
+    async with stack.connected() as client:
         assert await client.upgrade()
         async with client.stream("GET", "/events") as (head, chunks):
             assert (head.status, head.path) == (200, "direct")
@@ -236,14 +241,10 @@ async def test_sse_and_a_large_download_stream_over_the_channel(stack: Stack) ->
         expected = (bytes(range(256)) * 1024 * 32)[:size]
         assert digest.digest() == hashlib.sha256(expected).digest()
         assert stack.answerer.stats.body_messages > 100
-    finally:
-        await client.aclose()
-        await client.relay.aclose()
 
 
 async def test_a_websocket_goes_over_the_channel(stack: Stack) -> None:
-    client = await stack.client()
-    try:
+    async with stack.connected() as client:
         async with client.websocket("/terminal") as ws:
             for n in range(3):
                 await ws.send_text(f"line {n}")
@@ -254,9 +255,6 @@ async def test_a_websocket_goes_over_the_channel(stack: Stack) -> None:
         assert stack.answerer.stats.ws_opened == 1
         assert stack.answerer.stats.ws_frames == 3
         assert client.direct
-    finally:
-        await client.aclose()
-        await client.relay.aclose()
 
 
 async def test_a_failed_upgrade_leaves_calls_on_the_relay_and_waits(stack: Stack) -> None:
@@ -282,8 +280,7 @@ async def test_a_failed_upgrade_leaves_calls_on_the_relay_and_waits(stack: Stack
 
 
 async def test_forged_and_pairing_route_requests_over_the_channel_are_refused(stack: Stack) -> None:
-    client = await stack.client()
-    try:
+    async with stack.connected() as client:
         assert await client.upgrade()
         pipe = client._pipe
         assert pipe is not None
@@ -311,50 +308,37 @@ async def test_forged_and_pairing_route_requests_over_the_channel_are_refused(st
                 await client.request("POST", path)
             assert (caught.value.status, caught.value.reason) == (403, "not_over_channel")
         assert client.direct
-    finally:
-        await client.aclose()
-        await client.relay.aclose()
 
 
 async def test_revocation_closes_the_channel_within_a_second(stack: Stack) -> None:
-    client = await stack.client()
-    try:
+    async with stack.connected() as client:
         assert await client.upgrade()
         stack.trust.revoke(client.relay.pairing.client_id)
         start = time.monotonic()
         await eventually(lambda: not client.direct, timeout=1.0)
         assert time.monotonic() - start < 1.0
-    finally:
-        await client.aclose()
-        await client.relay.aclose()
 
 
 async def test_the_end_of_the_signing_session_closes_the_channel(
     tmp_path: Path, sqlite_url: str
 ) -> None:
-    async with webrtc_stack(tmp_path, sqlite_url, TrustLimits(session_ttl=4.0)) as stack:
-        client = await stack.client()
-        try:
-            started = time.monotonic()
-            assert await client.upgrade()
-            await eventually(lambda: not client.direct, timeout=6.0)
-            assert time.monotonic() - started < 4.0 + 1.5
-        finally:
-            await client.aclose()
-            await client.relay.aclose()
+    async with (
+        webrtc_stack(tmp_path, sqlite_url, TrustLimits(session_ttl=4.0)) as stack,
+        stack.connected() as client,
+    ):
+        started = time.monotonic()
+        assert await client.upgrade()
+        await eventually(lambda: not client.direct, timeout=6.0)
+        assert time.monotonic() - started < 4.0 + 1.5
 
 
 async def test_a_timed_out_call_is_not_run_twice(stack: Stack) -> None:
-    client = await stack.client(answer_timeout=0.3)
-    try:
+    async with stack.connected(answer_timeout=0.3) as client:
         assert await client.upgrade()
         with pytest.raises(MayHaveRunError, match="may have run"):
             await client.request("POST", "/slow")
         await asyncio.sleep(1.2)
         assert stack.upstream.posts == 1
-    finally:
-        await client.aclose()
-        await client.relay.aclose()
 
 
 # ===================================================================== streamed uploads
@@ -365,8 +349,7 @@ def _blob(size: int) -> bytes:
 
 
 async def test_a_large_upload_streams_over_the_channel(stack: Stack) -> None:
-    client = await stack.client()
-    try:
+    async with stack.connected() as client:
         assert await client.upgrade()
         size = 6 * 1024 * 1024  # over the 1 MiB message limit: only streamed can carry it
         body = _blob(size)
@@ -380,9 +363,6 @@ async def test_a_large_upload_streams_over_the_channel(stack: Stack) -> None:
         small = await client.request("POST", "/echo", body=b"small")
         assert (small.path, json.loads(small.body)["body"]) == ("direct", "small")
         assert stack.answerer.stats.uploads == 1
-    finally:
-        await client.aclose()
-        await client.relay.aclose()
 
 
 async def _raw_request(
@@ -405,8 +385,7 @@ async def test_an_upload_whose_body_does_not_match_its_signature_never_reaches_t
 ) -> None:
     """The body is checked against the signed hash when it ends, and only then passed on:
     a body swapped on the channel is refused (401) and the local server never sees it."""
-    client = await stack.client()
-    try:
+    async with stack.connected() as client:
         assert await client.upgrade()
         pipe = client._pipe
         assert pipe is not None
@@ -422,60 +401,52 @@ async def test_an_upload_whose_body_does_not_match_its_signature_never_reaches_t
         assert json.loads(answer.body)["reason"] == "bad_signature"
         assert stack.upstream.uploads == []
         assert client.direct
-    finally:
-        await client.aclose()
-        await client.relay.aclose()
 
 
 async def test_an_upload_over_its_credit_closes_the_channel(
     tmp_path: Path, sqlite_url: str
 ) -> None:
     limits = ChannelLimits(upload_window=64 * 1024)
-    async with webrtc_stack(tmp_path, sqlite_url, channel_limits=limits) as stack:
-        client = await stack.client()
-        try:
-            assert await client.upgrade()
-            pipe = client._pipe
-            assert pipe is not None
-            signed = client.relay._sign("POST", "/upload", b"x" * 200_000)
-            headers = {k.lower(): [v] for k, v in signed.headers().items()}
-            request = HttpRequest("flood", "POST", signed.path_and_query, headers, upload=True)
-            _, credit = await _raw_request(client, request)
-            await eventually(lambda: credit.available > 0)  # type: ignore[attr-defined]
-            assert credit.available == 64 * 1024  # type: ignore[attr-defined]
-            # One message of 96 KiB against 64 KiB of credit: over it before any is read.
-            await pipe.send(Body("flood", b"x" * 96 * 1024))
-            await eventually(lambda: not client.direct)
-            assert stack.upstream.uploads == []
-        finally:
-            await client.aclose()
-            await client.relay.aclose()
+    async with (
+        webrtc_stack(tmp_path, sqlite_url, channel_limits=limits) as stack,
+        stack.connected() as client,
+    ):
+        assert await client.upgrade()
+        pipe = client._pipe
+        assert pipe is not None
+        signed = client.relay._sign("POST", "/upload", b"x" * 200_000)
+        headers = {k.lower(): [v] for k, v in signed.headers().items()}
+        request = HttpRequest("flood", "POST", signed.path_and_query, headers, upload=True)
+        _, credit = await _raw_request(client, request)
+        await eventually(lambda: credit.available > 0)  # type: ignore[attr-defined]
+        assert credit.available == 64 * 1024  # type: ignore[attr-defined]
+        # One message of 96 KiB against 64 KiB of credit: over it before any is read.
+        await pipe.send(Body("flood", b"x" * 96 * 1024))
+        await eventually(lambda: not client.direct)
+        assert stack.upstream.uploads == []
 
 
 async def test_an_upload_over_the_body_limit_is_refused_and_not_run(
     tmp_path: Path, sqlite_url: str
 ) -> None:
-    async with webrtc_stack(tmp_path, sqlite_url, TrustLimits(body_limit=2 * 1024 * 1024)) as stack:
-        client = await stack.client()
-        try:
-            assert await client.upgrade()
-            with pytest.raises(HostRefusedError) as caught:
-                await client.request("POST", "/upload", body=_blob(3 * 1024 * 1024))
-            assert (caught.value.status, caught.value.reason) == (413, "too_large")
-            assert stack.upstream.uploads == []
-            assert client.direct  # a refusal, not a broken channel
-            fits = await client.request("POST", "/upload", body=_blob(1024 * 1024 + 1))
-            assert fits.path == "direct"
-            assert json.loads(fits.body)["size"] == 1024 * 1024 + 1
-        finally:
-            await client.aclose()
-            await client.relay.aclose()
+    async with (
+        webrtc_stack(tmp_path, sqlite_url, TrustLimits(body_limit=2 * 1024 * 1024)) as stack,
+        stack.connected() as client,
+    ):
+        assert await client.upgrade()
+        with pytest.raises(HostRefusedError) as caught:
+            await client.request("POST", "/upload", body=_blob(3 * 1024 * 1024))
+        assert (caught.value.status, caught.value.reason) == (413, "too_large")
+        assert stack.upstream.uploads == []
+        assert client.direct  # a refusal, not a broken channel
+        fits = await client.request("POST", "/upload", body=_blob(1024 * 1024 + 1))
+        assert fits.path == "direct"
+        assert json.loads(fits.body)["size"] == 1024 * 1024 + 1
 
 
 async def test_a_reference_peer_still_gets_whole_base64_bodies(stack: Stack) -> None:
     """No hello, no stream, no upload: the body in the request, the answer whole."""
-    client = await stack.client()
-    try:
+    async with stack.connected() as client:
         assert await client.upgrade()
         body = b"reference body"
         signed = client.relay._sign("POST", "/echo", body)
@@ -486,17 +457,13 @@ async def test_a_reference_peer_still_gets_whole_base64_bodies(stack: Stack) -> 
         answer = await asyncio.wait_for(waiter, 10)
         assert (answer.status, answer.stream) == (200, False)
         assert json.loads(answer.body)["body"] == "reference body"
-    finally:
-        await client.aclose()
-        await client.relay.aclose()
 
 
 # ===================================================================== cancel
 
 
 async def test_a_stream_left_early_is_cancelled_on_the_host(stack: Stack) -> None:
-    client = await stack.client()
-    try:
+    async with stack.connected() as client:
         assert await client.upgrade()
         async with client.stream("GET", "/forever") as (head, chunks):
             assert head.path == "direct"
@@ -508,43 +475,37 @@ async def test_a_stream_left_early_is_cancelled_on_the_host(stack: Stack) -> Non
         assert stack.answerer.stats.cancelled_by_client == 1
         answer = await client.request("GET", "/echo")  # the channel carries on
         assert answer.path == "direct"
-    finally:
-        await client.aclose()
-        await client.relay.aclose()
 
 
 async def test_a_cancelled_upload_frees_its_place_on_the_host(
     tmp_path: Path, sqlite_url: str
 ) -> None:
     limits = ChannelLimits(max_uploads=1, upload_window=64 * 1024)
-    async with webrtc_stack(tmp_path, sqlite_url, channel_limits=limits) as stack:
-        client = await stack.client()
-        try:
-            assert await client.upgrade()
-            pipe = client._pipe
-            assert pipe is not None
-            signed = client.relay._sign("POST", "/upload", b"z" * 500_000)
-            headers = {k.lower(): [v] for k, v in signed.headers().items()}
-            request = HttpRequest("gone", "POST", signed.path_and_query, headers, upload=True)
-            _, credit = await _raw_request(client, request)
-            await eventually(lambda: credit.available > 0)  # type: ignore[attr-defined]
-            await pipe.send(Body("gone", b"z" * 32 * 1024))
-            await pipe.send(Cancel("gone"))
-            await eventually(lambda: stack.answerer.stats.cancelled_by_client == 1)
-            # Its upload slot is free again: the next upload (the only one allowed) runs.
-            body = _blob(300_000)
-            answer = await client.request("POST", "/upload", body=body)
-            assert answer.path == "direct"
-            assert json.loads(answer.body)["size"] == 300_000
-            assert stack.upstream.uploads == [(300_000, hashlib.sha256(body).hexdigest())]
-        finally:
-            await client.aclose()
-            await client.relay.aclose()
+    async with (
+        webrtc_stack(tmp_path, sqlite_url, channel_limits=limits) as stack,
+        stack.connected() as client,
+    ):
+        assert await client.upgrade()
+        pipe = client._pipe
+        assert pipe is not None
+        signed = client.relay._sign("POST", "/upload", b"z" * 500_000)
+        headers = {k.lower(): [v] for k, v in signed.headers().items()}
+        request = HttpRequest("gone", "POST", signed.path_and_query, headers, upload=True)
+        _, credit = await _raw_request(client, request)
+        await eventually(lambda: credit.available > 0)  # type: ignore[attr-defined]
+        await pipe.send(Body("gone", b"z" * 32 * 1024))
+        await pipe.send(Cancel("gone"))
+        await eventually(lambda: stack.answerer.stats.cancelled_by_client == 1)
+        # Its upload slot is free again: the next upload (the only one allowed) runs.
+        body = _blob(300_000)
+        answer = await client.request("POST", "/upload", body=body)
+        assert answer.path == "direct"
+        assert json.loads(answer.body)["size"] == 300_000
+        assert stack.upstream.uploads == [(300_000, hashlib.sha256(body).hexdigest())]
 
 
 async def test_the_host_cancels_when_its_local_server_fails_mid_body(stack: Stack) -> None:
-    client = await stack.client()
-    try:
+    async with stack.connected() as client:
         assert await client.upgrade()
         got: list[bytes] = []
 
@@ -559,9 +520,6 @@ async def test_the_host_cancels_when_its_local_server_fails_mid_body(stack: Stac
         assert got == [b"data: first\n\n"]
         assert stack.answerer.stats.cancelled_by_host == 1
         assert client.direct
-    finally:
-        await client.aclose()
-        await client.relay.aclose()
 
 
 # ===================================================================== hostile relay
@@ -602,8 +560,7 @@ async def test_a_swapped_answer_is_refused(stack: Stack) -> None:
 
 
 async def test_a_replayed_offer_is_refused(stack: Stack) -> None:
-    client = await stack.client(via_hostile=True)
-    try:
+    async with stack.connected(via_hostile=True) as client:
         assert await client.upgrade()
         offers = [r for r in stack.hostile.requests if OFFER_PATH in r.target]
         assert len(offers) == 1
@@ -611,6 +568,3 @@ async def test_a_replayed_offer_is_refused(stack: Stack) -> None:
         assert replayed.status_code == 401
         assert replayed.json()["reason"] == "replayed_nonce"
         assert stack.answerer.stats.offers == 1  # the replay never reached the answerer
-    finally:
-        await client.aclose()
-        await client.relay.aclose()
