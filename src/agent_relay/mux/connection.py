@@ -224,16 +224,8 @@ class Connection:
     def _parse_pure(self, data: bytes, pos: int) -> int:
         end = len(data)
         while pos < end and not self.terminated:
-            left = self._payload_left
-            if left:
-                take = min(left, end - pos)
-                if self._payload_stream:
-                    chunk = data if take == end and pos == 0 else data[pos : pos + take]
-                    self._events.append(DataReceived(self._payload_stream, chunk))
-                pos += take
-                self._payload_left = left - take
-                if not self._payload_left:
-                    self._finish_data_frame()
+            if self._payload_left:
+                pos = self._take_payload(data, pos, end)
                 continue
             if end - pos < HEADER_SIZE:
                 break
@@ -243,18 +235,11 @@ class Connection:
 
     def _parse_compiled(self, data: bytes, pos: int) -> int:
         """As _parse_pure, the frames split by the compiled core in one call."""
-        left = self._payload_left
         end = len(data)
-        if left and pos < end:  # the rest of a data frame's payload
-            take = min(left, end - pos)
-            if self._payload_stream:
-                chunk = data if take == end and pos == 0 else data[pos : pos + take]
-                self._events.append(DataReceived(self._payload_stream, chunk))
-            pos += take
-            self._payload_left = left - take
+        if self._payload_left and pos < end:  # the rest of a data frame's payload
+            pos = self._take_payload(data, pos, end)
             if self._payload_left:
                 return pos
-            self._finish_data_frame()
         assert _split_frames is not None
         frames, stop = _split_frames(data, pos)
         on_fields = self._on_fields
@@ -268,6 +253,19 @@ class Connection:
                 if not self._payload_left:
                     self._finish_data_frame()
         return stop
+
+    def _take_payload(self, data: bytes, pos: int, end: int) -> int:
+        """What ``data`` holds of the current data frame's payload from ``pos`` on, as
+        an event (none for a stream we dropped); the position after it."""
+        left = self._payload_left
+        take = min(left, end - pos)
+        if self._payload_stream:
+            chunk = data if take == end and pos == 0 else data[pos : pos + take]
+            self._events.append(DataReceived(self._payload_stream, chunk))
+        self._payload_left = left - take
+        if not self._payload_left:
+            self._finish_data_frame()
+        return pos + take
 
     # The compiled core's frame splitting when it is built; a subclass may pick the other
     # (the differential tests do).
