@@ -8,7 +8,7 @@ import asyncio
 
 import pytest
 
-from agent_relay.mux import Connection, MuxConfig, ReceiveBudget
+from agent_relay.mux import BufferAccount, Connection, MuxConfig, ReceiveBudget
 from agent_relay.mux.events import DataReceived, Event
 from agent_relay.mux.frame import INITIAL_WINDOW
 
@@ -232,3 +232,36 @@ async def test_the_read_loop_keeps_no_message_while_it_waits_for_the_next() -> N
         tracemalloc.stop()
         await session.close()
     assert held < size // 2
+
+
+def test_a_streams_account_counts_what_it_holds_and_nothing_once_it_is_gone() -> None:
+    budget = ReceiveBudget(limit=64 * MIB)
+    relay, host = relay_and_host(budget)
+    relay_wide = BufferAccount()
+    user = BufferAccount(parent=relay_wide)
+    sid = relay.open_stream(user)
+    deliver(relay, host)
+    assert host.accept_stream(sid)
+    deliver(host, relay)
+    other = open_answered(relay, host)  # no account: not counted anywhere
+    sent = flood(host, relay, sid)
+    flood(host, relay, other)
+    assert user.buffered == relay_wide.buffered == sent
+    relay.consume(sid, 1000)
+    assert user.buffered == relay_wide.buffered == sent - 1000
+    relay.reset_stream(sid)
+    assert user.buffered == relay_wide.buffered == 0
+
+
+def test_a_sessions_end_settles_its_streams_accounts() -> None:
+    relay, host = relay_and_host(ReceiveBudget(limit=64 * MIB))
+    user = BufferAccount()
+    sid = relay.open_stream(user)
+    deliver(relay, host)
+    assert host.accept_stream(sid)
+    deliver(host, relay)
+    assert flood(host, relay, sid) == user.buffered > 0
+    relay.receive_eof()
+    assert user.buffered == 0
+    relay.consume(sid, 10)  # a late read of what was buffered changes nothing
+    assert user.buffered == 0

@@ -1,6 +1,6 @@
 """Yamux (HashiCorp's spec): a sans-IO core and a thin asyncio session/stream API."""
 
-from .budget import ReceiveBudget
+from .budget import BufferAccount, ReceiveBudget
 from .config import MuxConfig
 from .connection import Connection
 from .errors import (
@@ -17,6 +17,7 @@ from .frame import GoAwayCode
 from .session import ByteStream, MuxSession, MuxStream
 
 __all__ = [
+    "BufferAccount",
     "ByteStream",
     "Connection",
     "GoAwayCode",

@@ -22,6 +22,26 @@ from dataclasses import dataclass
 MIN_WINDOW = 16 * 1024
 
 
+@dataclass(slots=True, eq=False)
+class BufferAccount:
+    """What a group of streams holds in our buffers now, of any sessions: the bytes
+    received and not yet read (or read and still held, see ``MuxStream.
+    hold_until_next_read``). Unlike the budget, no credit: only bytes really here.
+
+    The relay keeps one per user, inside one for the whole relay (``parent``), to decide
+    whether that user may open another stream (relay/admission.py).
+    """
+
+    buffered: int = 0
+    parent: BufferAccount | None = None
+
+    def add(self, size: int) -> None:
+        """``size`` more bytes held (negative: fewer)."""
+        self.buffered += size
+        if self.parent is not None:
+            self.parent.buffered += size
+
+
 @dataclass(slots=True)
 class ReceiveBudget:
     limit: int

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Final
 
 from .. import _native
-from .budget import ReceiveBudget
+from .budget import BufferAccount, ReceiveBudget
 from .config import MuxConfig
 from .errors import (
     GoAwayError,
@@ -76,6 +76,7 @@ class _ProtocolViolation(Exception):
 class _StreamState:
     __slots__ = (
         "accepted",
+        "account",
         "acked",
         "buffered",
         "incoming",
@@ -98,6 +99,8 @@ class _StreamState:
         self.buffered = 0
         self.local_closed = False
         self.remote_closed = False
+        # Where ``buffered`` is also counted, if anywhere (budget.BufferAccount).
+        self.account: BufferAccount | None = None
 
 
 class Connection:
@@ -309,6 +312,8 @@ class Connection:
                 )
             st.recv_window -= length
             st.buffered += length
+            if st.account is not None:
+                st.account.add(length)
         self._payload_stream = stream_id if st is not None else 0
         self._payload_left = length
         self._payload_flags = flags
@@ -413,6 +418,7 @@ class Connection:
 
     def _drop(self, stream_id: int, st: _StreamState) -> None:
         del self._streams[stream_id]
+        _settle_account(st)
         if self._budget is not None:
             self._budget.remove_stream(st.recv_window + st.buffered)
         if st.incoming and not st.accepted:
@@ -425,8 +431,9 @@ class Connection:
 
     # ----------------------------------------------------------------- streams
 
-    def open_stream(self) -> int:
-        """Open a stream (SYN, granting our full receive window); return its id."""
+    def open_stream(self, account: BufferAccount | None = None) -> int:
+        """Open a stream (SYN, granting our full receive window); return its id. What
+        it receives and is not read yet is also counted in ``account``."""
         if self.terminated:
             raise SessionClosedError("session is closed")
         if self.local_go_away or self.remote_go_away is not None:
@@ -438,6 +445,7 @@ class Connection:
             raise StreamIdsExhaustedError("stream ids exhausted; open a new session")
         self._next_id += 2
         st = _StreamState(incoming=False, recv_window=INITIAL_WINDOW)
+        st.account = account
         self._streams[stream_id] = st
         if self._budget is not None:
             self._budget.add_stream(INITIAL_WINDOW)
@@ -514,6 +522,8 @@ class Connection:
         if st is None:
             return
         st.buffered -= size
+        if st.account is not None:
+            st.account.add(-size)
         if self._budget is not None:
             self._budget.release(size)
         if st.remote_closed or (st.incoming and not st.accepted) or self.terminated:
@@ -539,8 +549,9 @@ class Connection:
     def _release_budget(self) -> None:
         """The session is over: nothing it holds counts against the budget any more."""
         budget, self._budget = self._budget, None
-        if budget is not None:
-            for st in self._streams.values():
+        for st in self._streams.values():
+            _settle_account(st)
+            if budget is not None:
                 budget.remove_stream(st.recv_window + st.buffered)
 
     # ----------------------------------------------------------------- session
@@ -572,3 +583,10 @@ class Connection:
         self._payload_left = 0
         self._partial_header.clear()
         self._events.append(ConnectionTerminated(code, reason))
+
+
+def _settle_account(st: _StreamState) -> None:
+    """The stream is gone (or its session): its bytes no longer count in its account."""
+    account, st.account = st.account, None
+    if account is not None and st.buffered:
+        account.add(-st.buffered)

@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Protocol, Self
 
-from .budget import ReceiveBudget
+from .budget import BufferAccount, ReceiveBudget
 from .config import MuxConfig
 from .connection import Connection
 from .errors import (
@@ -361,10 +361,11 @@ class MuxSession:
 
     # ----------------------------------------------------------------- streams
 
-    async def open_stream(self) -> MuxStream:
+    async def open_stream(self, account: BufferAccount | None = None) -> MuxStream:
+        """A new stream; what it receives and is not read yet also counts in ``account``."""
         if self._closed_error is not None:
             raise self._closed_error
-        stream_id = self._conn.open_stream()
+        stream_id = self._conn.open_stream(account)
         stream = MuxStream(self, stream_id)
         self._streams[stream_id] = stream
         stream._open_timer = self._loop.call_later(

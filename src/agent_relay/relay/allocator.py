@@ -2,10 +2,13 @@
 high-water mark), so a relay that once held its budget would keep that much resident.
 
 ``tune`` caps glibc's arenas (each thread that allocates may get its own: the SQLite
-driver's thread would); ``trim_periodically`` returns free pages to the kernel every
-second (``malloc_trim``, which costs little when there is nothing to give back), so
-the memory of a load that ended is back within about a second. On a
-C library without these calls (musl), both do nothing.
+driver's thread would) and fixes the size from which a block is a mapping of its own
+(glibc raises that threshold after the first such block is freed, so later large
+buffers, the relay's stream chunks, would stay in the heap and keep it grown; fixed,
+each is given back to the kernel the moment it is freed); ``trim_periodically``
+returns free pages to the kernel every second (``malloc_trim``, which costs little when
+there is nothing to give back), so the memory of a load that ended is back within about
+a second. On a C library without these calls (musl), both do nothing.
 """
 
 from __future__ import annotations
@@ -17,8 +20,10 @@ import logging
 log = logging.getLogger(__name__)
 
 TRIM_EVERY = 1.0  # seconds; a trim with nothing to give back costs about 0.3 ms
-_M_ARENA_MAX = -8  # glibc's mallopt parameter
+_M_ARENA_MAX = -8  # glibc's mallopt parameters
+_M_MMAP_THRESHOLD = -3
 ARENA_MAX = 2
+MMAP_THRESHOLD = 128 * 1024  # glibc's initial value, kept from moving
 
 
 def _libc() -> ctypes.CDLL | None:
@@ -35,9 +40,11 @@ _LIBC = _libc()
 
 
 def tune() -> None:
-    """At most ARENA_MAX malloc arenas (as MALLOC_ARENA_MAX=2 would)."""
+    """At most ARENA_MAX malloc arenas (as MALLOC_ARENA_MAX=2 would), and a fixed
+    mmap threshold (as MALLOC_MMAP_THRESHOLD_=131072 would)."""
     if _LIBC is not None:
         _LIBC.mallopt(_M_ARENA_MAX, ARENA_MAX)
+        _LIBC.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
 
 
 def trim() -> bool:

@@ -36,6 +36,7 @@ from ..transport.wsserver import (
     response_bytes,
 )
 from .accesslog import log_exchange
+from .admission import AdmissionRefused, BufferAdmission, Ticket
 from .auth import Authenticator, auth_session_failure, bearer_token
 from .config import RelayConfig
 from .errors import RelayError, bad_request, forbidden, not_found, unauthorized, unavailable
@@ -97,6 +98,11 @@ class RelayApp:
         self.metrics = metrics or RelayMetrics()
         # One receive budget for every host's session (mux/budget.py).
         self.budget = ReceiveBudget(limit=config.buffer_budget)
+        self.admission = BufferAdmission(config.buffer_budget)
+        self.metrics.held.set_function(
+            lambda: self.admission.total.buffered + self.admission.reserved
+        )
+        self.metrics.admission_waiting.set_function(lambda: self.admission.waiting)
         self.metrics.buffered.set_function(lambda: self.budget.committed)
         self.proxy_limits = ProxyLimits(
             response_timeout=config.response_timeout,
@@ -479,7 +485,7 @@ class RelayApp:
         if ex.header(b"host") is None:
             # HTTP/1.0 allows it; the hop to the host is HTTP/1.1, which requires one.
             raise bad_request("a Host header is required")
-        local, login = await self._authorize_proxy(host_id, session_id)
+        local, login, user_id = await self._authorize_proxy(host_id, session_id)
         tunnel, via = local, None
         if self.replicas is not None and (local is None or self.replicas.draining):
             # Elsewhere, or here on a replica that is handing its hosts over.
@@ -488,9 +494,31 @@ class RelayApp:
         elif local is None:
             raise not_found("No active relay")
         assert tunnel is not None
-        if via is not None:
-            await self._forward(ex, tunnel, login)
-            return
+        ticket = await self._admit(user_id)
+        try:
+            if via is not None:
+                await self._forward(ex, tunnel, login, ticket)
+            else:
+                await self._proxy_here(ex, tunnel, login, ticket, host_id, target)
+        finally:
+            ticket.close()
+
+    async def _admit(self, user_id: uuid.UUID) -> Ticket:
+        try:
+            return await self.admission.admit(user_id)
+        except AdmissionRefused as exc:
+            self.metrics.admission_refused.inc()
+            raise unavailable(str(exc), retry_after=1) from None
+
+    async def _proxy_here(
+        self,
+        ex: Exchange,
+        tunnel: Tunnel,
+        login: uuid.UUID,
+        ticket: Ticket,
+        host_id: uuid.UUID,
+        target: str,
+    ) -> None:
         if not tunnel.try_acquire():
             raise unavailable("too many concurrent requests for this host", retry_after=1)
         self.metrics.streams.inc()
@@ -515,6 +543,7 @@ class RelayApp:
                     if k != FORWARDED_HEADER
                 ],
                 isolation=self.isolation,
+                ticket=ticket,
             )
         except RelayError as exc:
             self.metrics.count_request(exc.status)
@@ -542,7 +571,7 @@ class RelayApp:
         if result.bytes_down:
             self.metrics.bytes_down.inc(result.bytes_down)
 
-    async def _forward(self, ex: Exchange, link: Tunnel, login: uuid.UUID) -> None:
+    async def _forward(self, ex: Exchange, link: Tunnel, login: uuid.UUID, ticket: Ticket) -> None:
         """Carry the request as it came (path and all) to the replica holding the host,
         over ``link``; that replica checks it again and answers it from its tunnel."""
         if not link.try_acquire():
@@ -567,6 +596,7 @@ class RelayApp:
                 response_headers=[],
                 request_headers=headers,
                 isolation=_LINK_ISOLATION,
+                ticket=ticket,
             )
         except RelayError as exc:
             self.metrics.count_request(exc.status)
@@ -581,9 +611,9 @@ class RelayApp:
 
     async def _authorize_proxy(
         self, host_id: uuid.UUID, session_id: uuid.UUID
-    ) -> tuple[Tunnel | None, uuid.UUID]:
+    ) -> tuple[Tunnel | None, uuid.UUID, uuid.UUID]:
         """The spec's checks, in its order, on at most one database round trip; the
-        host's tunnel and the login (auth session) behind the relay session."""
+        host's tunnel, the login (auth session) behind the relay session, and its user."""
         context = await self._proxy_context(session_id)
         if context is None or context.revoked_at is not None:
             raise unauthorized("invalid or revoked relay session")
@@ -605,7 +635,7 @@ class RelayApp:
             raise forbidden("no access to this host")
         tunnel = self.registry.get(host_id)  # None: elsewhere or offline (see _proxy)
         assert context.auth_session is not None  # auth_session_failure checked it
-        return tunnel, context.auth_session.id
+        return tunnel, context.auth_session.id, context.user_id
 
     async def _proxy_context(self, session_id: uuid.UUID) -> ProxyContext | None:
         now = self.clock()

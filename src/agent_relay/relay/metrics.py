@@ -23,6 +23,22 @@ class RelayMetrics:
             "Bytes hosts may have in the relay's receive buffers (buffered or granted)",
             registry=self.registry,
         )
+        self.held = Gauge(
+            "agent_relay_held_bytes",
+            "Bytes really in the relay's buffers for clients, plus reservations for "
+            "streams not answered yet (what admission counts)",
+            registry=self.registry,
+        )
+        self.admission_waiting = Gauge(
+            "agent_relay_admission_waiting",
+            "Proxied requests waiting for their user's buffers to have room",
+            registry=self.registry,
+        )
+        self.admission_refused = Counter(
+            "agent_relay_admission_refused",
+            "Proxied requests answered 503 because their user's buffers had no room in time",
+            registry=self.registry,
+        )
         self.requests = Counter(
             "agent_relay_proxied_requests",
             "Proxied requests by response status",
