@@ -1,5 +1,5 @@
 """``agent-relay host`` runs in every connector process: what it imports stays small (the
-relay, its store and SQLAlchemy are loaded only by the commands that use them)."""
+relay, its store and the database drivers are loaded only by the commands that use them)."""
 
 from __future__ import annotations
 
@@ -24,12 +24,13 @@ _HOST_MODULES = [
 ]
 
 
-def test_the_host_command_does_not_load_the_relay_or_sqlalchemy() -> None:
+def test_the_host_command_does_not_load_the_relay_or_the_database_drivers() -> None:
     code = (
         "import importlib, sys\n"
         f"for name in {_HOST_MODULES!r}:\n"
         "    importlib.import_module(name)\n"
-        "heavy = sorted(m for m in sys.modules if m.split('.')[0] == 'sqlalchemy'\n"
+        "heavy = sorted(m for m in sys.modules\n"
+        "               if m.split('.')[0] in ('sqlalchemy', 'aiosqlite', 'asyncpg')\n"
         "               or m.startswith(('agent_relay.relay', 'agent_relay.store')))\n"
         "print(' '.join(heavy))\n"
     )
