@@ -58,3 +58,25 @@ def test_the_host_command_loads_pairing_qr_and_platform_dirs_only_on_use() -> No
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert done.stdout.split() == []
+
+
+def test_the_relay_on_sqlite_loads_no_postgresql_driver_and_no_sqlalchemy() -> None:
+    """The sidecar's 128 MiB: the store is its own thin layer over the drivers, and a relay
+    on SQLite never loads asyncpg."""
+    code = (
+        "import asyncio, sys, tempfile\n"
+        "from agent_relay.relay.service import RelayService\n"
+        "from agent_relay.store import Store\n"
+        "async def main():\n"
+        "    with tempfile.TemporaryDirectory() as d:\n"
+        "        store = await Store.open(d + '/relay.sqlite3')\n"
+        "        await store.add_user('alice')\n"
+        "        await store.close()\n"
+        "asyncio.run(main())\n"
+        "print(' '.join(sorted(m for m in sys.modules\n"
+        "                      if m.split('.')[0] in ('sqlalchemy', 'greenlet', 'asyncpg'))))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.split() == []
