@@ -2,7 +2,6 @@
 -- PostgreSQL database dump
 --
 
-\restrict oPRgkOefi6TBiNr7aeubBHimVgDHXs1RLGbdSUR9b7BfevZY5xw0Xl69K3NAmXX
 
 -- Dumped from database version 15.18 (Debian 15.18-0+deb12u1)
 -- Dumped by pg_dump version 15.18 (Debian 15.18-0+deb12u1)
@@ -394,5 +393,4 @@ ALTER TABLE ONLY public.relay_browser_sessions
 -- PostgreSQL database dump complete
 --
 
-\unrestrict oPRgkOefi6TBiNr7aeubBHimVgDHXs1RLGbdSUR9b7BfevZY5xw0Xl69K3NAmXX
 

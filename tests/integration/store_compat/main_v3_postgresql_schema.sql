@@ -2,7 +2,6 @@
 -- PostgreSQL database dump
 --
 
-\restrict gvl81hcBh8Bj6Awqb7u1glnFmVoHSHQoSvfd9Pf36G6UPsWOqiC4SQwcX6Gahdz
 
 -- Dumped from database version 15.18 (Debian 15.18-0+deb12u1)
 -- Dumped by pg_dump version 15.18 (Debian 15.18-0+deb12u1)
@@ -317,5 +316,4 @@ ALTER TABLE ONLY public.relay_browser_sessions
 -- PostgreSQL database dump complete
 --
 
-\unrestrict gvl81hcBh8Bj6Awqb7u1glnFmVoHSHQoSvfd9Pf36G6UPsWOqiC4SQwcX6Gahdz
 
