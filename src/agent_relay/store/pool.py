@@ -14,7 +14,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-from collections.abc import AsyncIterator, Mapping
+import sys
+from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -142,13 +143,11 @@ def _translate(exc: BaseException, display: str) -> BaseException | None:
 
 def _asyncpg_if_loaded() -> Any:
     # A relay on SQLite never loads asyncpg (3 MiB): no asyncpg error can reach it.
-    import sys
-
     return sys.modules.get("asyncpg")
 
 
 @contextlib.contextmanager
-def _translated(display: str) -> Any:
+def _translated(display: str) -> Iterator[None]:
     try:
         yield
     except BaseException as exc:

@@ -689,10 +689,11 @@ class Store:
         self._require_standalone("add organizations")
         name = check.text(name, "name", check.MAX_ORGANIZATION_NAME_LENGTH)
         now = self._now()
-        values = {"id": uuid4(), "name": name, "created_at": now, "updated_at": now}
+        organization_id = uuid4()
+        values = {"id": organization_id, "name": name, "created_at": now, "updated_at": now}
         async with self._connect(transaction=False) as conn:
             await conn.execute(insert("organizations", list(values)), values)
-        return values["id"]  # type: ignore[return-value]  # the uuid4() above
+        return organization_id
 
     async def add_organization_member(self, organization_id: UUID, user_id: UUID) -> bool:
         """True if added, False if the user was a member already. Raises NotFound."""
