@@ -7,6 +7,7 @@ stream slot at once."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from datetime import timedelta
@@ -122,26 +123,27 @@ async def test_a_client_that_leaves_frees_its_stream_slot_at_once(sqlite_url: st
 
 
 async def test_migration_2_indexes_revoked_logins_for_the_poll(sqlite_url: str) -> None:
-    from sqlalchemy import create_engine, inspect, text
+    import sqlite3
 
     from agent_relay.store import Store
     from agent_relay.store.migrations import SCHEMA_VERSION
 
     store = await Store.open(sqlite_url)
     await store.close()
-    sync_url = sqlite_url  # the plain sqlite driver for the catalog check
-    engine = create_engine(sync_url)
-    with engine.begin() as conn:  # back to version 1: no index
-        conn.execute(text("DROP INDEX ix_auth_sessions_revoked_at"))
-        conn.execute(text("DROP TABLE agent_relay_host_keys"))  # and no migration 3
-        conn.execute(text("UPDATE agent_relay_schema_version SET version = 1"))
+    path = sqlite_url.removeprefix("sqlite:///")  # the plain sqlite driver for the catalog
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as conn:
+        conn.executescript(  # back to version 1: no index, and no migration 3
+            "BEGIN; DROP INDEX ix_auth_sessions_revoked_at; DROP TABLE agent_relay_host_keys;"
+            "UPDATE agent_relay_schema_version SET version = 1; COMMIT;"
+        )
     store = await Store.open(sqlite_url)
     await store.close()
-    with engine.connect() as conn:
-        names = {index["name"] for index in inspect(conn).get_indexes("auth_sessions")}
-        version = conn.execute(text("SELECT version FROM agent_relay_schema_version")).scalar()
-        tables = set(inspect(conn).get_table_names())
-    engine.dispose()
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        names = {row[1] for row in conn.execute("PRAGMA index_list(auth_sessions)")}
+        (version,) = conn.execute("SELECT version FROM agent_relay_schema_version").fetchone()
+        tables = {
+            row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        }
     assert "ix_auth_sessions_revoked_at" in names
     assert "agent_relay_host_keys" in tables  # migration 3 ran after it
     assert version == SCHEMA_VERSION

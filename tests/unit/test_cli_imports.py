@@ -1,5 +1,5 @@
 """``agent-relay host`` runs in every connector process: what it imports stays small (the
-relay, its store and SQLAlchemy are loaded only by the commands that use them)."""
+relay, its store and the database drivers are loaded only by the commands that use them)."""
 
 from __future__ import annotations
 
@@ -24,12 +24,13 @@ _HOST_MODULES = [
 ]
 
 
-def test_the_host_command_does_not_load_the_relay_or_sqlalchemy() -> None:
+def test_the_host_command_does_not_load_the_relay_or_the_database_drivers() -> None:
     code = (
         "import importlib, sys\n"
         f"for name in {_HOST_MODULES!r}:\n"
         "    importlib.import_module(name)\n"
-        "heavy = sorted(m for m in sys.modules if m.split('.')[0] == 'sqlalchemy'\n"
+        "heavy = sorted(m for m in sys.modules\n"
+        "               if m.split('.')[0] in ('sqlalchemy', 'aiosqlite', 'asyncpg')\n"
         "               or m.startswith(('agent_relay.relay', 'agent_relay.store')))\n"
         "print(' '.join(heavy))\n"
     )
@@ -52,6 +53,28 @@ def test_the_host_command_loads_pairing_qr_and_platform_dirs_only_on_use() -> No
         "    importlib.import_module(name)\n"
         "print(' '.join(sorted(m for m in ('spake2', 'segno', 'platformdirs') "
         "if m in sys.modules)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.split() == []
+
+
+def test_the_relay_on_sqlite_loads_no_postgresql_driver_and_no_sqlalchemy() -> None:
+    """The sidecar's 128 MiB: the store is its own thin layer over the drivers, and a relay
+    on SQLite never loads asyncpg."""
+    code = (
+        "import asyncio, sys, tempfile\n"
+        "from agent_relay.relay.service import RelayService\n"
+        "from agent_relay.store import Store\n"
+        "async def main():\n"
+        "    with tempfile.TemporaryDirectory() as d:\n"
+        "        store = await Store.open(d + '/relay.sqlite3')\n"
+        "        await store.add_user('alice')\n"
+        "        await store.close()\n"
+        "asyncio.run(main())\n"
+        "print(' '.join(sorted(m for m in sys.modules\n"
+        "                      if m.split('.')[0] in ('sqlalchemy', 'greenlet', 'asyncpg'))))\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True

@@ -2,7 +2,7 @@
 
 One module per verb group; a group's module is imported only when one of its commands
 runs (or help lists it), and each command imports what it runs inside its function:
-``agent-relay host`` must not load the relay, its store and SQLAlchemy (tens of MiB in
+``agent-relay host`` must not load the relay, its store and the database drivers (MiB in
 every connector process).
 """
 

@@ -311,14 +311,20 @@ def _serve(
         store = await Store.open(
             database_url, mode=mode, data_dir=data_dir, create_own=create_own_tables
         )
-        if not store.host_keys_enabled:
-            logging.getLogger("agent_relay.relay").warning(
-                "host key binding is off: the database has no agent_relay_host_keys table, so "
-                "a token of a host's user can take over its tunnel; create it with "
-                "`agent-relay migrate --database-url … --grant-to USER` as the tables' owner, "
-                "or start with --create-own-tables (AGENT_RELAY_CREATE_OWN_TABLES=1)"
-            )
-        await run_until_signalled(RelayService(config, store))
+        # Closed also when the start fails (a port in use): its SQLite connections are
+        # threads that would keep the process from exiting. (Closing twice is harmless.)
+        try:
+            if not store.host_keys_enabled:
+                logging.getLogger("agent_relay.relay").warning(
+                    "host key binding is off: the database has no agent_relay_host_keys "
+                    "table, so a token of a host's user can take over its tunnel; create it "
+                    "with `agent-relay migrate --database-url … --grant-to USER` as the "
+                    "tables' owner, or start with --create-own-tables "
+                    "(AGENT_RELAY_CREATE_OWN_TABLES=1)"
+                )
+            await run_until_signalled(RelayService(config, store))
+        finally:
+            await store.close()
 
     try:
         run(serve(), event_loop=event_loop)

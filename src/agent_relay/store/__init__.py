@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING
 from .._lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from .engine import DatabaseTarget, default_sqlite_path, parse_database_url
     from .errors import (
         AccessDenied,
         AlreadyExists,
@@ -26,13 +25,14 @@ if TYPE_CHECKING:
     from .migrations import SCHEMA_VERSION
     from .records import AuthSessionRecord, HostRecord, HostStatus, ProxyContext, UserRecord
     from .store import Store, StoreMode, utc_now
+    from .url import DatabaseTarget, default_sqlite_path, parse_database_url
 
 # Loaded on first use, so importing one submodule does not load the whole package.
 _EXPORTS = {
     "AccessDenied": ".errors",
     "AlreadyExists": ".errors",
     "AuthSessionRecord": ".records",
-    "DatabaseTarget": ".engine",
+    "DatabaseTarget": ".url",
     "HostRecord": ".records",
     "HostStatus": ".records",
     "InvalidDatabaseUrl": ".errors",
@@ -47,8 +47,8 @@ _EXPORTS = {
     "StoreMode": ".store",
     "StoreUnavailable": ".errors",
     "UserRecord": ".records",
-    "default_sqlite_path": ".engine",
-    "parse_database_url": ".engine",
+    "default_sqlite_path": ".url",
+    "parse_database_url": ".url",
     "utc_now": ".store",
 }
 

@@ -39,3 +39,20 @@ class AccessDenied(StoreError):
 
 class SharedModeRefused(StoreError):
     """The operation writes tables the remote API owns; shared mode never does that."""
+
+
+# Not StoreErrors (those become HTTP 400): raised by pool.py, the one place that maps the
+# drivers' errors, and turned into the errors above by the store where they are expected.
+
+
+class DatabaseError(Exception):
+    """Any other error of the driver (sqlite3 or asyncpg), which ``orig`` holds. If one
+    escapes the store, it is a bug: the HTTP layer answers 500."""
+
+    def __init__(self, orig: BaseException) -> None:
+        super().__init__(f"{type(orig).__name__}: {str(orig).strip()}")
+        self.orig = orig
+
+
+class ConstraintViolation(DatabaseError):
+    """A unique, foreign key, not-null or check constraint refused a write."""

@@ -26,8 +26,8 @@ from typing import Any
 
 import asyncpg
 
-from .engine import parse_database_url
 from .errors import SchemaMismatch, StoreUnavailable
+from .url import parse_database_url
 
 # The names are spelled out in the SQL below (no string building); these are for messages.
 CHANNEL = "agent_relay_presence"

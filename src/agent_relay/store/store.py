@@ -10,48 +10,34 @@ Statements that stand alone run in autocommit (on PostgreSQL: one round trip eac
 BEGIN/COMMIT); the few multi-statement writes run in a transaction.
 """
 
+# ruff: noqa: S608 - SQL text from constants; every value goes as a parameter
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import enum
 import os
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import Any, Self
+from typing import Self
 from uuid import UUID, uuid4
 
-from sqlalchemy import (
-    ColumnElement,
-    RowMapping,
-    Uuid,
-    and_,
-    delete,
-    exists,
-    func,
-    literal,
-    or_,
-    select,
-    text,
-    update,
-)
-from sqlalchemy import exc as sa_exc
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-
+from . import schema
 from . import validation as check
-from .engine import SQLITE_BEGIN_OPTION, DatabaseTarget, create_engine, parse_database_url
 from .errors import (
     AccessDenied,
     AlreadyExists,
+    ConstraintViolation,
+    DatabaseError,
     InvalidInput,
     NotFound,
     SchemaMismatch,
     SharedModeRefused,
-    StoreError,
     StoreUnavailable,
 )
 from .migrations import check_shared_schema, create_own_tables, has_own_tables, migrate
+from .pool import Connection, Database, Row, open_database
 from .records import (
     AuthSessionRecord,
     ConnectingHost,
@@ -60,16 +46,9 @@ from .records import (
     ProxyContext,
     UserRecord,
 )
-from .schema import (
-    UtcDateTime,
-    auth_sessions,
-    host_keys,
-    hosts,
-    organization_member_metadata,
-    organizations,
-    relay_browser_sessions,
-    users,
-)
+from .sql import insert
+from .url import DatabaseTarget, parse_database_url
+from .values import Kind
 
 _IN_CHUNK = 500  # ids per IN (...) list; well under both backends' parameter limits
 
@@ -93,12 +72,12 @@ class Store:
 
     def __init__(
         self,
-        engine: AsyncEngine,
+        database: Database,
         target: DatabaseTarget,
         mode: StoreMode,
         clock: Callable[[], datetime],
     ) -> None:
-        self._engine = engine
+        self._database = database
         self._target = target
         self._mode = mode
         self._clock = clock
@@ -141,40 +120,39 @@ class Store:
         target = parse_database_url(url, data_dir=data_dir)
         if target.sqlite_path is not None:
             _prepare_sqlite_file(target, mode)
-        engine = create_engine(
+        database = open_database(
             target,
             pool_size=pool_size,
             connect_timeout=connect_timeout,
             statement_timeout=statement_timeout,
         )
-        store = cls(engine, target, mode, clock)
+        store = cls(database, target, mode, clock)
         try:
             if mode is StoreMode.STANDALONE:
                 async with store._connect(transaction=True) as conn:
-                    await conn.run_sync(migrate)
+                    await migrate(conn)
             else:
                 async with store._connect(transaction=False) as conn:
-                    await conn.run_sync(check_shared_schema)
+                    await check_shared_schema(conn)
                 if create_own:
                     try:
                         async with store._connect(transaction=True) as conn:
-                            await conn.run_sync(create_own_tables)
-                    except sa_exc.DBAPIError as exc:
+                            await create_own_tables(conn)
+                    except DatabaseError as exc:
                         raise SchemaMismatch(
-                            "shared mode: cannot create agent-relay's own tables "
-                            f"({type(exc.orig).__name__}: {str(exc.orig).strip()}); grant the "
-                            "relay's database user CREATE on the schema, or start without "
-                            "--create-own-tables"
+                            f"shared mode: cannot create agent-relay's own tables ({exc}); "
+                            "grant the relay's database user CREATE on the schema, or start "
+                            "without --create-own-tables"
                         ) from None
                 async with store._connect(transaction=False) as conn:
-                    store.host_keys_enabled = await conn.run_sync(has_own_tables)
+                    store.host_keys_enabled = await has_own_tables(conn)
         except BaseException:
-            await engine.dispose()
+            await database.close()
             raise
         return store
 
     async def close(self) -> None:
-        await self._engine.dispose()
+        await self._database.close()
 
     async def __aenter__(self) -> Self:
         return self
@@ -212,7 +190,7 @@ class Store:
         try:
             async with asyncio.timeout(timeout):
                 async with self._connect(transaction=False) as conn:
-                    await conn.execute(text("SELECT 1"))
+                    await conn.fetchval("SELECT 1")
         except TimeoutError:
             return f"database {self.display_url}: no answer within {timeout:g} s"
         except Exception as exc:  # a health probe reports, it does not fail
@@ -223,18 +201,25 @@ class Store:
 
     async def get_auth_session(self, session_id: UUID) -> AuthSessionRecord | None:
         check.uuid(session_id, "session_id")
-        stmt = select(*_AUTH_SESSION_COLUMNS).where(auth_sessions.c.id == session_id)
         async with self._connect(transaction=False) as conn:
-            row = (await conn.execute(stmt)).one_or_none()
-        return _auth_session(row._mapping, "") if row is not None else None
+            row = await conn.fetchrow(
+                f"SELECT {_AUTH_SESSION_COLUMNS} FROM auth_sessions WHERE id = :id",
+                {"id": session_id},
+                _KINDS,
+            )
+        return _auth_session(row, "") if row is not None else None
 
     async def auth_sessions_revoked_since(self, since: datetime) -> list[UUID]:
         """Ids of auth sessions revoked at or after ``since`` (the relay polls this once
         a second to cut what a revoked login has open)."""
         since = check.aware_datetime(since, "since")
-        stmt = select(auth_sessions.c.id).where(auth_sessions.c.revoked_at >= since)
         async with self._connect(transaction=False) as conn:
-            return [UUID(str(value)) for value in (await conn.execute(stmt)).scalars()]
+            rows = await conn.fetch(
+                "SELECT id FROM auth_sessions WHERE revoked_at >= :since",
+                {"since": since},
+                _KINDS,
+            )
+        return [row["id"] for row in rows]
 
     async def touch_auth_session(self, session_id: UUID) -> bool:
         """Stand-alone: sets ``last_used_at`` to now (it drives the 365-day idle check).
@@ -242,13 +227,12 @@ class Store:
         check.uuid(session_id, "session_id")
         if self._mode is StoreMode.SHARED:
             return False
-        stmt = (
-            update(auth_sessions)
-            .where(auth_sessions.c.id == session_id)
-            .values(last_used_at=self._now())
-        )
         async with self._connect(transaction=False) as conn:
-            return (await conn.execute(stmt)).rowcount > 0
+            changed = await conn.execute(
+                "UPDATE auth_sessions SET last_used_at = :now WHERE id = :id",
+                {"now": self._now(), "id": session_id},
+            )
+        return changed > 0
 
     # -- hosts --------------------------------------------------------------------------
 
@@ -268,62 +252,52 @@ class Store:
             agent_version, "agent_version", check.MAX_AGENT_VERSION_LENGTH
         )
         now = self._now()
-        insert = self._dialect_insert(hosts).values(
-            id=uuid4(),
-            owner_user_id=owner_user_id,
-            machine_id=machine_id,
-            name=name,
-            agent_version=agent_version,
-            status=HostStatus.OFFLINE.value,
-            created_at=now,
-            updated_at=now,
-        )
-        stmt = insert.on_conflict_do_update(
-            index_elements=[hosts.c.owner_user_id, hosts.c.machine_id],
-            set_={
-                "name": insert.excluded.name,
-                "agent_version": insert.excluded.agent_version,
-                "updated_at": insert.excluded.updated_at,
-            },
-        ).returning(hosts.c.id)
+        values = {
+            "id": uuid4(),
+            "owner_user_id": owner_user_id,
+            "machine_id": machine_id,
+            "name": name,
+            "agent_version": agent_version,
+            "status": HostStatus.OFFLINE,
+            "created_at": now,
+            "updated_at": now,
+        }
         try:
             async with self._connect(transaction=False) as conn:
-                return UUID(str((await conn.execute(stmt)).scalar_one()))
-        except sa_exc.IntegrityError:
+                found = await conn.fetchval(_UPSERT_HOST, values, Kind.UUID)
+        except ConstraintViolation:
             raise NotFound(f"user {owner_user_id} does not exist") from None
+        assert isinstance(found, UUID)
+        return found
 
     async def set_host_status(self, host_id: UUID, status: HostStatus | str) -> bool:
         """Sets the status and ``last_seen_at`` = now; False if there is no such host."""
         check.uuid(host_id, "host_id")
         status = _host_status(status)
-        now = self._now()
-        stmt = (
-            update(hosts)
-            .where(hosts.c.id == host_id)
-            .values(status=status.value, last_seen_at=now, updated_at=now)
-        )
         async with self._connect(transaction=False) as conn:
-            return (await conn.execute(stmt)).rowcount > 0
+            changed = await conn.execute(
+                "UPDATE hosts SET status = :status, last_seen_at = :now, updated_at = :now "
+                "WHERE id = :id",
+                {"status": status, "now": self._now(), "id": host_id},
+            )
+        return changed > 0
 
     async def mark_all_hosts_offline(self, *, last_seen_before: datetime | None = None) -> int:
         """At start: hosts marked online by an earlier run of the relay are not connected.
         With ``last_seen_before``, only hosts not seen since then (for relays that share
         one database and refresh ``last_seen_at`` of their live hosts). Returns the count.
         """
-        condition = hosts.c.status == HostStatus.ONLINE.value
+        sql = "UPDATE hosts SET status = :offline, updated_at = :now WHERE status = :online"
+        params: dict[str, object] = {
+            "offline": HostStatus.OFFLINE,
+            "online": HostStatus.ONLINE,
+            "now": self._now(),
+        }
         if last_seen_before is not None:
-            cutoff = check.aware_datetime(last_seen_before, "last_seen_before")
-            condition = and_(
-                condition,
-                or_(hosts.c.last_seen_at.is_(None), hosts.c.last_seen_at < cutoff),
-            )
-        stmt = (
-            update(hosts)
-            .where(condition)
-            .values(status=HostStatus.OFFLINE.value, updated_at=self._now())
-        )
+            params["cutoff"] = check.aware_datetime(last_seen_before, "last_seen_before")
+            sql += " AND (last_seen_at IS NULL OR last_seen_at < :cutoff)"
         async with self._connect(transaction=False) as conn:
-            return (await conn.execute(stmt)).rowcount
+            return await conn.execute(sql, params)
 
     async def touch_hosts(self, host_ids: Iterable[UUID]) -> int:
         """Sets ``last_seen_at`` = now for the given hosts (the live tunnels, refreshed
@@ -334,10 +308,11 @@ class Store:
         now = self._now()
         touched = 0
         async with self._connect(transaction=False) as conn:
-            for start in range(0, len(ids), _IN_CHUNK):
-                chunk = ids[start : start + _IN_CHUNK]
-                stmt = update(hosts).where(hosts.c.id.in_(chunk)).values(last_seen_at=now)
-                touched += (await conn.execute(stmt)).rowcount
+            for chunk in _chunks(ids):
+                touched += await conn.execute(
+                    "UPDATE hosts SET last_seen_at = :now WHERE id IN (:ids)",
+                    {"now": now, "ids": chunk},
+                )
         return touched
 
     async def set_hosts_status(self, host_ids: Iterable[UUID], status: HostStatus | str) -> int:
@@ -350,13 +325,12 @@ class Store:
         now = self._now()
         written = 0
         async with self._connect(transaction=False) as conn:
-            for start in range(0, len(ids), _IN_CHUNK):
-                stmt = (
-                    update(hosts)
-                    .where(hosts.c.id.in_(ids[start : start + _IN_CHUNK]))
-                    .values(status=status.value, last_seen_at=now, updated_at=now)
+            for chunk in _chunks(ids):
+                written += await conn.execute(
+                    "UPDATE hosts SET status = :status, last_seen_at = :now, updated_at = :now "
+                    "WHERE id IN (:ids)",
+                    {"status": status, "now": now, "ids": chunk},
                 )
-                written += (await conn.execute(stmt)).rowcount
         return written
 
     async def reconcile_host_statuses(
@@ -372,96 +346,87 @@ class Store:
             raise InvalidInput("stale_after must be a non-negative number of seconds")
         now = self._now()
         cutoff = now - timedelta(seconds=stale_after)
-        online = HostStatus.ONLINE.value
+        online = HostStatus.ONLINE
         async with self._connect(transaction=True) as conn:
-            for start in range(0, len(ids), _IN_CHUNK):
-                chunk = ids[start : start + _IN_CHUNK]
+            for chunk in _chunks(ids):
                 await conn.execute(
-                    update(hosts).where(hosts.c.id.in_(chunk)).values(last_seen_at=now)
+                    "UPDATE hosts SET last_seen_at = :now WHERE id IN (:ids)",
+                    {"now": now, "ids": chunk},
                 )
                 await conn.execute(
-                    update(hosts)
-                    .where(hosts.c.id.in_(chunk), hosts.c.status != online)
-                    .values(status=online, updated_at=now)
+                    "UPDATE hosts SET status = :online, updated_at = :now "
+                    "WHERE id IN (:ids) AND status != :online",
+                    {"online": online, "now": now, "ids": chunk},
                 )
-            stale = update(hosts).where(
-                hosts.c.status == online,
-                or_(hosts.c.last_seen_at.is_(None), hosts.c.last_seen_at < cutoff),
+            return await conn.execute(
+                "UPDATE hosts SET status = :offline, updated_at = :now WHERE status = :online "
+                "AND (last_seen_at IS NULL OR last_seen_at < :cutoff)",
+                {"offline": HostStatus.OFFLINE, "online": online, "now": now, "cutoff": cutoff},
             )
-            result = await conn.execute(
-                stale.values(status=HostStatus.OFFLINE.value, updated_at=now)
-            )
-        return int(result.rowcount)
 
     async def count_hosts_of_user(self, user_id: UUID, *, other_than: str) -> int:
         """How many hosts the user owns besides the one with machine id ``other_than``
         (the per-user host cap: reconnecting an existing host is never refused)."""
         check.uuid(user_id, "user_id")
-        stmt = (
-            select(func.count())
-            .select_from(hosts)
-            .where(hosts.c.owner_user_id == user_id, hosts.c.machine_id != other_than)
-        )
         async with self._connect(transaction=False) as conn:
-            return int((await conn.execute(stmt)).scalar_one())
+            count = await conn.fetchval(
+                "SELECT count(*) FROM hosts WHERE owner_user_id = :user "
+                "AND machine_id != :other_than",
+                {"user": user_id, "other_than": other_than},
+            )
+        return int(count)
 
     async def count_live_browser_sessions(self, user_id: UUID, used_since: datetime) -> int:
         """The user's relay sessions that are not revoked and were used (or made) at or
         after ``used_since`` (the per-user session cap; idle ones do not count)."""
         check.uuid(user_id, "user_id")
         used_since = check.aware_datetime(used_since, "used_since")
-        s = relay_browser_sessions
-        stmt = (
-            select(func.count())
-            .select_from(s)
-            .where(
-                s.c.user_id == user_id,
-                s.c.revoked_at.is_(None),
-                func.coalesce(s.c.last_used_at, s.c.created_at) >= used_since,
-            )
-        )
         async with self._connect(transaction=False) as conn:
-            return int((await conn.execute(stmt)).scalar_one())
+            count = await conn.fetchval(
+                "SELECT count(*) FROM relay_browser_sessions WHERE user_id = :user "
+                "AND revoked_at IS NULL AND coalesce(last_used_at, created_at) >= :since",
+                {"user": user_id, "since": used_since},
+            )
+        return int(count)
 
     async def list_hosts_for_user(self, user_id: UUID) -> list[HostRecord]:
         """The user's own hosts and those shared with an organization they belong to,
         by name."""
         check.uuid(user_id, "user_id")
-        member_of = select(organization_member_metadata.c.organization_id).where(
-            organization_member_metadata.c.user_id == user_id
-        )
-        stmt = (
-            select(hosts, (hosts.c.owner_user_id == user_id).label("owned"))
-            .where(
-                or_(
-                    hosts.c.owner_user_id == user_id,
-                    hosts.c.shared_with_organization_id.in_(member_of),
-                )
-            )
-            .order_by(hosts.c.name, hosts.c.id)
-        )
         async with self._connect(transaction=False) as conn:
-            rows = (await conn.execute(stmt)).all()
-        return [_host(row._mapping) for row in rows]
+            rows = await conn.fetch(
+                f"SELECT {_HOST_COLUMNS}, hosts.owner_user_id = :user AS owned FROM hosts "
+                "WHERE hosts.owner_user_id = :user OR hosts.shared_with_organization_id IN "
+                "(SELECT organization_id FROM organization_member_metadata "
+                "WHERE user_id = :user) "
+                "ORDER BY hosts.name, hosts.id",
+                {"user": user_id},
+                _KINDS,
+            )
+        return [_host(row) for row in rows]
 
     async def get_host(self, host_id: UUID) -> HostRecord | None:
         """One host, whoever owns it (``owned`` is then always True)."""
         check.uuid(host_id, "host_id")
-        stmt = select(hosts, literal(True).label("owned")).where(hosts.c.id == host_id)
         async with self._connect(transaction=False) as conn:
-            row = (await conn.execute(stmt)).one_or_none()
-        return _host(row._mapping) if row is not None else None
+            row = await conn.fetchrow(
+                f"SELECT {_HOST_COLUMNS}, 1 AS owned FROM hosts WHERE hosts.id = :id",
+                {"id": host_id},
+                _KINDS,
+            )
+        return _host(row) if row is not None else None
 
     async def find_host_id(self, owner_user_id: UUID, machine_id: str) -> UUID | None:
         """The id of the host ``(owner_user_id, machine_id)``, if it was ever registered."""
         check.uuid(owner_user_id, "owner_user_id")
         machine_id = check.text(machine_id, "machine_id", check.MAX_MACHINE_ID_LENGTH)
-        stmt = select(hosts.c.id).where(
-            hosts.c.owner_user_id == owner_user_id, hosts.c.machine_id == machine_id
-        )
         async with self._connect(transaction=False) as conn:
-            found = (await conn.execute(stmt)).scalar_one_or_none()
-        return UUID(str(found)) if found is not None else None
+            found = await conn.fetchval(
+                "SELECT id FROM hosts WHERE owner_user_id = :owner AND machine_id = :machine",
+                {"owner": owner_user_id, "machine": machine_id},
+                Kind.UUID,
+            )
+        return found if isinstance(found, UUID) else None
 
     async def find_connecting_hosts(
         self, keys: Iterable[tuple[UUID, str]]
@@ -480,27 +445,35 @@ class Store:
             return {}
         if len(wanted) > _IN_CHUNK:
             raise InvalidInput(f"at most {_IN_CHUNK} hosts per lookup")
-        users_ = sorted({user for user, _ in wanted})
-        machines = sorted({machine for _, machine in wanted})
-        columns = [hosts.c.id, hosts.c.owner_user_id, hosts.c.machine_id, hosts.c.name]
-        columns.append(hosts.c.agent_version)
+        columns = "hosts.id, hosts.owner_user_id, hosts.machine_id, hosts.name, "
+        columns += "hosts.agent_version"
         if self.host_keys_enabled:
-            joined = hosts.outerjoin(host_keys, host_keys.c.host_id == hosts.c.id)
-            stmt = select(*columns, host_keys.c.public_key).select_from(joined)
+            source = (
+                f"SELECT {columns}, agent_relay_host_keys.public_key FROM hosts "
+                "LEFT OUTER JOIN agent_relay_host_keys "
+                "ON agent_relay_host_keys.host_id = hosts.id"
+            )
         else:
-            stmt = select(*columns, literal(None).label("public_key"))
-        stmt = stmt.where(hosts.c.owner_user_id.in_(users_), hosts.c.machine_id.in_(machines))
+            source = f"SELECT {columns}, NULL AS public_key FROM hosts"
         async with self._connect(transaction=False) as conn:
-            rows = (await conn.execute(stmt)).all()
+            rows = await conn.fetch(
+                f"{source} WHERE hosts.owner_user_id IN (:users) "
+                "AND hosts.machine_id IN (:machines)",
+                {
+                    "users": sorted({user for user, _ in wanted}),
+                    "machines": sorted({machine for _, machine in wanted}),
+                },
+                _KINDS,
+            )
         found: dict[tuple[UUID, str], ConnectingHost] = {}
         for row in rows:
-            key = (UUID(str(row.owner_user_id)), str(row.machine_id))
+            key = (row["owner_user_id"], str(row["machine_id"]))
             if key in wanted:
-                pinned = row.public_key
+                pinned = row["public_key"]
                 found[key] = ConnectingHost(
-                    id=UUID(str(row.id)),
-                    name=str(row.name),
-                    agent_version=row.agent_version,
+                    id=row["id"],
+                    name=str(row["name"]),
+                    agent_version=row["agent_version"],
                     pinned_key=str(pinned) if pinned is not None else None,
                 )
         return found
@@ -512,9 +485,8 @@ class Store:
         check.uuid(host_id, "host_id")
         if not self.host_keys_enabled:
             return None
-        stmt = select(host_keys.c.public_key).where(host_keys.c.host_id == host_id)
         async with self._connect(transaction=False) as conn:
-            found = (await conn.execute(stmt)).scalar_one_or_none()
+            found = await conn.fetchval(_PINNED_KEY, {"host_id": host_id})
         return str(found) if found is not None else None
 
     async def pin_host_key(self, host_id: UUID, public_key: str) -> str | None:
@@ -524,18 +496,10 @@ class Store:
         public_key = check.text(public_key, "public_key", 64)
         if not self.host_keys_enabled:
             return None
-        insert = (
-            self._dialect_insert(host_keys)
-            .values(host_id=host_id, public_key=public_key, pinned_at=self._now())
-            .on_conflict_do_nothing(index_elements=[host_keys.c.host_id])
-        )
+        values = {"host_id": host_id, "public_key": public_key, "pinned_at": self._now()}
         async with self._connect(transaction=True) as conn:
-            await conn.execute(insert)
-            found = (
-                await conn.execute(
-                    select(host_keys.c.public_key).where(host_keys.c.host_id == host_id)
-                )
-            ).scalar_one()
+            await conn.execute(_PIN_KEY, values)
+            found = await conn.fetchval(_PINNED_KEY, {"host_id": host_id})
         return str(found)
 
     async def reset_host_key(self, host_id: UUID) -> bool:
@@ -545,17 +509,23 @@ class Store:
             raise SharedModeRefused(
                 "this database has no agent_relay_host_keys table: no key is pinned here"
             )
-        stmt = delete(host_keys).where(host_keys.c.host_id == host_id)
         async with self._connect(transaction=False) as conn:
-            return (await conn.execute(stmt)).rowcount > 0
+            deleted = await conn.execute(
+                "DELETE FROM agent_relay_host_keys WHERE host_id = :host_id",
+                {"host_id": host_id},
+            )
+        return deleted > 0
 
     async def can_access_host(self, user_id: UUID, host_id: UUID) -> bool:
         """The user owns the host or belongs to the organization it is shared with."""
         check.uuid(user_id, "user_id")
         check.uuid(host_id, "host_id")
-        stmt = select(_has_access(user_id)).where(hosts.c.id == host_id)
         async with self._connect(transaction=False) as conn:
-            return bool((await conn.execute(stmt)).scalar_one_or_none())
+            allowed = await conn.fetchval(
+                f"SELECT {_has_access(':user')} FROM hosts WHERE hosts.id = :host",
+                {"user": user_id, "host": host_id},
+            )
+        return bool(allowed)
 
     # -- relay browser sessions ---------------------------------------------------------
 
@@ -568,89 +538,62 @@ class Store:
         check.uuid(host_id, "host_id")
         check.uuid(user_id, "user_id")
         check.uuid(auth_session_id, "auth_session_id")
-        allowed = select(
-            literal(uuid4(), Uuid),
-            hosts.c.id,
-            literal(user_id, Uuid),
-            literal(auth_session_id, Uuid),
-            literal(self._now(), UtcDateTime),
-        ).where(hosts.c.id == host_id, _has_access(user_id))
-        stmt = (
-            relay_browser_sessions.insert()
-            .from_select(["id", "host_id", "user_id", "auth_session_id", "created_at"], allowed)
-            .returning(relay_browser_sessions.c.id)
-        )
+        params = {
+            "id": uuid4(),
+            "host": host_id,
+            "user": user_id,
+            "auth": auth_session_id,
+            "now": self._now(),
+        }
         try:
             async with self._connect(transaction=False) as conn:
-                created = (await conn.execute(stmt)).scalar_one_or_none()
-        except sa_exc.IntegrityError:
+                created = await conn.fetchval(_CREATE_BROWSER_SESSION, params, Kind.UUID)
+        except ConstraintViolation:
             raise NotFound(f"auth session {auth_session_id} does not exist") from None
         if created is None:
             raise AccessDenied(f"user {user_id} has no access to host {host_id}")
-        return UUID(str(created))
+        assert isinstance(created, UUID)
+        return created
 
     async def revoke_browser_session(self, session_id: UUID) -> bool:
         """True if the session existed and was not revoked yet."""
         check.uuid(session_id, "session_id")
-        stmt = (
-            update(relay_browser_sessions)
-            .where(
-                relay_browser_sessions.c.id == session_id,
-                relay_browser_sessions.c.revoked_at.is_(None),
-            )
-            .values(revoked_at=self._now())
-        )
         async with self._connect(transaction=False) as conn:
-            return (await conn.execute(stmt)).rowcount > 0
+            changed = await conn.execute(
+                "UPDATE relay_browser_sessions SET revoked_at = :now "
+                "WHERE id = :id AND revoked_at IS NULL",
+                {"now": self._now(), "id": session_id},
+            )
+        return changed > 0
 
     async def touch_browser_session(self, session_id: UUID) -> bool:
         """Sets ``last_used_at`` = now. Not on the hot path: call it when the loaded
         context's ``last_used_at`` is older than you care to track."""
         check.uuid(session_id, "session_id")
-        stmt = (
-            update(relay_browser_sessions)
-            .where(relay_browser_sessions.c.id == session_id)
-            .values(last_used_at=self._now())
-        )
         async with self._connect(transaction=False) as conn:
-            return (await conn.execute(stmt)).rowcount > 0
+            changed = await conn.execute(
+                "UPDATE relay_browser_sessions SET last_used_at = :now WHERE id = :id",
+                {"now": self._now(), "id": session_id},
+            )
+        return changed > 0
 
     async def load_proxy_context(self, session_id: UUID) -> ProxyContext | None:
         """The proxy's one query per request: the browser session, its auth session and
         whether its user still has access to its host. None if there is no such session."""
         check.uuid(session_id, "session_id")
-        s = relay_browser_sessions
-        stmt = (
-            select(
-                s.c.id,
-                s.c.host_id,
-                s.c.user_id,
-                s.c.created_at,
-                s.c.last_used_at,
-                s.c.revoked_at,
-                *(column.label(f"auth_{column.name}") for column in _AUTH_SESSION_COLUMNS),
-                _has_access(s.c.user_id).label("user_has_access"),
-            )
-            .select_from(
-                s.join(hosts, hosts.c.id == s.c.host_id).outerjoin(
-                    auth_sessions, auth_sessions.c.id == s.c.auth_session_id
-                )
-            )
-            .where(s.c.id == session_id)
-        )
         async with self._connect(transaction=False) as conn:
-            row = (await conn.execute(stmt)).one_or_none()
+            row = await conn.fetchrow(_PROXY_CONTEXT, {"id": session_id}, _KINDS)
         if row is None:
             return None
         return ProxyContext(
-            browser_session_id=row.id,
-            host_id=row.host_id,
-            user_id=row.user_id,
-            created_at=row.created_at,
-            last_used_at=row.last_used_at,
-            revoked_at=row.revoked_at,
-            auth_session=_auth_session(row._mapping, "auth_") if row.auth_id is not None else None,
-            user_has_access=bool(row.user_has_access),
+            browser_session_id=row["id"],
+            host_id=row["host_id"],
+            user_id=row["user_id"],
+            created_at=row["created_at"],
+            last_used_at=row["last_used_at"],
+            revoked_at=row["revoked_at"],
+            auth_session=_auth_session(row, "auth_") if row["auth_id"] is not None else None,
+            user_has_access=bool(row["user_has_access"]),
         )
 
     # -- stand-alone administration -----------------------------------------------------
@@ -661,32 +604,32 @@ class Store:
         username = check.username(username)
         now = self._now()
         record = UserRecord(id=uuid4(), username=username, created_at=now)
-        stmt = users.insert().values(
-            id=record.id, username=username, created_at=now, updated_at=now
-        )
+        values = {"id": record.id, "username": username, "created_at": now, "updated_at": now}
         try:
             async with self._connect(transaction=False) as conn:
-                await conn.execute(stmt)
-        except sa_exc.IntegrityError:
+                await conn.execute(insert("users", list(values)), values)
+        except ConstraintViolation:
             raise AlreadyExists(f"user {username!r} exists already") from None
         return record
 
     async def get_user(self, username: str) -> UserRecord | None:
         self._require_standalone("look users up by name")
         username = check.username(username)
-        stmt = select(users.c.id, users.c.username, users.c.created_at).where(
-            users.c.username == username
-        )
         async with self._connect(transaction=False) as conn:
-            row = (await conn.execute(stmt)).one_or_none()
-        return UserRecord(row.id, row.username, row.created_at) if row is not None else None
+            row = await conn.fetchrow(
+                "SELECT id, username, created_at FROM users WHERE username = :username",
+                {"username": username},
+                _KINDS,
+            )
+        return UserRecord(row["id"], row["username"], row["created_at"]) if row else None
 
     async def list_users(self) -> list[UserRecord]:
         self._require_standalone("list users")
-        stmt = select(users.c.id, users.c.username, users.c.created_at).order_by(users.c.username)
         async with self._connect(transaction=False) as conn:
-            rows = (await conn.execute(stmt)).all()
-        return [UserRecord(row.id, row.username, row.created_at) for row in rows]
+            rows = await conn.fetch(
+                "SELECT id, username, created_at FROM users ORDER BY username", None, _KINDS
+            )
+        return [UserRecord(row["id"], row["username"], row["created_at"]) for row in rows]
 
     async def issue_auth_session(self, user_id: UUID) -> AuthSessionRecord:
         """A new auth session for the user (mint its JWT with relay.auth.mint_token).
@@ -696,17 +639,15 @@ class Store:
         record = AuthSessionRecord(
             id=uuid4(), user_id=user_id, created_at=self._now(), last_used_at=None, revoked_at=None
         )
-        source = select(
-            literal(record.id, Uuid), users.c.id, literal(record.created_at, UtcDateTime)
-        ).where(users.c.id == user_id)
-        stmt = (
-            auth_sessions.insert()
-            .from_select(["id", "user_id", "created_at"], source)
-            .returning(auth_sessions.c.id)
-        )
         async with self._connect(transaction=False) as conn:
-            if (await conn.execute(stmt)).scalar_one_or_none() is None:
-                raise NotFound(f"user {user_id} does not exist")
+            created = await conn.fetchval(
+                "INSERT INTO auth_sessions (id, user_id, created_at) "
+                "SELECT :id::uuid, users.id, :created_at::timestamptz FROM users "
+                "WHERE users.id = :user RETURNING id",
+                {"id": record.id, "created_at": record.created_at, "user": user_id},
+            )
+        if created is None:
+            raise NotFound(f"user {user_id} does not exist")
         return record
 
     async def revoke_auth_session(self, session_id: UUID) -> bool:
@@ -715,35 +656,32 @@ class Store:
         visible at once to every check, including a cached one.)"""
         self._require_standalone("revoke auth sessions")
         check.uuid(session_id, "session_id")
-        return bool(await self._revoke_auth_sessions(auth_sessions.c.id == session_id))
+        return bool(await self._revoke_auth_sessions("id", session_id))
 
     async def revoke_user_auth_sessions(self, user_id: UUID) -> list[UUID]:
         """Revokes every live auth session of the user (and their browser sessions);
         returns their ids."""
         self._require_standalone("revoke auth sessions")
         check.uuid(user_id, "user_id")
-        return await self._revoke_auth_sessions(auth_sessions.c.user_id == user_id)
+        return await self._revoke_auth_sessions("user_id", user_id)
 
-    async def _revoke_auth_sessions(self, which: ColumnElement[bool]) -> list[UUID]:
+    async def _revoke_auth_sessions(self, column: str, key: UUID) -> list[UUID]:
+        """Revokes the live auth sessions whose ``column`` (a constant) equals ``key``."""
+        assert column in ("id", "user_id")
         now = self._now()
-        revoke = (
-            update(auth_sessions)
-            .where(which, auth_sessions.c.revoked_at.is_(None))
-            .values(revoked_at=now)
-            .returning(auth_sessions.c.id)
-        )
         async with self._connect(transaction=True) as conn:
-            revoked = [UUID(str(value)) for value in (await conn.execute(revoke)).scalars()]
-            for start in range(0, len(revoked), _IN_CHUNK):
+            rows = await conn.fetch(
+                f"UPDATE auth_sessions SET revoked_at = :now "
+                f"WHERE {column} = :key AND revoked_at IS NULL RETURNING id",
+                {"now": now, "key": key},
+                _KINDS,
+            )
+            revoked: list[UUID] = [row["id"] for row in rows]
+            for chunk in _chunks(revoked):
                 await conn.execute(
-                    update(relay_browser_sessions)
-                    .where(
-                        relay_browser_sessions.c.auth_session_id.in_(
-                            revoked[start : start + _IN_CHUNK]
-                        ),
-                        relay_browser_sessions.c.revoked_at.is_(None),
-                    )
-                    .values(revoked_at=now)
+                    "UPDATE relay_browser_sessions SET revoked_at = :now "
+                    "WHERE auth_session_id IN (:ids) AND revoked_at IS NULL",
+                    {"now": now, "ids": chunk},
                 )
         return revoked
 
@@ -752,11 +690,9 @@ class Store:
         name = check.text(name, "name", check.MAX_ORGANIZATION_NAME_LENGTH)
         now = self._now()
         organization_id = uuid4()
-        stmt = organizations.insert().values(
-            id=organization_id, name=name, created_at=now, updated_at=now
-        )
+        values = {"id": organization_id, "name": name, "created_at": now, "updated_at": now}
         async with self._connect(transaction=False) as conn:
-            await conn.execute(stmt)
+            await conn.execute(insert("organizations", list(values)), values)
         return organization_id
 
     async def add_organization_member(self, organization_id: UUID, user_id: UUID) -> bool:
@@ -764,15 +700,11 @@ class Store:
         self._require_standalone("change organization members")
         check.uuid(organization_id, "organization_id")
         check.uuid(user_id, "user_id")
-        stmt = (
-            self._dialect_insert(organization_member_metadata)
-            .values(organization_id=organization_id, user_id=user_id, joined_at=self._now())
-            .on_conflict_do_nothing()
-        )
+        values = {"organization_id": organization_id, "user_id": user_id, "joined_at": self._now()}
         try:
             async with self._connect(transaction=False) as conn:
-                return (await conn.execute(stmt)).rowcount > 0
-        except sa_exc.IntegrityError:
+                return await conn.execute(_ADD_MEMBER, values) > 0
+        except ConstraintViolation:
             raise NotFound(
                 f"organization {organization_id} or user {user_id} does not exist"
             ) from None
@@ -781,10 +713,13 @@ class Store:
         self._require_standalone("change organization members")
         check.uuid(organization_id, "organization_id")
         check.uuid(user_id, "user_id")
-        m = organization_member_metadata
-        stmt = m.delete().where(m.c.organization_id == organization_id, m.c.user_id == user_id)
         async with self._connect(transaction=False) as conn:
-            return (await conn.execute(stmt)).rowcount > 0
+            deleted = await conn.execute(
+                "DELETE FROM organization_member_metadata "
+                "WHERE organization_id = :organization_id AND user_id = :user_id",
+                {"organization_id": organization_id, "user_id": user_id},
+            )
+        return deleted > 0
 
     async def share_host(self, host_id: UUID, organization_id: UUID | None) -> bool:
         """Shares the host with an organization (None: with nobody). False if no such
@@ -793,16 +728,16 @@ class Store:
         check.uuid(host_id, "host_id")
         if organization_id is not None:
             check.uuid(organization_id, "organization_id")
-        stmt = (
-            update(hosts)
-            .where(hosts.c.id == host_id)
-            .values(shared_with_organization_id=organization_id, updated_at=self._now())
-        )
         try:
             async with self._connect(transaction=False) as conn:
-                return (await conn.execute(stmt)).rowcount > 0
-        except sa_exc.IntegrityError:
+                changed = await conn.execute(
+                    "UPDATE hosts SET shared_with_organization_id = :organization_id, "
+                    "updated_at = :now WHERE id = :id",
+                    {"organization_id": organization_id, "now": self._now(), "id": host_id},
+                )
+        except ConstraintViolation:
             raise NotFound(f"organization {organization_id} does not exist") from None
+        return changed > 0
 
     async def remove_user(self, user_id: UUID) -> bool:
         """Deletes the user with their auth sessions, hosts and browser sessions (the
@@ -810,27 +745,30 @@ class Store:
         self._require_standalone("remove users")
         check.uuid(user_id, "user_id")
         async with self._connect(transaction=False) as conn:
-            return (await conn.execute(users.delete().where(users.c.id == user_id))).rowcount > 0
+            return await conn.execute("DELETE FROM users WHERE id = :id", {"id": user_id}) > 0
 
     async def list_auth_sessions(self, user_id: UUID | None = None) -> list[AuthSessionRecord]:
         """Every auth session (one per issued token), or one user's, oldest first."""
         self._require_standalone("list auth sessions")
-        stmt = select(*_AUTH_SESSION_COLUMNS).order_by(
-            auth_sessions.c.created_at, auth_sessions.c.id
-        )
+        sql = f"SELECT {_AUTH_SESSION_COLUMNS} FROM auth_sessions"
+        params: dict[str, object] = {}
         if user_id is not None:
-            stmt = stmt.where(auth_sessions.c.user_id == check.uuid(user_id, "user_id"))
+            sql += " WHERE user_id = :user_id"
+            params["user_id"] = check.uuid(user_id, "user_id")
         async with self._connect(transaction=False) as conn:
-            rows = (await conn.execute(stmt)).all()
-        return [_auth_session(row._mapping, "") for row in rows]
+            rows = await conn.fetch(sql + " ORDER BY created_at, id", params, _KINDS)
+        return [_auth_session(row, "") for row in rows]
 
     async def list_all_hosts(self) -> list[HostRecord]:
         """Every host of every user, by name (``owned`` is always True)."""
         self._require_standalone("list every host")
-        stmt = select(hosts, literal(True).label("owned")).order_by(hosts.c.name, hosts.c.id)
         async with self._connect(transaction=False) as conn:
-            rows = (await conn.execute(stmt)).all()
-        return [_host(row._mapping) for row in rows]
+            rows = await conn.fetch(
+                f"SELECT {_HOST_COLUMNS}, 1 AS owned FROM hosts ORDER BY hosts.name, hosts.id",
+                None,
+                _KINDS,
+            )
+        return [_host(row) for row in rows]
 
     async def remove_host(self, host_id: UUID) -> bool:
         """Deletes the host and its browser sessions. False if there was no such host. A
@@ -838,7 +776,7 @@ class Store:
         self._require_standalone("remove hosts")
         check.uuid(host_id, "host_id")
         async with self._connect(transaction=False) as conn:
-            return (await conn.execute(hosts.delete().where(hosts.c.id == host_id))).rowcount > 0
+            return await conn.execute("DELETE FROM hosts WHERE id = :id", {"id": host_id}) > 0
 
     # -- plumbing -----------------------------------------------------------------------
 
@@ -854,51 +792,11 @@ class Store:
                 f"cannot {what} in shared mode: the remote API owns users and auth sessions"
             )
 
-    def _dialect_insert(self, table: Any) -> Any:
-        # ON CONFLICT exists on both backends, with the same spelling, under two classes.
-        # Imported here: a relay loads only its own backend's dialect.
-        if self._target.backend == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-
-            return postgresql_insert(table)
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        return sqlite_insert(table)
-
-    @contextlib.asynccontextmanager
-    async def _connect(self, *, transaction: bool) -> AsyncIterator[AsyncConnection]:
-        """A pooled connection. ``transaction=False``: each statement commits on its own
-        (PostgreSQL: AUTOCOMMIT, so no BEGIN/COMMIT round trips; SQLite: no BEGIN).
-        ``transaction=True``: one transaction, committed at the end (SQLite: BEGIN
+    def _connect(self, *, transaction: bool) -> contextlib.AbstractAsyncContextManager[Connection]:
+        """A pooled connection (pool.py). ``transaction=False``: each statement commits on
+        its own. ``transaction=True``: one transaction, committed at the end (SQLite: BEGIN
         IMMEDIATE, so it waits for the write lock rather than failing midway)."""
-        with _unavailable_on_connection_errors(self._target.display):
-            async with self._engine.connect() as conn:
-                if self._target.backend == "sqlite":
-                    if transaction:
-                        await conn.execution_options(**{SQLITE_BEGIN_OPTION: "IMMEDIATE"})
-                elif not transaction:
-                    await conn.execution_options(isolation_level="AUTOCOMMIT")
-                if transaction:
-                    async with conn.begin():
-                        yield conn
-                else:
-                    yield conn
-
-
-@contextlib.contextmanager
-def _unavailable_on_connection_errors(display: str) -> Iterator[None]:
-    try:
-        yield
-    except StoreError:
-        raise
-    except sa_exc.DBAPIError as exc:
-        if exc.connection_invalidated or isinstance(
-            exc, (sa_exc.OperationalError, sa_exc.InterfaceError)
-        ):
-            raise StoreUnavailable(f"database {display}: {exc.orig}") from exc
-        raise
-    except (sa_exc.DisconnectionError, sa_exc.TimeoutError, OSError, TimeoutError) as exc:
-        raise StoreUnavailable(f"database {display}: {exc}") from exc
+        return self._database.connect(transaction=transaction)
 
 
 def _prepare_sqlite_file(target: DatabaseTarget, mode: StoreMode) -> None:
@@ -924,39 +822,77 @@ def _prepare_sqlite_file(target: DatabaseTarget, mode: StoreMode) -> None:
         raise StoreUnavailable(f"cannot make {target.display} private: {exc}") from exc
 
 
-def _has_access(user_id: UUID | ColumnElement[Any]) -> ColumnElement[bool]:
-    """The user (a value or a column) owns the host in the query, or is a member of the
-    organization it is shared with."""
-    m = organization_member_metadata
-    return or_(
-        hosts.c.owner_user_id == user_id,
-        exists().where(
-            m.c.organization_id == hosts.c.shared_with_organization_id,
-            m.c.user_id == user_id,
-        ),
+def _chunks(ids: list[UUID]) -> Iterator[list[UUID]]:
+    for start in range(0, len(ids), _IN_CHUNK):
+        yield ids[start : start + _IN_CHUNK]
+
+
+def _has_access(user: str) -> str:
+    """SQL: the user (a placeholder or a column) owns the host in the query, or is a
+    member of the organization it is shared with."""
+    return (
+        f"(hosts.owner_user_id = {user} OR EXISTS (SELECT * FROM organization_member_metadata "
+        "WHERE organization_member_metadata.organization_id = hosts.shared_with_organization_id "
+        f"AND organization_member_metadata.user_id = {user}))"
     )
 
 
-_AUTH_SESSION_COLUMNS = (
-    auth_sessions.c.id,
-    auth_sessions.c.user_id,
-    auth_sessions.c.created_at,
-    auth_sessions.c.last_used_at,
-    auth_sessions.c.revoked_at,
+_KINDS = schema.KINDS
+_HOST_COLUMNS = ", ".join(f"hosts.{column}" for column in schema.HOST_COLUMNS)
+_AUTH_SESSION_COLUMNS = ", ".join(schema.AUTH_SESSION_COLUMNS)
+
+_UPSERT_HOST = insert(
+    "hosts",
+    (
+        "id",
+        "owner_user_id",
+        "machine_id",
+        "name",
+        "agent_version",
+        "status",
+        "created_at",
+        "updated_at",
+    ),
+    conflict=("owner_user_id", "machine_id"),
+    update=("name", "agent_version", "updated_at"),
+    returning=("id",),
+)
+_PIN_KEY = insert(
+    "agent_relay_host_keys", ("host_id", "public_key", "pinned_at"), conflict=("host_id",)
+)
+_PINNED_KEY = "SELECT public_key FROM agent_relay_host_keys WHERE host_id = :host_id"
+_ADD_MEMBER = insert(
+    "organization_member_metadata", ("organization_id", "user_id", "joined_at"), conflict=()
+)
+# The access check is part of the INSERT: no row is inserted without access.
+_CREATE_BROWSER_SESSION = (
+    "INSERT INTO relay_browser_sessions (id, host_id, user_id, auth_session_id, created_at) "
+    "SELECT :id::uuid, hosts.id, :user::uuid, :auth::uuid, :now::timestamptz FROM hosts "
+    f"WHERE hosts.id = :host AND {_has_access(':user')} RETURNING id"
+)
+_PROXY_CONTEXT = (
+    "SELECT relay_browser_sessions.id, relay_browser_sessions.host_id, "
+    "relay_browser_sessions.user_id, relay_browser_sessions.created_at, "
+    "relay_browser_sessions.last_used_at, relay_browser_sessions.revoked_at, "
+    + ", ".join(f"auth_sessions.{c} AS auth_{c}" for c in schema.AUTH_SESSION_COLUMNS)
+    + f", {_has_access('relay_browser_sessions.user_id')} AS user_has_access "
+    "FROM relay_browser_sessions JOIN hosts ON hosts.id = relay_browser_sessions.host_id "
+    "LEFT OUTER JOIN auth_sessions ON auth_sessions.id = relay_browser_sessions.auth_session_id "
+    "WHERE relay_browser_sessions.id = :id"
 )
 
 
-def _auth_session(values: RowMapping, prefix: str) -> AuthSessionRecord:
+def _auth_session(row: Row, prefix: str) -> AuthSessionRecord:
     return AuthSessionRecord(
-        id=values[f"{prefix}id"],
-        user_id=values[f"{prefix}user_id"],
-        created_at=values[f"{prefix}created_at"],
-        last_used_at=values[f"{prefix}last_used_at"],
-        revoked_at=values[f"{prefix}revoked_at"],
+        id=row[f"{prefix}id"],
+        user_id=row[f"{prefix}user_id"],
+        created_at=row[f"{prefix}created_at"],
+        last_used_at=row[f"{prefix}last_used_at"],
+        revoked_at=row[f"{prefix}revoked_at"],
     )
 
 
-def _host(row: RowMapping) -> HostRecord:
+def _host(row: Row) -> HostRecord:
     return HostRecord(
         id=row["id"],
         owner_user_id=row["owner_user_id"],

@@ -1,37 +1,27 @@
-"""Database URLs and engines: SQLite (aiosqlite) and PostgreSQL (asyncpg).
+"""Database URLs: SQLite (a file path or ``sqlite:///path``) and PostgreSQL.
 
 PostgreSQL URLs are taken as the reference relay takes them (libpq style:
 ``postgres://`` or ``postgresql://``, with ``?sslmode=…`` and the other libpq
-parameters). SQLAlchemy would hand each query parameter to ``asyncpg.connect`` as a
-keyword, which asyncpg refuses for ``sslmode``; so the URL goes to asyncpg's own
-libpq-compatible DSN parser instead, through ``async_creator``, and SQLAlchemy only
-picks the dialect.
+parameters); the URL goes whole to asyncpg's own libpq-compatible DSN parser (pool.py),
+so every parameter it knows keeps its libpq meaning.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 from urllib.parse import parse_qsl, urlsplit
 
 import platformdirs
-from sqlalchemy import event
-from sqlalchemy.engine import URL
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from .errors import InvalidDatabaseUrl, StoreUnavailable
+from .errors import InvalidDatabaseUrl
 
 DEFAULT_DATABASE_FILE = "relay.sqlite3"
 POSTGRES_SCHEMES = ("postgres", "postgresql", "postgresql+asyncpg")
 SQLITE_SCHEMES = ("sqlite", "sqlite+aiosqlite")
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
-
-# Execution option read by the SQLite "begin" hook: the BEGIN to emit, or none.
-SQLITE_BEGIN_OPTION = "agent_relay_sqlite_begin"
-SQLITE_BEGIN_MODES = ("DEFERRED", "IMMEDIATE")
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +68,7 @@ def parse_database_url(
 
 
 def _parse_sqlite_url(url: str) -> DatabaseTarget:
-    # sqlite:///relative/path, sqlite:////absolute/path (SQLAlchemy's convention).
+    # sqlite:///relative/path, sqlite:////absolute/path (the convention of SQLAlchemy URLs, kept).
     rest = url.split("://", 1)[1]
     if "?" in rest:
         raise InvalidDatabaseUrl("SQLite URLs take no query parameters")
@@ -114,79 +104,3 @@ def _parse_postgres_url(url: str) -> DatabaseTarget:
     )
     display = f"postgresql://{netloc}{parts.path}" + (f"?{query}" if query else "")
     return DatabaseTarget("postgresql", display, postgres_dsn=dsn)
-
-
-def create_engine(
-    target: DatabaseTarget,
-    *,
-    pool_size: int,
-    connect_timeout: float,
-    statement_timeout: float,
-) -> AsyncEngine:
-    if target.backend == "sqlite":
-        assert target.sqlite_path is not None
-        return _create_sqlite_engine(target.sqlite_path, pool_size, statement_timeout)
-    assert target.postgres_dsn is not None
-    return create_async_engine(
-        URL.create("postgresql+asyncpg"),
-        async_creator=_postgres_connector(
-            target.postgres_dsn, target.display, connect_timeout, statement_timeout
-        ),
-        pool_size=pool_size,
-        max_overflow=pool_size,
-        pool_timeout=connect_timeout,
-        # Connections older than this are replaced at checkout; no ping per checkout
-        # (that would be a second round trip on the proxy's hot path).
-        pool_recycle=1800,
-    )
-
-
-def _postgres_connector(
-    dsn: str, display: str, connect_timeout: float, statement_timeout: float
-) -> Callable[[], Awaitable[Any]]:
-    async def connect() -> Any:
-        import asyncpg  # only a relay on PostgreSQL loads the driver (3 MiB)
-
-        try:
-            return await asyncpg.connect(
-                dsn, timeout=connect_timeout, command_timeout=statement_timeout
-            )
-        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            raise StoreUnavailable(f"cannot connect to {display}: {exc}") from exc
-
-    return connect
-
-
-def _create_sqlite_engine(path: Path, pool_size: int, busy_timeout: float) -> AsyncEngine:
-    engine = create_async_engine(
-        URL.create("sqlite+aiosqlite", database=str(path)),
-        pool_size=pool_size,
-        max_overflow=pool_size,
-        pool_timeout=busy_timeout,
-    )
-    busy_ms = int(busy_timeout * 1000)
-
-    @event.listens_for(engine.sync_engine, "connect")
-    def on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # The driver would BEGIN on its own before writes only; we emit BEGIN ourselves
-        # (on_begin) so a write transaction can take the lock up front (IMMEDIATE) and
-        # wait out busy_timeout instead of failing on a lock upgrade.
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        for pragma in (
-            f"busy_timeout = {busy_ms}",
-            "journal_mode = WAL",  # readers never block the writer, nor it them
-            "synchronous = NORMAL",  # durable enough with WAL, and much faster
-            "foreign_keys = ON",  # the ON DELETE CASCADE of the schema needs it
-        ):
-            cursor.execute(f"PRAGMA {pragma}")
-        cursor.close()
-
-    @event.listens_for(engine.sync_engine, "begin")
-    def on_begin(conn: Any) -> None:
-        mode = conn.get_execution_options().get(SQLITE_BEGIN_OPTION)
-        if mode is not None:
-            assert mode in SQLITE_BEGIN_MODES
-            conn.exec_driver_sql(f"BEGIN {mode}")
-
-    return engine
