@@ -16,9 +16,10 @@ streams and reading downloads cost nothing once they run. Beyond the budget a re
 waits, first come first served per user, up to ``max_wait`` seconds (a client that
 reads frees the budget as it goes), then gets 503.
 
-Users are not each other's limit: a user's share is the whole budget, and the relay as a
-whole takes up to twice the budget before it holds back any user that has more than an
-eighth of it. A user with nothing open is always admitted, so one request always runs.
+``budget`` here is one user's share (the relay passes half its receive budget). Users
+are not each other's limit: each has a whole share, and the relay as a whole takes up to
+twice a share before it holds back any user that has more than an eighth of one. A user
+with nothing open is always admitted, so one request always runs.
 """
 
 from __future__ import annotations

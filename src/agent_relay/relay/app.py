@@ -98,7 +98,9 @@ class RelayApp:
         self.metrics = metrics or RelayMetrics()
         # One receive budget for every host's session (mux/budget.py).
         self.budget = ReceiveBudget(limit=config.buffer_budget)
-        self.admission = BufferAdmission(config.buffer_budget)
+        # A user's share is half the budget, so that all users together are held back
+        # at the budget itself (twice a share), not at twice it (bench/relay_memory.py).
+        self.admission = BufferAdmission(max(1, config.buffer_budget // 2))
         self.metrics.held.set_function(
             lambda: self.admission.total.buffered + self.admission.reserved
         )
