@@ -28,7 +28,7 @@ from agent_relay.host import (
 from agent_relay.trust import TrustHost, wire
 from agent_relay.trust.host import API_PREFIX
 from tests.support.relay import Relay, running_relay
-from tests.support.trust_app import BIG, sample_app, serving
+from tests.support.trust_app import BIG, SLOW, sample_app, serving
 from tests.support.trustpeer import Pairing, Peer, SignatureMismatch
 
 FAST = BackoffPolicy(base=0.05, cap=0.2, reset_after=60.0)
@@ -255,3 +255,19 @@ async def test_revocation_cuts_a_signed_stream(
     assert all(r == b"data: tick\n\n" for r in records)
     with pytest.raises(SignatureMismatch):
         peer.records(bytes(received), request_nonce, nonces[0], require_end=True)
+
+
+async def test_a_request_in_flight_when_its_client_is_revoked_is_answered_401(
+    setup: tuple[Relay, Connector, str], tmp_path: Path
+) -> None:
+    relay, _, base = setup
+    peer = await pair_through_relay(relay, base, tmp_path / "host")
+    headers = peer.sign("GET", "/slow", b"", now())
+    pending = asyncio.create_task(relay.client.get(f"{base}/slow", headers=headers))
+    await asyncio.sleep(0.3)  # admitted; the local server is thinking
+    # Revoked by another process: the connector picks it up within its 1 s check, while
+    # the local server still thinks, and nothing of the answer has gone out yet.
+    assert TrustHost.open(tmp_path / "host").revoke(peer.client_id)
+    answer = await asyncio.wait_for(pending, SLOW + 10)
+    assert answer.status_code == 401, answer.text  # not a stream cut off (502)
+    assert answer.json()["reason"] == "client_revoked"

@@ -15,6 +15,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 BIG = bytes(range(256)) * 8192  # 2 MiB: above the 1 MiB buffer limit
+SLOW = 2.5  # seconds /slow thinks: longer than the connector's 1 s check for revocations
 
 
 def sample_app() -> Starlette:
@@ -40,6 +41,10 @@ def sample_app() -> Starlette:
 
         return StreamingResponse(generate(), media_type="text/event-stream")
 
+    async def slow(request: Request) -> Response:
+        await asyncio.sleep(SLOW)
+        return Response(b"late")
+
     async def terminal(websocket: WebSocket) -> None:
         await websocket.accept()
         with contextlib.suppress(WebSocketDisconnect):
@@ -58,6 +63,7 @@ def sample_app() -> Starlette:
             Route("/big", big),
             Route("/events", events),
             Route("/forever", forever),
+            Route("/slow", slow),
             Route("/whoami", lambda r: JSONResponse({"ok": True})),
             WebSocketRoute("/terminal", terminal),
         ]

@@ -49,7 +49,8 @@ from ..trust.admission import (
     lines_map,
 )
 from ..trust.body import BodyBuffer
-from ..trust.host import TrustHost
+from ..trust.errors import client_revoked
+from ..trust.host import TrustHost, error_reply
 from ..trust.sessions import VerifiedRequest
 from ..trust.signing import BodyMode
 from ..webrtc.host import OFFER_PATH
@@ -369,6 +370,14 @@ class _Exchange:
             return
         upstream = self.upstream
         assert upstream is not None
+        if self.revoked:
+            # Revoked while the local server thought: nothing has gone out yet, so the
+            # client is told why, as its next request would be, instead of being cut off.
+            await self._stop_upload()
+            self.pool.discard(upstream)
+            log.info("%s -> 401: the client was revoked", self.what)
+            await self._reply(error_reply(client_revoked(), self.clock()))
+            return
         try:
             if response.status_code == 101:  # the only 1xx that gets here
                 await self._splice(upstream, response)

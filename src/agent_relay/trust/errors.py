@@ -37,6 +37,10 @@ def unauthorized(reason: str, message: str) -> TrustError:
     return TrustError(401, reason, message)
 
 
+def client_revoked() -> TrustError:
+    return unauthorized("client_revoked", "this client was revoked by the host owner")
+
+
 def success_body(data: object) -> bytes:
     return json.dumps(
         {"success": True, "data": data, "message": None}, separators=(",", ":")

@@ -19,7 +19,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from . import wire
-from .errors import TrustError, success_body, unauthorized
+from .errors import TrustError, client_revoked, success_body, unauthorized
 from .frames import FrameCodec
 from .keys import public_bytes, verifies
 from .limits import TrustLimits
@@ -258,7 +258,7 @@ class TrustHost:
         )
         if verified.client_id not in self._keys:
             self._end_client(verified.client_id)
-            raise unauthorized("client_revoked", "this client was revoked by the host owner")
+            raise client_revoked()
         return verified
 
     def precheck(
@@ -474,7 +474,7 @@ class TrustHost:
         key = self._keys.get(client_id)
         if key is None:
             if client_id in self._revoked_clients:
-                raise unauthorized("client_revoked", "this client was revoked by the host owner")
+                raise client_revoked()
             raise unauthorized("unknown_client", "this client is not paired with the host")
         try:
             signature = wire.b64decode(signature_b64, size=wire.SIGNATURE_SIZE)

@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from . import wire
-from .errors import TrustError, unauthorized
+from .errors import TrustError, client_revoked, unauthorized
 from .keys import verifies
 from .limits import TrustLimits
 
@@ -81,7 +81,7 @@ class SessionTable:
         entry = self._sessions.get(session_id)
         if entry is None:
             if session_id in self._revoked:
-                raise unauthorized("client_revoked", "this client was revoked by the host owner")
+                raise client_revoked()
             raise unauthorized("unknown_session", "unknown signing session; refresh it")
         session = entry[0]
         if now - session.created_at > self.limits.session_ttl:
