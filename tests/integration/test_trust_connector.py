@@ -257,16 +257,18 @@ async def test_revocation_cuts_a_signed_stream(
         peer.records(bytes(received), request_nonce, nonces[0], require_end=True)
 
 
+@pytest.mark.parametrize("path", ["/slow", "/drip"])
 async def test_a_request_in_flight_when_its_client_is_revoked_is_answered_401(
-    setup: tuple[Relay, Connector, str], tmp_path: Path
+    setup: tuple[Relay, Connector, str], tmp_path: Path, path: str
 ) -> None:
     relay, _, base = setup
     peer = await pair_through_relay(relay, base, tmp_path / "host")
-    headers = peer.sign("GET", "/slow", b"", now())
-    pending = asyncio.create_task(relay.client.get(f"{base}/slow", headers=headers))
-    await asyncio.sleep(0.3)  # admitted; the local server is thinking
+    headers = peer.sign("GET", path, b"", now())
+    pending = asyncio.create_task(relay.client.get(f"{base}{path}", headers=headers))
+    await asyncio.sleep(0.3)  # admitted; the local server thinks (/slow) or dribbles
     # Revoked by another process: the connector picks it up within its 1 s check, while
-    # the local server still thinks, and nothing of the answer has gone out yet.
+    # the local server still thinks or the connector still reads the answer to sign it
+    # whole (/drip), so nothing of the answer has gone out yet.
     assert TrustHost.open(tmp_path / "host").revoke(peer.client_id)
     answer = await asyncio.wait_for(pending, SLOW + 10)
     assert answer.status_code == 401, answer.text  # not a stream cut off (502)

@@ -45,6 +45,17 @@ def sample_app() -> Starlette:
         await asyncio.sleep(SLOW)
         return Response(b"late")
 
+    async def drip(request: Request) -> StreamingResponse:
+        async def generate() -> AsyncIterator[bytes]:
+            yield b"first "
+            await asyncio.sleep(SLOW)
+            yield b"last"
+
+        # A known length: a signed answer this small is read whole and signed in its head.
+        return StreamingResponse(
+            generate(), media_type="text/plain", headers={"content-length": "10"}
+        )
+
     async def terminal(websocket: WebSocket) -> None:
         await websocket.accept()
         with contextlib.suppress(WebSocketDisconnect):
@@ -64,6 +75,7 @@ def sample_app() -> Starlette:
             Route("/events", events),
             Route("/forever", forever),
             Route("/slow", slow),
+            Route("/drip", drip),
             Route("/whoami", lambda r: JSONResponse({"ok": True})),
             WebSocketRoute("/terminal", terminal),
         ]

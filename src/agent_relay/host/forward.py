@@ -370,23 +370,23 @@ class _Exchange:
             return
         upstream = self.upstream
         assert upstream is not None
-        if self.revoked:
-            # Revoked while the local server thought: nothing has gone out yet, so the
-            # client is told why, as its next request would be, instead of being cut off.
-            await self._stop_upload()
-            self.pool.discard(upstream)
-            log.info("%s -> 401: the client was revoked", self.what)
-            await self._reply(error_reply(client_revoked(), self.clock()))
-            return
         try:
+            if self.revoked:
+                raise _Abort("the client was revoked")
             if response.status_code == 101:  # the only 1xx that gets here
                 await self._splice(upstream, response)
             else:
                 await self._respond(upstream, response)
-        except BaseException:
+        except BaseException as exc:
             await self._stop_upload()
             self.pool.discard(upstream)
-            raise
+            if not (isinstance(exc, _Abort) and self.revoked and not self.front.head_sent):
+                raise
+            # Revoked while the local server thought, or while a buffered answer was
+            # read: nothing has gone out yet, so the client is told why, as its next
+            # request would be, instead of finding its stream cut.
+            log.info("%s -> 401: the client was revoked", self.what)
+            await self._reply(error_reply(client_revoked(), self.clock()))
 
     # ----------------------------------------------------------------- request
 

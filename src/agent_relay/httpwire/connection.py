@@ -11,6 +11,7 @@ from ..errors import HttpError
 from . import codec
 from .channel import READ_SIZE, ByteChannel
 from .codec import (
+    DONE,
     NEED_DATA,
     PAUSED,
     SEND_BODY,
@@ -259,6 +260,11 @@ class HttpConnection:
     @property
     def switched_protocol(self) -> bool:
         return self._codec.our_state is SWITCHED
+
+    @property
+    def head_sent(self) -> bool:
+        """Our message's head has gone out (or was started for one write)."""
+        return self._codec.our_state in (SEND_BODY, DONE, SWITCHED)
 
     @property
     def can_reuse(self) -> bool:
