@@ -24,6 +24,14 @@ _HOST_MODULES = [
 ]
 
 
+def _printed_by(code: str) -> list[str]:
+    """The words ``code`` prints, run in a fresh interpreter (its own sys.modules)."""
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    return done.stdout.split()
+
+
 def test_the_host_command_does_not_load_the_relay_or_the_database_drivers() -> None:
     code = (
         "import importlib, sys\n"
@@ -34,10 +42,7 @@ def test_the_host_command_does_not_load_the_relay_or_the_database_drivers() -> N
         "               or m.startswith(('agent_relay.relay', 'agent_relay.store')))\n"
         "print(' '.join(heavy))\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
-    )
-    assert done.stdout.split() == []
+    assert _printed_by(code) == []
 
 
 def test_the_secret_variable_named_in_the_help_is_the_relays() -> None:
@@ -54,10 +59,7 @@ def test_the_host_command_loads_pairing_qr_and_platform_dirs_only_on_use() -> No
         "print(' '.join(sorted(m for m in ('spake2', 'segno', 'platformdirs') "
         "if m in sys.modules)))\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
-    )
-    assert done.stdout.split() == []
+    assert _printed_by(code) == []
 
 
 def test_the_relay_on_sqlite_loads_no_postgresql_driver_and_no_sqlalchemy() -> None:
@@ -76,7 +78,4 @@ def test_the_relay_on_sqlite_loads_no_postgresql_driver_and_no_sqlalchemy() -> N
         "print(' '.join(sorted(m for m in sys.modules\n"
         "                      if m.split('.')[0] in ('sqlalchemy', 'greenlet', 'asyncpg'))))\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
-    )
-    assert done.stdout.split() == []
+    assert _printed_by(code) == []
