@@ -4,8 +4,8 @@ high-water mark), so a relay that once held its budget would keep that much resi
 ``tune`` caps glibc's arenas (each thread that allocates may get its own: the SQLite
 driver's thread would) and fixes the size from which a block is a mapping of its own
 above the largest stream chunk (a 1 MiB message): left to glibc, that threshold moves,
-and a chunk that is a mapping costs a page fault per 4 KiB each time (measured: three
-times the relay's CPU per MiB downloaded at 128 KiB); from the heap, chunks are reused.
+and a chunk that is a mapping costs a page fault per 4 KiB each time (measured: about
+twice the relay's CPU per MiB downloaded at 128 KiB); from the heap, chunks are reused.
 Fixing it lower bought no measurable memory under clients that do not read (bench/
 relay_memory.py, where what the relay holds is its buffer budget, not fragments).
 ``trim_periodically``
